@@ -1,0 +1,93 @@
+use std::io;
+use std::path::PathBuf;
+
+use rustix::io::Errno;
+
+/// What went wrong, with the value at fault and, where it helps, what would
+/// be right.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.' (not \".\" or \"..\")"
+    )]
+    InvalidId(String),
+    #[error("container {id:?} does not exist in {root}")]
+    NotFound { id: String, root: PathBuf },
+    #[error("container {id:?} already exists in {root}: delete it or choose another id")]
+    AlreadyExists { id: String, root: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    ReadConfig { path: PathBuf, source: io::Error },
+    #[error("invalid {path}: {message}")]
+    MalformedConfig { path: PathBuf, message: String },
+    #[error("invalid config: {field} is {value}: {expected}")]
+    InvalidConfig {
+        field: String,
+        value: String,
+        expected: String,
+    },
+    #[error("cannot {action} container {id:?}: it is {status}{hint}")]
+    WrongState {
+        id: String,
+        action: &'static str,
+        status: &'static str,
+        hint: &'static str,
+    },
+    #[error("{what}: {source}")]
+    Os { what: String, source: Errno },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error(transparent)]
+    Cgroup(#[from] keel_cgroups::Error),
+    #[error(transparent)]
+    Seccomp(#[from] keel_seccomp::Error),
+    #[error("{kind} hook {path} failed: {reason}")]
+    Hook {
+        kind: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    /// An error the container's init process reported, already worded.
+    #[error("{0}")]
+    Container(String),
+    #[error("unknown signal {0:?}: use a name such as TERM, SIGKILL or a number from 1 to 64")]
+    UnknownSignal(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::InvalidConfig {
+            field: field.into(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// Attaches what was being done to a failed syscall.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, Error>;
+}
+
+impl<T> Context<T> for Result<T, Errno> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, Error> {
+        self.map_err(|source| Error::Os {
+            what: what(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for Result<T, io::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, Error> {
+        self.map_err(|source| Error::Io {
+            what: what(),
+            source,
+        })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,102 @@
+//! Messages between the runtime and the container process it forked, over
+//! a socketpair whose packets keep their boundaries.
+
+use std::os::fd::OwnedFd;
+
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+use crate::error::{Context, Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Message {
+    /// Runtime to child: carry on. Carries the child's pid as the runtime
+    /// sees it, for the state given to hooks.
+    Go(i32),
+    /// Child to runtime: mounts are done; run the createRuntime hooks.
+    RunHooks,
+    /// Child to runtime: the container is created and waits for start.
+    Created,
+    /// Child to runtime: setting up failed, for this reason.
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub(crate) struct Channel(OwnedFd);
+
+/// Two connected ends: one for the runtime, one for the child.
+pub(crate) fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context(|| "creating the runtime's socketpair".into())?;
+    Ok((Channel(a), Channel(b)))
+}
+
+impl Channel {
+    pub(crate) fn send(&self, message: &Message) -> Result<()> {
+        let mut packet = Vec::with_capacity(16);
+        match message {
+            Message::Go(pid) => {
+                packet.push(b'G');
+                packet.extend_from_slice(&pid.to_le_bytes());
+            }
+            Message::RunHooks => packet.push(b'H'),
+            Message::Created => packet.push(b'C'),
+            Message::Failed(reason) => {
+                packet.push(b'F');
+                packet.extend_from_slice(reason.as_bytes());
+            }
+        }
+        rustix::net::send(&self.0, &packet, SendFlags::NOSIGNAL)
+            .context(|| "talking to the container process".into())?;
+        Ok(())
+    }
+
+    /// The next message, or `None` when the other end is gone.
+    pub(crate) fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match rustix::net::recv(&self.0, &mut buf, RecvFlags::empty()) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => {
+                    break other
+                        .context(|| "listening to the container process".into())?
+                        .0;
+                }
+            }
+        };
+        let packet = &buf[..n];
+        let message = match packet {
+            [] => return Ok(None),
+            [b'G', pid @ ..] if pid.len() == 4 => {
+                Message::Go(i32::from_le_bytes([pid[0], pid[1], pid[2], pid[3]]))
+            }
+            [b'H'] => Message::RunHooks,
+            [b'C'] => Message::Created,
+            [b'F', reason @ ..] => Message::Failed(String::from_utf8_lossy(reason).into_owned()),
+            _ => {
+                return Err(Error::Container(format!(
+                    "unexpected message {packet:?} from the container process"
+                )));
+            }
+        };
+        Ok(Some(message))
+    }
+
+    /// Waits for `expected`; a failure report or a closed channel is an error.
+    pub(crate) fn expect(&self, expected: &Message) -> Result<()> {
+        match self.recv()? {
+            Some(m) if &m == expected => Ok(()),
+            Some(Message::Failed(reason)) => Err(Error::Container(reason)),
+            Some(other) => Err(Error::Container(format!(
+                "container process sent {other:?} where {expected:?} was expected"
+            ))),
+            None => Err(Error::Container(
+                "the container process exited during setup".into(),
+            )),
+        }
+    }
+}
