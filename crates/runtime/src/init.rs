@@ -69,7 +69,7 @@ fn prepare(
         channel.send(&Message::RunHooks)?;
         channel.expect(&Message::Go(pid))?;
     }
-    let state = plan.state_json(Status::Created, pid);
+    let state = plan.state_json(Status::Creating, pid);
     crate::hooks::run(
         "createContainer",
         plan.hooks(|h| h.create_container()),
