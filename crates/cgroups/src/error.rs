@@ -5,17 +5,17 @@ use std::path::PathBuf;
 /// or value at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {value:?} to {path}: {source}")]
+    #[error("cannot write {value:?} to {path}")]
     Write {
         path: PathBuf,
         value: String,
         source: io::Error,
     },
-    #[error("cannot create cgroup {path}: {source}")]
+    #[error("cannot create cgroup {path}")]
     Create { path: PathBuf, source: io::Error },
-    #[error("cannot remove cgroup {path}: {source}")]
+    #[error("cannot remove cgroup {path}")]
     Remove { path: PathBuf, source: io::Error },
     #[error("cgroup {0} still has processes after they were killed")]
     Busy(PathBuf),

@@ -93,8 +93,8 @@ impl Cgroup {
         if let Some(cpu) = r.cpu() {
             cpu_v2(dir, cpu)?;
         }
-        if let Some(pids) = r.pids() {
-            write_file(&dir.join("pids.max"), &pids_max(pids.limit()))?;
+        if let Some(limit) = set(r.pids().map(|p| p.limit())) {
+            write_file(&dir.join("pids.max"), &pids_max(limit))?;
         }
         if let Some(blkio) = r.block_io() {
             blkio_v2(dir, blkio)?;
@@ -149,6 +149,11 @@ impl Cgroup {
     }
 }
 
+/// runc's rule, which Docker relies on: a limit of 0 is not set.
+fn set<T: Default + PartialEq>(value: Option<T>) -> Option<T> {
+    value.filter(|v| *v != T::default())
+}
+
 fn pids_max(limit: i64) -> String {
     if limit > 0 {
         limit.to_string()
@@ -180,7 +185,7 @@ fn device_rule(rule: &LinuxDeviceCgroup) -> String {
 fn memory_v1(dir: &Path, m: &LinuxMemory) -> Result<(), Error> {
     let limit_file = dir.join("memory.limit_in_bytes");
     let swap_file = dir.join("memory.memsw.limit_in_bytes");
-    match (m.limit(), m.swap()) {
+    match (set(m.limit()), set(m.swap())) {
         (Some(limit), Some(swap)) => {
             check_swap(limit, swap)?;
             ensure_swap_accounting(&swap_file)?;
@@ -254,12 +259,12 @@ fn memory_v2(dir: &Path, m: &LinuxMemory) -> Result<(), Error> {
             v.to_string()
         }
     };
-    if let Some(limit) = m.limit() {
+    if let Some(limit) = set(m.limit()) {
         write_file(&dir.join("memory.max"), &max(limit))?;
     }
-    if let Some(swap) = m.swap() {
+    if let Some(swap) = set(m.swap()) {
         // v2 limits swap alone; OCI gives memory+swap.
-        let swap_only = match m.limit() {
+        let swap_only = match set(m.limit()) {
             _ if swap < 0 => -1,
             Some(limit) if limit > 0 => {
                 check_swap(limit, swap)?;
@@ -275,7 +280,7 @@ fn memory_v2(dir: &Path, m: &LinuxMemory) -> Result<(), Error> {
         };
         write_file(&dir.join("memory.swap.max"), &max(swap_only))?;
     }
-    if let Some(reservation) = m.reservation() {
+    if let Some(reservation) = set(m.reservation()) {
         write_file(&dir.join("memory.low"), &max(reservation))?;
     }
     if m.swappiness().is_some() {
@@ -321,7 +326,7 @@ fn cpu_v1(cgroup: &Cgroup, c: &LinuxCpu) -> Result<(), Error> {
 }
 
 fn cpu_v2(dir: &Path, c: &LinuxCpu) -> Result<(), Error> {
-    if let Some(shares) = c.shares().filter(|s| *s > 0) {
+    if let Some(shares) = set(c.shares()) {
         // The conversion runc and crun use: shares 2..262144 to weight 1..10000.
         let weight = 1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142;
         write_file(&dir.join("cpu.weight"), &weight.to_string())?;
@@ -337,10 +342,10 @@ fn cpu_v2(dir: &Path, c: &LinuxCpu) -> Result<(), Error> {
     if let Some(burst) = c.burst() {
         write_file(&dir.join("cpu.max.burst"), &burst.to_string())?;
     }
-    if let Some(idle) = c.idle() {
+    if let Some(idle) = set(c.idle()) {
         write_file(&dir.join("cpu.idle"), &idle.to_string())?;
     }
-    if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+    if set(c.realtime_runtime()).is_some() || set(c.realtime_period()).is_some() {
         return Err(Error::Unsupported {
             what: "linux.resources.cpu.realtimeRuntime".to_owned(),
             version: "v2",
@@ -370,10 +375,10 @@ fn blkio_v1(dir: &Path, b: &LinuxBlockIo) -> Result<(), Error> {
             dir.join(format!("blkio.bfq.{name}"))
         }
     };
-    if let Some(weight) = b.weight() {
+    if let Some(weight) = set(b.weight()) {
         write_file(&weight_file("weight"), &weight.to_string())?;
     }
-    if let Some(weight) = b.leaf_weight() {
+    if let Some(weight) = set(b.leaf_weight()) {
         write_file(&dir.join("blkio.leaf_weight"), &weight.to_string())?;
     }
     for d in b.weight_device().iter().flatten() {
@@ -412,7 +417,7 @@ fn blkio_v1(dir: &Path, b: &LinuxBlockIo) -> Result<(), Error> {
 }
 
 fn blkio_v2(dir: &Path, b: &LinuxBlockIo) -> Result<(), Error> {
-    if let Some(weight) = b.weight() {
+    if let Some(weight) = set(b.weight()) {
         let bfq = dir.join("io.bfq.weight");
         if bfq.exists() {
             write_file(&bfq, &weight.to_string())?;

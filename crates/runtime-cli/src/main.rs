@@ -71,10 +71,7 @@ impl Log {
     fn write(&self, level: &str, message: &str) {
         let Some(path) = &self.file else { return };
         let line = if self.json {
-            let time = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
+            let time = keel_runtime::now_rfc3339();
             serde_json::json!({"level": level, "msg": message, "time": time}).to_string()
         } else {
             format!("{level}: {message}")
@@ -166,7 +163,7 @@ fn run(log: &mut Log) -> Result<u8> {
         "delete" => {
             let (id, flags) = only_id(&mut parser, &["force"])?;
             for warning in runtime.delete(&id, flags.contains(&"force"))? {
-                log.warn(&warning.to_string());
+                log.warn(&keel_runtime::report(&warning));
             }
             Ok(0)
         }

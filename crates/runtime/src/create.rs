@@ -291,7 +291,7 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
         Forked::Child => {
             drop(ours);
             let error = init::run(&plan, &theirs, &fifo, console.as_ref(), &cgroup);
-            let _ = theirs.send(&Message::Failed(error.to_string()));
+            let _ = theirs.send(&Message::Failed(crate::error::report(&error)));
             sys::exit_child(1);
         }
         Forked::Parent(pid) => pid,

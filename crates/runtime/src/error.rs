@@ -15,7 +15,7 @@ pub enum Error {
     NotFound { id: String, root: PathBuf },
     #[error("container {id:?} already exists in {root}: delete it or choose another id")]
     AlreadyExists { id: String, root: PathBuf },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     ReadConfig { path: PathBuf, source: io::Error },
     #[error("invalid {path}: {message}")]
     MalformedConfig { path: PathBuf, message: String },
@@ -32,9 +32,9 @@ pub enum Error {
         status: &'static str,
         hint: &'static str,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Os { what: String, source: Errno },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io { what: String, source: io::Error },
     #[error(transparent)]
     Cgroup(#[from] keel_cgroups::Error),
@@ -91,3 +91,15 @@ impl<T> Context<T> for Result<T, io::Error> {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error with its chain of causes, as one line: "what: why: why".
+pub fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}

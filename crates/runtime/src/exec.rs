@@ -71,7 +71,7 @@ pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
                 console.as_ref(),
                 options.preserve_fds,
             );
-            let _ = theirs.send(&Message::Failed(error.to_string()));
+            let _ = theirs.send(&Message::Failed(crate::error::report(&error)));
             sys::exit_child(crate::init::exit_code(&error));
         }
         Forked::Parent(pid) => pid,

@@ -31,7 +31,7 @@ pub(crate) fn run(
             // From here on the runtime is gone: errors go to stderr and the
             // exit status.
             let error = start(plan, fifo, pid, &program);
-            eprintln!("keel-runtime: {error}");
+            eprintln!("keel-runtime: {}", crate::error::report(&error));
             sys::exit_child(exit_code(&error));
         }
         Err(e) => e,
@@ -61,6 +61,9 @@ fn prepare(
     }
     rustix::process::setsid().context(|| "starting a session".into())?;
     plan.namespaces.join_in_child()?;
+    if plan.namespaces.is_new(LinuxNamespaceType::Network) {
+        sys::loopback_up().context(|| "bringing up the loopback interface".into())?;
+    }
     plan.rootfs.mount_all(
         Some(cgroup),
         plan.namespaces.is_new(LinuxNamespaceType::Cgroup),
@@ -145,7 +148,7 @@ fn become_root() -> Result<()> {
 /// 127 for a program that cannot be found, 126 for one that cannot run, as
 /// a shell and Docker report them.
 pub(crate) fn exit_code(error: &Error) -> i32 {
-    let text = error.to_string();
+    let text = crate::error::report(error);
     if text.contains("executable file not found") || text.contains("no such file or directory") {
         127
     } else if text.contains("permission denied") {

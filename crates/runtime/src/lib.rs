@@ -31,11 +31,11 @@ use rustix::fs::{Mode, OFlags};
 use rustix::process::Pid;
 
 pub use create::CreateOptions;
-pub use error::{Error, Result};
+pub use error::{Error, Result, report};
 pub use exec::ExecOptions;
 pub use features::{default_spec, features};
 pub use signal::parse_signal;
-pub use state::{State, Status};
+pub use state::{State, Status, now_rfc3339};
 
 use state::Record;
 
@@ -230,10 +230,12 @@ fn wrong_state(id: &str, action: &'static str, status: Status, hint: &'static st
     }
 }
 
-/// Wakes the waiting init by writing to its fifo, then removes the fifo,
-/// which makes the container "running"; then runs the poststart hooks.
+/// Wakes the waiting init by writing to its fifo and waits until it has
+/// executed the container process; then removes the fifo, which makes the
+/// container "running", and runs the poststart hooks.
 fn start_created(dir: &Path, record: &Record) -> Result<()> {
     let fifo_path = dir.join(state::EXEC_FIFO);
+    let waking = || format!("waking container {:?}", record.id);
     // Non-blocking: with no reader (init died) the open fails at once.
     let fifo = rustix::fs::open(
         &fifo_path,
@@ -241,13 +243,32 @@ fn start_created(dir: &Path, record: &Record) -> Result<()> {
         Mode::empty(),
     )
     .map_err(|source| Error::Os {
-        what: format!("waking container {:?} (its init is gone)", record.id),
+        what: format!("{} (its init is gone)", waking()),
         source,
     })?;
     rustix::io::write(fifo.as_fd(), b"0").map_err(|source| Error::Os {
-        what: format!("waking container {:?}", record.id),
+        what: waking(),
         source,
     })?;
+    // Init's end of the fifo closes on exec, so the fifo loses its last
+    // reader, which poll reports as POLLERR, once the process runs (or init
+    // died trying).
+    let mut fds = [rustix::event::PollFd::new(
+        &fifo,
+        rustix::event::PollFlags::empty(),
+    )];
+    loop {
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(source) => {
+                return Err(Error::Os {
+                    what: waking(),
+                    source,
+                });
+            }
+        }
+    }
     std::fs::remove_file(&fifo_path).map_err(|source| Error::Io {
         what: format!("removing {}", fifo_path.display()),
         source,
@@ -260,7 +281,7 @@ fn start_created(dir: &Path, record: &Record) -> Result<()> {
         .and_then(|h| h.poststart().as_deref())
         .unwrap_or_default();
     for warning in crate::hooks::run_all("poststart", hooks, &state) {
-        eprintln!("keel-runtime: warning: {warning}");
+        eprintln!("keel-runtime: warning: {}", report(&warning));
     }
     Ok(())
 }

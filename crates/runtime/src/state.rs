@@ -88,9 +88,13 @@ impl Record {
     }
 
     /// Where the container is in its lifecycle, read from the live system.
+    ///
+    /// An init that has exited but is not yet reaped still counts as alive,
+    /// as crun counts it: conmon records the exit code when it reaps, and
+    /// Podman, seeing "stopped" before that, finds no exit code.
     pub(crate) fn status(&self, dir: &Path) -> Status {
         match process_start(self.pid) {
-            Some((state, start)) if start == self.start_time && state != 'Z' && state != 'X' => {
+            Some((state, start)) if start == self.start_time && state != 'X' => {
                 if dir.join(EXEC_FIFO).exists() {
                     Status::Created
                 } else if self.cgroup.is_frozen() {
@@ -146,7 +150,7 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// An RFC 3339 UTC timestamp with nanoseconds, as runc reports `created`.
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

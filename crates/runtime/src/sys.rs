@@ -166,3 +166,28 @@ pub(crate) fn unshare_time() -> Result<(), Errno> {
     let rc = unsafe { libc::unshare(libc::CLONE_NEWTIME) };
     check(rc.into()).map(drop)
 }
+
+/// Brings the loopback interface of the caller's network namespace up, as
+/// runc does for every new network namespace (Docker relies on it).
+pub(crate) fn loopback_up() -> Result<(), Errno> {
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; zeroed is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the flags of the named interface in the
+    // ifreq, which lives across the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) };
+    check(rc.into())?;
+    // SAFETY: after SIOCGIFFLAGS, the flags member of the union is set.
+    let flags = unsafe { request.ifr_ifru.ifru_flags };
+    request.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the ifreq, which lives across the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) };
+    check(rc.into()).map(drop)
+}

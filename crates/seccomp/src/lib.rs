@@ -26,11 +26,6 @@ pub enum Error {
     #[error("seccomp rule for {syscall}: argument index {index} is out of range (0 to 5)")]
     ArgIndex { syscall: String, index: usize },
     #[error(
-        "seccomp rule for {syscall}: SCMP_CMP_MASKED_EQ needs valueTwo (the value to compare \
-         the masked argument with)"
-    )]
-    MissingValueTwo { syscall: String },
-    #[error(
         "seccomp action SCMP_ACT_NOTIFY needs a seccomp notify listener, which keel-runtime \
          does not provide"
     )]
@@ -144,14 +139,6 @@ fn syscall_table<'a>(
                 return Err(Error::ArgIndex {
                     syscall: name.clone(),
                     index: c.index(),
-                });
-            }
-            if conditions
-                .iter()
-                .any(|c| c.op() == LinuxSeccompOperator::ScmpCmpMaskedEq && c.value_two().is_none())
-            {
-                return Err(Error::MissingValueTwo {
-                    syscall: name.clone(),
                 });
             }
             let Some(nr) = (arch.lookup)(name) else {
@@ -300,6 +287,7 @@ fn emit_condition(asm: &mut Assembler, c: &LinuxSeccompArg, fail: usize) -> Resu
             asm.jump(Cmp::Eq, lo, fail_t, Target::Next);
         }
         LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            // A missing valueTwo is 0: Docker's profile omits zeros.
             let (want_hi, want_lo) = split(c.value_two().unwrap_or_default());
             asm.and(hi);
             asm.jump(Cmp::Eq, want_hi, Target::Next, fail_t);

@@ -204,3 +204,23 @@ fn unknown_syscall_names_are_skipped() {
     let code = exit_code_under(&filter, || syscall_errno(libc::SYS_getppid, 0, 0));
     assert_eq!(code, libc::EPERM);
 }
+
+#[test]
+fn a_masked_equality_without_value_two_compares_with_zero_as_docker_means_it() {
+    // Docker's default profile writes its clone rule this way: Go drops the
+    // zero valueTwo.
+    let filter = Filter::compile(&profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{
+            "names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18,
+            "args": [{"index": 1, "value": 0xf0u64, "op": "SCMP_CMP_MASKED_EQ"}]
+        }]
+    })))
+    .unwrap();
+    let expected = INPUTS
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v & 0xf0 == 0)
+        .fold(0, |bits, (i, _)| bits | 1 << i);
+    assert_eq!(exit_code_under(&filter, matched_inputs), expected);
+}

@@ -1,0 +1,442 @@
+//! Podman and Docker (Debian's packages) drive keel-runtime as they drive
+//! runc. Each test has its own storage root, socket and state, uses no
+//! network (`--network none`, a dockerd without bridge or iptables), and
+//! stops only the processes it started.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{text, unique_name};
+use tempfile::TempDir;
+
+const KEEL_RUNTIME: &str = env!("CARGO_BIN_EXE_keel-runtime");
+/// Podman's default rlimits exceed this machine class's hard limits
+/// (no CAP_SYS_RESOURCE); see DESIGN.md.
+const PODMAN_ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=20000:20000",
+    "--ulimit",
+    "nproc=32768:32768",
+];
+
+/// (exit code, stdout, stderr)
+fn output(command: &mut Command) -> (i32, String, String) {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("peer command runs");
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Unmounts whatever a peer left mounted under `dir`, deepest first, so
+/// the temporary directory can go.
+fn unmount_below(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = rustix::mount::unmount(point, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// A rootfs tarball of busybox, imported by each peer as `keel-busybox`.
+fn rootfs_tar(dir: &Path) -> PathBuf {
+    let tar = dir.join("busybox.tar");
+    keel_testkit::busybox_rootfs_tar(&tar).expect("busybox tarball");
+    tar
+}
+
+/// Types `keys` into a command running under a tmux session of its own,
+/// and returns what the pane showed and what the command wrote to
+/// `exit_file`.
+fn under_tmux(command: &str, keys: &[&str], exit_file: &Path) -> (String, String) {
+    let session = unique_name("keel-tmux");
+    let script = format!("{command}; echo $? > {}; sleep 30", exit_file.display());
+    let started = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "120",
+            "-y",
+            "30",
+            &script,
+        ])
+        .status()
+        .expect("tmux runs");
+    assert!(started.success());
+    let capture = || output(Command::new("tmux").args(["capture-pane", "-p", "-t", &session])).1;
+    let wait_for = |wanted: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !capture().contains(wanted) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("/ #");
+    for key in keys {
+        Command::new("tmux")
+            .args(["send-keys", "-t", &session, key, "Enter"])
+            .status()
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exit_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pane = capture();
+    Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .status()
+        .unwrap();
+    (pane, std::fs::read_to_string(exit_file).unwrap_or_default())
+}
+
+struct Podman {
+    dir: TempDir,
+}
+
+impl Podman {
+    fn new() -> Podman {
+        let podman = Podman {
+            dir: tempfile::Builder::new()
+                .prefix("keel-podman-")
+                .tempdir()
+                .unwrap(),
+        };
+        let tar = rootfs_tar(podman.dir.path());
+        let (code, _, err) =
+            output(
+                podman
+                    .command()
+                    .args(["import", tar.to_str().unwrap(), "keel-busybox"]),
+            );
+        assert_eq!(code, 0, "podman import: {err}");
+        podman
+    }
+
+    /// Podman with every directory of its own: besides --root and
+    /// --runroot, --tmpdir, which holds exit files and the marker whose
+    /// absence makes Podman reset all container states (as after a reboot).
+    /// Shared, one test's `system reset` would wipe another's.
+    fn command(&self) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("tmp"))
+            .args([
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "none",
+                "--runtime",
+                KEEL_RUNTIME,
+            ]);
+        command
+    }
+
+    fn command_line(&self) -> String {
+        let command = self.command();
+        std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut command = self.command();
+        command
+            .arg("run")
+            .args(PODMAN_ULIMITS)
+            .args(["--network", "none"])
+            .args(args);
+        output(&mut command)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = output(
+            self.command()
+                .args(["rm", "--all", "--force", "--time", "0"]),
+        );
+        let _ = output(self.command().args(["system", "reset", "--force"]));
+        unmount_below(self.dir.path());
+    }
+}
+
+#[test]
+fn podman_runs_a_container_with_keel_runtime() {
+    let podman = Podman::new();
+    let (code, out, err) = podman.run(&["--rm", "keel-busybox", "echo", "ok"]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    let (code, _, _) = podman.run(&["--rm", "keel-busybox", "sh", "-c", "exit 9"]);
+    assert_eq!(code, 9);
+    let (code, _, err) = podman.run(&["--rm", "keel-busybox", "no-such-program"]);
+    assert_eq!(code, 127, "{err}");
+}
+
+#[test]
+fn podman_detaches_execs_and_stops_with_keel_runtime() {
+    let podman = Podman::new();
+    let name = unique_name("pod-web");
+    let (code, _, err) = podman.run(&[
+        "-d",
+        "--name",
+        &name,
+        "keel-busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 1000 & wait",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = output(podman.command().args([
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo exec-ok; cat /proc/1/cmdline",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("exec-ok\nsh\0-c\0"), "{out:?}");
+    let (code, out, _) =
+        output(
+            podman
+                .command()
+                .args(["inspect", "--format", "{{.State.Status}}", &name]),
+        );
+    assert_eq!((code, out.trim()), (0, "running"));
+    let (code, _, err) = output(podman.command().args(["stop", "--time", "10", &name]));
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = output(podman.command().args([
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        &name,
+    ]));
+    assert_eq!(out.trim(), "exited 0");
+    let (code, _, err) = output(podman.command().args(["rm", &name]));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn podman_run_it_gives_an_interactive_terminal() {
+    let podman = Podman::new();
+    let exit_file = podman.dir.path().join("exit");
+    let command = format!(
+        "{} run --rm -it --network none {} keel-busybox sh",
+        podman.command_line(),
+        PODMAN_ULIMITS.join(" ")
+    );
+    let (pane, code) = under_tmux(
+        &command,
+        &["echo typed-$((6 * 7)); tty", "exit 5"],
+        &exit_file,
+    );
+    assert!(pane.contains("typed-42"), "{pane}");
+    assert!(pane.contains("/dev/pts/0"), "{pane}");
+    assert_eq!(code.trim(), "5", "{pane}");
+}
+
+/// A dockerd from Debian's docker.io of its own, with keel-runtime added
+/// as the runtime "keel", no bridge and no iptables rules.
+struct Docker {
+    dir: TempDir,
+    daemon: Child,
+}
+
+impl Docker {
+    fn start() -> Docker {
+        let dir = tempfile::Builder::new()
+            .prefix("keel-docker-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path();
+        let log = std::fs::File::create(path.join("dockerd.log")).unwrap();
+        let daemon = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(path.join("data"))
+            .arg("--exec-root")
+            .arg(path.join("exec"))
+            .arg("--pidfile")
+            .arg(path.join("dockerd.pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", path.join("docker.sock").display()))
+            .args([
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ])
+            .arg("--add-runtime")
+            .arg(format!("keel={KEEL_RUNTIME}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd from Debian's docker.io");
+        let docker = Docker { dir, daemon };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while output(docker.command().arg("version")).0 != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not come up: {}",
+                docker.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let tar = rootfs_tar(docker.dir.path());
+        let (code, _, err) =
+            output(
+                docker
+                    .command()
+                    .args(["import", tar.to_str().unwrap(), "keel-busybox"]),
+            );
+        assert_eq!(code, 0, "docker import: {err}");
+        docker
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// Debian's 20.10 client, matching the daemon.
+    fn command(&self) -> Command {
+        let mut command = Command::new("/usr/bin/docker");
+        command.arg("--host").arg(format!(
+            "unix://{}",
+            self.dir.path().join("docker.sock").display()
+        ));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        output(self.command().args(["run", "--runtime", "keel"]).args(args))
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        // Containers one per call: dockerd 20.10 deadlocks on several
+        // (moby#42545).
+        let (_, ids, _) = output(self.command().args(["ps", "--all", "--quiet"]));
+        for id in ids.lines() {
+            let _ = output(self.command().args(["rm", "--force", id]));
+        }
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.daemon),
+            rustix::process::Signal::TERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        unmount_below(self.dir.path());
+    }
+}
+
+#[test]
+fn docker_drives_keel_runtime_through_containerd() {
+    let docker = Docker::start();
+    let (code, out, err) = docker.run(&[
+        "--rm",
+        "keel-busybox",
+        "sh",
+        "-c",
+        "echo hi from docker; grep Seccomp: /proc/self/status; ip -o link show lo",
+    ]);
+    assert_eq!(code, 0, "{err}\n{}", docker.log());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hi from docker");
+    assert_eq!(
+        lines[1], "Seccomp:\t2",
+        "Docker's default seccomp profile must be loaded"
+    );
+    assert!(
+        lines[2].contains("LOOPBACK,UP"),
+        "loopback must be up, as runc leaves it: {out}"
+    );
+
+    let (code, _, _) = docker.run(&["--rm", "keel-busybox", "sh", "-c", "exit 13"]);
+    assert_eq!(code, 13);
+    let (code, _, err) = docker.run(&["--rm", "keel-busybox", "no-such-program"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("executable file not found"), "{err}");
+
+    let name = unique_name("docker-web");
+    let (code, _, err) = docker.run(&[
+        "-d",
+        "--name",
+        &name,
+        "keel-busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) =
+        output(
+            docker
+                .command()
+                .args(["exec", &name, "wget", "-qO-", "http://127.0.0.1/"]),
+        );
+    assert_eq!((code, out.as_str()), (0, "hello from keel\n"), "{err}");
+    let (code, _, err) = output(docker.command().args(["stop", "--time", "1", &name]));
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) =
+        output(
+            docker
+                .command()
+                .args(["inspect", "--format", "{{.State.Status}}", &name]),
+        );
+    assert_eq!(out.trim(), "exited");
+    let (code, _, err) = output(docker.command().args(["rm", &name]));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn docker_run_it_gives_an_interactive_terminal() {
+    let docker = Docker::start();
+    let exit_file = docker.dir.path().join("exit");
+    let mut command = docker.command();
+    command.args([
+        "run",
+        "--rm",
+        "-it",
+        "--runtime",
+        "keel",
+        "keel-busybox",
+        "sh",
+    ]);
+    let line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (pane, code) = under_tmux(&line, &["echo typed-$((6 * 7)); tty", "exit 3"], &exit_file);
+    assert!(pane.contains("typed-42"), "{pane}");
+    assert!(pane.contains("/dev/pts/0"), "{pane}");
+    assert_eq!(code.trim(), "3", "{pane}");
+}
