@@ -6,6 +6,7 @@
 //! v2 machine, a pure v1 machine and the hybrid layout (v1 controllers with a
 //! controller-less cgroup2 beside them) are all handled by the same code.
 
+mod devices;
 mod error;
 mod hierarchy;
 mod path;

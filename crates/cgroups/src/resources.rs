@@ -106,15 +106,9 @@ impl Cgroup {
             }
         }
         if let Some(devices) = r.devices()
-            && devices
-                .iter()
-                .any(|d| !d.allow() || d.typ() != Some(LinuxDeviceType::A))
+            && !devices.is_empty()
         {
-            return Err(Error::Unsupported {
-                what: "a device allow/deny list".to_owned(),
-                version: "v2",
-                reason: "keel does not load the BPF device filter v2 needs yet",
-            });
+            crate::devices::apply(dir, devices)?;
         }
         self.apply_rdma(r)?;
         for (key, value) in r.unified().iter().flatten() {
