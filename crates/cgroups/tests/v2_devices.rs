@@ -3,7 +3,7 @@
 //! even in the hybrid layout.
 
 use keel_cgroups::{Cgroup, CgroupPath, Hierarchies, Version};
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
 /// The unified hierarchy alone, as a pure v2 machine would show it.
 fn unified_only() -> Hierarchies {
@@ -18,20 +18,9 @@ fn unified_only() -> Hierarchies {
     hierarchies
 }
 
-fn rule(
-    allow: bool,
-    typ: LinuxDeviceType,
-    major: Option<i64>,
-    minor: Option<i64>,
-    access: &str,
-) -> LinuxDeviceCgroup {
-    let mut r = LinuxDeviceCgroup::default();
-    r.set_allow(allow)
-        .set_typ(Some(typ))
-        .set_major(major)
-        .set_minor(minor)
-        .set_access(Some(access.to_owned()));
-    r
+/// Device rules as a config.json writes them.
+fn rules(json: serde_json::Value) -> Vec<LinuxDeviceCgroup> {
+    serde_json::from_value(json).expect("valid device rules")
 }
 
 /// Whether a process in `cgroup` may open `path` for reading, tried in a
@@ -72,11 +61,11 @@ fn the_bpf_filter_allows_only_the_listed_devices() {
     let path = CgroupPath::parse(&format!("/keel-test-devices-{}", std::process::id())).unwrap();
     let cgroup = Cgroup::create(&hierarchies, &path).unwrap();
     let mut resources = LinuxResources::default();
-    resources.set_devices(Some(vec![
-        rule(false, LinuxDeviceType::A, None, None, "rwm"),
-        rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"),
-        rule(true, LinuxDeviceType::C, Some(1), Some(5), "w"),
-    ]));
+    resources.set_devices(Some(rules(serde_json::json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "w"}
+    ]))));
     let applied = cgroup.apply(&resources);
     let opened = applied
         .as_ref()
@@ -93,10 +82,10 @@ fn a_default_allow_policy_denies_only_the_listed_devices() {
         CgroupPath::parse(&format!("/keel-test-devices-allow-{}", std::process::id())).unwrap();
     let cgroup = Cgroup::create(&hierarchies, &path).unwrap();
     let mut resources = LinuxResources::default();
-    resources.set_devices(Some(vec![
-        rule(true, LinuxDeviceType::A, None, None, "rwm"),
-        rule(false, LinuxDeviceType::C, Some(1), Some(7), "r"),
-    ]));
+    resources.set_devices(Some(rules(serde_json::json!([
+        {"allow": true, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 7, "access": "r"}
+    ]))));
     let applied = cgroup.apply(&resources);
     let opened = applied
         .as_ref()

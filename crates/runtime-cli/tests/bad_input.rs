@@ -4,9 +4,7 @@
 mod common;
 
 use common::{Bundle, Runtime, text, unique_name};
-use oci_spec::runtime::{
-    Hook, HooksBuilder, LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Mount,
-};
+use oci_spec::runtime::{Hook, HooksBuilder, LinuxIdMappingBuilder, LinuxNamespaceType, Mount};
 
 /// `create` must fail with a message containing every one of `words`, and
 /// leave no trace of container `id`.
@@ -98,12 +96,10 @@ fn invalid_id_mappings_are_named() {
     let runtime = Runtime::new();
     let with_user_ns = |bundle: &mut Bundle, sizes: &[(u32, u32, u32)]| {
         bundle.edit(|spec| {
+            common::edit_namespaces(spec, |list| {
+                list.push(common::namespace(LinuxNamespaceType::User))
+            });
             let linux = spec.linux_mut().as_mut().unwrap();
-            let mut namespaces = linux.namespaces().clone().unwrap();
-            let mut user = LinuxNamespace::default();
-            user.set_typ(LinuxNamespaceType::User);
-            namespaces.push(user);
-            linux.set_namespaces(Some(namespaces));
             let maps: Vec<_> = sizes
                 .iter()
                 .map(|(c, h, s)| {
@@ -163,20 +159,7 @@ fn a_namespace_path_of_the_wrong_type_is_named() {
     let id = unique_name("nstype");
     let mut bundle = Bundle::busybox(&id, &["true"]);
     bundle.edit(|spec| {
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let namespaces = linux
-            .namespaces()
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|mut ns| {
-                if ns.typ() == LinuxNamespaceType::Network {
-                    ns.set_path(Some("/proc/self/ns/ipc".into()));
-                }
-                ns
-            })
-            .collect();
-        linux.set_namespaces(Some(namespaces));
+        common::join_namespace(spec, LinuxNamespaceType::Network, "/proc/self/ns/ipc")
     });
     refused(
         &runtime,
@@ -288,15 +271,9 @@ fn a_hostname_without_a_uts_namespace_is_refused() {
     let id = unique_name("nouts");
     let mut bundle = Bundle::busybox(&id, &["true"]);
     bundle.edit(|spec| {
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let namespaces = linux
-            .namespaces()
-            .clone()
-            .unwrap()
-            .into_iter()
-            .filter(|ns| ns.typ() != LinuxNamespaceType::Uts)
-            .collect();
-        linux.set_namespaces(Some(namespaces));
+        common::edit_namespaces(spec, |list| {
+            list.retain(|ns| ns.typ() != LinuxNamespaceType::Uts)
+        });
     });
     refused(
         &runtime,

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use common::{Bundle, Runtime, unique_name};
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace,
-    LinuxNamespaceType, LinuxPids, LinuxSeccomp, Mount, PosixRlimitBuilder, PosixRlimitType, User,
+    Capability, LinuxCapabilities, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespaceType,
+    LinuxPids, LinuxSeccomp, Mount, PosixRlimitBuilder, PosixRlimitType, User,
 };
 
 fn run(bundle: &Bundle, id: &str) -> (i32, String, String) {
@@ -261,12 +261,10 @@ fn a_new_user_namespace_maps_root_to_the_configured_host_range() {
     let id = unique_name("userns");
     let mut bundle = shell(&id, "id -u; cat /proc/self/uid_map /proc/self/gid_map");
     bundle.edit(|spec| {
+        common::edit_namespaces(spec, |list| {
+            list.push(common::namespace(LinuxNamespaceType::User))
+        });
         let linux = spec.linux_mut().as_mut().unwrap();
-        let mut namespaces = linux.namespaces().clone().unwrap();
-        let mut user = LinuxNamespace::default();
-        user.set_typ(LinuxNamespaceType::User);
-        namespaces.push(user);
-        linux.set_namespaces(Some(namespaces));
         let map = LinuxIdMappingBuilder::default()
             .container_id(0u32)
             .host_id(200_000u32)
@@ -320,22 +318,7 @@ fn a_container_can_join_another_containers_network_namespace_by_path() {
     let id = unique_name("netjoin");
     let mut bundle = Bundle::busybox(&id, &["readlink", "/proc/self/ns/net"]);
     let path = format!("/proc/{}/ns/net", first.pid());
-    bundle.edit(|spec| {
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let namespaces = linux
-            .namespaces()
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|mut ns| {
-                if ns.typ() == LinuxNamespaceType::Network {
-                    ns.set_path(Some(path.clone().into()));
-                }
-                ns
-            })
-            .collect();
-        linux.set_namespaces(Some(namespaces));
-    });
+    bundle.edit(|spec| common::join_namespace(spec, LinuxNamespaceType::Network, &path));
     let (code, out, err) = runtime.run(&bundle, &id);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), theirs.to_str().unwrap());

@@ -19,7 +19,6 @@ use crate::process::ProcessPlan;
 use crate::rootfs::RootfsPlan;
 use crate::state::{self, Record, State, Status};
 use crate::sync::{self, Message};
-use crate::sys::{self, Forked};
 use crate::{Runtime, init};
 
 /// How to create a container, as `create` and `run` take it.
@@ -102,13 +101,7 @@ impl Plan {
             namespaces.is_new(LinuxNamespaceType::User),
         )?;
         let process_plan = ProcessPlan::new(process, Some(linux))?;
-        if process_plan.terminal && options.console_socket.is_none() {
-            return Err(Error::invalid(
-                "process.terminal",
-                "true",
-                "a terminal needs --console-socket to hand the pty to",
-            ));
-        }
+        process_plan.check_console(options.console_socket.as_deref())?;
         let hostname = checked_name("hostname", spec.hostname(), &namespaces)?;
         let domainname = checked_name("domainname", spec.domainname(), &namespaces)?;
         let mut sysctls = Vec::new();
@@ -277,7 +270,6 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
         .as_deref()
         .map(crate::console::connect)
         .transpose()?;
-    let (ours, theirs) = sync::pair()?;
 
     plan.namespaces.unshare_time()?;
     if let Some(offsets) = &plan.time_offsets {
@@ -285,19 +277,12 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
             .context(|| "setting time namespace offsets".into())?;
     }
     plan.namespaces.join_for_children()?;
-    let pid = match sys::clone_process(plan.namespaces.clone_flags())
-        .context(|| "forking the container's init".into())?
-    {
-        Forked::Child => {
-            drop(ours);
-            let error = init::run(&plan, &theirs, &fifo, console.as_ref(), &cgroup);
-            let _ = theirs.send(&Message::Failed(crate::error::report(&error)));
-            sys::exit_child(1);
-        }
-        Forked::Parent(pid) => pid,
-    };
+    let (pid, ours) = sync::fork_child(
+        plan.namespaces.clone_flags(),
+        "the container's init",
+        |channel| init::run(&plan, channel, &fifo, console.as_ref(), &cgroup),
+    )?;
     undo.pid = Some(pid);
-    drop(theirs);
     drop(console);
 
     cgroup.add_process(pid)?;
@@ -337,9 +322,7 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
     };
     record.save(&dir)?;
     if let Some(pid_file) = &options.pid_file {
-        let pid_file = std::path::absolute(pid_file)
-            .context(|| format!("resolving {}", pid_file.display()))?;
-        state::write_atomically(&pid_file, pid.to_string().as_bytes())?;
+        state::write_pid_file(pid_file, pid)?;
     }
     drop(fifo);
     undo.armed = false;
@@ -450,16 +433,17 @@ fn id_maps(
                     "sizes must be at least 1",
                 ));
             }
+            let described = format!(
+                "containerID {} hostID {} size {}",
+                m.container_id(),
+                m.host_id(),
+                m.size()
+            );
             let end = |start: u32| u64::from(start) + u64::from(m.size());
             if end(m.container_id()) > 1 << 32 || end(m.host_id()) > 1 << 32 {
                 return Err(Error::invalid(
                     field,
-                    format!(
-                        "containerID {} hostID {} size {}",
-                        m.container_id(),
-                        m.host_id(),
-                        m.size()
-                    ),
+                    described,
                     "ranges must stay below 2^32",
                 ));
             }
@@ -472,12 +456,7 @@ fn id_maps(
                 {
                     return Err(Error::invalid(
                         field,
-                        format!(
-                            "containerID {} hostID {} size {}",
-                            m.container_id(),
-                            m.host_id(),
-                            m.size()
-                        ),
+                        described,
                         format!(
                             "overlaps the mapping at containerID {}",
                             other.container_id()

@@ -15,7 +15,7 @@ use crate::namespaces::Namespaces;
 use crate::process::ProcessPlan;
 use crate::state::{self, Record};
 use crate::sync::{self, Message};
-use crate::sys::{self, Forked};
+use crate::sys;
 
 /// What to run: a whole OCI process (`process`, as containerd and Podman
 /// pass it) or `args` with runc's flags on top of the container's process.
@@ -43,13 +43,7 @@ pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
     let process = process_for(record, options)?;
     let linux = record.config.linux().as_ref();
     let plan = ProcessPlan::new(&process, linux)?;
-    if plan.terminal && options.console_socket.is_none() {
-        return Err(Error::invalid(
-            "process.terminal",
-            "true",
-            "a terminal needs --console-socket to hand the pty to",
-        ));
-    }
+    plan.check_console(options.console_socket.as_deref())?;
     let configured = linux
         .and_then(|l| l.namespaces().as_deref())
         .unwrap_or_default();
@@ -59,24 +53,16 @@ pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
         .as_deref()
         .map(crate::console::connect)
         .transpose()?;
-    let (ours, theirs) = sync::pair()?;
     namespaces.join_for_children()?;
-    let pid = match sys::clone_process(0).context(|| "forking the exec process".into())? {
-        Forked::Child => {
-            drop(ours);
-            let error = child(
-                &plan,
-                &namespaces,
-                &theirs,
-                console.as_ref(),
-                options.preserve_fds,
-            );
-            let _ = theirs.send(&Message::Failed(crate::error::report(&error)));
-            sys::exit_child(crate::init::exit_code(&error));
-        }
-        Forked::Parent(pid) => pid,
-    };
-    drop(theirs);
+    let (pid, ours) = sync::fork_child(0, "the exec process", |channel| {
+        child(
+            &plan,
+            &namespaces,
+            channel,
+            console.as_ref(),
+            options.preserve_fds,
+        )
+    })?;
     drop(console);
     let target = Pid::from_raw(pid).ok_or_else(|| Error::Container("invalid pid".into()))?;
     let setup = record
@@ -96,9 +82,7 @@ pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
         return Err(e);
     }
     if let Some(pid_file) = &options.pid_file {
-        let pid_file = std::path::absolute(pid_file)
-            .context(|| format!("resolving {}", pid_file.display()))?;
-        state::write_atomically(&pid_file, pid.to_string().as_bytes())?;
+        state::write_pid_file(pid_file, pid)?;
     }
     if options.detach {
         return Ok(0);

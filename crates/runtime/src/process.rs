@@ -34,7 +34,7 @@ pub(crate) struct ProcessPlan {
     no_new_privileges: bool,
     seccomp: Option<Filter>,
     pub(crate) oom_score_adj: Option<i32>,
-    pub(crate) terminal: bool,
+    terminal: bool,
     pub(crate) console_size: Option<(u16, u16)>,
     io_priority: Option<(i64, i64)>,
 }
@@ -135,6 +135,19 @@ impl ProcessPlan {
             }),
             io_priority,
         })
+    }
+
+    /// A terminal is handed over a console socket; without one there is
+    /// nowhere to send it.
+    pub(crate) fn check_console(&self, socket: Option<&Path>) -> Result<()> {
+        if self.terminal && socket.is_none() {
+            return Err(Error::invalid(
+                "process.terminal",
+                "true",
+                "a terminal needs --console-socket to hand the pty to",
+            ));
+        }
+        Ok(())
     }
 
     /// Finds the program in the current root the way execvp would, so a

@@ -138,6 +138,13 @@ pub(crate) fn process_start(pid: i32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// Writes a pid file as containerd and conmon read it: the number alone,
+/// never half-written.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let path = std::path::absolute(path).context(|| format!("resolving {}", path.display()))?;
+    write_atomically(&path, pid.to_string().as_bytes())
+}
+
 /// Writes `data` to a temporary name and renames it into place, so readers
 /// never see a partial file.
 pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {

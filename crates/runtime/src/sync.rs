@@ -5,7 +5,8 @@ use std::os::fd::OwnedFd;
 
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, report};
+use crate::sys::{self, Forked};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Message {
@@ -22,6 +23,27 @@ pub(crate) enum Message {
 
 #[derive(Debug)]
 pub(crate) struct Channel(OwnedFd);
+
+/// Forks a child (into new namespaces, `flags`) with a channel to it. The
+/// child runs `body`, which returns only the error that stopped it; the
+/// error goes back over the channel and the child exits. The parent gets
+/// the child's pid and its end of the channel.
+pub(crate) fn fork_child(
+    flags: libc::c_int,
+    what: &str,
+    body: impl FnOnce(&Channel) -> Error,
+) -> Result<(i32, Channel)> {
+    let (ours, theirs) = pair()?;
+    match sys::clone_process(flags).context(|| format!("forking {what}"))? {
+        Forked::Child => {
+            drop(ours);
+            let error = body(&theirs);
+            let _ = theirs.send(&Message::Failed(report(&error)));
+            sys::exit_child(crate::init::exit_code(&error));
+        }
+        Forked::Parent(pid) => Ok((pid, ours)),
+    }
+}
 
 /// Two connected ends: one for the runtime, one for the child.
 pub(crate) fn pair() -> Result<(Channel, Channel)> {

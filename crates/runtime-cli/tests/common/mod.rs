@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub use keel_testkit::{Bundle, unique_name};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use tempfile::TempDir;
 
 pub struct Runtime {
@@ -165,4 +166,31 @@ pub fn v1_cgroup(controller: &str, name: &str) -> PathBuf {
 pub fn host_mounts_mention(needle: &Path) -> bool {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     mountinfo.contains(needle.to_str().unwrap())
+}
+
+/// Changes the namespace list of `spec`.
+pub fn edit_namespaces(
+    spec: &mut oci_spec::runtime::Spec,
+    change: impl FnOnce(&mut Vec<LinuxNamespace>),
+) {
+    let linux = spec.linux_mut().as_mut().expect("a linux section");
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    change(&mut namespaces);
+    linux.set_namespaces(Some(namespaces));
+}
+
+/// A new namespace of type `typ`.
+pub fn namespace(typ: LinuxNamespaceType) -> LinuxNamespace {
+    let mut ns = LinuxNamespace::default();
+    ns.set_typ(typ);
+    ns
+}
+
+/// The container joins the namespace at `path` instead of making its own.
+pub fn join_namespace(spec: &mut oci_spec::runtime::Spec, typ: LinuxNamespaceType, path: &str) {
+    edit_namespaces(spec, |list| {
+        for ns in list.iter_mut().filter(|ns| ns.typ() == typ) {
+            ns.set_path(Some(path.into()));
+        }
+    });
 }
