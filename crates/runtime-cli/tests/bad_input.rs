@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Bundle, Runtime, text, unique_name};
-use oci_spec::runtime::{Hook, HooksBuilder, LinuxIdMappingBuilder, LinuxNamespaceType, Mount};
+use oci_spec::runtime::{HooksBuilder, LinuxIdMappingBuilder, LinuxNamespaceType, Mount};
 
 /// `create` must fail with a message containing every one of `words`, and
 /// leave no trace of container `id`.
@@ -244,12 +244,7 @@ fn a_failing_prestart_hook_stops_create_and_leaves_nothing() {
     let id = unique_name("badhook");
     let mut bundle = Bundle::busybox(&id, &["true"]);
     bundle.edit(|spec| {
-        let mut hook = Hook::default();
-        hook.set_path("/bin/sh".into()).set_args(Some(vec![
-            "sh".into(),
-            "-c".into(),
-            "echo refusing >&2; exit 3".into(),
-        ]));
+        let hook = common::hook("/bin/sh", &["sh", "-c", "echo refusing >&2; exit 3"]);
         spec.set_hooks(Some(
             HooksBuilder::default()
                 .create_runtime(vec![hook])

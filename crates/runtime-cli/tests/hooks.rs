@@ -12,10 +12,7 @@ fn logging_hook(shell: &str, name: &str, log: &str) -> Hook {
     let script = format!(
         "status=$(sed -n 's/.*\"status\":\"\\([a-z]*\\)\".*/\\1/p'); echo \"{name} $status\" >> {log}"
     );
-    let mut hook = Hook::default();
-    hook.set_path(shell.into())
-        .set_args(Some(vec!["sh".into(), "-c".into(), script]));
-    hook
+    common::hook(shell, &["sh", "-c", &script])
 }
 
 #[test]
@@ -76,16 +73,11 @@ fn the_create_container_hook_runs_in_the_containers_namespaces() {
     let out = out_dir.path().join("ns");
     let mut bundle = Bundle::busybox(&id, &["true"]);
     bundle.edit(|spec| {
-        let mut hook = Hook::default();
-        hook.set_path("/bin/sh".into()).set_args(Some(vec![
-            "sh".into(),
-            "-c".into(),
-            format!(
-                "readlink /proc/self/ns/uts > {}; hostname >> {}",
-                out.display(),
-                out.display()
-            ),
-        ]));
+        let script = format!(
+            "readlink /proc/self/ns/uts > {0}; hostname >> {0}",
+            out.display()
+        );
+        let hook = common::hook("/bin/sh", &["sh", "-c", &script]);
         spec.set_hooks(Some(
             HooksBuilder::default()
                 .create_container(vec![hook])
@@ -111,10 +103,8 @@ fn a_hook_that_outlives_its_timeout_is_killed_and_fails_create() {
     let id = unique_name("hooktimeout");
     let mut bundle = Bundle::busybox(&id, &["true"]);
     bundle.edit(|spec| {
-        let mut hook = Hook::default();
-        hook.set_path("/bin/sleep".into())
-            .set_args(Some(vec!["sleep".into(), "30".into()]))
-            .set_timeout(Some(1));
+        let mut hook = common::hook("/bin/sleep", &["sleep", "30"]);
+        hook.set_timeout(Some(1));
         spec.set_hooks(Some(
             HooksBuilder::default()
                 .prestart(vec![hook])
@@ -140,8 +130,7 @@ fn a_failing_poststop_hook_is_a_warning_and_delete_still_cleans_up() {
     let id = unique_name("poststop");
     let mut bundle = Bundle::busybox(&id, &["true"]);
     bundle.edit(|spec| {
-        let mut hook = Hook::default();
-        hook.set_path("/bin/false".into());
+        let hook = common::hook("/bin/false", &[]);
         spec.set_hooks(Some(
             HooksBuilder::default()
                 .poststop(vec![hook])
@@ -160,4 +149,29 @@ fn a_failing_poststop_hook_is_a_warning_and_delete_still_cleans_up() {
         text(&out.stderr)
     );
     assert!(!runtime.root().join(&id).exists());
+}
+
+#[test]
+fn a_hook_that_writes_much_output_does_not_stall_create() {
+    let runtime = Runtime::new();
+    let id = unique_name("hookoutput");
+    let mut bundle = Bundle::busybox(&id, &["true"]);
+    bundle.edit(|spec| {
+        let chatty = common::hook(
+            "/bin/sh",
+            &[
+                "sh",
+                "-c",
+                "head -c 4000000 /dev/zero; head -c 4000000 /dev/zero >&2",
+            ],
+        );
+        spec.set_hooks(Some(
+            HooksBuilder::default()
+                .prestart(vec![chatty])
+                .build()
+                .unwrap(),
+        ));
+    });
+    let (code, _, err) = runtime.run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
 }

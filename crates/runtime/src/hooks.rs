@@ -1,7 +1,7 @@
 //! OCI hooks: programs run at points of the lifecycle with the container's
 //! state on their stdin.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +33,16 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<()> {
         path: hook.path().clone(),
         reason,
     };
+    // The hook's output goes to an in-memory file, read back if it fails:
+    // a pipe, unread while we wait, would stall a hook that writes much.
+    let output = rustix::fs::memfd_create("keel-hook-output", rustix::fs::MemfdFlags::CLOEXEC)
+        .map(std::fs::File::from)
+        .map_err(|e| failed(format!("cannot make a file for its output: {e}")))?;
+    let share = || {
+        output
+            .try_clone()
+            .map_err(|e| failed(format!("cannot share its output file: {e}")))
+    };
     let args = hook.args().as_deref().unwrap_or_default();
     let mut command = Command::new(hook.path());
     if let Some((arg0, rest)) = args.split_first() {
@@ -47,8 +57,8 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<()> {
                 .filter_map(|e| e.split_once('=')),
         )
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(share()?)
+        .stderr(share()?);
     let mut child = command
         .spawn()
         .map_err(|e| failed(format!("cannot start it: {e}")))?;
@@ -79,15 +89,10 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<()> {
     if status.success() {
         return Ok(());
     }
-    let mut output = String::new();
-    for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let _ = stream.take(4096).read_to_string(&mut output);
-    }
-    Err(failed(format!("{status}; output: {:?}", output.trim())))
+    let mut text = String::new();
+    let mut output = output;
+    let _ = output
+        .rewind()
+        .and_then(|()| output.take(4096).read_to_string(&mut text));
+    Err(failed(format!("{status}; output: {:?}", text.trim())))
 }

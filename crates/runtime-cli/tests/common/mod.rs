@@ -194,3 +194,11 @@ pub fn join_namespace(spec: &mut oci_spec::runtime::Spec, typ: LinuxNamespaceTyp
         }
     });
 }
+
+/// A hook running `path` with `args` (args[0] is the program's name).
+pub fn hook(path: &str, args: &[&str]) -> oci_spec::runtime::Hook {
+    let mut hook = oci_spec::runtime::Hook::default();
+    hook.set_path(path.into())
+        .set_args(Some(args.iter().map(|a| a.to_string()).collect()));
+    hook
+}
