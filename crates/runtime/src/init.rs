@@ -64,10 +64,8 @@ fn prepare(
     if plan.namespaces.is_new(LinuxNamespaceType::Network) {
         sys::loopback_up().context(|| "bringing up the loopback interface".into())?;
     }
-    plan.rootfs.mount_all(
-        Some(cgroup),
-        plan.namespaces.is_new(LinuxNamespaceType::Cgroup),
-    )?;
+    plan.rootfs
+        .mount_all(cgroup, plan.namespaces.is_new(LinuxNamespaceType::Cgroup))?;
     if plan.has_runtime_hooks() {
         channel.send(&Message::RunHooks)?;
         channel.expect(&Message::Go(pid))?;

@@ -194,7 +194,7 @@ impl RootfsPlan {
 
     /// In the container's new mount namespace, before pivot_root: makes the
     /// rootfs a mount point and mounts everything configured into it.
-    pub(crate) fn mount_all(&self, cgroup: Option<&Cgroup>, cgroup_ns: bool) -> Result<()> {
+    pub(crate) fn mount_all(&self, cgroup: &Cgroup, cgroup_ns: bool) -> Result<()> {
         mount_path(None, Path::new("/"), None, self.root_propagation, None)
             .context(|| "setting the propagation of the container's /".into())?;
         if self.root_propagation & libc::MS_SHARED != 0 {
@@ -488,12 +488,7 @@ impl MountPlan {
 /// A `cgroup` mount: the container's own cgroups, bound from the host
 /// hierarchies (v1: a tmpfs with one directory per hierarchy), or a fresh
 /// cgroup2 mount when the container has its own cgroup namespace.
-fn mount_cgroups(
-    root: &OwnedFd,
-    m: &MountPlan,
-    cgroup: Option<&Cgroup>,
-    cgroup_ns: bool,
-) -> Result<()> {
+fn mount_cgroups(root: &OwnedFd, m: &MountPlan, cgroup: &Cgroup, cgroup_ns: bool) -> Result<()> {
     let describe = || {
         format!(
             "mounting cgroups on {}",
@@ -502,9 +497,6 @@ fn mount_cgroups(
     };
     let target = open_in_root(root, &m.destination, Create::Dir).context(describe)?;
     let readonly = m.flags & libc::MS_RDONLY;
-    let Some(cgroup) = cgroup else {
-        return Ok(());
-    };
     if cgroup.version() == keel_cgroups::Version::V2 {
         if cgroup_ns {
             return mount_fd(
