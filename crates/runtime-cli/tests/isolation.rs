@@ -355,3 +355,146 @@ fn only_the_configured_devices_exist_and_the_device_cgroup_guards_the_rest() {
     );
     assert!(err.contains("Operation not permitted"), "{err}");
 }
+
+#[test]
+fn a_cgroup_namespace_shows_the_container_its_cgroup_as_the_root() {
+    let id = unique_name("cgns");
+    let bundle = shell(&id, "grep -E '^[0-9]+:(memory|pids):' /proc/self/cgroup");
+    let (code, out, err) = run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
+    for line in out.lines() {
+        assert!(
+            line.ends_with(":/"),
+            "{line}: the container should see its cgroup as /"
+        );
+    }
+    assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn the_domain_name_is_set_in_the_containers_uts_namespace() {
+    let id = unique_name("domain");
+    let mut bundle = shell(&id, "cat /proc/sys/kernel/domainname");
+    bundle.edit(|spec| {
+        spec.set_domainname(Some("keel.example".into()));
+    });
+    let (code, out, err) = run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "keel.example");
+}
+
+#[test]
+fn a_noexec_bind_mount_refuses_to_run_programs() {
+    let id = unique_name("noexec");
+    let host = tempfile::tempdir().unwrap();
+    std::fs::copy(keel_testkit::BUSYBOX, host.path().join("busybox")).unwrap();
+    let mut bundle = shell(&id, "/data/busybox true");
+    bundle.edit(|spec| {
+        let mut mount = Mount::default();
+        mount
+            .set_destination("/data".into())
+            .set_typ(Some("bind".into()))
+            .set_source(Some(host.path().to_owned()))
+            .set_options(Some(vec!["bind".into(), "noexec".into()]));
+        spec.mounts_mut().as_mut().unwrap().push(mount);
+    });
+    let (code, _, err) = run(&bundle, &id);
+    assert_eq!(code, 126, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+}
+
+#[test]
+fn cpu_shares_quota_and_cpuset_are_written_to_the_cgroup() {
+    let id = unique_name("cpu");
+    let mut bundle = Bundle::busybox(
+        &id,
+        &[
+            "cat",
+            "/sys/fs/cgroup/cpu/cpu.shares",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+            "/sys/fs/cgroup/cpu/cpu.cfs_period_us",
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+        ],
+    );
+    bundle.edit(|spec| {
+        let cpu: oci_spec::runtime::LinuxCpu = serde_json::from_value(serde_json::json!({
+            "shares": 512, "quota": 50000, "period": 200000, "cpus": "0"
+        }))
+        .unwrap();
+        let linux = spec.linux_mut().as_mut().unwrap();
+        let mut resources = linux.resources().clone().unwrap();
+        resources.set_cpu(Some(cpu));
+        linux.set_resources(Some(resources));
+    });
+    let (code, out, err) = run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["512", "50000", "200000", "0"]
+    );
+}
+
+#[test]
+fn time_namespace_offsets_move_the_containers_boot_clock() {
+    let id = unique_name("timens");
+    let mut bundle = shell(&id, "cut -d. -f1 /proc/uptime");
+    bundle.edit(|spec| {
+        common::edit_namespaces(spec, |list| {
+            list.push(common::namespace(LinuxNamespaceType::Time))
+        });
+        let offsets =
+            serde_json::from_value(serde_json::json!({"boottime": {"secs": 1_000_000}})).unwrap();
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_time_offsets(Some(offsets));
+    });
+    let (code, out, err) = run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
+    let uptime: u64 = out.trim().parse().unwrap();
+    assert!(
+        uptime >= 1_000_000,
+        "uptime {uptime} should include the offset"
+    );
+}
+
+#[test]
+fn an_rslave_bind_sees_mounts_the_host_makes_later() {
+    let runtime = Runtime::new();
+    let id = unique_name("propagation");
+    let host = tempfile::tempdir().unwrap();
+    let shared = host.path().to_str().unwrap().to_owned();
+    // A shared mount point of the test's own, so nothing else is affected.
+    rustix::mount::mount_bind(&shared, &shared).unwrap();
+    rustix::mount::mount_change(&shared, rustix::mount::MountPropagationFlags::SHARED).unwrap();
+    let unmount = |path: &str| {
+        let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
+    };
+    let mut bundle = Bundle::busybox(&id, &["sleep", "100"]);
+    bundle.edit(|spec| {
+        let mut mount = Mount::default();
+        mount
+            .set_destination("/shared".into())
+            .set_typ(Some("bind".into()))
+            .set_source(Some(host.path().to_owned()))
+            .set_options(Some(vec!["rbind".into(), "rslave".into()]));
+        spec.mounts_mut().as_mut().unwrap().push(mount);
+    });
+    let container = runtime.create(&bundle, &id);
+    container.start();
+    let later = host.path().join("later");
+    std::fs::create_dir(&later).unwrap();
+    let mounted = rustix::mount::mount(
+        "tmpfs",
+        &later,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        c"size=1m",
+    );
+    let seen = mounted
+        .map(|()| container.exec(&["sh", "-c", "grep -c ' /shared/later ' /proc/self/mountinfo"]));
+    unmount(later.to_str().unwrap());
+    unmount(&shared);
+    let (code, out, err) = seen.unwrap();
+    assert_eq!((code, out.trim()), (0, "1"), "{err}");
+}

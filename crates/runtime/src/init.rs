@@ -61,6 +61,7 @@ fn prepare(
     }
     rustix::process::setsid().context(|| "starting a session".into())?;
     plan.namespaces.join_in_child()?;
+    plan.namespaces.unshare_cgroup()?;
     if plan.namespaces.is_new(LinuxNamespaceType::Network) {
         sys::loopback_up().context(|| "bringing up the loopback interface".into())?;
     }

@@ -64,9 +64,20 @@ impl Namespaces {
         Ok(Namespaces { new: 0, joined })
     }
 
+    /// The namespaces clone creates. Not time (clone cannot; see
+    /// unshare_time) nor cgroup: a cgroup namespace is rooted at the
+    /// cgroup its creator is in, so init makes it once it is in the
+    /// container's cgroup (unshare_cgroup).
     pub(crate) fn clone_flags(&self) -> libc::c_int {
-        // A new time namespace cannot be asked of clone(); see unshare_time.
-        self.new & !libc::CLONE_NEWTIME
+        self.new & !(libc::CLONE_NEWTIME | libc::CLONE_NEWCGROUP)
+    }
+
+    /// In init, once it is in the container's cgroup.
+    pub(crate) fn unshare_cgroup(&self) -> Result<()> {
+        if self.is_new(LinuxNamespaceType::Cgroup) {
+            sys::unshare(libc::CLONE_NEWCGROUP).context(|| "creating a cgroup namespace".into())?;
+        }
+        Ok(())
     }
 
     pub(crate) fn is_new(&self, typ: LinuxNamespaceType) -> bool {
@@ -82,7 +93,7 @@ impl Namespaces {
     /// to be born in.
     pub(crate) fn unshare_time(&self) -> Result<()> {
         if self.is_new(LinuxNamespaceType::Time) {
-            sys::unshare_time().context(|| "creating a time namespace".into())?;
+            sys::unshare(libc::CLONE_NEWTIME).context(|| "creating a time namespace".into())?;
         }
         Ok(())
     }

@@ -158,12 +158,12 @@ pub(crate) fn kill(pid: i32, signal: i32) -> Result<(), Errno> {
     check(rc.into()).map(drop)
 }
 
-/// Puts the caller's future children in a new time namespace.
-pub(crate) fn unshare_time() -> Result<(), Errno> {
-    // SAFETY: CLONE_NEWTIME changes only the namespace children are born
-    // in; it does not unshare the fd table or filesystem state that other
-    // code could be relying on.
-    let rc = unsafe { libc::unshare(libc::CLONE_NEWTIME) };
+/// unshare(2) for the namespace flags the runtime uses after fork.
+pub(crate) fn unshare(namespace: libc::c_int) -> Result<(), Errno> {
+    debug_assert!(namespace == libc::CLONE_NEWTIME || namespace == libc::CLONE_NEWCGROUP);
+    // SAFETY: a new time or cgroup namespace changes neither the fd table
+    // nor the filesystem state that other code could rely on.
+    let rc = unsafe { libc::unshare(namespace) };
     check(rc.into()).map(drop)
 }
 
