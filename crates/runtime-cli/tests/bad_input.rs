@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Bundle, Runtime, text, unique_name};
-use oci_spec::runtime::{HooksBuilder, LinuxIdMappingBuilder, LinuxNamespaceType, Mount};
+use oci_spec::runtime::{HooksBuilder, LinuxIdMappingBuilder, LinuxNamespaceType};
 
 /// `create` must fail with a message containing every one of `words`, and
 /// leave no trace of container `id`.
@@ -222,12 +222,7 @@ fn a_bind_mount_of_a_missing_source_is_named_and_nothing_is_mounted() {
     let id = unique_name("nosource");
     let mut bundle = Bundle::busybox(&id, &["true"]);
     bundle.edit(|spec| {
-        let mut mount = Mount::default();
-        mount
-            .set_destination("/data".into())
-            .set_typ(Some("bind".into()))
-            .set_source(Some("/nonexistent/keel-source".into()))
-            .set_options(Some(vec!["rbind".into()]));
+        let mount = common::bind_mount("/nonexistent/keel-source".as_ref(), "/data", &["rbind"]);
         spec.mounts_mut().as_mut().unwrap().push(mount);
     });
     refused(

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Bundle, Runtime, text, unique_name};
-use oci_spec::runtime::{Hook, HooksBuilder, Mount};
+use oci_spec::runtime::{Hook, HooksBuilder};
 
 /// A hook that appends "`name` `status`" (the status read from the state
 /// on stdin) to `log`, using the `sh` found at `shell`.
@@ -26,12 +26,7 @@ fn every_hook_runs_once_in_lifecycle_order_with_the_state_on_stdin() {
     bundle.edit(|spec| {
         // startContainer hooks resolve paths in the container, so they log
         // through a bind mount of the same directory.
-        let mut mount = Mount::default();
-        mount
-            .set_destination("/hooklog".into())
-            .set_typ(Some("bind".into()))
-            .set_source(Some(logs.path().to_owned()))
-            .set_options(Some(vec!["rbind".into()]));
+        let mount = common::bind_mount(logs.path(), "/hooklog", &["rbind"]);
         spec.mounts_mut().as_mut().unwrap().push(mount);
         let hooks = HooksBuilder::default()
             .prestart(vec![logging_hook("/bin/sh", "prestart", host_log)])

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use common::{Bundle, Runtime, unique_name};
 use oci_spec::runtime::{
     Capability, LinuxCapabilities, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespaceType,
-    LinuxPids, LinuxSeccomp, Mount, PosixRlimitBuilder, PosixRlimitType, User,
+    LinuxPids, LinuxSeccomp, PosixRlimitBuilder, PosixRlimitType, User,
 };
 
 fn run(bundle: &Bundle, id: &str) -> (i32, String, String) {
@@ -148,10 +148,9 @@ fn a_process_allocating_past_the_memory_limit_is_oom_killed() {
     bundle.edit(|spec| {
         let mut memory = LinuxMemory::default();
         memory.set_limit(Some(32 << 20)).set_swap(Some(32 << 20));
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let mut resources = linux.resources().clone().unwrap();
-        resources.set_memory(Some(memory));
-        linux.set_resources(Some(resources));
+        common::edit_resources(spec, |resources| {
+            resources.set_memory(Some(memory));
+        });
     });
     let (code, _, err) = run(&bundle, &id);
     assert_eq!(code, 128 + 9, "expected SIGKILL from the OOM killer: {err}");
@@ -164,10 +163,9 @@ fn forking_past_the_pids_limit_fails() {
     bundle.edit(|spec| {
         let mut pids = LinuxPids::default();
         pids.set_limit(4);
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let mut resources = linux.resources().clone().unwrap();
-        resources.set_pids(Some(pids));
-        linux.set_resources(Some(resources));
+        common::edit_resources(spec, |resources| {
+            resources.set_pids(Some(pids));
+        });
     });
     let (_, _, err) = run(&bundle, &id);
     assert!(err.contains("can't fork"), "{err}");
@@ -189,10 +187,9 @@ fn the_cgroup_holds_the_configured_limits_and_is_removed_afterwards() {
         memory.set_limit(Some(64 << 20));
         let mut pids = LinuxPids::default();
         pids.set_limit(77);
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let mut resources = linux.resources().clone().unwrap();
-        resources.set_memory(Some(memory)).set_pids(Some(pids));
-        linux.set_resources(Some(resources));
+        common::edit_resources(spec, |resources| {
+            resources.set_memory(Some(memory)).set_pids(Some(pids));
+        });
     });
     let (code, out, err) = run(&bundle, &id);
     assert_eq!(code, 0, "{err}");
@@ -236,17 +233,7 @@ fn a_read_only_bind_mount_reads_but_refuses_writes() {
     std::fs::write(host.path().join("f"), "from the host\n").unwrap();
     let mut bundle = shell(&id, "cat /data/f; echo x > /data/g");
     bundle.edit(|spec| {
-        let mut mount = Mount::default();
-        mount
-            .set_destination("/data".into())
-            .set_typ(Some("bind".into()))
-            .set_source(Some(host.path().to_owned()))
-            .set_options(Some(vec![
-                "rbind".into(),
-                "ro".into(),
-                "nosuid".into(),
-                "nodev".into(),
-            ]));
+        let mount = common::bind_mount(host.path(), "/data", &["rbind", "ro", "nosuid", "nodev"]);
         spec.mounts_mut().as_mut().unwrap().push(mount);
     });
     let (code, out, err) = run(&bundle, &id);
@@ -390,12 +377,7 @@ fn a_noexec_bind_mount_refuses_to_run_programs() {
     std::fs::copy(keel_testkit::BUSYBOX, host.path().join("busybox")).unwrap();
     let mut bundle = shell(&id, "/data/busybox true");
     bundle.edit(|spec| {
-        let mut mount = Mount::default();
-        mount
-            .set_destination("/data".into())
-            .set_typ(Some("bind".into()))
-            .set_source(Some(host.path().to_owned()))
-            .set_options(Some(vec!["bind".into(), "noexec".into()]));
+        let mount = common::bind_mount(host.path(), "/data", &["bind", "noexec"]);
         spec.mounts_mut().as_mut().unwrap().push(mount);
     });
     let (code, _, err) = run(&bundle, &id);
@@ -421,10 +403,9 @@ fn cpu_shares_quota_and_cpuset_are_written_to_the_cgroup() {
             "shares": 512, "quota": 50000, "period": 200000, "cpus": "0"
         }))
         .unwrap();
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let mut resources = linux.resources().clone().unwrap();
-        resources.set_cpu(Some(cpu));
-        linux.set_resources(Some(resources));
+        common::edit_resources(spec, |resources| {
+            resources.set_cpu(Some(cpu));
+        });
     });
     let (code, out, err) = run(&bundle, &id);
     assert_eq!(code, 0, "{err}");
@@ -472,12 +453,7 @@ fn an_rslave_bind_sees_mounts_the_host_makes_later() {
     };
     let mut bundle = Bundle::busybox(&id, &["sleep", "100"]);
     bundle.edit(|spec| {
-        let mut mount = Mount::default();
-        mount
-            .set_destination("/shared".into())
-            .set_typ(Some("bind".into()))
-            .set_source(Some(host.path().to_owned()))
-            .set_options(Some(vec!["rbind".into(), "rslave".into()]));
+        let mount = common::bind_mount(host.path(), "/shared", &["rbind", "rslave"]);
         spec.mounts_mut().as_mut().unwrap().push(mount);
     });
     let container = runtime.create(&bundle, &id);

@@ -202,3 +202,26 @@ pub fn hook(path: &str, args: &[&str]) -> oci_spec::runtime::Hook {
         .set_args(Some(args.iter().map(|a| a.to_string()).collect()));
     hook
 }
+
+/// Changes `linux.resources` of `spec`.
+pub fn edit_resources(
+    spec: &mut oci_spec::runtime::Spec,
+    change: impl FnOnce(&mut oci_spec::runtime::LinuxResources),
+) {
+    let linux = spec.linux_mut().as_mut().expect("a linux section");
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    change(&mut resources);
+    linux.set_resources(Some(resources));
+}
+
+/// A bind mount of the host's `source` at `destination`, with `options`
+/// (which should include bind or rbind).
+pub fn bind_mount(source: &Path, destination: &str, options: &[&str]) -> oci_spec::runtime::Mount {
+    let mut mount = oci_spec::runtime::Mount::default();
+    mount
+        .set_destination(destination.into())
+        .set_typ(Some("bind".into()))
+        .set_source(Some(source.to_owned()))
+        .set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    mount
+}
