@@ -181,11 +181,7 @@ impl Plan {
         &self,
         pick: fn(&oci_spec::runtime::Hooks) -> &Option<Vec<Hook>>,
     ) -> &[Hook] {
-        self.spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| pick(h).as_deref())
-            .unwrap_or_default()
+        crate::hooks::of_kind(&self.spec, pick)
     }
 
     /// Whether init must pause for the runtime's createRuntime hooks.

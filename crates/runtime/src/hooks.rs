@@ -6,9 +6,17 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::Hook;
+use oci_spec::runtime::{Hook, Hooks, Spec};
 
 use crate::error::{Error, Result};
+
+/// The hooks of one kind in `spec`, such as `|h| h.poststop()`.
+pub(crate) fn of_kind(spec: &Spec, kind: fn(&Hooks) -> &Option<Vec<Hook>>) -> &[Hook] {
+    spec.hooks()
+        .as_ref()
+        .and_then(|h| kind(h).as_deref())
+        .unwrap_or_default()
+}
 
 /// Runs `hooks` in order; the first failure stops the rest.
 pub(crate) fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<()> {

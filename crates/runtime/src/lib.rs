@@ -140,14 +140,9 @@ impl Runtime {
             }
             wait_gone(record.pid)?;
         }
-        let warnings = crate::hooks::run_all(
+        let warnings = hooks::run_all(
             "poststop",
-            record
-                .config
-                .hooks()
-                .as_ref()
-                .and_then(|h| h.poststop().as_deref())
-                .unwrap_or_default(),
+            hooks::of_kind(&record.config, |h| h.poststop()),
             &serde_json::to_vec(&record.state(Status::Stopped)).unwrap_or_default(),
         );
         record.cgroup.remove()?;
@@ -274,13 +269,8 @@ fn start_created(dir: &Path, record: &Record) -> Result<()> {
         source,
     })?;
     let state = serde_json::to_vec(&record.state(Status::Running)).unwrap_or_default();
-    let hooks = record
-        .config
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.poststart().as_deref())
-        .unwrap_or_default();
-    for warning in crate::hooks::run_all("poststart", hooks, &state) {
+    let poststart = hooks::of_kind(&record.config, |h| h.poststart());
+    for warning in hooks::run_all("poststart", poststart, &state) {
         eprintln!("keel-runtime: warning: {}", report(&warning));
     }
     Ok(())
