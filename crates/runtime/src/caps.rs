@@ -71,7 +71,7 @@ impl CapabilityMasks {
         // capabilities without inheritable ones, and runc (through
         // gocapability) ends up ignoring the refusal; do the same, openly.
         let ambient = self.ambient & self.permitted & self.inheritable;
-        for cap in (0..=last_capability()).filter(|c| ambient & (1 << c) != 0) {
+        for cap in (0..64).filter(|c| ambient & (1 << c) != 0) {
             sys::raise_ambient_capability(cap)
                 .context(|| format!("raising ambient capability {cap}"))?;
         }
