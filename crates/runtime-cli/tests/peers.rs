@@ -5,58 +5,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{text, unique_name};
+use common::unique_name;
+use keel_testkit::podman::{Podman, output, unmount_below};
 use tempfile::TempDir;
 
 const KEEL_RUNTIME: &str = env!("CARGO_BIN_EXE_keel-runtime");
-/// Podman's default rlimits exceed this machine class's hard limits
-/// (no CAP_SYS_RESOURCE); see DESIGN.md.
-const PODMAN_ULIMITS: [&str; 4] = [
-    "--ulimit",
-    "nofile=20000:20000",
-    "--ulimit",
-    "nproc=32768:32768",
-];
-
-/// (exit code, stdout, stderr)
-fn output(command: &mut Command) -> (i32, String, String) {
-    let out = command
-        .stdin(Stdio::null())
-        .output()
-        .expect("peer command runs");
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
-}
-
-/// Unmounts whatever a peer left mounted under `dir`, deepest first, so
-/// the temporary directory can go.
-fn unmount_below(dir: &Path) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| Path::new(m).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for point in points {
-        let _ = rustix::mount::unmount(point, rustix::mount::UnmountFlags::DETACH);
-    }
-}
-
-/// A rootfs tarball of busybox, imported by each peer as `keel-busybox`.
-fn rootfs_tar(dir: &Path) -> PathBuf {
-    let tar = dir.join("busybox.tar");
-    keel_testkit::busybox_rootfs_tar(&tar).expect("busybox tarball");
-    tar
-}
-
 /// Types `keys` into a command running under a tmux session of its own,
 /// and returns what the pane showed and what the command wrote to
 /// `exit_file`.
@@ -104,87 +61,9 @@ fn under_tmux(command: &str, keys: &[&str], exit_file: &Path) -> (String, String
     (pane, std::fs::read_to_string(exit_file).unwrap_or_default())
 }
 
-struct Podman {
-    dir: TempDir,
-}
-
-impl Podman {
-    fn new() -> Podman {
-        let podman = Podman {
-            dir: tempfile::Builder::new()
-                .prefix("keel-podman-")
-                .tempdir()
-                .unwrap(),
-        };
-        let tar = rootfs_tar(podman.dir.path());
-        let (code, _, err) =
-            output(
-                podman
-                    .command()
-                    .args(["import", tar.to_str().unwrap(), "keel-busybox"]),
-            );
-        assert_eq!(code, 0, "podman import: {err}");
-        podman
-    }
-
-    /// Podman with every directory of its own: besides --root and
-    /// --runroot, --tmpdir, which holds exit files and the marker whose
-    /// absence makes Podman reset all container states (as after a reboot).
-    /// Shared, one test's `system reset` would wipe another's.
-    fn command(&self) -> Command {
-        let mut command = Command::new("podman");
-        command
-            .arg("--root")
-            .arg(self.dir.path().join("root"))
-            .arg("--runroot")
-            .arg(self.dir.path().join("run"))
-            .arg("--tmpdir")
-            .arg(self.dir.path().join("tmp"))
-            .args([
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "none",
-                "--runtime",
-                KEEL_RUNTIME,
-            ]);
-        command
-    }
-
-    fn command_line(&self) -> String {
-        let command = self.command();
-        std::iter::once(command.get_program())
-            .chain(command.get_args())
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let mut command = self.command();
-        command
-            .arg("run")
-            .args(PODMAN_ULIMITS)
-            .args(["--network", "none"])
-            .args(args);
-        output(&mut command)
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = output(
-            self.command()
-                .args(["rm", "--all", "--force", "--time", "0"]),
-        );
-        let _ = output(self.command().args(["system", "reset", "--force"]));
-        unmount_below(self.dir.path());
-    }
-}
-
 #[test]
 fn podman_runs_a_container_with_keel_runtime() {
-    let podman = Podman::new();
+    let podman = Podman::with_busybox(Some(Path::new(KEEL_RUNTIME)));
     let (code, out, err) = podman.run(&["--rm", "keel-busybox", "echo", "ok"]);
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
     let (code, _, _) = podman.run(&["--rm", "keel-busybox", "sh", "-c", "exit 9"]);
@@ -195,7 +74,7 @@ fn podman_runs_a_container_with_keel_runtime() {
 
 #[test]
 fn podman_detaches_execs_and_stops_with_keel_runtime() {
-    let podman = Podman::new();
+    let podman = Podman::with_busybox(Some(Path::new(KEEL_RUNTIME)));
     let name = unique_name("pod-web");
     let (code, _, err) = podman.run(&[
         "-d",
@@ -238,12 +117,12 @@ fn podman_detaches_execs_and_stops_with_keel_runtime() {
 
 #[test]
 fn podman_run_it_gives_an_interactive_terminal() {
-    let podman = Podman::new();
-    let exit_file = podman.dir.path().join("exit");
+    let podman = Podman::with_busybox(Some(Path::new(KEEL_RUNTIME)));
+    let exit_file = podman.dir().join("exit");
     let command = format!(
         "{} run --rm -it --network none {} keel-busybox sh",
         podman.command_line(),
-        PODMAN_ULIMITS.join(" ")
+        keel_testkit::podman::ULIMITS.join(" ")
     );
     let (pane, code) = under_tmux(
         &command,
@@ -302,7 +181,8 @@ impl Docker {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let tar = rootfs_tar(docker.dir.path());
+        let tar = docker.dir.path().join("busybox.tar");
+        keel_testkit::busybox_rootfs_tar(&tar).expect("busybox tarball");
         let (code, _, err) =
             output(
                 docker

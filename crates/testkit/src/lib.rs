@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use oci_spec::runtime::{LinuxDeviceCgroup, Spec};
 use tempfile::TempDir;
 
+pub mod podman;
+
 /// Where Debian's busybox-static installs its binary.
 pub const BUSYBOX: &str = "/bin/busybox";
 

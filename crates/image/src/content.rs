@@ -1,0 +1,150 @@
+//! Blobs (layers, configs, manifests) named by their sha256 digest, each
+//! verified as it is written and made visible only whole: written under a
+//! temporary name, synced, then renamed into place.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, DigestWriter};
+use crate::error::{Context, Error, Result};
+
+#[derive(Debug)]
+pub struct ContentStore {
+    /// `blobs/sha256`: one file per blob, named by its hex digest.
+    blobs: PathBuf,
+    /// Blobs being written; anything left here by a crash is removed on open.
+    ingest: PathBuf,
+}
+
+impl ContentStore {
+    pub(crate) fn open(root: &Path) -> Result<Self> {
+        let store = Self {
+            blobs: root.join("blobs/sha256"),
+            ingest: root.join("ingest"),
+        };
+        fs::create_dir_all(&store.blobs)
+            .context(|| format!("cannot create {}", store.blobs.display()))?;
+        match fs::remove_dir_all(&store.ingest) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(error).context(|| format!("cannot clear {}", store.ingest.display()));
+            }
+            _ => {}
+        }
+        fs::create_dir_all(&store.ingest)
+            .context(|| format!("cannot create {}", store.ingest.display()))?;
+        Ok(store)
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(digest.hex())
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).exists()
+    }
+
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        File::open(self.path(digest)).context(|| format!("cannot open blob {digest}"))
+    }
+
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        fs::read(self.path(digest)).context(|| format!("cannot read blob {digest}"))
+    }
+
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        Ok(fs::metadata(self.path(digest))
+            .context(|| format!("cannot stat blob {digest}"))?
+            .len())
+    }
+
+    /// Stores what `reader` yields, naming it `what` in errors. With an
+    /// `expected` digest, content that does not match is refused and not
+    /// kept. Returns the digest and size.
+    pub fn write(
+        &self,
+        reader: impl Read,
+        expected: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        let mut reader = reader;
+        let temp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.ingest)
+            .context(|| format!("cannot create a file in {}", self.ingest.display()))?;
+        let mut writer = DigestWriter::new(io::BufWriter::with_capacity(256 * 1024, temp));
+        io::copy(&mut reader, &mut writer).context(|| format!("cannot store {what}"))?;
+        let (buffered, digest, size) = writer.finish();
+        let temp = buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+            .context(|| format!("cannot store {what}"))?;
+        if let Some(expected) = expected
+            && *expected != digest
+        {
+            return Err(Error::DigestMismatch {
+                what: what.to_owned(),
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        let target = self.path(&digest);
+        if !target.exists() {
+            temp.as_file()
+                .sync_all()
+                .context(|| format!("cannot sync {what}"))?;
+            temp.persist(&target)
+                .map_err(|error| error.error)
+                .context(|| format!("cannot store {what} as {}", target.display()))?;
+            sync_directory(&self.blobs)?;
+        }
+        Ok((digest, size))
+    }
+
+    /// Stores a small blob held in memory (a config or manifest).
+    pub fn write_bytes(&self, bytes: &[u8], what: &str) -> Result<Digest> {
+        Ok(self.write(bytes, None, what)?.0)
+    }
+
+    pub fn remove(&self, digest: &Digest) -> Result<()> {
+        match fs::remove_file(self.path(digest)) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                Err(error).context(|| format!("cannot remove blob {digest}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every blob in the store.
+    pub fn digests(&self) -> Result<Vec<Digest>> {
+        let entries = fs::read_dir(&self.blobs)
+            .context(|| format!("cannot list {}", self.blobs.display()))?;
+        Ok(entries
+            .filter_map(|entry| Digest::from_hex(&entry.ok()?.file_name().to_string_lossy()).ok())
+            .collect())
+    }
+}
+
+/// Makes a rename or creation in `dir` durable.
+pub(crate) fn sync_directory(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .context(|| format!("cannot sync {}", dir.display()))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old or the new file,
+/// never a mix: temporary name, sync, rename, sync the directory.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .context(|| format!("cannot create a file in {}", dir.display()))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .map_err(|error| error.error)
+        .context(|| format!("cannot write {}", path.display()))?;
+    sync_directory(dir)
+}

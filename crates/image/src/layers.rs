@@ -1,0 +1,193 @@
+//! Unpacked layers: one directory per layer, named by its chain id, shared
+//! by every image whose stack has it. A layer appears under its final name
+//! only once it is whole and synced; a crash leaves a `.tmp-` directory,
+//! removed on the next open.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::{sync_directory, write_atomically};
+use crate::digest::{Digest, DigestReader};
+use crate::error::{Context, Error, Result};
+use crate::unpack::{decompress, unpack};
+
+const TEMP_PREFIX: &str = ".tmp-";
+const RECORD: &str = "layer.json";
+/// The subdirectory holding the layer's files, the overlayfs lower dir.
+const DIFF: &str = "diff";
+
+/// What the store knows of an unpacked layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub chain_id: Digest,
+    /// The digest of the uncompressed tar, as the image config lists it.
+    pub diff_id: Digest,
+    pub parent: Option<Digest>,
+    /// Bytes of file content in this layer alone.
+    pub size: u64,
+    /// Length of the uncompressed tar, which `save` writes.
+    pub tar_size: u64,
+}
+
+/// A layer to unpack: where it sits in its stack and where its blob is.
+#[derive(Debug)]
+pub struct LayerSource<'a> {
+    pub chain_id: &'a Digest,
+    pub parent: Option<&'a Digest>,
+    pub diff_id: &'a Digest,
+    pub blob: &'a Path,
+    /// Whether the blob was already verified to be the uncompressed tar
+    /// with this diff id, which spares hashing it again.
+    pub verified: bool,
+}
+
+#[derive(Debug)]
+pub struct LayerStore {
+    root: PathBuf,
+}
+
+impl LayerStore {
+    pub(crate) fn open(root: &Path) -> Result<Self> {
+        let root = root.join("layers");
+        fs::create_dir_all(&root).context(|| format!("cannot create {}", root.display()))?;
+        let entries = fs::read_dir(&root).context(|| format!("cannot list {}", root.display()))?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                fs::remove_dir_all(entry.path()).context(|| {
+                    format!("cannot remove the partial layer {}", entry.path().display())
+                })?;
+            }
+        }
+        Ok(Self { root })
+    }
+
+    /// The directory of the layer's files, for overlayfs.
+    pub fn diff_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join(chain_id.hex()).join(DIFF)
+    }
+
+    pub fn get(&self, chain_id: &Digest) -> Result<Option<Layer>> {
+        let path = self.root.join(chain_id.hex()).join(RECORD);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|error| {
+                Error::Io {
+                    what: format!("cannot parse {}", path.display()),
+                    source: error.into(),
+                }
+            })?)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error).context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Unpacks a layer unless it is already there. The digest of the
+    /// uncompressed stream must be the diff id; if not, or if any entry is
+    /// unsafe, nothing of the layer is left behind.
+    pub fn unpack(&self, source: &LayerSource<'_>) -> Result<Layer> {
+        if let Some(layer) = self.get(source.chain_id)? {
+            return Ok(layer);
+        }
+        let name = source.diff_id.to_string();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("{TEMP_PREFIX}{}-", source.chain_id.short()))
+            .tempdir_in(&self.root)
+            .context(|| format!("cannot create a directory in {}", self.root.display()))?;
+        let diff = temp.path().join(DIFF);
+        fs::create_dir(&diff).context(|| format!("cannot create {}", diff.display()))?;
+        let diff_fd = File::open(&diff).context(|| format!("cannot open {}", diff.display()))?;
+        let blob =
+            File::open(source.blob).context(|| format!("cannot open the blob of layer {name}"))?;
+        let bad = |source: io::Error| Error::BadLayer {
+            layer: name.clone(),
+            source,
+        };
+        let stream = decompress(blob).map_err(bad)?;
+        let (size, tar_size) = if source.verified {
+            let size = unpack(stream, &diff_fd, &name)?.size;
+            (size, fs::metadata(source.blob).map_err(bad)?.len())
+        } else {
+            let mut hashed = DigestReader::new(stream);
+            let size = unpack(&mut hashed, &diff_fd, &name)?.size;
+            let (actual, tar_size) = hashed.finish().map_err(bad)?;
+            if actual != *source.diff_id {
+                return Err(Error::DigestMismatch {
+                    what: format!("layer {name} (uncompressed)"),
+                    expected: source.diff_id.clone(),
+                    actual,
+                });
+            }
+            (size, tar_size)
+        };
+        let layer = Layer {
+            chain_id: source.chain_id.clone(),
+            diff_id: source.diff_id.clone(),
+            parent: source.parent.cloned(),
+            size,
+            tar_size,
+        };
+        let record = serde_json::to_vec(&layer).expect("a layer record serializes");
+        // One syncfs makes every file of the layer durable at once, far
+        // cheaper than a sync per file.
+        rustix::fs::syncfs(&diff_fd).context(|| format!("cannot sync layer {name}"))?;
+        write_atomically(&temp.path().join(RECORD), &record)?;
+        let target = self.root.join(source.chain_id.hex());
+        match fs::rename(temp.path(), &target) {
+            Ok(()) => {
+                let _ = temp.keep();
+                sync_directory(&self.root)?;
+            }
+            // Another unpack of the same layer won the race; its copy serves.
+            Err(_) if self.get(source.chain_id)?.is_some() => {}
+            Err(error) => {
+                return Err(error).context(|| format!("cannot move layer {name} into place"));
+            }
+        }
+        Ok(layer)
+    }
+
+    pub fn remove(&self, chain_id: &Digest) -> Result<()> {
+        let dir = self.root.join(chain_id.hex());
+        // Renamed away first, so a crash mid-removal never leaves a
+        // half-empty layer under its real name.
+        let doomed = self
+            .root
+            .join(format!("{TEMP_PREFIX}{}-removed", chain_id.hex()));
+        match fs::rename(&dir, &doomed) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            result => result.context(|| format!("cannot remove layer {chain_id}"))?,
+        }
+        fs::remove_dir_all(&doomed).context(|| format!("cannot remove {}", doomed.display()))
+    }
+
+    /// The chain ids of every unpacked layer.
+    pub fn chain_ids(&self) -> Result<Vec<Digest>> {
+        let entries =
+            fs::read_dir(&self.root).context(|| format!("cannot list {}", self.root.display()))?;
+        Ok(entries
+            .filter_map(|entry| Digest::from_hex(&entry.ok()?.file_name().to_string_lossy()).ok())
+            .collect())
+    }
+}
+
+/// Reads a layer blob as the uncompressed tar stream it holds.
+pub(crate) fn open_uncompressed(blob: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(blob).context(|| format!("cannot open {}", blob.display()))?;
+    decompress(file).context(|| format!("cannot read {}", blob.display()))
+}
+
+/// The media type of a layer blob, from its first bytes.
+pub(crate) fn media_type(blob: &Path) -> Result<&'static str> {
+    let mut head = [0u8; 4];
+    let mut file = File::open(blob).context(|| format!("cannot open {}", blob.display()))?;
+    let n = file
+        .read(&mut head)
+        .context(|| format!("cannot read {}", blob.display()))?;
+    Ok(match &head[..n] {
+        [0x1f, 0x8b, ..] => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        [0x28, 0xb5, 0x2f, 0xfd] => "application/vnd.oci.image.layer.v1.tar+zstd",
+        _ => crate::store::DOCKER_LAYER,
+    })
+}

@@ -1,0 +1,26 @@
+//! Keel's images on disk: a content store of blobs named by digest, layers
+//! unpacked once each (keyed by chain id) and shared by every image that
+//! has them, image records with Docker-normalized references, overlay
+//! snapshots that give each container its own read/write layer, and the
+//! docker-archive and OCI-layout tarballs that `load` and `save` speak.
+
+mod archive;
+mod content;
+pub mod digest;
+mod error;
+mod layers;
+pub mod reference;
+mod rootfs;
+mod snapshot;
+mod store;
+pub mod unpack;
+
+pub use archive::{Loaded, go_arch};
+pub use content::ContentStore;
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use layers::{Layer, LayerStore};
+pub use reference::Reference;
+pub use rootfs::ImportOptions;
+pub use snapshot::Snapshot;
+pub use store::{Collected, Image, LayerBlob, Pruned, Removal, Store};

@@ -1,0 +1,631 @@
+//! The store under one root: blobs, layers, image records, references and
+//! container snapshots, and the rules that tie them (an image keeps its
+//! blobs and layers; a snapshot keeps its layers; nothing else is kept).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use oci_spec::image::ImageConfiguration;
+use serde::{Deserialize, Serialize};
+
+use crate::content::{ContentStore, write_atomically};
+use crate::digest::{Digest, chain_ids};
+use crate::error::{Context, Error, Result};
+use crate::layers::{Layer, LayerSource, LayerStore};
+use crate::reference::Reference;
+use crate::snapshot::{self, Snapshot};
+
+/// Media type of an uncompressed layer as `docker save` and podman write it.
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// One layer of an image as stored: its blob and what it unpacks to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerBlob {
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids`).
+    pub diff_id: Digest,
+    /// Digest of the blob as stored (compressed or not).
+    pub digest: Digest,
+    pub media_type: String,
+}
+
+/// What the store records of an image; the rest is in its config blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ImageRecord {
+    id: Digest,
+    layers: Vec<LayerBlob>,
+}
+
+/// An image as the commands show it.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The config's digest, which is the image id.
+    pub id: Digest,
+    pub config: ImageConfiguration,
+    pub layers: Vec<LayerBlob>,
+    /// The layers' chain ids, bottom first.
+    pub chain_ids: Vec<Digest>,
+    /// Bytes of file content over all layers, as `docker images` counts.
+    pub size: u64,
+    /// Tag references, sorted.
+    pub tags: Vec<Reference>,
+    /// Digest references (`name@sha256:…`), sorted.
+    pub digests: Vec<Reference>,
+}
+
+/// One step of an image removal, as Docker's API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A reference, in Docker's short form.
+    Untagged(String),
+    /// An image id or a layer's chain id.
+    Deleted(Digest),
+}
+
+/// What a prune removed.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    pub removals: Vec<Removal>,
+    pub reclaimed: u64,
+}
+
+/// A layer about to be added with an image: its blob is already stored.
+#[derive(Debug, Clone)]
+pub(crate) struct NewLayer {
+    pub blob: LayerBlob,
+    /// The blob is the uncompressed tar and its digest was checked as it
+    /// was stored, so its digest is the diff id and needs no second hash.
+    pub verified: bool,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    /// Held for the store's life: one process owns a root, as one dockerd
+    /// owns /var/lib/docker.
+    _lock: File,
+    content: ContentStore,
+    layers: LayerStore,
+    images: PathBuf,
+    snapshots: PathBuf,
+    refs: Mutex<BTreeMap<Reference, Digest>>,
+    /// Shared while content is being added that no image references yet;
+    /// exclusive while collecting garbage, which would otherwise take it.
+    adding: RwLock<()>,
+}
+
+impl Store {
+    /// Opens (creating) the store at `root` and removes what an earlier
+    /// crash left half-made.
+    pub fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root).context(|| format!("cannot create {}", root.display()))?;
+        let lock_path = root.join("lock");
+        let lock = File::create(&lock_path)
+            .context(|| format!("cannot create {}", lock_path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |_| Error::StoreBusy {
+                root: root.to_owned(),
+            },
+        )?;
+        let images = root.join("images");
+        let snapshots = root.join("snapshots");
+        for dir in [&images, &snapshots] {
+            fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
+        }
+        snapshot::recover(&snapshots)?;
+        let refs_path = root.join("refs.json");
+        let refs: BTreeMap<String, Digest> = match fs::read(&refs_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| Error::Io {
+                what: format!("cannot parse {}", refs_path.display()),
+                source: error.into(),
+            })?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(error) => {
+                return Err(error).context(|| format!("cannot read {}", refs_path.display()));
+            }
+        };
+        let refs = refs
+            .into_iter()
+            .filter_map(|(name, id)| Some((Reference::parse(&name).ok()?, id)))
+            .collect();
+        Ok(Self {
+            root: root.to_owned(),
+            _lock: lock,
+            content: ContentStore::open(root)?,
+            layers: LayerStore::open(root)?,
+            images,
+            snapshots,
+            refs: Mutex::new(refs),
+            adding: RwLock::new(()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn content(&self) -> &ContentStore {
+        &self.content
+    }
+
+    pub fn layers(&self) -> &LayerStore {
+        &self.layers
+    }
+
+    /// Keeps garbage collection away while new content is not yet
+    /// referenced by an image.
+    pub(crate) fn adding(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.adding
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_refs(&self) -> MutexGuard<'_, BTreeMap<Reference, Digest>> {
+        self.refs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn save_refs(&self, refs: &BTreeMap<Reference, Digest>) -> Result<()> {
+        let plain: BTreeMap<String, &Digest> = refs
+            .iter()
+            .map(|(name, id)| (name.to_string(), id))
+            .collect();
+        write_atomically(
+            &self.root.join("refs.json"),
+            &serde_json::to_vec_pretty(&plain).expect("references serialize"),
+        )
+    }
+
+    /// Records an image whose config and layer blobs are stored, unpacking
+    /// its layers (several at once) first. The image appears only once
+    /// every layer is whole.
+    pub(crate) fn add_image(&self, config: &[u8], layers: &[NewLayer]) -> Result<Digest> {
+        let id = self.content.write_bytes(config, "image config")?;
+        let parsed = parse_config(config)?;
+        let diff_ids = parsed
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .map(|d| d.parse())
+            .collect::<Result<Vec<Digest>>>()?;
+        let given: Vec<&Digest> = layers.iter().map(|layer| &layer.blob.diff_id).collect();
+        if diff_ids.iter().collect::<Vec<_>>() != given {
+            return Err(Error::BadConfig(format!(
+                "image {id} lists {} layers in rootfs.diff_ids but {} were given, or in another order",
+                diff_ids.len(),
+                layers.len()
+            )));
+        }
+        let chain = chain_ids(&diff_ids);
+        self.unpack_all(layers, &chain)?;
+        let record = ImageRecord {
+            id: id.clone(),
+            layers: layers.iter().map(|layer| layer.blob.clone()).collect(),
+        };
+        write_atomically(
+            &self.images.join(format!("{}.json", id.hex())),
+            &serde_json::to_vec(&record).expect("an image record serializes"),
+        )?;
+        Ok(id)
+    }
+
+    /// Unpacks the layers not yet on disk, as many at once as there are
+    /// CPUs: each goes to its own directory, so they need no ordering.
+    fn unpack_all(&self, layers: &[NewLayer], chain: &[Digest]) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(layers.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= layers.len() || failure.lock().is_ok_and(|f| f.is_some()) {
+                            break;
+                        }
+                        let layer = &layers[index];
+                        let blob = self.content.path(&layer.blob.digest);
+                        let source = LayerSource {
+                            chain_id: &chain[index],
+                            parent: index.checked_sub(1).map(|parent| &chain[parent]),
+                            diff_id: &layer.blob.diff_id,
+                            blob: &blob,
+                            verified: layer.verified,
+                        };
+                        if let Err(error) = self.layers.unpack(&source)
+                            && let Ok(mut failure) = failure.lock()
+                        {
+                            failure.get_or_insert(error);
+                        }
+                    }
+                });
+            }
+        });
+        match failure
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn record(&self, id: &Digest) -> Result<ImageRecord> {
+        let path = self.images.join(format!("{}.json", id.hex()));
+        let bytes = match fs::read(&path) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchImage(id.to_string()));
+            }
+            result => result.context(|| format!("cannot read {}", path.display()))?,
+        };
+        serde_json::from_slice(&bytes).map_err(|error| Error::Io {
+            what: format!("cannot parse {}", path.display()),
+            source: error.into(),
+        })
+    }
+
+    fn image_ids(&self) -> Result<Vec<Digest>> {
+        let entries = fs::read_dir(&self.images)
+            .context(|| format!("cannot list {}", self.images.display()))?;
+        Ok(entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name();
+                Digest::from_hex(name.to_string_lossy().strip_suffix(".json")?).ok()
+            })
+            .collect())
+    }
+
+    /// The image with this id.
+    pub fn image(&self, id: &Digest) -> Result<Image> {
+        let record = self.record(id)?;
+        let refs = self.lock_refs();
+        self.describe(record, &refs)
+    }
+
+    fn describe(&self, record: ImageRecord, refs: &BTreeMap<Reference, Digest>) -> Result<Image> {
+        let config = parse_config(&self.content.read(&record.id)?)?;
+        let diff_ids: Vec<Digest> = record
+            .layers
+            .iter()
+            .map(|layer| layer.diff_id.clone())
+            .collect();
+        let chain_ids = chain_ids(&diff_ids);
+        let mut size = 0;
+        for chain_id in &chain_ids {
+            size += self
+                .layers
+                .get(chain_id)?
+                .map_or(0, |layer: Layer| layer.size);
+        }
+        let (digests, tags) = refs
+            .iter()
+            .filter(|(_, target)| **target == record.id)
+            .map(|(name, _)| name.clone())
+            .partition(|name| name.digest().is_some());
+        Ok(Image {
+            id: record.id,
+            config,
+            layers: record.layers,
+            chain_ids,
+            size,
+            tags,
+            digests,
+        })
+    }
+
+    /// Every image, newest first (as `docker images` lists them).
+    pub fn images(&self) -> Result<Vec<Image>> {
+        let refs = self.lock_refs();
+        let mut images = self
+            .image_ids()?
+            .iter()
+            .map(|id| self.describe(self.record(id)?, &refs))
+            .collect::<Result<Vec<_>>>()?;
+        images.sort_by(|a, b| {
+            b.config
+                .created()
+                .cmp(a.config.created())
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(images)
+    }
+
+    /// Finds an image the way Docker does: by reference (normalized), by
+    /// full id, or by a unique prefix of its id.
+    pub fn resolve(&self, text: &str) -> Result<Digest> {
+        let hex = text.strip_prefix("sha256:").unwrap_or(text);
+        if let Ok(reference) = Reference::parse(text)
+            && let Some(id) = self.lock_refs().get(&reference)
+        {
+            return Ok(id.clone());
+        }
+        let prefix_ok =
+            !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if prefix_ok {
+            let matches: Vec<Digest> = self
+                .image_ids()?
+                .into_iter()
+                .filter(|id| id.hex().starts_with(hex))
+                .collect();
+            if let [id] = matches.as_slice() {
+                return Ok(id.clone());
+            }
+        }
+        Err(Error::NoSuchImage(text.to_owned()))
+    }
+
+    /// Points `reference` at the image `source` names. Returns the image
+    /// the reference pointed to before, if another.
+    pub fn tag(&self, source: &str, reference: &Reference) -> Result<Option<Digest>> {
+        let id = self.resolve(source)?;
+        self.set_ref(reference, &id)
+    }
+
+    pub(crate) fn set_ref(&self, reference: &Reference, id: &Digest) -> Result<Option<Digest>> {
+        let mut refs = self.lock_refs();
+        let previous = refs.insert(reference.clone(), id.clone());
+        if previous.as_ref() != Some(id) {
+            self.save_refs(&refs)?;
+        }
+        Ok(previous.filter(|old| old != id))
+    }
+
+    /// Removes an image reference or an image, as `docker rmi` does:
+    /// a reference is untagged, and the image goes with its last one; an
+    /// id removes the image with its references. `is_running` says
+    /// whether a container (by snapshot id) is running: an image a running
+    /// container uses is never deleted; one a stopped container uses only
+    /// with `force`.
+    pub fn remove_image(
+        &self,
+        text: &str,
+        force: bool,
+        is_running: impl Fn(&str) -> bool,
+    ) -> Result<Vec<Removal>> {
+        let id = self.resolve(text)?;
+        let users = self.snapshot_users(&id)?;
+        let mut removals = Vec::new();
+        let mut refs = self.lock_refs();
+        let image_refs: Vec<Reference> = refs
+            .iter()
+            .filter(|(_, t)| **t == id)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let by_id = !Reference::parse(text).is_ok_and(|reference| refs.contains_key(&reference));
+        let short = id.short().to_owned();
+        if !by_id {
+            let reference = Reference::parse(text)?;
+            if !force
+                && is_single_reference(&image_refs)
+                && let Some(container) = users.first()
+            {
+                return Err(Error::ImageInUse {
+                    image: format!("repository reference {text:?}"),
+                    container: format!("{} (it uses image {short})", short_id(container)),
+                });
+            }
+            refs.remove(&reference);
+            removals.push(Removal::Untagged(reference.familiar()));
+            // A tag gone, digest references of the same repository go too
+            // when no tag of it is left.
+            let same_repo_tag_left = refs
+                .iter()
+                .any(|(r, t)| *t == id && r.name() == reference.name() && r.digest().is_none());
+            if !same_repo_tag_left {
+                let digests: Vec<Reference> = refs
+                    .iter()
+                    .filter(|(r, t)| {
+                        **t == id && r.name() == reference.name() && r.digest().is_some()
+                    })
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                for digest in digests {
+                    refs.remove(&digest);
+                    removals.push(Removal::Untagged(digest.familiar()));
+                }
+            }
+            if refs.values().any(|t| *t == id) {
+                self.save_refs(&refs)?;
+                return Ok(removals);
+            }
+        } else if !is_single_reference(&image_refs) && !image_refs.is_empty() && !force {
+            return Err(Error::ImageHasManyTags { image: short });
+        }
+        if let Some(container) = users.iter().find(|c| is_running(c)) {
+            self.save_refs(&refs)?;
+            return Err(Error::ImageInUse {
+                image: short,
+                container: format!("{} (running; cannot be forced)", short_id(container)),
+            });
+        }
+        if !force && let Some(container) = users.first() {
+            self.save_refs(&refs)?;
+            return Err(Error::ImageInUse {
+                image: short,
+                container: short_id(container).to_owned(),
+            });
+        }
+        let left: Vec<Reference> = refs
+            .iter()
+            .filter(|(_, t)| **t == id)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for reference in left {
+            refs.remove(&reference);
+            removals.push(Removal::Untagged(reference.familiar()));
+        }
+        self.save_refs(&refs)?;
+        drop(refs);
+        let chain = self
+            .image(&id)
+            .map(|image| image.chain_ids)
+            .unwrap_or_default();
+        self.delete_record(&id)?;
+        removals.push(Removal::Deleted(id));
+        let collected = self.collect_garbage()?;
+        removals.extend(
+            chain
+                .into_iter()
+                .rev()
+                .filter(|chain_id| collected.layers.contains(chain_id))
+                .map(Removal::Deleted),
+        );
+        Ok(removals)
+    }
+
+    fn delete_record(&self, id: &Digest) -> Result<()> {
+        let path = self.images.join(format!("{}.json", id.hex()));
+        fs::remove_file(&path).context(|| format!("cannot remove {}", path.display()))
+    }
+
+    /// Removes dangling images (no reference), or with `all` every image no
+    /// container uses, then what no image references any more.
+    pub fn prune_images(&self, all: bool) -> Result<Pruned> {
+        let used: HashSet<Digest> = self.snapshots()?.into_iter().map(|s| s.image).collect();
+        let mut pruned = Pruned::default();
+        for image in self.images()? {
+            let keep = used.contains(&image.id)
+                || !(all || image.tags.is_empty() && image.digests.is_empty());
+            if keep {
+                continue;
+            }
+            let mut refs = self.lock_refs();
+            for reference in image.tags.iter().chain(&image.digests) {
+                refs.remove(reference);
+                pruned
+                    .removals
+                    .push(Removal::Untagged(reference.familiar()));
+            }
+            self.save_refs(&refs)?;
+            drop(refs);
+            self.delete_record(&image.id)?;
+            pruned.removals.push(Removal::Deleted(image.id));
+        }
+        let collected = self.collect_garbage()?;
+        pruned.reclaimed = collected.bytes;
+        pruned
+            .removals
+            .extend(collected.layers.into_iter().map(Removal::Deleted));
+        Ok(pruned)
+    }
+
+    /// Removes every blob and layer that no image and no snapshot needs.
+    pub fn collect_garbage(&self) -> Result<Collected> {
+        let _exclusive = self
+            .adding
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut blobs = BTreeSet::new();
+        let mut layers = BTreeSet::new();
+        for id in self.image_ids()? {
+            let record = self.record(&id)?;
+            blobs.insert(record.id.clone());
+            let diff_ids: Vec<Digest> = record.layers.iter().map(|l| l.diff_id.clone()).collect();
+            layers.extend(chain_ids(&diff_ids));
+            blobs.extend(record.layers.into_iter().map(|l| l.digest));
+        }
+        for snapshot in self.snapshots()? {
+            layers.extend(snapshot.layers);
+        }
+        let mut collected = Collected::default();
+        for chain_id in self.layers.chain_ids()? {
+            if !layers.contains(&chain_id) {
+                collected.bytes += self.layers.get(&chain_id)?.map_or(0, |layer| layer.size);
+                self.layers.remove(&chain_id)?;
+                collected.layers.insert(chain_id);
+            }
+        }
+        for digest in self.content.digests()? {
+            if !blobs.contains(&digest) {
+                collected.bytes += self.content.size(&digest).unwrap_or(0);
+                self.content.remove(&digest)?;
+            }
+        }
+        Ok(collected)
+    }
+
+    /// Ids of the snapshots (containers) made from the image `id`.
+    fn snapshot_users(&self, id: &Digest) -> Result<Vec<String>> {
+        Ok(self
+            .snapshots()?
+            .into_iter()
+            .filter(|snapshot| snapshot.image == *id)
+            .map(|snapshot| snapshot.id)
+            .collect())
+    }
+
+    /// Makes a container's read/write layer over the image `image` names.
+    pub fn create_snapshot(&self, id: &str, image: &str) -> Result<Snapshot> {
+        let image = self.image(&self.resolve(image)?)?;
+        Snapshot::create(&self.snapshots, id, &image.id, image.chain_ids)
+    }
+
+    pub fn snapshot(&self, id: &str) -> Result<Snapshot> {
+        Snapshot::load(&self.snapshots, id)
+    }
+
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        snapshot::list(&self.snapshots)?
+            .iter()
+            .map(|id| self.snapshot(id))
+            .collect()
+    }
+
+    /// Mounts the snapshot's merged view, if it is not mounted already.
+    pub fn mount_snapshot(&self, snapshot: &Snapshot) -> Result<PathBuf> {
+        if !snapshot.is_mounted() {
+            let lower: Vec<PathBuf> = snapshot
+                .layers
+                .iter()
+                .map(|c| self.layers.diff_dir(c))
+                .collect();
+            snapshot.mount(&lower)?;
+        }
+        Ok(snapshot.merged())
+    }
+
+    /// Removes a container's snapshot: its upper layer, never the image's.
+    pub fn remove_snapshot(&self, id: &str) -> Result<()> {
+        self.snapshot(id)?.remove()
+    }
+}
+
+/// What a garbage collection removed.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub layers: BTreeSet<Digest>,
+    pub bytes: u64,
+}
+
+pub(crate) fn parse_config(bytes: &[u8]) -> Result<ImageConfiguration> {
+    ImageConfiguration::from_reader(bytes).map_err(|error| Error::BadConfig(error.to_string()))
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Docker's isSingleReference: at most one tag, and any digest references
+/// in that tag's repository.
+fn is_single_reference(refs: &[Reference]) -> bool {
+    let tags: Vec<&Reference> = refs.iter().filter(|r| r.digest().is_none()).collect();
+    let digest_repos: BTreeSet<&str> = refs
+        .iter()
+        .filter(|r| r.digest().is_some())
+        .map(|r| r.name())
+        .collect();
+    match tags.as_slice() {
+        [] => digest_repos.len() == 1,
+        [tag] => {
+            digest_repos.is_empty()
+                || (digest_repos.len() == 1 && digest_repos.contains(tag.name()))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,534 @@
+//! Applies one layer's tar changeset to an empty directory, as overlayfs
+//! wants a layer: OCI/AUFS whiteouts become overlay whiteouts (a 0/0
+//! character device) and opaque directories (`trusted.overlay.opaque=y`).
+//!
+//! Every path is resolved beneath the layer directory with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, so no entry, hardlink or
+//! directory can reach outside it, whatever symlinks the layer makes.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags, chownat,
+    fchmod, fchown, fsetxattr, futimens, linkat, makedev, mkdirat, mknodat, openat2, statat,
+    symlinkat, unlinkat, utimensat,
+};
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
+use tar::EntryType;
+
+use crate::error::{Error, Result};
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+/// AUFS bookkeeping entries (`.wh..wh.plnk`, `.wh..wh.aufs`) carry nothing
+/// for overlayfs.
+const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
+const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
+
+/// What unpacking a layer found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Sum of the sizes of the regular files: the layer size Docker shows.
+    pub size: u64,
+}
+
+/// Wraps a layer blob in the decompressor its first bytes call for: gzip,
+/// zstd, or none (a plain tar).
+pub fn decompress<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut reader = BufReader::with_capacity(256 * 1024, blob);
+    let head = reader.fill_buf()?;
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::Decoder::with_buffer(reader)?)
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// Unpacks the uncompressed tar `stream` into the directory `root`
+/// (opened), naming the layer `layer` in errors.
+pub fn unpack(stream: impl Read, root: &File, layer: &str) -> Result<Unpacked> {
+    Unpacker {
+        root: root.as_fd(),
+        layer,
+        parent_cache: None,
+        directory_times: Vec::new(),
+        unpacked: Unpacked::default(),
+    }
+    .run(stream)
+}
+
+struct Unpacker<'a> {
+    root: BorrowedFd<'a>,
+    layer: &'a str,
+    /// The last parent directory opened, with its path: tar entries come
+    /// grouped by directory, so this saves most lookups.
+    parent_cache: Option<(Vec<u8>, OwnedFd)>,
+    /// Directories' mtimes, set once everything inside them is written.
+    directory_times: Vec<(Vec<u8>, u64)>,
+    unpacked: Unpacked,
+}
+
+impl Unpacker<'_> {
+    fn run(mut self, stream: impl Read) -> Result<Unpacked> {
+        let mut archive = tar::Archive::new(stream);
+        let entries = archive
+            .entries()
+            .map_err(|source| self.bad_stream(source))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|source| self.bad_stream(source))?;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            self.entry(&mut entry).map_err(|error| match error {
+                Failure::Os(source) => Error::Unpack {
+                    layer: self.layer.to_owned(),
+                    entry: name.clone(),
+                    source,
+                },
+                Failure::Unsafe(reason) => Error::UnsafeEntry {
+                    layer: self.layer.to_owned(),
+                    entry: name.clone(),
+                    reason,
+                },
+            })?;
+        }
+        self.parent_cache = None;
+        for (path, mtime) in self.directory_times.iter().rev() {
+            // A directory that a later entry replaced is skipped.
+            if let Ok(dir) = self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY) {
+                futimens(&dir, &timestamps(*mtime)).ok();
+            }
+        }
+        Ok(self.unpacked)
+    }
+
+    fn bad_stream(&self, source: io::Error) -> Error {
+        Error::BadLayer {
+            layer: self.layer.to_owned(),
+            source,
+        }
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Failure> {
+        let kind = entry.header().entry_type();
+        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader) {
+            return Ok(());
+        }
+        let path = clean(&entry.path_bytes())?;
+        let (parent, file_name) = split_parent(&path);
+        let Attributes { mode, owner, mtime } = Attributes::of(entry.header())?;
+        if file_name.is_empty() {
+            // The layer's own root ("./"): only its metadata applies.
+            set_metadata(&self.root, owner, mode, None)?;
+            self.directory_times.push((Vec::new(), mtime));
+            return Ok(());
+        }
+        if file_name.starts_with(WHITEOUT_PREFIX) {
+            return self.whiteout(parent, file_name);
+        }
+        let parent_fd = self.parent(parent)?;
+        let name = OsStr::from_bytes(file_name);
+        match kind {
+            EntryType::Directory => {
+                match mkdirat(&parent_fd, name, Mode::from_raw_mode(0o700)) {
+                    Err(Errno::EXIST) if is_directory(&parent_fd, name) => {}
+                    Err(Errno::EXIST) => {
+                        self.remove(&parent_fd, name)?;
+                        mkdirat(&parent_fd, name, Mode::from_raw_mode(0o700))?;
+                    }
+                    result => result?,
+                }
+                let dir = open_at(&parent_fd, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                set_metadata(&dir, owner, mode, None)?;
+                set_xattrs(&dir, entry)?;
+                self.directory_times.push((path.clone(), mtime));
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let file = match openat2(
+                    &parent_fd,
+                    name,
+                    flags,
+                    Mode::from_raw_mode(0o600),
+                    ResolveFlags::empty(),
+                ) {
+                    Err(Errno::EXIST) => {
+                        self.remove(&parent_fd, name)?;
+                        openat2(
+                            &parent_fd,
+                            name,
+                            flags,
+                            Mode::from_raw_mode(0o600),
+                            ResolveFlags::empty(),
+                        )?
+                    }
+                    result => result?,
+                };
+                let mut file = File::from(file);
+                self.unpacked.size += io::copy(entry, &mut file).map_err(Failure::Os)?;
+                set_xattrs(&file, entry)?;
+                set_metadata(&file, owner, mode, Some(mtime))?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or(Failure::Unsafe("is a symbolic link without a target"))?;
+                let target = OsStr::from_bytes(&target);
+                if let Err(Errno::EXIST) = symlinkat(target, &parent_fd, name) {
+                    self.remove(&parent_fd, name)?;
+                    symlinkat(target, &parent_fd, name)?;
+                }
+                set_metadata_at(&parent_fd, name, owner, mtime)?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or(Failure::Unsafe("is a hard link without a target"))?;
+                let target = clean(&target)?;
+                let (target_parent, target_name) = split_parent(&target);
+                let target_dir =
+                    match self.open_beneath(target_parent, OFlags::PATH | OFlags::DIRECTORY) {
+                        Err(Failure::Os(error)) if error.kind() == io::ErrorKind::NotFound => {
+                            return Err(Failure::Unsafe(
+                                "is a hard link to a file that is not in this layer",
+                            ));
+                        }
+                        result => result?,
+                    };
+                let link = |flags| {
+                    linkat(
+                        &target_dir,
+                        OsStr::from_bytes(target_name),
+                        &parent_fd,
+                        name,
+                        flags,
+                    )
+                };
+                match link(AtFlags::empty()) {
+                    Err(Errno::EXIST) => {
+                        self.remove(&parent_fd, name)?;
+                        link(AtFlags::empty())?;
+                    }
+                    Err(Errno::NOENT) => {
+                        return Err(Failure::Unsafe(
+                            "is a hard link to a file that is not in this layer",
+                        ));
+                    }
+                    result => result?,
+                }
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let file_type = match kind {
+                    EntryType::Char => FileType::CharacterDevice,
+                    EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let header = entry.header();
+                let device = makedev(
+                    header.device_major().map_err(Failure::Os)?.unwrap_or(0),
+                    header.device_minor().map_err(Failure::Os)?.unwrap_or(0),
+                );
+                if let Err(Errno::EXIST) = mknodat(&parent_fd, name, file_type, mode, device) {
+                    self.remove(&parent_fd, name)?;
+                    mknodat(&parent_fd, name, file_type, mode, device)?;
+                }
+                set_metadata_at(&parent_fd, name, owner, mtime)?;
+                rustix::fs::chmodat(&parent_fd, name, mode, AtFlags::empty())?;
+            }
+            // Types a filesystem layer has no use for (GNU volume labels,
+            // multi-volume parts) are skipped, as Docker does.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `.wh..wh..opq` makes its directory opaque; `.wh.NAME` hides NAME of
+    /// the layers below.
+    fn whiteout(&mut self, parent: &[u8], file_name: &[u8]) -> Result<(), Failure> {
+        if file_name == OPAQUE_MARKER {
+            let dir = self.open_beneath(parent, OFlags::RDONLY | OFlags::DIRECTORY)?;
+            fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())?;
+            return Ok(());
+        }
+        if file_name.starts_with(AUFS_META_PREFIX) {
+            return Ok(());
+        }
+        let hidden = &file_name[WHITEOUT_PREFIX.len()..];
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(Failure::Unsafe("is a whiteout of no file"));
+        }
+        let parent_fd = self.parent(parent)?;
+        let hidden = OsStr::from_bytes(hidden);
+        let whiteout = |dir: &OwnedFd| {
+            mknodat(
+                dir,
+                hidden,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                makedev(0, 0),
+            )
+        };
+        if let Err(Errno::EXIST) = whiteout(&parent_fd) {
+            self.remove(&parent_fd, hidden)?;
+            whiteout(&parent_fd)?;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating what is missing, as Docker does) the directory an
+    /// entry goes in.
+    fn parent(&mut self, parent: &[u8]) -> Result<OwnedFd, Failure> {
+        if let Some((path, fd)) = &self.parent_cache
+            && path == parent
+        {
+            return fd.try_clone().map_err(Failure::Os);
+        }
+        let fd = match self.open_beneath(parent, OFlags::PATH | OFlags::DIRECTORY) {
+            Err(Failure::Os(error)) if error.kind() == io::ErrorKind::NotFound => {
+                self.create_directories(parent)?
+            }
+            result => result?,
+        };
+        self.parent_cache = Some((parent.to_vec(), fd.try_clone().map_err(Failure::Os)?));
+        Ok(fd)
+    }
+
+    fn create_directories(&self, path: &[u8]) -> Result<OwnedFd, Failure> {
+        let mut dir = open_at(&self.root, ".", OFlags::PATH | OFlags::DIRECTORY)?;
+        for component in path.split(|&b| b == b'/') {
+            let name = OsStr::from_bytes(component);
+            match mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(error) => return Err(error.into()),
+            }
+            dir = open_at(&dir, name, OFlags::PATH | OFlags::DIRECTORY)?;
+        }
+        Ok(dir)
+    }
+
+    fn open_beneath(&self, path: &[u8], flags: OFlags) -> Result<OwnedFd, Failure> {
+        let path = if path.is_empty() {
+            OsStr::new(".")
+        } else {
+            OsStr::from_bytes(path)
+        };
+        open_at(&self.root, path, flags)
+    }
+
+    /// Removes what an entry replaces; a directory goes with its contents.
+    fn remove(&mut self, parent: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
+        self.parent_cache = None;
+        match unlinkat(parent, name, AtFlags::empty()) {
+            Err(Errno::ISDIR) => {
+                remove_tree(parent, name)?;
+                Ok(())
+            }
+            result => Ok(result?),
+        }
+    }
+}
+
+/// The metadata every entry carries.
+struct Attributes {
+    mode: Mode,
+    owner: (Uid, Gid),
+    mtime: u64,
+}
+
+impl Attributes {
+    fn of(header: &tar::Header) -> Result<Self, Failure> {
+        Ok(Self {
+            mode: Mode::from_raw_mode(header.mode().map_err(Failure::Os)? & 0o7777),
+            owner: (
+                Uid::from_raw(header.uid().map_err(Failure::Os)? as u32),
+                Gid::from_raw(header.gid().map_err(Failure::Os)? as u32),
+            ),
+            mtime: header.mtime().map_err(Failure::Os)?,
+        })
+    }
+}
+
+/// A clean path split into its parent directory and its last component.
+fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&path[..0], path),
+    }
+}
+
+/// Why an entry failed: an unsafe entry is refused before anything is
+/// done; anything else is the system's error.
+enum Failure {
+    Unsafe(&'static str),
+    Os(io::Error),
+}
+
+impl From<Errno> for Failure {
+    fn from(errno: Errno) -> Self {
+        if errno == Errno::LOOP || errno == Errno::XDEV {
+            Failure::Unsafe("passes through a symbolic link")
+        } else {
+            Failure::Os(errno.into())
+        }
+    }
+}
+
+/// Opens `path` beneath `dir`, refusing symlinks and `..` escapes anywhere
+/// on the way.
+fn open_at(dir: &impl AsFd, path: impl AsRef<OsStr>, flags: OFlags) -> Result<OwnedFd, Failure> {
+    Ok(openat2(
+        dir,
+        path.as_ref(),
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// The entry's path as components joined by '/', without "." parts, with
+/// ".." resolved; refused when absolute or climbing out of the layer.
+fn clean(raw: &[u8]) -> Result<Vec<u8>, Failure> {
+    if raw.starts_with(b"/") {
+        return Err(Failure::Unsafe("is an absolute path"));
+    }
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in raw.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                if parts.pop().is_none() {
+                    return Err(Failure::Unsafe("climbs out of the layer with '..'"));
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    Ok(parts.join(&b'/'))
+}
+
+fn is_directory(dir: &OwnedFd, name: &OsStr) -> bool {
+    statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Directory)
+}
+
+fn remove_tree(parent: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
+    let dir = open_at(parent, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
+    let mut children = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let child = entry.file_name().to_bytes();
+        if child != b"." && child != b".." {
+            children.push((child.to_vec(), entry.file_type() == FileType::Directory));
+        }
+    }
+    for (child, is_dir) in children {
+        let child = OsStr::from_bytes(&child);
+        if is_dir {
+            remove_tree(&dir, child)?;
+        } else {
+            unlinkat(&dir, child, AtFlags::empty())?;
+        }
+    }
+    unlinkat(parent, name, AtFlags::REMOVEDIR)?;
+    Ok(())
+}
+
+fn timestamps(mtime: u64) -> Timestamps {
+    let time = Timespec {
+        tv_sec: mtime as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: time,
+        last_modification: time,
+    }
+}
+
+/// Owner first: chown clears set-id bits, so the mode comes after it.
+fn set_metadata(
+    fd: &impl AsFd,
+    owner: (Uid, Gid),
+    mode: Mode,
+    mtime: Option<u64>,
+) -> Result<(), Failure> {
+    fchown(fd, Some(owner.0), Some(owner.1))?;
+    fchmod(fd, mode)?;
+    if let Some(mtime) = mtime {
+        futimens(fd, &timestamps(mtime))?;
+    }
+    Ok(())
+}
+
+/// Owner and mtime of a symlink or device node, without following it.
+fn set_metadata_at(
+    dir: &OwnedFd,
+    name: &OsStr,
+    owner: (Uid, Gid),
+    mtime: u64,
+) -> Result<(), Failure> {
+    chownat(
+        dir,
+        name,
+        Some(owner.0),
+        Some(owner.1),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    utimensat(dir, name, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// The entry's extended attributes (PAX `SCHILY.xattr.*`), except
+/// overlayfs's own, which only whiteouts may set.
+fn set_xattrs<R: Read>(fd: &impl AsFd, entry: &mut tar::Entry<'_, R>) -> Result<(), Failure> {
+    let Some(extensions) = entry.pax_extensions().map_err(Failure::Os)? else {
+        return Ok(());
+    };
+    for extension in extensions {
+        let extension = extension.map_err(Failure::Os)?;
+        let Ok(key) = extension.key() else { continue };
+        let Some(name) = key.strip_prefix(PAX_XATTR_PREFIX) else {
+            continue;
+        };
+        if name.starts_with("trusted.overlay.") {
+            continue;
+        }
+        fsetxattr(fd, name, extension.value_bytes(), XattrFlags::empty())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cleaned(raw: &str) -> Result<String, &'static str> {
+        match clean(raw.as_bytes()) {
+            Ok(path) => Ok(String::from_utf8(path).unwrap()),
+            Err(Failure::Unsafe(reason)) => Err(reason),
+            Err(Failure::Os(error)) => panic!("{error}"),
+        }
+    }
+
+    #[test]
+    fn entry_paths_are_made_relative_and_clean() {
+        assert_eq!(cleaned("./a/./b/"), Ok("a/b".into()));
+        assert_eq!(cleaned("a/../b"), Ok("b".into()));
+        assert_eq!(cleaned("./"), Ok(String::new()));
+    }
+
+    #[test]
+    fn entry_paths_leaving_the_layer_are_refused() {
+        assert!(cleaned("../etc/passwd").is_err());
+        assert!(cleaned("a/../../b").is_err());
+        assert!(cleaned("/etc/passwd").is_err());
+    }
+}
