@@ -40,9 +40,21 @@ pub enum Error {
     #[error("container snapshot {0:?} already exists")]
     SnapshotExists(String),
     #[error(
-        "conflict: unable to delete {image} (must be forced) - image is being used by container {container}"
+        "conflict: unable to remove repository reference {reference:?} (must force) - container {container} is using its referenced image {image}"
+    )]
+    ReferenceInUse {
+        reference: String,
+        container: String,
+        image: String,
+    },
+    #[error(
+        "conflict: unable to delete {image} (must be forced) - image is being used by stopped container {container}"
     )]
     ImageInUse { image: String, container: String },
+    #[error(
+        "conflict: unable to delete {image} (cannot be forced) - image is being used by running container {container}"
+    )]
+    ImageInUseByRunning { image: String, container: String },
     #[error(
         "conflict: unable to delete {image} (must be forced) - image is referenced in multiple repositories"
     )]

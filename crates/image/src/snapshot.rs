@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, open};
+use rustix::fs::CWD;
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags, fsconfig_create,
     fsconfig_set_string, fsmount, fsopen, move_mount, unmount,
@@ -138,17 +138,11 @@ impl Snapshot {
         fsconfig_create(&fs).context(what)?;
         let mount =
             fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).context(what)?;
-        let target = open(
-            self.merged(),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .context(what)?;
         move_mount(
             mount.as_fd(),
             "",
-            &target,
-            "",
+            CWD,
+            self.merged(),
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
         .context(what)?;

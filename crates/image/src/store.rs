@@ -405,9 +405,10 @@ impl Store {
                 && is_single_reference(&image_refs)
                 && let Some(container) = users.first()
             {
-                return Err(Error::ImageInUse {
-                    image: format!("repository reference {text:?}"),
-                    container: format!("{} (it uses image {short})", short_id(container)),
+                return Err(Error::ReferenceInUse {
+                    reference: text.to_owned(),
+                    container: short_id(container).to_owned(),
+                    image: short,
                 });
             }
             refs.remove(&reference);
@@ -439,9 +440,9 @@ impl Store {
         }
         if let Some(container) = users.iter().find(|c| is_running(c)) {
             self.save_refs(&refs)?;
-            return Err(Error::ImageInUse {
+            return Err(Error::ImageInUseByRunning {
                 image: short,
-                container: format!("{} (running; cannot be forced)", short_id(container)),
+                container: short_id(container).to_owned(),
             });
         }
         if !force && let Some(container) = users.first() {

@@ -388,7 +388,7 @@ fn open_at(dir: &impl AsFd, path: impl AsRef<OsStr>, flags: OFlags) -> Result<Ow
     Ok(openat2(
         dir,
         path.as_ref(),
-        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        flags | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )?)

@@ -1,0 +1,145 @@
+//! Hostile and broken layers are refused with an error naming the entry
+//! or the cause, and leave nothing in the store.
+
+mod common;
+
+use common::{ArchiveImage, LayerTar, TestStore, archive_of, config, docker_archive, gzip};
+use keel_image::Error;
+
+/// Loads `archive` into an empty store, expects it refused, and checks that
+/// nothing of it stayed. Returns the error's message.
+fn refused(archive: &[u8]) -> String {
+    let test = TestStore::new();
+    let error = test.store.load(archive, "hostile.tar").unwrap_err();
+    test.assert_empty();
+    assert!(test.store.images().unwrap().is_empty());
+    error.to_string()
+}
+
+fn refused_layer(layer: &[u8]) -> (String, Vec<String>) {
+    let message = refused(&archive_of(&[layer], &["keel-test/hostile"]));
+    let victims = ["/tmp/keel-escaped", "/keel-escaped"]
+        .iter()
+        .filter(|p| std::path::Path::new(p).exists())
+        .map(|p| p.to_string())
+        .collect();
+    (message, victims)
+}
+
+#[test]
+fn an_entry_climbing_out_with_dot_dot_is_refused() {
+    let layer = LayerTar::new()
+        .file("ok", b"1")
+        .file("a/../../keel-escaped", b"x")
+        .finish();
+    let (message, victims) = refused_layer(&layer);
+    assert!(
+        message.contains("\"a/../../keel-escaped\" climbs out of the layer"),
+        "{message}"
+    );
+    assert!(victims.is_empty());
+}
+
+#[test]
+fn an_absolute_entry_is_refused() {
+    let layer = LayerTar::new().file("/tmp/keel-escaped", b"x").finish();
+    let (message, _) = refused_layer(&layer);
+    assert!(
+        message.contains("\"/tmp/keel-escaped\" is an absolute path"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_entry_through_a_symlink_is_refused() {
+    let layer = LayerTar::new()
+        .symlink("escape", "/tmp")
+        .file("escape/keel-escaped", b"x")
+        .finish();
+    let (message, victims) = refused_layer(&layer);
+    assert!(
+        message.contains("\"escape/keel-escaped\" passes through a symbolic link"),
+        "{message}"
+    );
+    assert!(victims.is_empty(), "{victims:?}");
+}
+
+#[test]
+fn a_hardlink_to_outside_the_layer_is_refused() {
+    for target in ["../../../../etc/passwd", "/etc/passwd"] {
+        let layer = LayerTar::new().hardlink("passwd", target).finish();
+        let message = refused(&archive_of(&[&layer], &["keel-test/hostile"]));
+        assert!(message.contains("\"passwd\""), "{message}");
+        assert!(
+            message.contains("climbs out") || message.contains("absolute path"),
+            "{message}"
+        );
+    }
+    let through_symlink = LayerTar::new()
+        .symlink("etc", "/etc")
+        .hardlink("passwd", "etc/passwd")
+        .finish();
+    let message = refused(&archive_of(&[&through_symlink], &["keel-test/hostile"]));
+    assert!(
+        message.contains("\"passwd\" passes through a symbolic link"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_layer_whose_content_does_not_match_its_diff_id_is_refused() {
+    let real = LayerTar::new().file("a", b"real").finish();
+    let claimed = LayerTar::new().file("a", b"claimed").finish();
+    let archive = docker_archive(&[ArchiveImage {
+        blobs: vec![gzip(&real)],
+        config: config(&[&claimed], 0),
+        tags: &["keel-test/mismatch"],
+    }]);
+    let message = refused(&archive);
+    assert!(message.contains("does not match its digest"), "{message}");
+}
+
+#[test]
+fn a_truncated_gzip_layer_is_refused() {
+    let layer = LayerTar::new().file("big", &vec![7u8; 300_000]).finish();
+    let compressed = gzip(&layer);
+    let archive = docker_archive(&[ArchiveImage {
+        blobs: vec![compressed[..compressed.len() / 2].to_vec()],
+        config: config(&[&layer], 0),
+        tags: &["keel-test/truncated"],
+    }]);
+    let test = TestStore::new();
+    let error = test
+        .store
+        .load(archive.as_slice(), "truncated.tar")
+        .unwrap_err();
+    test.assert_empty();
+    assert!(
+        matches!(error, Error::BadLayer { .. } | Error::Unpack { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&keel_image::Digest::of(&layer).to_string()),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_blob_in_an_oci_layout_that_does_not_match_its_name_is_refused() {
+    let mut builder = tar::Builder::new(Vec::new());
+    let name = format!("blobs/sha256/{}", "0".repeat(64));
+    common::append(&mut builder, &name, b"not what the name says");
+    let message = refused(&builder.into_inner().unwrap());
+    assert!(message.contains("does not match its digest"), "{message}");
+    assert!(message.contains(&name), "{message}");
+}
+
+#[test]
+fn an_archive_without_a_manifest_is_refused_with_what_was_expected() {
+    let mut builder = tar::Builder::new(Vec::new());
+    common::append(&mut builder, "random.txt", b"hello");
+    let message = refused(&builder.into_inner().unwrap());
+    assert!(message.contains("neither manifest.json"), "{message}");
+}

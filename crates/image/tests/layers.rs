@@ -1,0 +1,200 @@
+//! Layers on disk, shared between images, and containers' snapshots over
+//! them, on the real kernel's overlayfs.
+
+mod common;
+
+use std::fs;
+
+use common::{LayerTar, TestStore, archive_of, busybox_layer, run_in, tree_digest};
+use keel_image::{Digest, Removal};
+
+fn du_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("du")
+        .args(["-s", "-B1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn two_images_sharing_a_base_layer_store_it_once_and_survive_each_others_removal() {
+    let test = TestStore::new();
+    let base = busybox_layer();
+    let top_a = LayerTar::new().file("a.txt", b"image a\n").finish();
+    let top_b = LayerTar::new().file("b.txt", b"image b\n").finish();
+    test.load(&archive_of(&[&base, &top_a], &["keel-test/a:1"]));
+    let one_image = du_bytes(&test.root().join("layers"));
+    test.load(&archive_of(&[&base, &top_b], &["keel-test/b:1"]));
+    let two_images = du_bytes(&test.root().join("layers"));
+
+    // Three layer directories: the base once, and each image's own top.
+    assert_eq!(
+        test.entries("layers").len(),
+        3,
+        "{:?}",
+        test.entries("layers")
+    );
+    let base_size = du_bytes(&test.store.layers().diff_dir(&Digest::of(&base)));
+    assert!(base_size > 500_000, "the busybox layer holds the binary");
+    assert!(
+        two_images - one_image < base_size / 10,
+        "the second image added {} bytes, the base is {base_size}",
+        two_images - one_image
+    );
+
+    let removed = test
+        .store
+        .remove_image("keel-test/a:1", false, |_| false)
+        .unwrap();
+    assert_eq!(removed[0], Removal::Untagged("keel-test/a:1".into()));
+    assert_eq!(
+        removed.len(),
+        3,
+        "untag, delete image, delete its top layer: {removed:?}"
+    );
+    assert_eq!(test.entries("layers").len(), 2);
+
+    let snapshot = test
+        .store
+        .create_snapshot("runs-b", "keel-test/b:1")
+        .unwrap();
+    let root = test.store.mount_snapshot(&snapshot).unwrap();
+    assert_eq!(
+        run_in(&root, "cat /b.txt; test -e /a.txt || echo no-a"),
+        "image b\nno-a\n"
+    );
+}
+
+#[test]
+fn a_containers_writes_land_in_its_upper_layer_only() {
+    let test = TestStore::new();
+    let base = busybox_layer();
+    let loaded = test.load(&archive_of(&[&base], &["keel-test/writes"]));
+    let layer_dir = test.store.layers().diff_dir(&Digest::of(&base));
+    let before = tree_digest(&layer_dir);
+
+    let first = test
+        .store
+        .create_snapshot("first", "keel-test/writes")
+        .unwrap();
+    let root = test.store.mount_snapshot(&first).unwrap();
+    run_in(
+        &root,
+        "echo written > /etc/new-file && rm /bin/vi && echo changed >> /etc/passwd",
+    );
+    assert_eq!(
+        fs::read_to_string(first.upper().join("etc/new-file")).unwrap(),
+        "written\n"
+    );
+    assert_eq!(tree_digest(&layer_dir), before, "the image's layer changed");
+
+    let second = test
+        .store
+        .create_snapshot("second", &loaded[0].id.to_string())
+        .unwrap();
+    let other_root = test.store.mount_snapshot(&second).unwrap();
+    assert_eq!(
+        run_in(
+            &other_root,
+            "test -e /etc/new-file || echo clean; test -e /bin/vi && echo vi"
+        ),
+        "clean\nvi\n"
+    );
+
+    let mut exported = Vec::new();
+    test.store.export("first", &mut exported).unwrap();
+    let mut names = Vec::new();
+    for entry in tar::Archive::new(exported.as_slice()).entries().unwrap() {
+        let path = entry.unwrap().path().unwrap().display().to_string();
+        names.push(path.trim_start_matches("./").to_owned());
+    }
+    assert!(
+        names.iter().any(|n| n == "etc/new-file"),
+        "export lacks the new file"
+    );
+    assert!(
+        !names.iter().any(|n| n == "bin/vi"),
+        "export shows a deleted file"
+    );
+
+    test.store.remove_snapshot("first").unwrap();
+    assert!(!first.dir.exists());
+    assert_eq!(tree_digest(&layer_dir), before);
+    assert_eq!(test.entries("snapshots"), vec!["second".to_owned()]);
+}
+
+#[test]
+fn whiteouts_delete_files_and_opaque_directories_replace_the_lower_ones() {
+    let test = TestStore::new();
+    let base = busybox_layer();
+    let middle = LayerTar::new()
+        .dir("data")
+        .file("data/old-1", b"1")
+        .file("data/old-2", b"2")
+        .file("gone.txt", b"gone")
+        .dir("kept")
+        .file("kept/a", b"a")
+        .finish();
+    let top = LayerTar::new()
+        .file(".wh.gone.txt", b"")
+        .dir("data")
+        .file("data/.wh..wh..opq", b"")
+        .file("data/new", b"new")
+        .file("kept/.wh.a", b"")
+        .file("kept/b", b"b")
+        .finish();
+    test.load(&archive_of(
+        &[&base, &middle, &top],
+        &["keel-test/whiteouts"],
+    ));
+    let snapshot = test
+        .store
+        .create_snapshot("w", "keel-test/whiteouts")
+        .unwrap();
+    let root = test.store.mount_snapshot(&snapshot).unwrap();
+    assert_eq!(
+        run_in(
+            &root,
+            "ls -A /data; ls -A /kept; test -e /gone.txt || echo no-gone"
+        ),
+        "new\nb\nno-gone\n"
+    );
+}
+
+#[test]
+fn a_stack_too_tall_for_one_mount_option_string_still_mounts() {
+    let test = TestStore::new();
+    let base = busybox_layer();
+    let tops: Vec<Vec<u8>> = (0..120)
+        .map(|i| {
+            LayerTar::new()
+                .file(&format!("layer-{i:03}"), format!("{i}").as_bytes())
+                .finish()
+        })
+        .collect();
+    let mut layers: Vec<&[u8]> = vec![&base];
+    layers.extend(tops.iter().map(Vec::as_slice));
+    test.load(&archive_of(&layers, &["keel-test/tall"]));
+    let snapshot = test
+        .store
+        .create_snapshot("tall", "keel-test/tall")
+        .unwrap();
+    let lower_option_length: usize = snapshot
+        .layers
+        .iter()
+        .map(|c| test.store.layers().diff_dir(c).as_os_str().len() + 1)
+        .sum();
+    assert!(
+        lower_option_length > 4096,
+        "the stack must exceed one page of options"
+    );
+    let root = test.store.mount_snapshot(&snapshot).unwrap();
+    assert_eq!(run_in(&root, "ls / | grep -c layer-"), "120\n");
+    assert_eq!(run_in(&root, "cat /layer-119"), "119");
+}
