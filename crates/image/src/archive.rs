@@ -216,7 +216,9 @@ impl Store {
 
     /// Writes the images `names` name (references or ids) as one
     /// docker-archive: `<id>.json` configs, `<diff id>/layer.tar`
-    /// uncompressed layers, and manifest.json.
+    /// uncompressed layers, and manifest.json. Tags are written in full
+    /// (`docker.io/library/busybox:latest`): Docker reads them the same as
+    /// its short form, and Podman would otherwise put them under localhost.
     pub fn save(&self, names: &[String], out: impl Write) -> Result<()> {
         let mut entries: Vec<ArchiveEntry> = Vec::new();
         let mut images = Vec::new();
@@ -227,14 +229,17 @@ impl Store {
                 Some(i) => {
                     if let Some(tag) = tag {
                         let entry: &mut ArchiveEntry = &mut entries[i];
-                        entry.repo_tags.get_or_insert_default().push(tag.familiar());
+                        entry
+                            .repo_tags
+                            .get_or_insert_default()
+                            .push(tag.to_string());
                     }
                 }
                 None => {
                     let image = self.image(&id)?;
                     entries.push(ArchiveEntry {
                         config: format!("{}.json", id.hex()),
-                        repo_tags: tag.map(|tag| vec![tag.familiar()]),
+                        repo_tags: tag.map(|tag| vec![tag.to_string()]),
                         layers: image
                             .layers
                             .iter()
