@@ -2,6 +2,7 @@
 //! inputs, and prints medians and ratios.
 //!
 //!   keel-bench runtime [--iterations N] [--keel PATH]
+//!   keel-bench load [--iterations N]
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
 //! from the same busybox bundle, two ways: `run` (one command: create,
@@ -10,6 +11,11 @@
 //! Runtimes take turns, iteration by iteration, so that noise on the
 //! machine falls on all of them alike. Peak RSS is the median over runs of
 //! the largest peak of any step, measured by /usr/bin/time.
+//!
+//! `load` times loading one ~200 MB multi-layer image from a docker-archive
+//! into an empty store: Keel's image store against `podman load`.
+
+mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,8 +26,14 @@ use anyhow::{Context, Result, bail};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(what) = args.next() else {
-        bail!("usage: keel-bench runtime [--iterations N] [--keel PATH]");
+        bail!("usage: keel-bench runtime|load [--iterations N] [--keel PATH]");
     };
+    if what == "load-once" {
+        let (Some(root), Some(archive)) = (args.next(), args.next()) else {
+            bail!("usage: keel-bench load-once ROOT ARCHIVE");
+        };
+        return load::load_once(Path::new(&root), Path::new(&archive));
+    }
     let mut iterations = 200;
     let mut keel = default_keel_runtime();
     while let Some(arg) = args.next() {
@@ -38,7 +50,8 @@ fn main() -> Result<()> {
     }
     match what.as_str() {
         "runtime" => runtime_bench(&keel, iterations),
-        other => bail!("unknown benchmark {other:?}: try runtime"),
+        "load" => load::load_bench(iterations),
+        other => bail!("unknown benchmark {other:?}: try runtime or load"),
     }
 }
 

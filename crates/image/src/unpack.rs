@@ -6,11 +6,13 @@
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, so no entry, hardlink or
 //! directory can reach outside it, whatever symlinks the layer makes.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
 
 use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags, chownat,
@@ -29,6 +31,8 @@ const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 /// for overlayfs.
 const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
 const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
+/// Open directories kept for the next entries (well under any fd limit).
+const PARENT_CACHE_SIZE: usize = 128;
 
 /// What unpacking a layer found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +61,9 @@ pub fn unpack(stream: impl Read, root: &File, layer: &str) -> Result<Unpacked> {
     Unpacker {
         root: root.as_fd(),
         layer,
-        parent_cache: None,
+        parent_cache: HashMap::new(),
         directory_times: Vec::new(),
+        creator: Creator::of_this_process(),
         unpacked: Unpacked::default(),
     }
     .run(stream)
@@ -67,11 +72,12 @@ pub fn unpack(stream: impl Read, root: &File, layer: &str) -> Result<Unpacked> {
 struct Unpacker<'a> {
     root: BorrowedFd<'a>,
     layer: &'a str,
-    /// The last parent directory opened, with its path: tar entries come
-    /// grouped by directory, so this saves most lookups.
-    parent_cache: Option<(Vec<u8>, OwnedFd)>,
+    /// Parent directories opened, by path: tar entries mostly come grouped
+    /// by directory, so this saves most lookups.
+    parent_cache: HashMap<Vec<u8>, Rc<OwnedFd>>,
     /// Directories' mtimes, set once everything inside them is written.
     directory_times: Vec<(Vec<u8>, u64)>,
+    creator: Creator,
     unpacked: Unpacked,
 }
 
@@ -97,7 +103,7 @@ impl Unpacker<'_> {
                 },
             })?;
         }
-        self.parent_cache = None;
+        self.parent_cache.clear();
         for (path, mtime) in self.directory_times.iter().rev() {
             // A directory that a later entry replaced is skipped.
             if let Ok(dir) = self.open_beneath(path, OFlags::RDONLY | OFlags::DIRECTORY) {
@@ -124,7 +130,8 @@ impl Unpacker<'_> {
         let Attributes { mode, owner, mtime } = Attributes::of(entry.header())?;
         if file_name.is_empty() {
             // The layer's own root ("./"): only its metadata applies.
-            set_metadata(&self.root, owner, mode, None)?;
+            self.creator
+                .set_metadata(&self.root, owner, mode, None, false)?;
             self.directory_times.push((Vec::new(), mtime));
             return Ok(());
         }
@@ -135,16 +142,22 @@ impl Unpacker<'_> {
         let name = OsStr::from_bytes(file_name);
         match kind {
             EntryType::Directory => {
-                match mkdirat(&parent_fd, name, Mode::from_raw_mode(0o700)) {
-                    Err(Errno::EXIST) if is_directory(&parent_fd, name) => {}
+                let created = Mode::from_raw_mode(mode.bits() & 0o777);
+                let fresh = match mkdirat(&*parent_fd, name, created) {
+                    Err(Errno::EXIST) if is_directory(&parent_fd, name) => false,
                     Err(Errno::EXIST) => {
                         self.remove(&parent_fd, name)?;
-                        mkdirat(&parent_fd, name, Mode::from_raw_mode(0o700))?;
+                        mkdirat(&*parent_fd, name, created)?;
+                        true
                     }
-                    result => result?,
-                }
-                let dir = open_at(&parent_fd, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
-                set_metadata(&dir, owner, mode, None)?;
+                    result => {
+                        result?;
+                        true
+                    }
+                };
+                let dir = open_at(&*parent_fd, name, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                self.creator.setgid_seen |= mode.bits() & 0o2000 != 0;
+                self.creator.set_metadata(&dir, owner, mode, None, fresh)?;
                 set_xattrs(&dir, entry)?;
                 self.directory_times.push((path.clone(), mtime));
             }
@@ -154,29 +167,20 @@ impl Unpacker<'_> {
                     | OFlags::EXCL
                     | OFlags::NOFOLLOW
                     | OFlags::CLOEXEC;
-                let file = match openat2(
-                    &parent_fd,
-                    name,
-                    flags,
-                    Mode::from_raw_mode(0o600),
-                    ResolveFlags::empty(),
-                ) {
+                let created = Mode::from_raw_mode(mode.bits() & 0o777);
+                let create = || openat2(&*parent_fd, name, flags, created, ResolveFlags::empty());
+                let file = match create() {
                     Err(Errno::EXIST) => {
                         self.remove(&parent_fd, name)?;
-                        openat2(
-                            &parent_fd,
-                            name,
-                            flags,
-                            Mode::from_raw_mode(0o600),
-                            ResolveFlags::empty(),
-                        )?
+                        create()?
                     }
                     result => result?,
                 };
                 let mut file = File::from(file);
                 self.unpacked.size += io::copy(entry, &mut file).map_err(Failure::Os)?;
                 set_xattrs(&file, entry)?;
-                set_metadata(&file, owner, mode, Some(mtime))?;
+                self.creator
+                    .set_metadata(&file, owner, mode, Some(mtime), true)?;
             }
             EntryType::Symlink => {
                 let target = entry
@@ -232,11 +236,16 @@ impl Unpacker<'_> {
                     EntryType::Block => FileType::BlockDevice,
                     _ => FileType::Fifo,
                 };
+                // A fifo's device numbers mean nothing, and are often blank.
                 let header = entry.header();
-                let device = makedev(
-                    header.device_major().map_err(Failure::Os)?.unwrap_or(0),
-                    header.device_minor().map_err(Failure::Os)?.unwrap_or(0),
-                );
+                let device = if kind == EntryType::Fifo {
+                    makedev(0, 0)
+                } else {
+                    makedev(
+                        header.device_major().map_err(Failure::Os)?.unwrap_or(0),
+                        header.device_minor().map_err(Failure::Os)?.unwrap_or(0),
+                    )
+                };
                 if let Err(Errno::EXIST) = mknodat(&parent_fd, name, file_type, mode, device) {
                     self.remove(&parent_fd, name)?;
                     mknodat(&parent_fd, name, file_type, mode, device)?;
@@ -286,11 +295,9 @@ impl Unpacker<'_> {
 
     /// Opens (creating what is missing, as Docker does) the directory an
     /// entry goes in.
-    fn parent(&mut self, parent: &[u8]) -> Result<OwnedFd, Failure> {
-        if let Some((path, fd)) = &self.parent_cache
-            && path == parent
-        {
-            return fd.try_clone().map_err(Failure::Os);
+    fn parent(&mut self, parent: &[u8]) -> Result<Rc<OwnedFd>, Failure> {
+        if let Some(fd) = self.parent_cache.get(parent) {
+            return Ok(Rc::clone(fd));
         }
         let fd = match self.open_beneath(parent, OFlags::PATH | OFlags::DIRECTORY) {
             Err(Failure::Os(error)) if error.kind() == io::ErrorKind::NotFound => {
@@ -298,7 +305,11 @@ impl Unpacker<'_> {
             }
             result => result?,
         };
-        self.parent_cache = Some((parent.to_vec(), fd.try_clone().map_err(Failure::Os)?));
+        let fd = Rc::new(fd);
+        if self.parent_cache.len() >= PARENT_CACHE_SIZE {
+            self.parent_cache.clear();
+        }
+        self.parent_cache.insert(parent.to_vec(), Rc::clone(&fd));
         Ok(fd)
     }
 
@@ -326,7 +337,8 @@ impl Unpacker<'_> {
 
     /// Removes what an entry replaces; a directory goes with its contents.
     fn remove(&mut self, parent: &OwnedFd, name: &OsStr) -> Result<(), Failure> {
-        self.parent_cache = None;
+        // What goes may be a cached directory or hold one.
+        self.parent_cache.clear();
         match unlinkat(parent, name, AtFlags::empty()) {
             Err(Errno::ISDIR) => {
                 remove_tree(parent, name)?;
@@ -346,15 +358,26 @@ struct Attributes {
 
 impl Attributes {
     fn of(header: &tar::Header) -> Result<Self, Failure> {
+        let raw = header.as_old();
+        let mode = numeric(&raw.mode, header.mode().map(u64::from))?;
         Ok(Self {
-            mode: Mode::from_raw_mode(header.mode().map_err(Failure::Os)? & 0o7777),
+            mode: Mode::from_raw_mode(mode as u32 & 0o7777),
             owner: (
-                Uid::from_raw(header.uid().map_err(Failure::Os)? as u32),
-                Gid::from_raw(header.gid().map_err(Failure::Os)? as u32),
+                Uid::from_raw(numeric(&raw.uid, header.uid())? as u32),
+                Gid::from_raw(numeric(&raw.gid, header.gid())? as u32),
             ),
-            mtime: header.mtime().map_err(Failure::Os)?,
+            mtime: numeric(&raw.mtime, header.mtime())?,
         })
     }
+}
+
+/// A numeric header field; an empty one is 0, as Go's archive/tar (and so
+/// Docker) reads it.
+fn numeric(raw: &[u8], parsed: io::Result<u64>) -> Result<u64, Failure> {
+    if raw.iter().all(|&b| b == 0 || b == b' ') {
+        return Ok(0);
+    }
+    parsed.map_err(Failure::Os)
 }
 
 /// A clean path split into its parent directory and its last component.
@@ -453,19 +476,55 @@ fn timestamps(mtime: u64) -> Timestamps {
     }
 }
 
-/// Owner first: chown clears set-id bits, so the mode comes after it.
-fn set_metadata(
-    fd: &impl AsFd,
+/// Who creates the files, and so which metadata calls can be skipped:
+/// over tens of thousands of files, fchown and fchmod calls that change
+/// nothing cost as much as the writes.
+struct Creator {
     owner: (Uid, Gid),
-    mode: Mode,
-    mtime: Option<u64>,
-) -> Result<(), Failure> {
-    fchown(fd, Some(owner.0), Some(owner.1))?;
-    fchmod(fd, mode)?;
-    if let Some(mtime) = mtime {
-        futimens(fd, &timestamps(mtime))?;
+    umask: u32,
+    /// A set-group-id directory gives new files its group, not ours.
+    setgid_seen: bool,
+}
+
+impl Creator {
+    fn of_this_process() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let umask = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Umask:"))
+            .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
+            // Unknown: assume every bit may be masked, so chmod always runs.
+            .unwrap_or(0o777);
+        Self {
+            owner: (rustix::process::geteuid(), rustix::process::getegid()),
+            umask,
+            setgid_seen: false,
+        }
     }
-    Ok(())
+
+    /// Owner first: chown clears set-id bits, so the mode comes after it.
+    /// `fresh`: the object was just created by us with `mode & 0o777`, so
+    /// only what the umask took or chown changed needs setting.
+    fn set_metadata(
+        &self,
+        fd: &impl AsFd,
+        owner: (Uid, Gid),
+        mode: Mode,
+        mtime: Option<u64>,
+        fresh: bool,
+    ) -> Result<(), Failure> {
+        let chown = !fresh || owner != self.owner || self.setgid_seen;
+        if chown {
+            fchown(fd, Some(owner.0), Some(owner.1))?;
+        }
+        if chown || mode.bits() & (0o7000 | self.umask) != 0 {
+            fchmod(fd, mode)?;
+        }
+        if let Some(mtime) = mtime {
+            futimens(fd, &timestamps(mtime))?;
+        }
+        Ok(())
+    }
 }
 
 /// Owner and mtime of a symlink or device node, without following it.

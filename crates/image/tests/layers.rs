@@ -198,3 +198,91 @@ fn a_stack_too_tall_for_one_mount_option_string_still_mounts() {
     assert_eq!(run_in(&root, "ls / | grep -c layer-"), "120\n");
     assert_eq!(run_in(&root, "cat /layer-119"), "119");
 }
+
+#[test]
+fn unpacking_keeps_owners_modes_times_links_devices_and_xattrs() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use tar::EntryType;
+    let test = TestStore::new();
+    let layer = LayerTar::new()
+        .entry(EntryType::Directory, "private", None, b"", |h| {
+            h.set_mode(0o700);
+            h.set_uid(1);
+            h.set_gid(2);
+            h.set_mtime(1_600_000_000);
+        })
+        .entry(
+            EntryType::Regular,
+            "private/setuid",
+            None,
+            b"#!/bin/sh\n",
+            |h| {
+                h.set_mode(0o4755);
+                h.set_uid(1000);
+                h.set_gid(1000);
+                h.set_mtime(1_500_000_000);
+            },
+        )
+        .entry(EntryType::Regular, "writable", None, b"w", |h| {
+            h.set_mode(0o666)
+        })
+        .hardlink("private/again", "private/setuid")
+        .entry(
+            EntryType::Symlink,
+            "link",
+            Some("private/setuid"),
+            b"",
+            |h| {
+                h.set_uid(3);
+                h.set_gid(4);
+            },
+        )
+        .entry(EntryType::Char, "null", None, b"", |h| {
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+            h.set_mode(0o666);
+        })
+        .raw(EntryType::Fifo, "pipe", None, b"")
+        .xattr("user.keel", b"kept")
+        .file("tagged", b"t")
+        .finish();
+    test.load(&archive_of(&[&layer], &["keel-test/metadata"]));
+    let diff = test.store.layers().diff_dir(&Digest::of(&layer));
+    let meta = |name: &str| fs::symlink_metadata(diff.join(name)).unwrap();
+
+    let private = meta("private");
+    assert_eq!(
+        (private.mode() & 0o7777, private.uid(), private.gid()),
+        (0o700, 1, 2)
+    );
+    assert_eq!(
+        private.mtime(),
+        1_600_000_000,
+        "a directory's mtime survives its children"
+    );
+    let setuid = meta("private/setuid");
+    assert_eq!(
+        (setuid.mode() & 0o7777, setuid.uid(), setuid.gid()),
+        (0o4755, 1000, 1000)
+    );
+    assert_eq!(setuid.mtime(), 1_500_000_000);
+    assert_eq!(
+        meta("writable").mode() & 0o777,
+        0o666,
+        "the umask does not apply"
+    );
+    assert_eq!(
+        meta("private/again").ino(),
+        setuid.ino(),
+        "a hard link, not a copy"
+    );
+    let link = meta("link");
+    assert!(link.file_type().is_symlink());
+    assert_eq!((link.uid(), link.gid()), (3, 4));
+    let null = meta("null");
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
+    assert!(meta("pipe").file_type().is_fifo());
+    let value = rustix::fs::getxattr(diff.join("tagged"), "user.keel", &mut [0u8; 16]).unwrap();
+    assert_eq!(value, 4);
+}

@@ -92,11 +92,23 @@ impl LayerTar {
     /// An entry with any name, `../` and absolute ones included, which the
     /// tar crate's safe setters refuse to write.
     pub fn raw(
+        self,
+        kind: tar::EntryType,
+        name: &str,
+        link: Option<&str>,
+        data: &[u8],
+    ) -> LayerTar {
+        self.entry(kind, name, link, data, |_| {})
+    }
+
+    /// An entry whose header `edit` adjusts (owner, mode, device numbers).
+    pub fn entry(
         mut self,
         kind: tar::EntryType,
         name: &str,
         link: Option<&str>,
         data: &[u8],
+        edit: impl FnOnce(&mut tar::Header),
     ) -> LayerTar {
         let mut header = tar::Header::new_ustar();
         header.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
@@ -113,8 +125,18 @@ impl LayerTar {
         header.set_mtime(1_700_000_000);
         header.set_uid(0);
         header.set_gid(0);
+        edit(&mut header);
         header.set_cksum();
         self.builder.append(&header, data).unwrap();
+        self
+    }
+
+    /// PAX extended attributes for the next entry.
+    pub fn xattr(mut self, name: &str, value: &[u8]) -> LayerTar {
+        let key = format!("SCHILY.xattr.{name}");
+        self.builder
+            .append_pax_extensions([(key.as_str(), value)])
+            .unwrap();
         self
     }
 

@@ -1,0 +1,294 @@
+//! `keel-bench load`: unpacking the same multi-layer image (~200 MB: a
+//! busybox base, tens of thousands of small files, a few big ones) from a
+//! docker-archive, by Keel's image store and by `podman load`, each a fresh
+//! process into an empty store, taking turns.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use keel_image::{Digest, Store};
+
+use crate::{median, ms};
+
+/// The hidden subcommand the benchmark runs as Keel's side: one load into
+/// an empty store, in a process of its own.
+pub fn load_once(root: &Path, archive: &Path) -> Result<()> {
+    let store = Store::open(root)?;
+    let file = std::fs::File::open(archive).with_context(|| archive.display().to_string())?;
+    store.load(file, &archive.display().to_string())?;
+    Ok(())
+}
+
+struct Contender {
+    name: &'static str,
+    times: Vec<Duration>,
+    peak_rss_kib: Vec<i64>,
+}
+
+pub fn load_bench(iterations: usize) -> Result<()> {
+    let work = tempfile::Builder::new()
+        .prefix("keel-bench-load-")
+        .tempdir_in("/var/tmp")?;
+    let archive = work.path().join("image.tar");
+    let size = write_image(&archive)?;
+    println!(
+        "image: {:.0} MB uncompressed in 4 layers, as a docker-archive",
+        size as f64 / 1e6
+    );
+    let mut contenders = vec![Contender::new("keel"), Contender::new("podman load")];
+    let podman = which("podman");
+    if podman.is_none() {
+        println!("podman: not installed, skipped");
+        contenders.truncate(1);
+    }
+    let time_file = work.path().join("time.out");
+    let warmup = 2;
+    for i in 0..warmup + iterations {
+        for k in 0..contenders.len() {
+            let index = (i + k) % contenders.len();
+            // Every load gets a fresh store, and stores are removed only at
+            // the end: removing big trees between loads sets this disk
+            // (ext4 with discard) trimming for a while. What earlier loads
+            // left unsynced is flushed first, so nobody pays for another.
+            let root = work.path().join(format!("root-{index}-{i}"));
+            rustix::fs::sync();
+            let mut command = timed(&time_file);
+            if index == 0 {
+                command
+                    .arg(std::env::current_exe()?)
+                    .arg("load-once")
+                    .arg(&root)
+                    .arg(&archive);
+            } else {
+                command
+                    .args(podman_args(&root))
+                    .arg("load")
+                    .arg("-q")
+                    .arg("-i")
+                    .arg(&archive);
+            }
+            let started = Instant::now();
+            let status = command.status()?;
+            let elapsed = started.elapsed();
+            ensure!(status.success(), "{} failed", contenders[index].name);
+            if i >= warmup {
+                contenders[index].times.push(elapsed);
+                contenders[index]
+                    .peak_rss_kib
+                    .push(std::fs::read_to_string(&time_file)?.trim().parse()?);
+            }
+        }
+    }
+    for i in 0..warmup + iterations {
+        for index in 0..contenders.len() {
+            remove_store(&work.path().join(format!("root-{index}-{i}")), index != 0)?;
+        }
+    }
+    println!(
+        "load of the same image into an empty store, {iterations} iterations each after {warmup} warm-up, taking turns"
+    );
+    println!(
+        "{:<14} {:>12} {:>10} {:>14}",
+        "who", "median", "vs keel", "peak RSS"
+    );
+    let keel = median(&contenders[0].times);
+    for contender in &mut contenders {
+        let time = median(&contender.times);
+        contender.peak_rss_kib.sort_unstable();
+        println!(
+            "{:<14} {:>9.0} ms {:>9.2}x {:>10} KiB",
+            contender.name,
+            ms(time),
+            ms(time) / ms(keel),
+            contender.peak_rss_kib[contender.peak_rss_kib.len() / 2]
+        );
+    }
+    Ok(())
+}
+
+impl Contender {
+    fn new(name: &'static str) -> Contender {
+        Contender {
+            name,
+            times: Vec::new(),
+            peak_rss_kib: Vec::new(),
+        }
+    }
+}
+
+fn timed(out: &Path) -> Command {
+    let mut command = Command::new("/usr/bin/time");
+    command
+        .args(["-f", "%M", "-o"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+fn podman_args(root: &Path) -> Vec<String> {
+    let dir = |sub: &str| root.join(sub).display().to_string();
+    vec![
+        "podman".into(),
+        "--root".into(),
+        dir("root"),
+        "--runroot".into(),
+        dir("run"),
+        "--tmpdir".into(),
+        dir("tmp"),
+        "--cgroup-manager".into(),
+        "cgroupfs".into(),
+        "--events-backend".into(),
+        "none".into(),
+    ]
+}
+
+/// Removes a store the benchmark made.
+fn remove_store(root: &Path, podman: bool) -> Result<()> {
+    if podman {
+        let args = podman_args(root);
+        Command::new(&args[0])
+            .args(&args[1..])
+            .args(["system", "reset", "--force"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        keel_testkit::podman::unmount_below(root);
+    }
+    match std::fs::remove_dir_all(root) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.exists())
+}
+
+/// Writes the benchmark image; returns the total size of its layers.
+fn write_image(path: &Path) -> Result<u64> {
+    let base = {
+        let dir = tempfile::tempdir()?;
+        let tar = dir.path().join("busybox.tar");
+        keel_testkit::busybox_rootfs_tar(&tar)?;
+        std::fs::read(tar)?
+    };
+    let mut random = XorShift(0x9e37_79b9_7f4a_7c15);
+    // Grouped by directory, as tar writes a walk of a tree.
+    let small = layer((0..30_000).map(|i| {
+        let len = 1024 + (i * 97) % 3072;
+        (
+            format!("usr/share/small/{:03}/file-{i}", i / 100),
+            random.bytes(len),
+        )
+    }))?;
+    let big = layer((0..3).map(|i| {
+        // Half noise, half zeros: compressible like real binaries.
+        let mut content = random.bytes(15 << 20);
+        content.resize(30 << 20, 0);
+        (format!("opt/big/blob-{i}.bin"), content)
+    }))?;
+    let medium = layer((0..5_000).map(|i| {
+        (
+            format!("var/lib/medium/{:02}/item-{i}", i / 100),
+            random.bytes(8192),
+        )
+    }))?;
+    let layers = [base, small, big, medium];
+    let diff_ids: Vec<String> = layers.iter().map(|l| Digest::of(l).to_string()).collect();
+    let config = format!(
+        r#"{{"architecture":"{}","os":"linux","created":"2026-01-01T00:00:00Z","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":{}}}}}"#,
+        keel_image::go_arch(),
+        serde_json_list(&diff_ids)
+    );
+    let config_name = format!("{}.json", Digest::of(config.as_bytes()).hex());
+    let mut archive = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(path)?));
+    append(&mut archive, &config_name, config.as_bytes())?;
+    let mut names = Vec::new();
+    for (layer, diff_id) in layers.iter().zip(&diff_ids) {
+        let name = format!("{}/layer.tar", &diff_id["sha256:".len()..]);
+        append(&mut archive, &name, layer)?;
+        names.push(name);
+    }
+    let manifest = format!(
+        r#"[{{"Config":"{config_name}","RepoTags":["keel-bench/load:latest"],"Layers":{}}}]"#,
+        serde_json_list(&names)
+    );
+    append(&mut archive, "manifest.json", manifest.as_bytes())?;
+    archive.into_inner()?.flush()?;
+    Ok(layers.iter().map(|l| l.len() as u64).sum())
+}
+
+fn serde_json_list(items: &[String]) -> String {
+    format!(
+        "[{}]",
+        items
+            .iter()
+            .map(|i| format!("\"{i}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+fn layer(files: impl Iterator<Item = (String, Vec<u8>)>) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (name, content) in files {
+        let mut parent = Path::new(&name).parent();
+        let mut missing = Vec::new();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            if dirs.insert(dir.to_owned()) {
+                missing.push(dir.to_owned());
+            }
+            parent = dir.parent();
+        }
+        for dir in missing.iter().rev() {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(1_700_000_000);
+            header.set_size(0);
+            tar.append_data(&mut header, dir, std::io::empty())?;
+        }
+        append(&mut tar, &name, &content)?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+fn append(tar: &mut tar::Builder<impl Write>, name: &str, content: &[u8]) -> Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(content.len() as u64);
+    header.set_mtime(1_700_000_000);
+    tar.append_data(&mut header, name, content)?;
+    Ok(())
+}
+
+/// Cheap deterministic noise, so files are neither empty nor alike.
+struct XorShift(u64);
+
+impl XorShift {
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            out.extend_from_slice(&self.0.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+}
