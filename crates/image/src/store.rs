@@ -56,6 +56,16 @@ pub struct Image {
     pub digests: Vec<Reference>,
 }
 
+/// One step of an image's history, as `docker history` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryStep {
+    pub created: Option<String>,
+    pub created_by: String,
+    pub comment: String,
+    /// Bytes the step's layer adds; 0 for steps that made no layer.
+    pub size: u64,
+}
+
 /// One step of an image removal, as Docker's API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
@@ -319,6 +329,46 @@ impl Store {
         })
     }
 
+    /// The image's history, oldest step first. Steps that made a layer
+    /// get that layer's size; an image without history gets one step per
+    /// layer.
+    pub fn history(&self, id: &Digest) -> Result<Vec<HistoryStep>> {
+        let image = self.image(id)?;
+        let mut sizes = Vec::new();
+        for chain_id in &image.chain_ids {
+            sizes.push(self.layers.get(chain_id)?.map_or(0, |layer| layer.size));
+        }
+        let mut sizes = sizes.into_iter();
+        let Some(history) = image.config.history().clone().filter(|h| !h.is_empty()) else {
+            return Ok(sizes
+                .map(|size| HistoryStep {
+                    created: None,
+                    created_by: String::new(),
+                    comment: String::new(),
+                    size,
+                })
+                .collect());
+        };
+        Ok(history
+            .iter()
+            .map(|step| HistoryStep {
+                created: step.created().clone(),
+                created_by: step.created_by().clone().unwrap_or_default(),
+                comment: step.comment().clone().unwrap_or_default(),
+                size: if step.empty_layer().unwrap_or(false) {
+                    0
+                } else {
+                    sizes.next().unwrap_or(0)
+                },
+            })
+            .collect())
+    }
+
+    /// The image's config as stored, for callers that show it whole.
+    pub fn raw_config(&self, id: &Digest) -> Result<Vec<u8>> {
+        self.content.read(id)
+    }
+
     /// Every image, newest first (as `docker images` lists them).
     pub fn images(&self) -> Result<Vec<Image>> {
         let refs = self.lock_refs();
@@ -357,7 +407,8 @@ impl Store {
                 return Ok(id.clone());
             }
         }
-        Err(Error::NoSuchImage(text.to_owned()))
+        let shown = Reference::parse(text).map_or_else(|_| text.to_owned(), |r| r.familiar());
+        Err(Error::NoSuchImage(shown))
     }
 
     /// Points `reference` at the image `source` names. Returns the image

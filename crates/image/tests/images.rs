@@ -32,7 +32,7 @@ fn images_are_found_by_name_full_id_and_unique_id_prefix() {
         assert_eq!(test.store.resolve(name).unwrap(), id, "{name}");
     }
     let error = test.store.resolve("keel-test/find").unwrap_err();
-    assert_eq!(error.to_string(), "No such image: keel-test/find");
+    assert_eq!(error.to_string(), "No such image: keel-test/find:latest");
 }
 
 #[test]

@@ -1,0 +1,334 @@
+//! The plumbing between hyper and the handlers: response bodies (whole or
+//! streamed from a blocking writer), request bodies read as blocking
+//! readers, query strings, and Docker-shaped errors.
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming};
+use hyper::{Response, StatusCode, header};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// A response body: whole bytes, or chunks sent from another thread.
+#[derive(Debug)]
+pub enum Body {
+    Full(Option<Bytes>),
+    Channel(mpsc::Receiver<io::Result<Bytes>>),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        match &mut *self {
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Channel(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| c.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+}
+
+pub type Reply = Response<Body>;
+
+/// An error answered as Docker does: a status and `{"message": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn reply(&self) -> Reply {
+        json(self.status, &serde_json::json!({ "message": self.message }))
+    }
+}
+
+impl From<keel_image::Error> for ApiError {
+    fn from(error: keel_image::Error) -> Self {
+        use keel_image::Error as E;
+        let status = match &error {
+            E::NoSuchImage(_) | E::NoSuchSnapshot(_) => StatusCode::NOT_FOUND,
+            E::ImageInUse { .. }
+            | E::ImageInUseByRunning { .. }
+            | E::ReferenceInUse { .. }
+            | E::ImageHasManyTags { .. }
+            | E::SnapshotExists(_) => StatusCode::CONFLICT,
+            E::InvalidDigest(_)
+            | E::InvalidReference { .. }
+            | E::DigestMismatch { .. }
+            | E::UnsafeEntry { .. }
+            | E::BadLayer { .. }
+            | E::BadArchive { .. }
+            | E::BadConfig(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, chain(&error))
+    }
+}
+
+/// An error with its causes: "what: why: why".
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+pub fn json(status: StatusCode, value: &impl Serialize) -> Reply {
+    let mut bytes = serde_json::to_vec(value).expect("API types serialize");
+    bytes.push(b'\n');
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Full(Some(Bytes::from(bytes))))
+        .expect("a valid response")
+}
+
+pub fn empty(status: StatusCode) -> Reply {
+    Response::builder()
+        .status(status)
+        .body(Body::Full(None))
+        .expect("a valid response")
+}
+
+/// A response whose body a blocking task writes: `produce` runs on a
+/// blocking thread with a writer that feeds the body.
+pub fn streamed(
+    content_type: &str,
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+) -> Reply {
+    let (tx, rx) = mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut writer = io::BufWriter::with_capacity(256 * 1024, ChannelWriter { tx: tx.clone() });
+        let result = produce(&mut writer).and_then(|()| writer.flush());
+        if let Err(error) = result {
+            // Headers are gone: breaking the stream is how the client learns.
+            let _ = tx.blocking_send(Err(error));
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::Channel(rx))
+        .expect("a valid response")
+}
+
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A request body as a blocking reader, for the store's synchronous code:
+/// a task forwards the body's chunks as they arrive.
+pub fn body_reader(body: Incoming) -> BodyReader {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::spawn(async move {
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let chunk = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => Ok(data),
+                    Err(_) => continue,
+                },
+                Err(error) => Err(io::Error::other(error)),
+            };
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    BodyReader {
+        rx,
+        chunk: Bytes::new(),
+    }
+}
+
+#[derive(Debug)]
+pub struct BodyReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A query string's parameters, percent-decoded, in order.
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(query: Option<&str>) -> Self {
+        Self(
+            query
+                .unwrap_or_default()
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(key), decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Docker's booleans: `1`, `true`, `True` (any case) are true.
+    pub fn flag(&self, key: &str) -> bool {
+        self.get(key)
+            .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+    }
+
+    /// The `filters` parameter: `{"name": ["value", ...]}`, or the older
+    /// `{"name": {"value": true}}`.
+    pub fn filters(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let Some(text) = self.get("filters").filter(|t| !t.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("invalid filters {text:?}: {e}")))?;
+        let object = value.as_object().ok_or_else(|| {
+            ApiError::bad_request(format!("invalid filters {text:?}: expected a JSON object"))
+        })?;
+        let mut filters = Vec::new();
+        for (name, values) in object {
+            match values {
+                serde_json::Value::Array(items) => {
+                    filters.extend(
+                        items
+                            .iter()
+                            .filter_map(|v| Some((name.clone(), v.as_str()?.to_owned()))),
+                    );
+                }
+                serde_json::Value::Object(map) => {
+                    filters.extend(map.keys().map(|v| (name.clone(), v.clone())));
+                }
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter {name:?}: expected a list"
+                    )));
+                }
+            }
+        }
+        Ok(filters)
+    }
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match hex_byte(&bytes[i + 1..i + 3]) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    let digit = |b: u8| char::from(b).to_digit(16);
+    Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let query = Query::parse(Some("names=busybox%3Alatest&names=a%2Fb&quiet=1&x=%zz"));
+        assert_eq!(query.all("names"), vec!["busybox:latest", "a/b"]);
+        assert!(query.flag("quiet"));
+        assert_eq!(query.get("x"), Some("%zz"));
+    }
+
+    #[test]
+    fn both_filter_shapes_are_read() {
+        let new = Query::parse(Some("filters=%7B%22dangling%22%3A%5B%22true%22%5D%7D"));
+        assert_eq!(
+            new.filters().unwrap(),
+            vec![("dangling".to_owned(), "true".to_owned())]
+        );
+        let old = Query::parse(Some(
+            "filters=%7B%22reference%22%3A%7B%22busy*%22%3Atrue%7D%7D",
+        ));
+        assert_eq!(
+            old.filters().unwrap(),
+            vec![("reference".to_owned(), "busy*".to_owned())]
+        );
+    }
+}

@@ -1,0 +1,410 @@
+//! The Engine API's image endpoints, answered from Keel's image store in
+//! Docker's JSON shapes.
+
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use keel_image::{Digest, Image, ImportOptions, Reference, Removal};
+use serde_json::{Value, json};
+
+use crate::Daemon;
+use crate::http::{ApiError, Query, Reply, body_reader, json, streamed};
+use crate::time::unix_seconds;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Runs store work, which blocks on disk, off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+fn created(image: &Image) -> i64 {
+    image
+        .config
+        .created()
+        .as_deref()
+        .and_then(unix_seconds)
+        .unwrap_or(0)
+}
+
+fn tags(image: &Image) -> Vec<String> {
+    image.tags.iter().map(Reference::familiar).collect()
+}
+
+fn digests(image: &Image) -> Vec<String> {
+    image.digests.iter().map(Reference::familiar).collect()
+}
+
+/// GET /images/json
+pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
+    let filters = query.filters()?;
+    let all = query.flag("all");
+    blocking(move || {
+        let images = daemon.store.images()?;
+        let mut out = Vec::new();
+        for mut image in images {
+            if !apply_filters(&mut image, &filters)? {
+                continue;
+            }
+            let _ = all; // Keel keeps no intermediate images; -a lists the same.
+            let labels = image
+                .config
+                .config()
+                .as_ref()
+                .and_then(|c| c.labels().clone());
+            out.push(json!({
+                "Id": image.id,
+                "ParentId": "",
+                "RepoTags": tags(&image),
+                "RepoDigests": digests(&image),
+                "Created": created(&image),
+                "Size": image.size,
+                "SharedSize": -1,
+                "Labels": labels,
+                "Containers": -1,
+            }));
+        }
+        Ok(json(StatusCode::OK, &out))
+    })
+    .await
+}
+
+/// `dangling=true|false` and `reference=PATTERN` (with `*` wildcards, as
+/// Docker matches them). With reference patterns, an image is listed with
+/// only the references that match, as Docker lists it.
+fn apply_filters(image: &mut Image, filters: &[(String, String)]) -> Result<bool> {
+    let mut patterns: Vec<&String> = Vec::new();
+    for (name, value) in filters {
+        match name.as_str() {
+            "dangling" => {
+                let dangling = match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid filter 'dangling={other}': use true or false"
+                        )));
+                    }
+                };
+                if dangling != image.tags.is_empty() {
+                    return Ok(false);
+                }
+            }
+            "reference" => patterns.push(value),
+            "label" | "before" | "since" | "until" => {
+                return Err(ApiError::bad_request(format!(
+                    "the filter {name:?} is not supported yet"
+                )));
+            }
+            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
+        }
+    }
+    if patterns.is_empty() {
+        return Ok(true);
+    }
+    let matches = |reference: &Reference| {
+        patterns.iter().any(|pattern| {
+            glob(pattern, &reference.familiar())
+                || glob(pattern, reference.familiar_name())
+                || glob(pattern, &reference.to_string())
+        })
+    };
+    image.tags.retain(|reference| matches(reference));
+    image.digests.retain(|reference| matches(reference));
+    Ok(!image.tags.is_empty() || !image.digests.is_empty())
+}
+
+/// Shell-style matching with `*` (not across '/') and `?`.
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
+            (Some(b'?'), Some(&c)) if c != b'/' => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// GET /images/{name}/json
+pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
+    blocking(move || {
+        let id = daemon.store.resolve(&name)?;
+        let image = daemon.store.image(&id)?;
+        let raw: Value = serde_json::from_slice(&daemon.store.raw_config(&id)?).unwrap_or_default();
+        let lower: Vec<String> = image
+            .chain_ids
+            .iter()
+            .rev()
+            .map(|c| daemon.store.layers().diff_dir(c).display().to_string())
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &json!({
+                "Id": image.id,
+                "RepoTags": tags(&image),
+                "RepoDigests": digests(&image),
+                "Parent": "",
+                "Comment": image.config.history().as_ref().and_then(|h| h.last()?.comment().clone()).unwrap_or_default(),
+                "Created": raw.get("created").cloned().unwrap_or(Value::Null),
+                "DockerVersion": raw.get("docker_version").cloned().unwrap_or(json!("")),
+                "Author": raw.get("author").cloned().unwrap_or(json!("")),
+                "Config": raw.get("config").cloned().unwrap_or(Value::Null),
+                "Architecture": raw.get("architecture").cloned().unwrap_or(Value::Null),
+                "Variant": raw.get("variant").cloned(),
+                "Os": raw.get("os").cloned().unwrap_or(Value::Null),
+                "Size": image.size,
+                "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower.join(":")}},
+                "RootFS": {"Type": "layers", "Layers": image.layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>()},
+                "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+            }),
+        ))
+    })
+    .await
+}
+
+/// GET /images/{name}/history
+pub async fn history(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
+    blocking(move || {
+        let id = daemon.store.resolve(&name)?;
+        let image = daemon.store.image(&id)?;
+        let steps = daemon.store.history(&id)?;
+        let count = steps.len();
+        let out: Vec<Value> = steps
+            .into_iter()
+            .enumerate()
+            .rev()
+            .map(|(i, step)| {
+                let top = i + 1 == count;
+                json!({
+                    "Id": if top { image.id.to_string() } else { "<missing>".to_owned() },
+                    "Created": step.created.as_deref().and_then(unix_seconds).unwrap_or(0),
+                    "CreatedBy": step.created_by,
+                    "Tags": if top { Some(tags(&image)) } else { None },
+                    "Size": step.size,
+                    "Comment": step.comment,
+                })
+            })
+            .collect();
+        Ok(json(StatusCode::OK, &out))
+    })
+    .await
+}
+
+/// POST /images/{name}/tag?repo=&tag=
+pub async fn tag(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let repo = query.get("repo").unwrap_or_default().to_owned();
+    let tag = query
+        .get("tag")
+        .filter(|t| !t.is_empty())
+        .unwrap_or("latest")
+        .to_owned();
+    blocking(move || {
+        let reference = Reference::parse_repository(&repo)
+            .or_else(|_| Reference::parse(&repo))?
+            .with_tag(&tag)?;
+        daemon.store.tag(&name, &reference)?;
+        Ok(crate::http::empty(StatusCode::CREATED))
+    })
+    .await
+}
+
+/// DELETE /images/{name}?force=
+pub async fn remove(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let force = query.flag("force");
+    blocking(move || {
+        // No containers run yet, so none holds an image as running.
+        let removals = daemon.store.remove_image(&name, force, |_| false)?;
+        Ok(json(
+            StatusCode::OK,
+            &removals.iter().map(removal_json).collect::<Vec<_>>(),
+        ))
+    })
+    .await
+}
+
+fn removal_json(removal: &Removal) -> Value {
+    match removal {
+        Removal::Untagged(name) => json!({"Untagged": name}),
+        Removal::Deleted(digest) => json!({"Deleted": digest}),
+    }
+}
+
+/// POST /images/prune?filters=
+pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
+    let mut all = false;
+    for (name, value) in query.filters()? {
+        match (name.as_str(), value.as_str()) {
+            ("dangling", "false" | "0") => all = true,
+            ("dangling", "true" | "1") => all = false,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter '{name}={value}'"
+                )));
+            }
+        }
+    }
+    blocking(move || {
+        let pruned = daemon.store.prune_images(all)?;
+        let deleted: Vec<Value> = pruned.removals.iter().map(removal_json).collect();
+        Ok(json(
+            StatusCode::OK,
+            &json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": pruned.reclaimed}),
+        ))
+    })
+    .await
+}
+
+/// POST /images/load: the body is the archive; answers Docker's stream of
+/// `{"stream": "Loaded image: ..."}` lines.
+pub async fn load(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
+    let reader = body_reader(body);
+    blocking(move || {
+        let loaded = daemon.store.load(reader, "the uploaded archive")?;
+        let mut lines = Vec::new();
+        for image in loaded {
+            if let (Some(reference), Some(old)) = (&image.reference, &image.replaced) {
+                lines.push(format!(
+                    "The image {} already exists, renaming the old one with ID {old} to empty string\n",
+                    reference.familiar()
+                ));
+            }
+            lines.push(match &image.reference {
+                Some(reference) => format!("Loaded image: {}\n", reference.familiar()),
+                None => format!("Loaded image ID: {}\n", image.id),
+            });
+        }
+        let mut out = Vec::new();
+        for line in lines {
+            out.extend(serde_json::to_vec(&json!({ "stream": line })).expect("JSON"));
+            out.push(b'\n');
+        }
+        Ok(hyper::Response::builder()
+            .status(StatusCode::OK)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(crate::http::Body::Full(Some(out.into())))
+            .expect("a valid response"))
+    })
+    .await
+}
+
+/// GET /images/get?names=... and GET /images/{name}/get: a docker-archive.
+pub async fn save(daemon: Arc<Daemon>, names: Vec<String>) -> Result<Reply> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image to save: name at least one"));
+    }
+    let checked = Arc::clone(&daemon);
+    let names = blocking(move || {
+        for name in &names {
+            checked.store.resolve(name)?;
+        }
+        Ok(names)
+    })
+    .await?;
+    Ok(streamed("application/x-tar", move |out| {
+        daemon
+            .store
+            .save(&names, out)
+            .map_err(|e| std::io::Error::other(crate::http::chain(&e)))
+    }))
+}
+
+/// POST /images/create?fromSrc=-: import the body as a root filesystem.
+pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<Reply> {
+    if query.get("fromImage").is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "pulling from a registry is not in Keel yet; load the image from a tarball with `keel load`",
+        ));
+    }
+    if query.get("fromSrc") != Some("-") {
+        return Err(ApiError::bad_request(
+            "import needs fromSrc=- (the tarball as the request body)",
+        ));
+    }
+    let reference = match query.get("repo").filter(|r| !r.is_empty()) {
+        Some(repo) => {
+            let base = Reference::parse_repository(repo).or_else(|_| Reference::parse(repo))?;
+            Some(match query.get("tag").filter(|t| !t.is_empty()) {
+                Some(tag) => base.with_tag(tag)?,
+                None if base.tag().is_some() => base,
+                None => base.with_tag("latest")?,
+            })
+        }
+        None => None,
+    };
+    let options = ImportOptions {
+        changes: query
+            .all("changes")
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        message: query
+            .get("message")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+        source: "-".to_owned(),
+        created: now_rfc3339(),
+    };
+    let reader = body_reader(body);
+    blocking(move || {
+        let id: Digest = daemon.store.import(reader, &options, reference.as_ref())?;
+        Ok(json(StatusCode::OK, &json!({ "status": id })))
+    })
+    .await
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, seconds) = (now.div_euclid(86_400), now.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_patterns_match_as_docker_globs() {
+        assert!(glob("busy*", "busybox:latest"));
+        assert!(glob("*/app:*", "team/app:1"));
+        assert!(!glob("*", "team/app"));
+        assert!(glob("keel-test/*", "keel-test/a"));
+    }
+
+    #[test]
+    fn now_is_a_valid_rfc3339_time() {
+        let now = now_rfc3339();
+        let seconds = unix_seconds(&now).unwrap();
+        let expected = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((seconds - expected).abs() < 5, "{now}");
+    }
+}

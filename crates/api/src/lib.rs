@@ -1,0 +1,162 @@
+//! The Docker Engine API on a unix socket: routes requests (with or
+//! without a `/v1.NN` prefix) to handlers that answer from Keel's stores in
+//! Docker's JSON shapes, so that the docker CLI, docker-py and Keel's own
+//! CLI all drive Keel the same way.
+
+mod http;
+mod images;
+mod system;
+mod time;
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+
+pub use http::{ApiError, chain};
+pub use system::{API_VERSION, MIN_API_VERSION};
+
+use crate::http::{Query, Reply};
+
+/// What the daemon serves from.
+#[derive(Debug)]
+pub struct Daemon {
+    pub store: keel_image::Store,
+}
+
+impl Daemon {
+    /// Opens the daemon's state under `root`.
+    pub fn open(root: &Path) -> Result<Self, keel_image::Error> {
+        Ok(Self {
+            store: keel_image::Store::open(&root.join("image"))?,
+        })
+    }
+}
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let daemon = Arc::clone(&daemon);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let daemon = Arc::clone(&daemon);
+                async move { Ok::<_, Infallible>(route(daemon, request).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+/// The path without its API version prefix (`/v1.47/images/json`), and
+/// whether that version is one Keel speaks.
+fn strip_version(path: &str) -> Result<&str, ApiError> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(path);
+    };
+    let Some((version, tail)) = rest.split_once('/') else {
+        return Ok(path);
+    };
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let (major, minor) = v.split_once('.')?;
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    };
+    let Some(asked) = parse(version) else {
+        return Ok(path);
+    };
+    let min = parse(MIN_API_VERSION).expect("a valid version");
+    let max = parse(API_VERSION).expect("a valid version");
+    if asked < min {
+        return Err(ApiError::bad_request(format!(
+            "client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
+        )));
+    }
+    if asked > max {
+        return Err(ApiError::bad_request(format!(
+            "client version {version} is too new. Maximum supported API version is {API_VERSION}"
+        )));
+    }
+    Ok(&path[version.len() + 2..][..tail.len() + 1])
+}
+
+async fn route(daemon: Arc<Daemon>, request: Request<Incoming>) -> Reply {
+    let path = request.uri().path().to_owned();
+    let query = Query::parse(request.uri().query());
+    let method = request.method().clone();
+    let result = match strip_version(&path) {
+        Ok(path) => dispatch(daemon, method, path, query, request.into_body()).await,
+        Err(error) => Err(error),
+    };
+    result.unwrap_or_else(|error| error.reply())
+}
+
+async fn dispatch(
+    daemon: Arc<Daemon>,
+    method: Method,
+    path: &str,
+    query: Query,
+    body: Incoming,
+) -> Result<Reply, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "page not found");
+    match (&method, path) {
+        (&Method::GET, "/_ping") => return Ok(system::ping(false)),
+        (&Method::HEAD, "/_ping") => return Ok(system::ping(true)),
+        (&Method::GET, "/version") => return Ok(system::version()),
+        (&Method::GET, "/info") => return Ok(system::info(&daemon)),
+        (&Method::GET, "/images/json") => return images::list(daemon, query).await,
+        (&Method::POST, "/images/load") => return images::load(daemon, body).await,
+        (&Method::POST, "/images/prune") => return images::prune(daemon, query).await,
+        (&Method::POST, "/images/create") => return images::create(daemon, query, body).await,
+        (&Method::GET, "/images/get") => {
+            let names = query.all("names").into_iter().map(str::to_owned).collect();
+            return images::save(daemon, names).await;
+        }
+        _ => {}
+    }
+    // Image names hold slashes: the action is the last segment.
+    let Some(image_path) = path.strip_prefix("/images/") else {
+        return Err(not_found());
+    };
+    let (name, action) = match image_path.rsplit_once('/') {
+        Some((name, action @ ("json" | "history" | "tag" | "get" | "push"))) => (name, action),
+        _ => (image_path, ""),
+    };
+    let name = name.to_owned();
+    match (&method, action) {
+        (&Method::GET, "json") => images::inspect(daemon, name).await,
+        (&Method::GET, "history") => images::history(daemon, name).await,
+        (&Method::POST, "tag") => images::tag(daemon, name, query).await,
+        (&Method::GET, "get") => images::save(daemon, vec![name]).await,
+        (&Method::DELETE, "") => images::remove(daemon, name, query).await,
+        _ => Err(not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefixes_are_stripped_and_checked() {
+        assert_eq!(strip_version("/v1.47/images/json").unwrap(), "/images/json");
+        assert_eq!(strip_version("/v1.41/_ping").unwrap(), "/_ping");
+        assert_eq!(strip_version("/images/json").unwrap(), "/images/json");
+        let error = strip_version("/v1.99/info").unwrap_err();
+        assert!(error.message.contains("too new"), "{}", error.message);
+        assert!(
+            strip_version("/v1.12/info")
+                .unwrap_err()
+                .message
+                .contains("too old")
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! Output as the docker CLI prints it: aligned tables (Go's tabwriter with
+//! docker's settings), human sizes and ages, and `--format` templates with
+//! the common `{{.Field}}` and `{{json .}}` forms.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+/// docker's table writer: minimum cell width 10, padding 3, spaces.
+pub fn table(rows: &[Vec<String>]) -> String {
+    const MIN_WIDTH: usize = 10;
+    const PADDING: usize = 3;
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max((cell.chars().count() + PADDING).max(MIN_WIDTH));
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count()));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// go-units' HumanSizeWithPrecision(size, 3): decimal units, 3
+/// significant digits ("4.26MB", "120B").
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < UNITS.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", significant(size, 3), UNITS[unit])
+}
+
+/// Go's `%.{digits}g` for numbers below 1000: significant digits, no
+/// trailing zeros.
+fn significant(value: f64, digits: i32) -> String {
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+/// go-units' HumanDuration, as "Created ... ago" columns use it.
+pub fn human_duration(seconds: i64) -> String {
+    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
+    let minutes = seconds / 60;
+    match seconds {
+        s if s < 1 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        s if s < 60 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".to_owned(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_owned(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", seconds / 3600 / 24 / 365),
+    }
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A `--format` template: `table` prefix for a header row, `{{.Field}}`
+/// placeholders, `{{json .}}` for the whole row, `\t` and `\n` escapes.
+#[derive(Debug)]
+pub struct Template {
+    table: bool,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Text(String),
+    Field(String),
+    Json,
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self> {
+        let (table, body) = match text.strip_prefix("table") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, text),
+        };
+        let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        let mut parts = Vec::new();
+        let mut rest = body.as_str();
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                parts.push(Part::Text(rest[..start].to_owned()));
+            }
+            let Some(end) = rest[start..].find("}}") else {
+                bail!("template parsing error: unclosed action in {text:?}");
+            };
+            let action = rest[start + 2..start + end].trim();
+            parts.push(match action {
+                "json ." => Part::Json,
+                field if field.starts_with('.') && field[1..].chars().all(|c| c.is_ascii_alphanumeric()) => {
+                    Part::Field(field[1..].to_owned())
+                }
+                other => bail!(
+                    "template parsing error: {other:?} is not supported: use {{{{.Field}}}} or {{{{json .}}}}"
+                ),
+            });
+            rest = &rest[start + end + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        Ok(Self { table, parts })
+    }
+
+    /// Renders every row (a JSON object); `headers` names each field's
+    /// column, as docker's table formats do.
+    pub fn render(&self, rows: &[Value], headers: &BTreeMap<&str, &str>) -> Result<String> {
+        for part in &self.parts {
+            if let Part::Field(field) = part
+                && rows.first().is_some_and(|row| row.get(field).is_none())
+            {
+                bail!("template: can't evaluate field {field}");
+            }
+        }
+        let line =
+            |cell: &dyn Fn(&Part) -> String| -> String { self.parts.iter().map(cell).collect() };
+        let mut lines: Vec<String> = Vec::new();
+        if self.table {
+            lines.push(line(&|part| match part {
+                Part::Text(t) => t.clone(),
+                Part::Field(f) => headers
+                    .get(f.as_str())
+                    .copied()
+                    .unwrap_or(f.as_str())
+                    .to_owned(),
+                Part::Json => String::new(),
+            }));
+        }
+        for row in rows {
+            lines.push(line(&|part| match part {
+                Part::Text(t) => t.clone(),
+                Part::Field(f) => match &row[f.as_str()] {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                },
+                Part::Json => row.to_string(),
+            }));
+        }
+        if self.table {
+            let cells: Vec<Vec<String>> = lines
+                .iter()
+                .map(|l| l.split('\t').map(str::to_owned).collect())
+                .collect();
+            return Ok(table(&cells));
+        }
+        Ok(lines.iter().map(|l| format!("{l}\n")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_docker_prints_them() {
+        assert_eq!(human_size(120), "120B");
+        assert_eq!(human_size(4_261_550), "4.26MB");
+        assert_eq!(human_size(4_000_000), "4MB");
+        assert_eq!(human_size(1_500), "1.5kB");
+        assert_eq!(human_size(0), "0B");
+    }
+
+    #[test]
+    fn ages_read_as_docker_prints_them() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(45), "45 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86_400), "3 days");
+        assert_eq!(human_duration(21 * 86_400), "3 weeks");
+        assert_eq!(human_duration(800 * 86_400), "2 years");
+    }
+
+    #[test]
+    fn tables_pad_columns_like_tabwriter() {
+        let rows = vec![
+            vec!["REPOSITORY".into(), "TAG".into(), "SIZE".into()],
+            vec!["busybox".into(), "latest".into(), "4.26MB".into()],
+        ];
+        assert_eq!(
+            table(&rows),
+            "REPOSITORY   TAG       SIZE\nbusybox      latest    4.26MB\n"
+        );
+    }
+
+    #[test]
+    fn templates_fill_fields_and_reject_what_they_cannot() {
+        let row = serde_json::json!({"Repository": "busybox", "Tag": "1"});
+        let template = Template::parse("{{.Repository}}:{{.Tag}}").unwrap();
+        assert_eq!(
+            template.render(std::slice::from_ref(&row), &BTreeMap::new()).unwrap(),
+            "busybox:1\n"
+        );
+        assert!(Template::parse("{{.Repository | upper}}").is_err());
+        let error = Template::parse("{{.Nope}}")
+            .unwrap()
+            .render(&[row], &BTreeMap::new())
+            .unwrap_err();
+        assert!(error.to_string().contains("can't evaluate field Nope"));
+    }
+}

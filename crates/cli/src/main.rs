@@ -1,0 +1,215 @@
+//! keel: the command line a Docker user already knows, talking to the
+//! Keel daemon over its socket; and `keel daemon`, the daemon itself.
+
+mod client;
+mod daemon;
+mod format;
+mod images;
+
+use std::io::ErrorKind;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow, bail};
+use lexopt::prelude::*;
+
+use crate::client::{Client, Upload};
+
+const DEFAULT_SOCKET: &str = "/run/keel/keel.sock";
+const DEFAULT_ROOT: &str = "/var/lib/keel";
+
+const USAGE: &str = "Usage:  keel [OPTIONS] COMMAND
+
+A Docker-compatible container engine
+
+Options:
+  -H, --host string    Daemon socket to connect to (unix:///PATH; default
+                       $KEEL_HOST, else unix:///run/keel/keel.sock)
+
+Commands:
+  images      List images
+  import      Import the contents from a tarball to create a filesystem image
+  inspect     Return low-level information on images
+  history     Show the history of an image
+  load        Load an image from a tar archive or STDIN
+  rmi         Remove one or more images
+  save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  image       Manage images (ls, rm, tag, history, inspect, load, save, import, prune)
+  info        Display system-wide information
+  version     Show the Keel version information
+  daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST)
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An argument error, with where to read the command's usage.
+pub fn usage(error: lexopt::Error, synopsis: &str) -> anyhow::Error {
+    anyhow!("{error}\nUsage:  keel {synopsis}")
+}
+
+/// `unix:///path` or a plain path.
+fn socket_path(host: &str) -> Result<PathBuf> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        return Ok(PathBuf::from(path));
+    }
+    if host.starts_with('/') {
+        return Ok(PathBuf::from(host));
+    }
+    bail!("invalid host {host:?}: Keel listens on unix sockets only; use unix:///PATH")
+}
+
+fn run() -> Result<()> {
+    let mut parser = lexopt::Parser::from_env();
+    let mut host: Option<String> = None;
+    let verb = loop {
+        match parser.next()? {
+            Some(Short('H') | Long("host")) => host = Some(parser.value()?.string()?),
+            Some(Long("help") | Short('h')) => {
+                print!("{USAGE}");
+                return Ok(());
+            }
+            Some(Long("version") | Short('v')) => {
+                println!("Keel version {}", env!("CARGO_PKG_VERSION"));
+                return Ok(());
+            }
+            Some(Value(verb)) => break verb.string()?,
+            Some(other) => return Err(usage(other.unexpected(), "[OPTIONS] COMMAND")),
+            None => {
+                print!("{USAGE}");
+                return Ok(());
+            }
+        }
+    };
+    let host = host
+        .or_else(|| std::env::var("KEEL_HOST").ok())
+        .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
+    let socket = socket_path(&host)?;
+    let root =
+        std::env::var_os("KEEL_ROOT").map_or_else(|| PathBuf::from(DEFAULT_ROOT), PathBuf::from);
+    if verb == "daemon" {
+        return daemon_command(&mut parser, root, socket);
+    }
+    let client = connect(&socket, &root)?;
+    let parser = &mut parser;
+    match verb.as_str() {
+        "images" => images::images(&client, parser),
+        "rmi" => images::rmi(&client, parser),
+        "tag" => images::tag(&client, parser),
+        "history" => images::history(&client, parser),
+        "inspect" => images::inspect(&client, parser),
+        "load" => images::load(&client, parser),
+        "save" => images::save(&client, parser),
+        "import" => images::import(&client, parser),
+        "image" => {
+            let Some(Value(sub)) = parser.next()? else {
+                bail!(
+                    "Usage:  keel image COMMAND\n\nCommands: ls, rm, tag, history, inspect, load, save, import, prune"
+                );
+            };
+            match sub.string()?.as_str() {
+                "ls" | "list" => images::images(&client, parser),
+                "rm" | "remove" => images::rmi(&client, parser),
+                "tag" => images::tag(&client, parser),
+                "history" => images::history(&client, parser),
+                "inspect" => images::inspect(&client, parser),
+                "load" => images::load(&client, parser),
+                "save" => images::save(&client, parser),
+                "import" => images::import(&client, parser),
+                "prune" => images::prune(&client, parser),
+                other => bail!(
+                    "keel image: '{other}' is not a keel image command.\nSee 'keel image --help'"
+                ),
+            }
+        }
+        "version" => version(&client),
+        "info" => info(&client),
+        other => bail!("keel: '{other}' is not a keel command.\nSee 'keel --help'"),
+    }
+}
+
+/// `keel daemon [--root DIR] [-H unix:///PATH]`
+fn daemon_command(
+    parser: &mut lexopt::Parser,
+    mut root: PathBuf,
+    mut socket: PathBuf,
+) -> Result<()> {
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("root") | Long("data-root") => root = PathBuf::from(parser.value()?),
+            Short('H') | Long("host") => socket = socket_path(&parser.value()?.string()?)?,
+            other => {
+                return Err(usage(
+                    other.unexpected(),
+                    "daemon [--root DIR] [-H unix:///PATH]",
+                ));
+            }
+        }
+    }
+    daemon::run(&root, &socket)
+}
+
+/// A client for the daemon at `socket`; as root, starts the daemon when
+/// none answers there, as a Docker user would expect the engine to be up.
+fn connect(socket: &Path, root: &Path) -> Result<Client> {
+    match UnixStream::connect(socket) {
+        Ok(_) => {}
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::NotFound | ErrorKind::ConnectionRefused
+            ) && rustix::process::geteuid().is_root() =>
+        {
+            daemon::start_in_background(root, socket)?;
+        }
+        Err(_) => {}
+    }
+    Ok(Client::new(socket))
+}
+
+fn version(client: &Client) -> Result<()> {
+    println!(
+        "Client:\n Version:           {}\n API version:       {}",
+        env!("CARGO_PKG_VERSION"),
+        keel_api::API_VERSION
+    );
+    let server = client.json("GET", "/version", Upload::None)?;
+    println!(
+        "\nServer: Keel\n Engine:\n  Version:          {}\n  API version:      {} (minimum version {})\n  OS/Arch:          {}/{}\n  Kernel:           {}",
+        server["Version"].as_str().unwrap_or_default(),
+        server["ApiVersion"].as_str().unwrap_or_default(),
+        server["MinAPIVersion"].as_str().unwrap_or_default(),
+        server["Os"].as_str().unwrap_or_default(),
+        server["Arch"].as_str().unwrap_or_default(),
+        server["KernelVersion"].as_str().unwrap_or_default(),
+    );
+    Ok(())
+}
+
+fn info(client: &Client) -> Result<()> {
+    let info = client.json("GET", "/info", Upload::None)?;
+    println!(
+        "Server:\n Containers: {}\n Images: {}\n Server Version: {}\n Storage Driver: {}\n Cgroup Driver: {}\n Kernel Version: {}\n Operating System: {}\n Architecture: {}\n CPUs: {}\n Name: {}\n Docker Root Dir: {}",
+        info["Containers"],
+        info["Images"],
+        info["ServerVersion"].as_str().unwrap_or_default(),
+        info["Driver"].as_str().unwrap_or_default(),
+        info["CgroupDriver"].as_str().unwrap_or_default(),
+        info["KernelVersion"].as_str().unwrap_or_default(),
+        info["OperatingSystem"].as_str().unwrap_or_default(),
+        info["Architecture"].as_str().unwrap_or_default(),
+        info["NCPU"],
+        info["Name"].as_str().unwrap_or_default(),
+        info["DockerRootDir"].as_str().unwrap_or_default(),
+    );
+    Ok(())
+}

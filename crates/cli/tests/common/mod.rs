@@ -1,0 +1,143 @@
+//! A Keel daemon of the test's own (root, socket) and the clients that
+//! talk to it: keel, the docker CLI, docker-py.
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+/// The Docker 28 CLI on this machine class (API 1.50; it negotiates down).
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// (exit code, stdout, stderr)
+pub type Output = (i32, String, String);
+
+pub struct TestDaemon {
+    pub dir: TempDir,
+    child: Child,
+}
+
+impl TestDaemon {
+    pub fn start() -> TestDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix("keel-cli-")
+            .tempdir()
+            .unwrap();
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        let child = Command::new(KEEL)
+            .arg("daemon")
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.path().join("keel.sock").display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let daemon = TestDaemon { dir, child };
+        wait_for_socket(&daemon.socket());
+        daemon
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("keel.sock")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn keel(&self, args: &[&str]) -> Output {
+        output(
+            Command::new(KEEL)
+                .args(args)
+                .env("KEEL_HOST", format!("unix://{}", self.socket().display()))
+                .env("KEEL_ROOT", self.root()),
+        )
+    }
+
+    /// Fails the test unless `keel args` succeeds; returns its stdout.
+    pub fn keel_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.keel(args);
+        assert_eq!(code, 0, "keel {args:?}: {err}");
+        out
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        output(
+            Command::new(DOCKER)
+                .args(args)
+                .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+                .env("DOCKER_CONFIG", self.path("docker-config")),
+        )
+    }
+
+    /// A busybox rootfs tarball in the test's directory.
+    pub fn busybox_tar(&self) -> PathBuf {
+        let path = self.path("busybox.tar");
+        if !path.exists() {
+            keel_testkit::busybox_rootfs_tar(&path).unwrap();
+        }
+        path
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        keel_testkit::podman::unmount_below(self.dir.path());
+    }
+}
+
+pub fn output(command: &mut Command) -> Output {
+    let out = command.stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn wait_for_socket(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no daemon on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGTERM to a process that is not our child (init reaps it), then
+/// SIGKILL if it is still there after 5 s.
+pub fn stop(pid: i32) {
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rustix::process::test_kill_process(pid).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+}
