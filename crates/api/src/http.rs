@@ -67,6 +67,11 @@ impl ApiError {
     }
 }
 
+/// An error with its causes, as one line: "what: why: why".
+pub fn message(error: impl std::error::Error + Send + Sync + 'static) -> String {
+    format!("{:#}", anyhow::Error::new(error))
+}
+
 impl From<keel_image::Error> for ApiError {
     fn from(error: keel_image::Error) -> Self {
         use keel_image::Error as E;
@@ -86,20 +91,8 @@ impl From<keel_image::Error> for ApiError {
             | E::BadConfig(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, chain(&error))
+        Self::new(status, message(error))
     }
-}
-
-/// An error with its causes: "what: why: why".
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 pub fn json(status: StatusCode, value: &impl Serialize) -> Reply {

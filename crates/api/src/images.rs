@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::Daemon;
 use crate::http::{ApiError, Query, Reply, body_reader, json, streamed};
-use crate::time::unix_seconds;
+use keel_time::unix_seconds;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -312,7 +312,7 @@ pub async fn save(daemon: Arc<Daemon>, names: Vec<String>) -> Result<Reply> {
         daemon
             .store
             .save(&names, out)
-            .map_err(|e| std::io::Error::other(crate::http::chain(&e)))
+            .map_err(|e| std::io::Error::other(crate::http::message(e)))
     }))
 }
 
@@ -351,7 +351,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
             .filter(|m| !m.is_empty())
             .map(str::to_owned),
         source: "-".to_owned(),
-        created: now_rfc3339(),
+        created: keel_time::now_rfc3339(),
     };
     let reader = body_reader(body);
     blocking(move || {
@@ -359,30 +359,6 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         Ok(json(StatusCode::OK, &json!({ "status": id })))
     })
     .await
-}
-
-fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, seconds) = (now.div_euclid(86_400), now.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
 }
 
 #[cfg(test)]
@@ -395,16 +371,5 @@ mod tests {
         assert!(glob("*/app:*", "team/app:1"));
         assert!(!glob("*", "team/app"));
         assert!(glob("keel-test/*", "keel-test/a"));
-    }
-
-    #[test]
-    fn now_is_a_valid_rfc3339_time() {
-        let now = now_rfc3339();
-        let seconds = unix_seconds(&now).unwrap();
-        let expected = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        assert!((seconds - expected).abs() < 5, "{now}");
     }
 }

@@ -6,7 +6,6 @@
 mod http;
 mod images;
 mod system;
-mod time;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -19,7 +18,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
 
-pub use http::{ApiError, chain};
+pub use http::ApiError;
 pub use system::{API_VERSION, MIN_API_VERSION};
 
 use crate::http::{Query, Reply};

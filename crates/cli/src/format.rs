@@ -222,7 +222,9 @@ mod tests {
         let row = serde_json::json!({"Repository": "busybox", "Tag": "1"});
         let template = Template::parse("{{.Repository}}:{{.Tag}}").unwrap();
         assert_eq!(
-            template.render(std::slice::from_ref(&row), &BTreeMap::new()).unwrap(),
+            template
+                .render(std::slice::from_ref(&row), &BTreeMap::new())
+                .unwrap(),
             "busybox:1\n"
         );
         assert!(Template::parse("{{.Repository | upper}}").is_err());

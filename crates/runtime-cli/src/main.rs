@@ -71,7 +71,7 @@ impl Log {
     fn write(&self, level: &str, message: &str) {
         let Some(path) = &self.file else { return };
         let line = if self.json {
-            let time = keel_runtime::now_rfc3339();
+            let time = keel_time::now_rfc3339();
             serde_json::json!({"level": level, "msg": message, "time": time}).to_string()
         } else {
             format!("{level}: {message}")

@@ -312,7 +312,7 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
         start_time,
         bundle: plan.bundle.clone(),
         rootfs: plan.rootfs_path.clone(),
-        created: state::now_rfc3339(),
+        created: keel_time::now_rfc3339(),
         cgroup,
         config: plan.spec,
     };

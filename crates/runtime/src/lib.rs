@@ -35,7 +35,7 @@ pub use error::{Error, Result, report};
 pub use exec::ExecOptions;
 pub use features::{default_spec, features};
 pub use signal::parse_signal;
-pub use state::{State, Status, now_rfc3339};
+pub use state::{State, Status};
 
 use state::Record;
 
