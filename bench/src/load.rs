@@ -22,8 +22,30 @@ pub fn load_once(root: &Path, archive: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Who loads the image, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// Keel's image store, in a fresh process.
+    Keel,
+    /// `podman load`, with directories of its own.
+    Podman,
+    /// `ctr images import` (which unpacks) into a containerd started for
+    /// the round with a root of its own; its RSS is the daemon's.
+    Containerd,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Keel => "keel",
+            Peer::Podman => "podman load",
+            Peer::Containerd => "containerd",
+        }
+    }
+}
+
 struct Contender {
-    name: &'static str,
+    peer: Peer,
     times: Vec<Duration>,
     peak_rss_kib: Vec<i64>,
 }
@@ -38,53 +60,58 @@ pub fn load_bench(iterations: usize) -> Result<()> {
         "image: {:.0} MB uncompressed in 4 layers, as a docker-archive",
         size as f64 / 1e6
     );
-    let mut contenders = vec![Contender::new("keel"), Contender::new("podman load")];
-    let podman = which("podman");
-    if podman.is_none() {
-        println!("podman: not installed, skipped");
-        contenders.truncate(1);
+    let mut contenders = vec![Contender::new(Peer::Keel)];
+    for (peer, program) in [(Peer::Podman, "podman"), (Peer::Containerd, "containerd")] {
+        if which(program).is_some() {
+            contenders.push(Contender::new(peer));
+        } else {
+            println!("{program}: not installed, skipped");
+        }
     }
     let time_file = work.path().join("time.out");
     let warmup = 2;
     for i in 0..warmup + iterations {
         for k in 0..contenders.len() {
             let index = (i + k) % contenders.len();
+            let peer = contenders[index].peer;
             // Every load gets a fresh store, and stores are removed only at
             // the end: removing big trees between loads sets this disk
             // (ext4 with discard) trimming for a while. What earlier loads
             // left unsynced is flushed first, so nobody pays for another.
             let root = work.path().join(format!("root-{index}-{i}"));
             rustix::fs::sync();
-            let mut command = timed(&time_file);
-            if index == 0 {
-                command
-                    .arg(std::env::current_exe()?)
-                    .arg("load-once")
-                    .arg(&root)
-                    .arg(&archive);
-            } else {
-                command
-                    .args(podman_args(&root))
-                    .arg("load")
-                    .arg("-q")
-                    .arg("-i")
-                    .arg(&archive);
-            }
-            let started = Instant::now();
-            let status = command.status()?;
-            let elapsed = started.elapsed();
-            ensure!(status.success(), "{} failed", contenders[index].name);
+            let (elapsed, peak_rss_kib) = match peer {
+                Peer::Keel => {
+                    let mut command = timed(&time_file);
+                    command
+                        .arg(std::env::current_exe()?)
+                        .arg("load-once")
+                        .arg(&root)
+                        .arg(&archive);
+                    run_timed(&mut command, peer, &time_file)?
+                }
+                Peer::Podman => {
+                    let mut command = timed(&time_file);
+                    command
+                        .args(podman_args(&root))
+                        .args(["load", "-q", "-i"])
+                        .arg(&archive);
+                    run_timed(&mut command, peer, &time_file)?
+                }
+                Peer::Containerd => containerd_import(&root, &archive, &time_file)?,
+            };
             if i >= warmup {
                 contenders[index].times.push(elapsed);
-                contenders[index]
-                    .peak_rss_kib
-                    .push(std::fs::read_to_string(&time_file)?.trim().parse()?);
+                contenders[index].peak_rss_kib.push(peak_rss_kib);
             }
         }
     }
     for i in 0..warmup + iterations {
-        for index in 0..contenders.len() {
-            remove_store(&work.path().join(format!("root-{index}-{i}")), index != 0)?;
+        for (index, contender) in contenders.iter().enumerate() {
+            remove_store(
+                &work.path().join(format!("root-{index}-{i}")),
+                contender.peer,
+            )?;
         }
     }
     println!(
@@ -100,7 +127,7 @@ pub fn load_bench(iterations: usize) -> Result<()> {
         contender.peak_rss_kib.sort_unstable();
         println!(
             "{:<14} {:>9.0} ms {:>9.2}x {:>10} KiB",
-            contender.name,
+            contender.peer.name(),
             ms(time),
             ms(time) / ms(keel),
             contender.peak_rss_kib[contender.peak_rss_kib.len() / 2]
@@ -110,13 +137,66 @@ pub fn load_bench(iterations: usize) -> Result<()> {
 }
 
 impl Contender {
-    fn new(name: &'static str) -> Contender {
+    fn new(peer: Peer) -> Contender {
         Contender {
-            name,
+            peer,
             times: Vec::new(),
             peak_rss_kib: Vec::new(),
         }
     }
+}
+
+/// Runs a command under /usr/bin/time: (wall time, peak RSS in KiB).
+fn run_timed(command: &mut Command, peer: Peer, time_file: &Path) -> Result<(Duration, i64)> {
+    let started = Instant::now();
+    let status = command.status()?;
+    let elapsed = started.elapsed();
+    ensure!(status.success(), "{} failed", peer.name());
+    Ok((elapsed, std::fs::read_to_string(time_file)?.trim().parse()?))
+}
+
+/// Starts a containerd of its own under `root` (not timed), times `ctr
+/// images import`, stops the daemon and returns its peak RSS.
+fn containerd_import(root: &Path, archive: &Path, time_file: &Path) -> Result<(Duration, i64)> {
+    std::fs::create_dir_all(root)?;
+    let socket = root.join("containerd.sock");
+    let config = root.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = \"{root}/root\"\nstate = \"{root}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{socket}\"\n",
+            root = root.display(),
+            socket = socket.display()
+        ),
+    )?;
+    let mut daemon = timed(time_file)
+        .arg("containerd")
+        .arg("--config")
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        ensure!(Instant::now() < deadline, "containerd did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let status = Command::new("ctr")
+        .arg("-a")
+        .arg(&socket)
+        .args(["-n", "keel-bench", "images", "import"])
+        .arg(archive)
+        .stdout(Stdio::null())
+        .status()?;
+    let elapsed = started.elapsed();
+    // containerd is /usr/bin/time's child: stopped by its own pid (the
+    // socket's peer), it exits and time reports its peak.
+    let peer = std::os::unix::net::UnixStream::connect(&socket)?;
+    let pid = rustix::net::sockopt::socket_peercred(&peer)?.pid;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
+    daemon.wait()?;
+    ensure!(status.success(), "ctr images import failed");
+    Ok((elapsed, std::fs::read_to_string(time_file)?.trim().parse()?))
 }
 
 fn timed(out: &Path) -> Command {
@@ -147,8 +227,8 @@ fn podman_args(root: &Path) -> Vec<String> {
 }
 
 /// Removes a store the benchmark made.
-fn remove_store(root: &Path, podman: bool) -> Result<()> {
-    if podman {
+fn remove_store(root: &Path, peer: Peer) -> Result<()> {
+    if peer == Peer::Podman {
         let args = podman_args(root);
         Command::new(&args[0])
             .args(&args[1..])
@@ -156,8 +236,8 @@ fn remove_store(root: &Path, podman: bool) -> Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()?;
-        keel_testkit::podman::unmount_below(root);
     }
+    keel_testkit::podman::unmount_below(root);
     match std::fs::remove_dir_all(root) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
         _ => Ok(()),

@@ -52,24 +52,54 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
                 continue;
             }
             let _ = all; // Keel keeps no intermediate images; -a lists the same.
-            let labels = image
-                .config
-                .config()
-                .as_ref()
-                .and_then(|c| c.labels().clone());
-            out.push(json!({
-                "Id": image.id,
-                "ParentId": "",
-                "RepoTags": tags(&image),
-                "RepoDigests": digests(&image),
-                "Created": created(&image),
-                "Size": image.size,
-                "SharedSize": -1,
-                "Labels": labels,
-                "Containers": -1,
-            }));
+            out.push(summary(&image, -1, -1));
         }
         Ok(json(StatusCode::OK, &out))
+    })
+    .await
+}
+
+/// An image as lists show it; shared size and container count are -1
+/// where not computed, as in Docker.
+fn summary(image: &Image, shared_size: i64, containers: i64) -> Value {
+    let labels = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().clone());
+    json!({
+        "Id": image.id,
+        "ParentId": "",
+        "RepoTags": tags(image),
+        "RepoDigests": digests(image),
+        "Created": created(image),
+        "Size": image.size,
+        "SharedSize": shared_size,
+        "Labels": labels,
+        "Containers": containers,
+    })
+}
+
+/// GET /system/df: the image part from the store; Keel has no containers,
+/// volumes or build cache yet, so those lists are empty.
+pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
+    blocking(move || {
+        let usage = daemon.store.disk_usage()?;
+        let images: Vec<Value> = usage
+            .images
+            .iter()
+            .map(|u| summary(&u.image, u.shared_size as i64, u.containers as i64))
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &json!({
+                "LayersSize": usage.layers_size,
+                "Images": images,
+                "Containers": [],
+                "Volumes": [],
+                "BuildCache": [],
+            }),
+        ))
     })
     .await
 }

@@ -112,6 +112,7 @@ async fn dispatch(
         (&Method::GET, "/version") => return Ok(system::version()),
         (&Method::GET, "/info") => return Ok(system::info(&daemon)),
         (&Method::GET, "/images/json") => return images::list(daemon, query).await,
+        (&Method::GET, "/system/df") => return images::disk_usage(daemon).await,
         (&Method::POST, "/images/load") => return images::load(daemon, body).await,
         (&Method::POST, "/images/prune") => return images::prune(daemon, query).await,
         (&Method::POST, "/images/create") => return images::create(daemon, query, body).await,

@@ -34,8 +34,14 @@ pub fn table(rows: &[Vec<String>]) -> String {
 }
 
 /// go-units' HumanSizeWithPrecision(size, 3): decimal units, 3
-/// significant digits ("4.26MB", "120B").
+/// significant digits ("4.26MB", "120B"), as lists show sizes.
 pub fn human_size(bytes: u64) -> String {
+    human_size_with_precision(bytes, 3)
+}
+
+/// go-units' HumanSizeWithPrecision: decimal units, `digits` significant
+/// digits (`docker system df` uses 4).
+pub fn human_size_with_precision(bytes: u64, digits: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -43,7 +49,7 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", significant(size, 3), UNITS[unit])
+    format!("{}{}", significant(size, digits), UNITS[unit])
 }
 
 /// Go's `%.{digits}g` for numbers below 1000: significant digits, no

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Upload, encode};
-use crate::format::{Template, human_duration, human_size, now_unix};
+use crate::format::{Template, human_duration, human_size, human_size_with_precision, now_unix};
 use crate::usage;
 
 fn short_id(id: &str) -> String {
@@ -112,13 +112,9 @@ pub fn images(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if quiet {
-        let mut seen = Vec::new();
+        // One line per row, as docker prints it: an image with two tags twice.
         for row in &rows {
-            let id = row["ID"].as_str().unwrap_or_default();
-            if !seen.contains(&id) {
-                seen.push(id);
-                writeln!(out, "{id}")?;
-            }
+            writeln!(out, "{}", row["ID"].as_str().unwrap_or_default())?;
         }
         return Ok(());
     }
@@ -572,5 +568,58 @@ pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         "Total reclaimed space: {}",
         human_size(result["SpaceReclaimed"].as_u64().unwrap_or(0))
     );
+    Ok(())
+}
+
+/// `keel system df`: what images (and, once Keel runs them, containers,
+/// volumes and build cache) take on disk.
+pub fn system_df(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut format = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("format") => format = Some(parser.value()?.string()?),
+            other => return Err(usage(other.unexpected(), "system df [OPTIONS]")),
+        }
+    }
+    let usage = client.json("GET", "/system/df", Upload::None)?;
+    let images = usage["Images"].as_array().cloned().unwrap_or_default();
+    let total = usage["LayersSize"].as_u64().unwrap_or(0);
+    let active: Vec<&Value> = images
+        .iter()
+        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
+        .collect();
+    let used: u64 = active
+        .iter()
+        .map(|i| {
+            i["Size"]
+                .as_u64()
+                .unwrap_or(0)
+                .saturating_sub(i["SharedSize"].as_u64().unwrap_or(0))
+        })
+        .sum();
+    let size = |bytes: u64| human_size_with_precision(bytes, 4);
+    let reclaimable = total.saturating_sub(used);
+    let reclaimable = match (reclaimable * 100).checked_div(total) {
+        Some(percent) => format!("{} ({percent}%)", size(reclaimable)),
+        None => size(reclaimable),
+    };
+    let count = |key: &str| usage[key].as_array().map_or(0, Vec::len);
+    let rows = vec![
+        json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": active.len().to_string(), "Size": size(total), "Reclaimable": reclaimable}),
+        json!({"Type": "Containers", "TotalCount": count("Containers").to_string(), "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Local Volumes", "TotalCount": count("Volumes").to_string(), "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": count("BuildCache").to_string(), "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+    ];
+    let headers = BTreeMap::from([
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ]);
+    let template = format.unwrap_or_else(|| {
+        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".to_owned()
+    });
+    print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
     Ok(())
 }

@@ -38,6 +38,7 @@ Commands:
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   image       Manage images (ls, rm, tag, history, inspect, load, save, import, prune)
   info        Display system-wide information
+  system df   Show disk usage
   version     Show the Keel version information
   daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST)
 ";
@@ -131,6 +132,10 @@ fn run() -> Result<()> {
                 ),
             }
         }
+        "system" => match parser.next()? {
+            Some(Value(sub)) if sub == "df" => images::system_df(&client, parser),
+            _ => bail!("Usage:  keel system COMMAND\n\nCommands: df"),
+        },
         "version" => version(&client),
         "info" => info(&client),
         other => bail!("keel: '{other}' is not a keel command.\nSee 'keel --help'"),

@@ -47,7 +47,10 @@ fn keel_image_commands_tag_list_save_remove_and_load_an_image() {
             .any(|l| l.starts_with("localhost:5000/team/app ") && l.contains(" latest ")),
         "{table}"
     );
-    assert_eq!(daemon.keel_ok(&["images", "-q"]), format!("{short}\n"));
+    assert_eq!(
+        daemon.keel_ok(&["images", "-q"]),
+        format!("{short}\n{short}\n")
+    );
     assert_eq!(
         daemon.keel_ok(&[
             "images",
@@ -264,4 +267,44 @@ fn the_cli_starts_a_daemon_when_none_answers() {
     );
     assert!(err.contains("started one"), "{err}");
     assert!(pid.is_some(), "a daemon answers on the socket");
+}
+
+#[test]
+fn keel_prints_tables_as_the_docker_cli_does() {
+    let daemon = TestDaemon::start();
+    import_busybox(&daemon, "keel-test/one");
+    import_busybox(&daemon, "keel-test/two:b");
+    daemon.keel_ok(&["tag", "keel-test/one", "localhost:5000/keel-test/three:3"]);
+    for args in [
+        &["system", "df"][..],
+        &[
+            "images",
+            "--format",
+            "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.Size}}",
+        ][..],
+        &[
+            "images",
+            "--digests",
+            "--format",
+            "table {{.Repository}}\t{{.Digest}}\t{{.ID}}",
+        ][..],
+        &["images", "-q"][..],
+    ] {
+        let keel = daemon.keel_ok(args);
+        let (code, docker, err) = daemon.docker(args);
+        assert_eq!(code, 0, "docker {args:?}: {err}");
+        // docker walks an image's repositories in Go map order, which
+        // varies from run to run: rows are compared as a set.
+        let sorted = |text: &str| {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            lines[1..].sort();
+            lines
+        };
+        assert_eq!(sorted(&keel), sorted(&docker), "keel {args:?}");
+    }
+    let df = daemon.keel_ok(&["system", "df"]);
+    assert!(
+        df.lines().nth(1).unwrap().starts_with("Images          2 "),
+        "{df}"
+    );
 }

@@ -23,4 +23,6 @@ pub use layers::{Layer, LayerStore};
 pub use reference::Reference;
 pub use rootfs::ImportOptions;
 pub use snapshot::Snapshot;
-pub use store::{Collected, HistoryStep, Image, LayerBlob, Pruned, Removal, Store};
+pub use store::{
+    Collected, DiskUsage, HistoryStep, Image, ImageUsage, LayerBlob, Pruned, Removal, Store,
+};

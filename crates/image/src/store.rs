@@ -66,6 +66,23 @@ pub struct HistoryStep {
     pub size: u64,
 }
 
+/// What the images take on disk, as `docker system df` shows it.
+#[derive(Debug, Default)]
+pub struct DiskUsage {
+    /// Bytes of all layers, each counted once.
+    pub layers_size: u64,
+    pub images: Vec<ImageUsage>,
+}
+
+#[derive(Debug)]
+pub struct ImageUsage {
+    pub image: Image,
+    /// Bytes of this image's layers that other images also have.
+    pub shared_size: u64,
+    /// Containers (snapshots) made from it.
+    pub containers: usize,
+}
+
 /// One step of an image removal, as Docker's API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
@@ -384,6 +401,42 @@ impl Store {
                 .then(a.id.cmp(&b.id))
         });
         Ok(images)
+    }
+
+    /// Sizes of layers and images, with what images share.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        let images = self.images()?;
+        let snapshots = self.snapshots()?;
+        let mut users: BTreeMap<&Digest, usize> = BTreeMap::new();
+        for image in &images {
+            for chain_id in &image.chain_ids {
+                *users.entry(chain_id).or_default() += 1;
+            }
+        }
+        let mut sizes: BTreeMap<&Digest, u64> = BTreeMap::new();
+        for chain_id in users.keys() {
+            sizes.insert(
+                chain_id,
+                self.layers.get(chain_id)?.map_or(0, |layer| layer.size),
+            );
+        }
+        let usage = images
+            .iter()
+            .map(|image| ImageUsage {
+                shared_size: image
+                    .chain_ids
+                    .iter()
+                    .filter(|c| users[c] > 1)
+                    .map(|c| sizes[c])
+                    .sum(),
+                containers: snapshots.iter().filter(|s| s.image == image.id).count(),
+                image: image.clone(),
+            })
+            .collect();
+        Ok(DiskUsage {
+            layers_size: sizes.values().sum(),
+            images: usage,
+        })
     }
 
     /// Finds an image the way Docker does: by reference (normalized), by

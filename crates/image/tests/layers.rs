@@ -48,6 +48,24 @@ fn two_images_sharing_a_base_layer_store_it_once_and_survive_each_others_removal
         two_images - one_image
     );
 
+    let usage = test.store.disk_usage().unwrap();
+    let base_bytes = test
+        .store
+        .layers()
+        .get(&Digest::of(&base))
+        .unwrap()
+        .unwrap()
+        .size;
+    assert_eq!(
+        usage.layers_size,
+        base_bytes + 16,
+        "the base once, and 8 bytes per top"
+    );
+    for image in &usage.images {
+        assert_eq!(image.shared_size, base_bytes);
+        assert_eq!(image.image.size, base_bytes + 8);
+    }
+
     let removed = test
         .store
         .remove_image("keel-test/a:1", false, |_| false)
