@@ -45,7 +45,7 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
     let filters = query.filters()?;
     let all = query.flag("all");
     blocking(move || {
-        let images = daemon.store.images()?;
+        let images = daemon.store().images()?;
         let mut out = Vec::new();
         for mut image in images {
             if !apply_filters(&mut image, &filters)? {
@@ -80,11 +80,37 @@ fn summary(image: &Image, shared_size: i64, containers: i64) -> Value {
     })
 }
 
-/// GET /system/df: the image part from the store; Keel has no containers,
-/// volumes or build cache yet, so those lists are empty.
+/// Bytes of the files under `dir` (a container's read/write layer).
+fn tree_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => tree_size(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// GET /system/df: images and containers; Keel has no volumes or build
+/// cache yet, so those lists are empty.
 pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
     blocking(move || {
-        let usage = daemon.store.disk_usage()?;
+        let usage = daemon.store().disk_usage()?;
+        let containers: Vec<Value> = daemon
+            .engine
+            .containers()
+            .iter()
+            .map(|c| {
+                let mut summary = crate::containers::summary(c);
+                let upper = daemon.store().snapshot(&c.id).map(|s| s.upper());
+                summary["SizeRw"] = json!(upper.map_or(0, |u| tree_size(&u)));
+                summary
+            })
+            .collect();
         let images: Vec<Value> = usage
             .images
             .iter()
@@ -95,7 +121,7 @@ pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
             &json!({
                 "LayersSize": usage.layers_size,
                 "Images": images,
-                "Containers": [],
+                "Containers": containers,
                 "Volumes": [],
                 "BuildCache": [],
             }),
@@ -166,14 +192,14 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// GET /images/{name}/json
 pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
     blocking(move || {
-        let id = daemon.store.resolve(&name)?;
-        let image = daemon.store.image(&id)?;
-        let raw: Value = serde_json::from_slice(&daemon.store.raw_config(&id)?).unwrap_or_default();
+        let id = daemon.store().resolve(&name)?;
+        let image = daemon.store().image(&id)?;
+        let raw: Value = serde_json::from_slice(&daemon.store().raw_config(&id)?).unwrap_or_default();
         let lower: Vec<String> = image
             .chain_ids
             .iter()
             .rev()
-            .map(|c| daemon.store.layers().diff_dir(c).display().to_string())
+            .map(|c| daemon.store().layers().diff_dir(c).display().to_string())
             .collect();
         Ok(json(
             StatusCode::OK,
@@ -203,9 +229,9 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
 /// GET /images/{name}/history
 pub async fn history(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
     blocking(move || {
-        let id = daemon.store.resolve(&name)?;
-        let image = daemon.store.image(&id)?;
-        let steps = daemon.store.history(&id)?;
+        let id = daemon.store().resolve(&name)?;
+        let image = daemon.store().image(&id)?;
+        let steps = daemon.store().history(&id)?;
         let count = steps.len();
         let out: Vec<Value> = steps
             .into_iter()
@@ -240,7 +266,7 @@ pub async fn tag(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Repl
         let reference = Reference::parse_repository(&repo)
             .or_else(|_| Reference::parse(&repo))?
             .with_tag(&tag)?;
-        daemon.store.tag(&name, &reference)?;
+        daemon.store().tag(&name, &reference)?;
         Ok(crate::http::empty(StatusCode::CREATED))
     })
     .await
@@ -250,8 +276,10 @@ pub async fn tag(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Repl
 pub async fn remove(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
     let force = query.flag("force");
     blocking(move || {
-        // No containers run yet, so none holds an image as running.
-        let removals = daemon.store.remove_image(&name, force, |_| false)?;
+        let engine = &daemon.engine;
+        let removals = engine
+            .images()
+            .remove_image(&name, force, |id| engine.is_running(id))?;
         Ok(json(
             StatusCode::OK,
             &removals.iter().map(removal_json).collect::<Vec<_>>(),
@@ -282,7 +310,7 @@ pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
         }
     }
     blocking(move || {
-        let pruned = daemon.store.prune_images(all)?;
+        let pruned = daemon.store().prune_images(all)?;
         let deleted: Vec<Value> = pruned.removals.iter().map(removal_json).collect();
         Ok(json(
             StatusCode::OK,
@@ -297,7 +325,7 @@ pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
 pub async fn load(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
     let reader = body_reader(body);
     blocking(move || {
-        let loaded = daemon.store.load(reader, "the uploaded archive")?;
+        let loaded = daemon.store().load(reader, "the uploaded archive")?;
         let mut lines = Vec::new();
         for image in loaded {
             if let (Some(reference), Some(old)) = (&image.reference, &image.replaced) {
@@ -333,14 +361,14 @@ pub async fn save(daemon: Arc<Daemon>, names: Vec<String>) -> Result<Reply> {
     let checked = Arc::clone(&daemon);
     let names = blocking(move || {
         for name in &names {
-            checked.store.resolve(name)?;
+            checked.store().resolve(name)?;
         }
         Ok(names)
     })
     .await?;
     Ok(streamed("application/x-tar", move |out| {
         daemon
-            .store
+            .store()
             .save(&names, out)
             .map_err(|e| std::io::Error::other(crate::http::message(e)))
     }))
@@ -385,7 +413,9 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
     };
     let reader = body_reader(body);
     blocking(move || {
-        let id: Digest = daemon.store.import(reader, &options, reference.as_ref())?;
+        let id: Digest = daemon
+            .store()
+            .import(reader, &options, reference.as_ref())?;
         Ok(json(StatusCode::OK, &json!({ "status": id })))
     })
     .await

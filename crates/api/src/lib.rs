@@ -3,6 +3,7 @@
 //! Docker's JSON shapes, so that the docker CLI, docker-py and Keel's own
 //! CLI all drive Keel the same way.
 
+mod containers;
 mod http;
 mod images;
 mod system;
@@ -26,15 +27,20 @@ use crate::http::{Query, Reply};
 /// What the daemon serves from.
 #[derive(Debug)]
 pub struct Daemon {
-    pub store: keel_image::Store,
+    pub engine: Arc<keel_engine::Engine>,
 }
 
 impl Daemon {
-    /// Opens the daemon's state under `root`.
-    pub fn open(root: &Path) -> Result<Self, keel_image::Error> {
+    /// Opens the daemon's state under `root`; `monitor` is the command that
+    /// runs a container's monitor.
+    pub fn open(root: &Path, monitor: Vec<std::ffi::OsString>) -> Result<Self, keel_engine::Error> {
         Ok(Self {
-            store: keel_image::Store::open(&root.join("image"))?,
+            engine: keel_engine::Engine::open(root, monitor)?,
         })
+    }
+
+    fn store(&self) -> &keel_image::Store {
+        self.engine.images()
     }
 }
 
@@ -92,7 +98,7 @@ async fn route(daemon: Arc<Daemon>, request: Request<Incoming>) -> Reply {
     let query = Query::parse(request.uri().query());
     let method = request.method().clone();
     let result = match strip_version(&path) {
-        Ok(path) => dispatch(daemon, method, path, query, request.into_body()).await,
+        Ok(path) => dispatch(daemon, method, path, query, request).await,
         Err(error) => Err(error),
     };
     result.unwrap_or_else(|error| error.reply())
@@ -103,7 +109,7 @@ async fn dispatch(
     method: Method,
     path: &str,
     query: Query,
-    body: Incoming,
+    request: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "page not found");
     match (&method, path) {
@@ -113,14 +119,35 @@ async fn dispatch(
         (&Method::GET, "/info") => return Ok(system::info(&daemon)),
         (&Method::GET, "/images/json") => return images::list(daemon, query).await,
         (&Method::GET, "/system/df") => return images::disk_usage(daemon).await,
-        (&Method::POST, "/images/load") => return images::load(daemon, body).await,
+        (&Method::POST, "/images/load") => return images::load(daemon, request.into_body()).await,
         (&Method::POST, "/images/prune") => return images::prune(daemon, query).await,
-        (&Method::POST, "/images/create") => return images::create(daemon, query, body).await,
+        (&Method::POST, "/images/create") => {
+            return images::create(daemon, query, request.into_body()).await;
+        }
+        (&Method::POST, "/containers/create") => {
+            return containers::create(daemon, query, request.into_body()).await;
+        }
+        (&Method::GET, "/containers/json") => return containers::list(daemon, query).await,
         (&Method::GET, "/images/get") => {
             let names = query.all("names").into_iter().map(str::to_owned).collect();
             return images::save(daemon, names).await;
         }
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/containers/") {
+        let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+        let name = name.to_owned();
+        return match (&method, action) {
+            (&Method::POST, "start") => containers::start(daemon, name).await,
+            (&Method::POST, "wait") => containers::wait(daemon, name, query).await,
+            (&Method::POST, "kill") => containers::kill(daemon, name, query).await,
+            (&Method::POST, "stop") => containers::stop(daemon, name, query).await,
+            (&Method::POST, "attach") => containers::attach(daemon, name, query, request).await,
+            (&Method::GET, "json") => containers::inspect(daemon, name).await,
+            (&Method::GET, "logs") => containers::logs(daemon, name, query).await,
+            (&Method::DELETE, "") => containers::remove(daemon, name, query).await,
+            _ => Err(not_found()),
+        };
     }
     // Image names hold slashes: the action is the last segment.
     let Some(image_path) = path.strip_prefix("/images/") else {

@@ -56,21 +56,29 @@ pub fn version() -> Reply {
 
 pub fn info(daemon: &Daemon) -> Reply {
     let images = daemon
-        .store
+        .store()
         .images()
         .map(|images| images.len())
         .unwrap_or(0);
     let uname = rustix::system::uname();
+    let containers = daemon.engine.containers();
+    let running = containers
+        .iter()
+        .filter(|c| c.state.status == keel_engine::Status::Running)
+        .count();
     json(
         StatusCode::OK,
         &json!({
             "ID": "",
             "Name": uname.nodename().to_string_lossy(),
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+            "Containers": containers.len(),
+            "ContainersRunning": running,
+            "ContainersPaused": 0,
+            "ContainersStopped": containers.len() - running,
             "Images": images,
             "Driver": "overlay2",
-            "DockerRootDir": daemon.store.root(),
+            "DockerRootDir": daemon.store().root().parent(),
             "OperatingSystem": "linux",
             "OSType": "linux",
             "Architecture": std::env::consts::ARCH,

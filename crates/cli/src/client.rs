@@ -20,6 +20,10 @@ pub struct Client {
 /// What a request sends as its body.
 pub enum Upload<'a> {
     None,
+    Json(&'a serde_json::Value),
+    /// No body, and a request to take the connection over as a raw stream
+    /// (`attach`): the answer is 101 and the body is the stream.
+    Upgrade,
     /// A stream of unknown length, sent chunked (a tarball from stdin).
     Stream(&'a mut dyn Read),
 }
@@ -50,17 +54,33 @@ impl Client {
             "{method} {API_PREFIX}{path} HTTP/1.1\r\nHost: keel\r\nUser-Agent: keel-cli/{}\r\n",
             env!("CARGO_PKG_VERSION")
         );
+        let mut json = Vec::new();
         match &upload {
             Upload::None => head.push_str("Content-Length: 0\r\n"),
+            Upload::Upgrade => {
+                head.push_str("Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n")
+            }
+            Upload::Json(value) => {
+                json = serde_json::to_vec(value)?;
+                let _ = write!(
+                    head,
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                    json.len()
+                );
+            }
             Upload::Stream(_) => {
                 head.push_str("Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n")
             }
         }
-        head.push_str("Connection: close\r\n\r\n");
+        if !matches!(upload, Upload::Upgrade) {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
         let send = |stream: &mut UnixStream| -> io::Result<()> {
             stream.write_all(head.as_bytes())?;
             match upload {
-                Upload::None => {}
+                Upload::None | Upload::Upgrade => {}
+                Upload::Json(_) => stream.write_all(&json)?,
                 Upload::Stream(reader) => {
                     let mut buffer = vec![0u8; 256 * 1024];
                     loop {
@@ -113,7 +133,8 @@ impl std::error::Error for DaemonError {}
 impl Response {
     /// The response itself if it is a success, else the daemon's message.
     pub fn success(mut self) -> Result<Self> {
-        if (200..300).contains(&self.status) {
+        // 101: the connection became the stream asked for (attach).
+        if self.status == 101 || (200..300).contains(&self.status) {
             return Ok(self);
         }
         let mut body = Vec::new();

@@ -26,15 +26,16 @@ pub fn run(root: &Path, socket: &Path) -> Result<()> {
             socket.display()
         );
     }
+    let monitor = vec![std::env::current_exe()?.into_os_string(), "monitor".into()];
     let daemon = Arc::new(
-        Daemon::open(root)
+        Daemon::open(root, monitor)
             .with_context(|| format!("cannot open the Keel root {}", root.display()))?,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         if let Some(dir) = socket.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -65,7 +66,10 @@ pub fn run(root: &Path, socket: &Path) -> Result<()> {
         std::fs::remove_file(socket).ok();
         eprintln!("keel daemon: stopped");
         result
-    })
+    });
+    // Followers of logs that nobody reads any more must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 /// Starts a daemon in the background for a CLI that found none, and

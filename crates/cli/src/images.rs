@@ -290,15 +290,17 @@ pub fn history(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 /// `keel inspect` / `keel image inspect [--format F] NAME...`
 pub fn inspect(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let mut format = None;
+    let mut kind: Option<String> = None;
     let mut names = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg {
             Short('f') | Long("format") => format = Some(parser.value()?.string()?),
             Long("type") => {
-                let kind: String = parser.value()?.string()?;
-                if kind != "image" {
-                    bail!("only images can be inspected so far, not {kind:?}");
+                let value: String = parser.value()?.string()?;
+                if value != "image" && value != "container" {
+                    bail!("\"{value}\" is not a valid value for --type: use container or image");
                 }
+                kind = Some(value);
             }
             Value(value) => names.push(value.string()?),
             other => {
@@ -317,9 +319,21 @@ pub fn inspect(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let mut found = Vec::new();
     let mut failures = Vec::new();
     for name in &names {
-        match client.json("GET", &format!("/images/{name}/json"), Upload::None) {
-            Ok(image) => found.push(image),
-            Err(_) => failures.push(format!("Error: No such object: {name}")),
+        // Containers first, then images, as docker inspect looks.
+        let paths = match kind.as_deref() {
+            Some("image") => vec![format!("/images/{name}/json")],
+            Some(_) => vec![format!("/containers/{name}/json")],
+            None => vec![
+                format!("/containers/{name}/json"),
+                format!("/images/{name}/json"),
+            ],
+        };
+        match paths
+            .iter()
+            .find_map(|path| client.json("GET", path, Upload::None).ok())
+        {
+            Some(object) => found.push(object),
+            None => failures.push(format!("Error: No such object: {name}")),
         }
     }
     match format {

@@ -2,6 +2,7 @@
 //! Keel daemon over its socket; and `keel daemon`, the daemon itself.
 
 mod client;
+mod containers;
 mod daemon;
 mod format;
 mod images;
@@ -28,6 +29,16 @@ Options:
                        $KEEL_HOST, else unix:///run/keel/keel.sock)
 
 Commands:
+  run         Create and run a new container from an image
+  create      Create a new container
+  start       Start one or more stopped containers
+  ps          List containers
+  logs        Fetch the logs of a container
+  wait        Block until one or more containers stop, then print their exit codes
+  stop        Stop one or more running containers
+  kill        Kill one or more running containers
+  rm          Remove one or more containers
+  container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect)
   images      List images
   import      Import the contents from a tarball to create a filesystem image
   inspect     Return low-level information on images
@@ -46,10 +57,18 @@ Commands:
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => match error.downcast_ref::<containers::Exit>() {
+            Some(exit) => {
+                if let Some(message) = &exit.message {
+                    eprintln!("{message}");
+                }
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("{error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -100,9 +119,43 @@ fn run() -> Result<()> {
     if verb == "daemon" {
         return daemon_command(&mut parser, root, socket);
     }
+    if verb == "monitor" {
+        return monitor_command(&mut parser);
+    }
     let client = connect(&socket, &root)?;
     let parser = &mut parser;
     match verb.as_str() {
+        "run" => containers::run(&client, parser),
+        "create" => containers::create(&client, parser),
+        "start" => containers::start(&client, parser),
+        "ps" => containers::ps(&client, parser),
+        "logs" => containers::logs(&client, parser),
+        "wait" => containers::wait(&client, parser),
+        "stop" => containers::stop(&client, parser),
+        "kill" => containers::kill(&client, parser),
+        "rm" => containers::rm(&client, parser),
+        "container" => {
+            let Some(Value(sub)) = parser.next()? else {
+                bail!(
+                    "Usage:  keel container COMMAND\n\nCommands: ls, run, create, start, logs, wait, stop, kill, rm, inspect"
+                );
+            };
+            match sub.string()?.as_str() {
+                "ls" | "list" | "ps" => containers::ps(&client, parser),
+                "run" => containers::run(&client, parser),
+                "create" => containers::create(&client, parser),
+                "start" => containers::start(&client, parser),
+                "logs" => containers::logs(&client, parser),
+                "wait" => containers::wait(&client, parser),
+                "stop" => containers::stop(&client, parser),
+                "kill" => containers::kill(&client, parser),
+                "rm" | "remove" => containers::rm(&client, parser),
+                "inspect" => images::inspect(&client, parser),
+                other => bail!(
+                    "keel container: '{other}' is not a keel container command.\nSee 'keel container --help'"
+                ),
+            }
+        }
         "images" => images::images(&client, parser),
         "rmi" => images::rmi(&client, parser),
         "tag" => images::tag(&client, parser),
@@ -161,6 +214,34 @@ fn daemon_command(
         }
     }
     daemon::run(&root, &socket)
+}
+
+/// `keel monitor --runtime-root DIR --id ID --dir DIR`: run by the daemon,
+/// one per running container.
+fn monitor_command(parser: &mut lexopt::Parser) -> Result<()> {
+    let (mut runtime_root, mut id, mut dir) = (None, None, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("runtime-root") => runtime_root = Some(PathBuf::from(parser.value()?)),
+            Long("id") => id = Some(parser.value()?.string()?),
+            Long("dir") => dir = Some(PathBuf::from(parser.value()?)),
+            other => {
+                return Err(usage(
+                    other.unexpected(),
+                    "monitor --runtime-root DIR --id ID --dir DIR",
+                ));
+            }
+        }
+    }
+    let (Some(runtime_root), Some(id), Some(dir)) = (runtime_root, id, dir) else {
+        bail!("keel monitor needs --runtime-root, --id and --dir; the daemon runs it");
+    };
+    keel_engine::monitor::run(&keel_engine::monitor::MonitorArgs {
+        runtime_root,
+        id,
+        dir,
+    })?;
+    Ok(())
 }
 
 /// A client for the daemon at `socket`; as root, starts the daemon when

@@ -5,20 +5,9 @@ mod common;
 
 use common::TestDaemon;
 
-/// Imports busybox as `name` and returns its id.
 fn import_busybox(daemon: &TestDaemon, name: &str) -> String {
-    let tar = daemon.busybox_tar();
-    let out = daemon.keel_ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        "-m",
-        "busybox for tests",
-        tar.to_str().unwrap(),
-        name,
-    ]);
-    let id = out.trim().to_owned();
-    assert!(id.starts_with("sha256:") && id.len() == 71, "{out}");
+    let id = daemon.import_busybox(name);
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     id
 }
 

@@ -27,21 +27,29 @@ impl TestDaemon {
             .prefix("keel-cli-")
             .tempdir()
             .unwrap();
-        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        let child = Command::new(KEEL)
-            .arg("daemon")
-            .arg("--root")
-            .arg(dir.path().join("root"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.path().join("keel.sock").display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_daemon(dir.path());
         let daemon = TestDaemon { dir, child };
         wait_for_socket(&daemon.socket());
         daemon
+    }
+
+    /// Stops the daemon (SIGTERM, as a service manager would) and starts
+    /// another on the same root and socket.
+    pub fn restart(&mut self) {
+        self.stop_daemon();
+        self.child = spawn_daemon(self.dir.path());
+        wait_for_socket(&self.socket());
+    }
+
+    fn stop_daemon(&mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -81,6 +89,21 @@ impl TestDaemon {
         )
     }
 
+    /// busybox imported as `name`; returns its id.
+    pub fn import_busybox(&self, name: &str) -> String {
+        let tar = self.busybox_tar();
+        let out = self.keel_ok(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            "-m",
+            "busybox for tests",
+            tar.to_str().unwrap(),
+            name,
+        ]);
+        out.trim().to_owned()
+    }
+
     /// A busybox rootfs tarball in the test's directory.
     pub fn busybox_tar(&self) -> PathBuf {
         let path = self.path("busybox.tar");
@@ -97,16 +120,34 @@ impl TestDaemon {
 
 impl Drop for TestDaemon {
     fn drop(&mut self) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+        // Containers outlive the daemon (their monitors leave its session):
+        // remove them through it first.
+        let (_, ids, _) = self.keel(&["ps", "-aq", "--no-trunc"]);
+        for id in ids.lines() {
+            let _ = self.keel(&["rm", "-f", id]);
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop_daemon();
         keel_testkit::podman::unmount_below(self.dir.path());
     }
+}
+
+fn spawn_daemon(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("daemon.log"))
+        .unwrap();
+    Command::new(KEEL)
+        .arg("daemon")
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("keel.sock").display()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 pub fn output(command: &mut Command) -> Output {

@@ -1,0 +1,513 @@
+//! The Engine API's container endpoints: create, start, wait, kill, stop,
+//! remove, list, inspect, logs and attach, in Docker's JSON shapes.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use keel_engine::{Config, Container, Status, WaitCondition};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::Daemon;
+use crate::http::{ApiError, Body, Query, Reply, empty, json};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+impl From<keel_engine::Error> for ApiError {
+    fn from(error: keel_engine::Error) -> Self {
+        use keel_engine::Error as E;
+        if let E::Image(inner) = error {
+            return inner.into();
+        }
+        let status = match &error {
+            E::NoSuchContainer(_) => StatusCode::NOT_FOUND,
+            E::NameInUse { .. }
+            | E::RemoveRunning { .. }
+            | E::NotRunning { .. }
+            | E::AlreadyRunning { .. } => StatusCode::CONFLICT,
+            E::InvalidName(_)
+            | E::NoCommand
+            | E::NoSuchUser { .. }
+            | E::Start(_)
+            | E::Unsupported(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, crate::http::message(error))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// The body of POST /containers/create, as much of it as Keel acts on.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateBody {
+    image: Option<String>,
+    cmd: Option<Vec<String>>,
+    entrypoint: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    working_dir: Option<String>,
+    user: Option<String>,
+    hostname: Option<String>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    tty: bool,
+    #[serde(default)]
+    open_stdin: bool,
+    host_config: Option<HostConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HostConfig {
+    #[serde(default)]
+    auto_remove: bool,
+}
+
+/// POST /containers/create?name=
+pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<Reply> {
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes();
+    let request: CreateBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
+    if request.tty || request.open_stdin {
+        return Err(ApiError::bad_request(
+            "interactive containers (-i, -t) are not supported by Keel yet; run without them or with -d",
+        ));
+    }
+    let image = request
+        .image
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ApiError::bad_request("no image given: name the image to run"))?;
+    let config = Config {
+        image,
+        cmd: request.cmd.filter(|c| !c.is_empty()),
+        entrypoint: request.entrypoint.filter(|e| !e.is_empty()),
+        env: request.env.unwrap_or_default(),
+        working_dir: request.working_dir.filter(|w| !w.is_empty()),
+        user: request.user.filter(|u| !u.is_empty()),
+        hostname: request.hostname.filter(|h| !h.is_empty()),
+        labels: request.labels.unwrap_or_default(),
+        auto_remove: request.host_config.unwrap_or_default().auto_remove,
+    };
+    let name = query.get("name").map(str::to_owned);
+    blocking(move || {
+        let container = daemon.engine.create(name.as_deref(), config)?;
+        Ok(json(
+            StatusCode::CREATED,
+            &json!({"Id": container.id, "Warnings": []}),
+        ))
+    })
+    .await
+}
+
+/// POST /containers/{id}/start
+pub async fn start(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
+    blocking(move || {
+        if daemon.engine.container(&name)?.state.status == Status::Running {
+            return Ok(empty(StatusCode::NOT_MODIFIED));
+        }
+        daemon.engine.start(&name)?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// POST /containers/{id}/wait?condition=
+pub async fn wait(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let condition = match query.get("condition").unwrap_or("not-running") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: \"{other}\": use not-running, next-exit or removed"
+            )));
+        }
+    };
+    // Checked now, so an unknown container is a 404 before anything streams.
+    let engine = Arc::clone(&daemon.engine);
+    let id = blocking(move || Ok(engine.wait_target(&name)?)).await?;
+    // The head goes out at once: the docker CLI starts the container only
+    // once its wait is acknowledged. The body follows at the exit.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::task::spawn_blocking(move || {
+        let body = match daemon.engine.wait(&id, condition) {
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Err(error) => {
+                json!({"StatusCode": -1, "Error": {"Message": crate::http::message(error)}})
+            }
+        };
+        let mut bytes = serde_json::to_vec(&body).expect("JSON");
+        bytes.push(b'\n');
+        let _ = tx.blocking_send(Ok(Bytes::from(bytes)));
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Channel(rx))
+        .expect("a valid response"))
+}
+
+/// POST /containers/{id}/kill?signal=
+pub async fn kill(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let signal = query
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("KILL")
+        .to_owned();
+    blocking(move || {
+        daemon.engine.kill(&name, &signal)?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// POST /containers/{id}/stop?t=
+pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let seconds: u64 = query.get("t").and_then(|t| t.parse().ok()).unwrap_or(10);
+    blocking(move || {
+        if daemon.engine.container(&name)?.state.status != Status::Running {
+            return Ok(empty(StatusCode::NOT_MODIFIED));
+        }
+        daemon.engine.stop(&name, Duration::from_secs(seconds))?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// DELETE /containers/{id}?force=
+pub async fn remove(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let force = query.flag("force");
+    blocking(move || {
+        daemon.engine.remove(&name, force)?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+fn command(container: &Container) -> String {
+    std::iter::once(container.path.as_str())
+        .chain(container.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
+fn status_text(container: &Container) -> String {
+    let since = |time: &str| {
+        let then = keel_time::unix_seconds(time).unwrap_or(0);
+        human_duration(now() - then)
+    };
+    match container.state.status {
+        Status::Created => "Created".to_owned(),
+        Status::Running => format!("Up {}", since(&container.state.started_at)),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            container.state.exit_code,
+            since(&container.state.finished_at)
+        ),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// go-units' HumanDuration, as the daemon words container status.
+fn human_duration(seconds: i64) -> String {
+    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
+    let minutes = seconds / 60;
+    match seconds {
+        s if s < 1 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        s if s < 60 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".to_owned(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_owned(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", seconds / 3600 / 24 / 365),
+    }
+}
+
+/// A container as GET /containers/json lists it.
+pub fn summary(container: &Container) -> Value {
+    json!({
+        "Id": container.id,
+        "Names": [format!("/{}", container.name)],
+        "Image": container.config.image,
+        "ImageID": container.image_id,
+        "Command": command(container),
+        "Created": keel_time::unix_seconds(&container.created).unwrap_or(0),
+        "Ports": [],
+        "Labels": container.config.labels,
+        "State": container.state.status.as_str(),
+        "Status": status_text(container),
+        "HostConfig": {"NetworkMode": "none"},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    })
+}
+
+/// GET /containers/json?all=
+pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
+    let all = query.flag("all");
+    let containers = daemon.engine.containers();
+    let out: Vec<Value> = containers
+        .iter()
+        .filter(|c| all || c.state.status == Status::Running)
+        .map(summary)
+        .collect();
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// GET /containers/{id}/json
+pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
+    let c = daemon.engine.container(&name)?;
+    let log_path = daemon.engine.log_path(&c.id);
+    let status = c.state.status;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "Id": c.id,
+            "Created": c.created,
+            "Path": c.path,
+            "Args": c.args,
+            "State": {
+                "Status": status.as_str(),
+                "Running": status == Status::Running,
+                "Paused": false,
+                "Restarting": false,
+                "OOMKilled": false,
+                "Dead": false,
+                "Pid": c.state.pid,
+                "ExitCode": c.state.exit_code,
+                "Error": c.state.error,
+                "StartedAt": if c.state.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.started_at },
+                "FinishedAt": if c.state.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.finished_at },
+            },
+            "Image": c.image_id,
+            "LogPath": log_path,
+            "Name": format!("/{}", c.name),
+            "RestartCount": 0,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "HostConfig": {"AutoRemove": c.config.auto_remove, "NetworkMode": "none", "LogConfig": {"Type": "json-file", "Config": {}}},
+            "Mounts": [],
+            "Config": {
+                "Hostname": c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_owned()),
+                "User": c.config.user.clone().unwrap_or_default(),
+                "Tty": false,
+                "OpenStdin": false,
+                "AttachStdin": false,
+                "AttachStdout": true,
+                "AttachStderr": true,
+                "Env": c.config.env,
+                "Cmd": c.config.cmd,
+                "Entrypoint": c.config.entrypoint,
+                "Image": c.config.image,
+                "WorkingDir": c.config.working_dir.clone().unwrap_or_default(),
+                "Labels": c.config.labels,
+            },
+            "NetworkSettings": {"Networks": {}},
+        }),
+    ))
+}
+
+/// What a log reader sends: which streams, from where, with timestamps.
+#[derive(Debug, Clone)]
+struct LogOptions {
+    stdout: bool,
+    stderr: bool,
+    follow: bool,
+    timestamps: bool,
+    tail: Option<usize>,
+}
+
+/// One frame of Docker's multiplexed stream: stream type (1 stdout, 2
+/// stderr), three zero bytes, the payload length (big-endian), the payload.
+fn frame(stream: &str, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.push(if stream == "stderr" { 2 } else { 1 });
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out.into()
+}
+
+/// Whether a follower should keep waiting for more output: while the
+/// container runs, or has been created and not yet (tried to) start.
+fn may_write_more(daemon: &Daemon, id: &str) -> bool {
+    daemon
+        .engine
+        .container(id)
+        .is_ok_and(|c| match c.state.status {
+            Status::Running => true,
+            Status::Created => c.state.error.is_empty(),
+            Status::Exited => false,
+        })
+}
+
+/// Complete lines appended to the log since `position`.
+fn read_new_lines(file: &mut std::fs::File, position: &mut u64) -> Vec<String> {
+    let mut lines = Vec::new();
+    if file.seek(SeekFrom::Start(*position)).is_err() {
+        return lines;
+    }
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 0 && line.ends_with('\n') {
+        *position += line.len() as u64;
+        lines.push(std::mem::take(&mut line));
+    }
+    lines
+}
+
+/// Sends the container's json-file log as frames, following it while the
+/// container may still write if asked. The log is opened at once (it is
+/// made with the container), so output survives the container's removal.
+fn stream_log(
+    daemon: Arc<Daemon>,
+    id: String,
+    options: LogOptions,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let Ok(mut file) = std::fs::File::open(daemon.engine.log_path(&id)) else {
+        return;
+    };
+    let mut position = 0u64;
+    let mut lines = read_new_lines(&mut file, &mut position);
+    if let Some(tail) = options.tail {
+        lines.drain(..lines.len().saturating_sub(tail));
+    }
+    loop {
+        for line in lines.drain(..) {
+            let Ok(entry) = serde_json::from_str::<keel_engine::monitor::LogLine>(&line) else {
+                continue;
+            };
+            let wanted = (entry.stream == "stdout" && options.stdout)
+                || (entry.stream == "stderr" && options.stderr);
+            if !wanted {
+                continue;
+            }
+            let payload = if options.timestamps {
+                format!("{} {}", entry.time, entry.log)
+            } else {
+                entry.log
+            };
+            if tx
+                .blocking_send(Ok(frame(&entry.stream, payload.as_bytes())))
+                .is_err()
+            {
+                return;
+            }
+        }
+        if !options.follow {
+            return;
+        }
+        // Checked before reading, so nothing written before the end is missed.
+        let more = may_write_more(&daemon, &id);
+        lines = read_new_lines(&mut file, &mut position);
+        if lines.is_empty() {
+            if !more || tx.is_closed() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn log_options(query: &Query) -> LogOptions {
+    LogOptions {
+        stdout: query.flag("stdout"),
+        stderr: query.flag("stderr"),
+        follow: query.flag("follow"),
+        timestamps: query.flag("timestamps"),
+        tail: query.get("tail").and_then(|t| t.parse().ok()),
+    }
+}
+
+/// GET /containers/{id}/logs
+pub async fn logs(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let options = log_options(&query);
+    if !options.stdout && !options.stderr {
+        return Err(ApiError::bad_request("You must choose at least one stream"));
+    }
+    let id = daemon.engine.container(&name)?.id;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::task::spawn_blocking(move || stream_log(daemon, id, options, tx));
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            header::CONTENT_TYPE,
+            "application/vnd.docker.multiplexed-stream",
+        )
+        .body(Body::Channel(rx))
+        .expect("a valid response"))
+}
+
+/// POST /containers/{id}/attach: hijacks the connection (HTTP upgrade to
+/// a raw stream) and sends the container's output from the start until it
+/// exits. Keel has no stdin for containers yet, so only output flows.
+pub async fn attach(
+    daemon: Arc<Daemon>,
+    name: String,
+    query: Query,
+    request: Request<Incoming>,
+) -> Result<Reply> {
+    let id = daemon.engine.container(&name)?.id;
+    if query.flag("stdin") && !query.flag("stdout") && !query.flag("stderr") {
+        return Err(ApiError::bad_request(
+            "attaching stdin is not supported by Keel yet",
+        ));
+    }
+    let options = LogOptions {
+        stdout: query.flag("stdout"),
+        stderr: query.flag("stderr"),
+        follow: query.flag("stream"),
+        timestamps: false,
+        tail: None,
+    };
+    let upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut io = TokioIo::new(upgraded);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        tokio::task::spawn_blocking(move || stream_log(daemon, id, options, tx));
+        while let Some(Ok(chunk)) = rx.recv().await {
+            if io.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = io.shutdown().await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(
+            header::CONTENT_TYPE,
+            "application/vnd.docker.multiplexed-stream",
+        )
+        .body(Body::Full(None))
+        .expect("a valid response"))
+}

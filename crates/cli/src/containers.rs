@@ -1,0 +1,507 @@
+//! The container commands: run, create, start, ps, logs, wait, stop, kill,
+//! rm.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use anyhow::{Context, Result, bail};
+use lexopt::prelude::*;
+use serde_json::{Value, json};
+
+use crate::client::{Client, DaemonError, Upload, encode};
+use crate::format::{Template, human_duration, now_unix};
+use crate::usage;
+
+/// Exit codes `docker run` uses for its own failures.
+const EXIT_DAEMON: u8 = 125;
+const EXIT_CANNOT_INVOKE: u8 = 126;
+const EXIT_NOT_FOUND: u8 = 127;
+
+/// An exit with a code and, for failures, a message: `run` passes on the
+/// container's code.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message.as_deref().unwrap_or(""))
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// What `run` and `create` take before the image.
+#[derive(Default)]
+struct CreateFlags {
+    name: Option<String>,
+    detach: bool,
+    auto_remove: bool,
+    env: Vec<String>,
+    working_dir: Option<String>,
+    user: Option<String>,
+    entrypoint: Option<String>,
+    hostname: Option<String>,
+    labels: BTreeMap<String, String>,
+}
+
+fn parse_create(
+    parser: &mut lexopt::Parser,
+    synopsis: &str,
+) -> Result<(CreateFlags, String, Vec<String>)> {
+    let mut flags = CreateFlags::default();
+    let image = loop {
+        match parser.next()? {
+            Some(Short('d') | Long("detach")) => flags.detach = true,
+            Some(Long("name")) => flags.name = Some(parser.value()?.string()?),
+            Some(Long("rm")) => flags.auto_remove = true,
+            Some(Short('e') | Long("env")) => {
+                let entry: String = parser.value()?.string()?;
+                // `-e NAME` takes NAME's value from this environment.
+                flags.env.push(match entry.split_once('=') {
+                    Some(_) => entry,
+                    None => match std::env::var(&entry) {
+                        Ok(value) => format!("{entry}={value}"),
+                        Err(_) => continue,
+                    },
+                });
+            }
+            Some(Long("env-file")) => {
+                let path: String = parser.value()?.string()?;
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("open {path}"))?;
+                for line in text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                {
+                    flags.env.push(line.to_owned());
+                }
+            }
+            Some(Short('w') | Long("workdir")) => {
+                flags.working_dir = Some(parser.value()?.string()?)
+            }
+            Some(Short('u') | Long("user")) => flags.user = Some(parser.value()?.string()?),
+            Some(Long("entrypoint")) => flags.entrypoint = Some(parser.value()?.string()?),
+            Some(Short('h') | Long("hostname")) => flags.hostname = Some(parser.value()?.string()?),
+            Some(Short('l') | Long("label")) => {
+                let label: String = parser.value()?.string()?;
+                let (key, value) = label.split_once('=').unwrap_or((&label, ""));
+                flags.labels.insert(key.to_owned(), value.to_owned());
+            }
+            Some(Short('i') | Long("interactive") | Short('t') | Long("tty")) => {
+                bail!(
+                    "interactive containers (-i, -t) are not supported by Keel yet; run without them or with -d"
+                );
+            }
+            Some(Value(image)) => break image.string()?,
+            Some(other) => return Err(usage(other.unexpected(), synopsis)),
+            None => bail!(
+                "\"keel {}\" requires at least 1 argument.\nUsage:  keel {synopsis}",
+                synopsis.split(' ').next().unwrap_or_default()
+            ),
+        }
+    };
+    let command = parser
+        .raw_args()?
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((flags, image, command))
+}
+
+/// POST /containers/create; returns the new container's id.
+fn create_container(
+    client: &Client,
+    flags: &CreateFlags,
+    image: &str,
+    command: &[String],
+) -> Result<String> {
+    let body = json!({
+        "Image": image,
+        "Cmd": if command.is_empty() { Value::Null } else { json!(command) },
+        "Entrypoint": flags.entrypoint.as_ref().map(|e| vec![e.clone()]),
+        "Env": flags.env,
+        "WorkingDir": flags.working_dir.clone().unwrap_or_default(),
+        "User": flags.user.clone().unwrap_or_default(),
+        "Hostname": flags.hostname.clone().unwrap_or_default(),
+        "Labels": flags.labels,
+        "HostConfig": {"AutoRemove": flags.auto_remove},
+    });
+    let path = match &flags.name {
+        Some(name) => format!("/containers/create?name={}", encode(name)),
+        None => "/containers/create".to_owned(),
+    };
+    let created = client.json("POST", &path, Upload::Json(&body))?;
+    Ok(created["Id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// A daemon error as `docker run` reports it: the message, and 125, or
+/// 126/127 when the command could not be run or found.
+fn run_failure(error: anyhow::Error) -> anyhow::Error {
+    let message = format!("keel: {error:#}");
+    let code = match error.downcast_ref::<DaemonError>() {
+        Some(DaemonError(text)) if text.contains("not found") || text.contains("no such file") => {
+            EXIT_NOT_FOUND
+        }
+        Some(DaemonError(text)) if text.contains("permission denied") => EXIT_CANNOT_INVOKE,
+        _ => EXIT_DAEMON,
+    };
+    Exit {
+        code,
+        message: Some(message),
+    }
+    .into()
+}
+
+/// `keel run [OPTIONS] IMAGE [COMMAND] [ARG...]`
+pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let (flags, image, command) = parse_create(parser, "run [OPTIONS] IMAGE [COMMAND] [ARG...]")
+        .map_err(|e| Exit {
+            code: EXIT_DAEMON,
+            message: Some(format!("keel: {e:#}")),
+        })?;
+    let id = create_container(client, &flags, &image, &command).map_err(run_failure)?;
+    if flags.detach {
+        client
+            .request("POST", &format!("/containers/{id}/start"), Upload::None)?
+            .success()
+            .map_err(run_failure)?;
+        println!("{id}");
+        return Ok(());
+    }
+    // Attached before the start, so no output is missed.
+    let mut attached = client
+        .request(
+            "POST",
+            &format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1"),
+            Upload::Upgrade,
+        )?
+        .success()
+        .map_err(run_failure)?;
+    client
+        .request("POST", &format!("/containers/{id}/start"), Upload::None)?
+        .success()
+        .map_err(run_failure)?;
+    demultiplex(attached.body())?;
+    let condition = if flags.auto_remove {
+        "removed"
+    } else {
+        "not-running"
+    };
+    let waited = client.json(
+        "POST",
+        &format!("/containers/{id}/wait?condition={condition}"),
+        Upload::None,
+    )?;
+    let code = waited["StatusCode"].as_i64().unwrap_or(0);
+    if code != 0 {
+        return Err(Exit {
+            code: code.clamp(0, 255) as u8,
+            message: None,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Copies Docker's multiplexed stream to stdout and stderr.
+fn demultiplex(stream: &mut dyn Read) -> Result<()> {
+    let mut header = [0u8; 8];
+    let mut payload = Vec::new();
+    loop {
+        match stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+        let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        payload.resize(length, 0);
+        stream.read_exact(&mut payload)?;
+        if header[0] == 2 {
+            std::io::stderr().write_all(&payload)?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&payload)?;
+            out.flush()?;
+        }
+    }
+}
+
+/// `keel create [OPTIONS] IMAGE [COMMAND] [ARG...]`
+pub fn create(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let (flags, image, command) =
+        parse_create(parser, "create [OPTIONS] IMAGE [COMMAND] [ARG...]")?;
+    println!("{}", create_container(client, &flags, &image, &command)?);
+    Ok(())
+}
+
+/// Names given after the options; at least one.
+/// `options` is given each flag (`-f`, `--force`) and takes its value
+/// from the parser; it says whether it knew the flag.
+fn names(
+    parser: &mut lexopt::Parser,
+    synopsis: &str,
+    options: &mut dyn FnMut(&str, &mut lexopt::Parser) -> Result<bool>,
+) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    while let Some(arg) = parser.next()? {
+        let flag = match arg {
+            Value(value) => {
+                names.push(value.string()?);
+                continue;
+            }
+            Short(c) => format!("-{c}"),
+            Long(name) => format!("--{name}"),
+        };
+        if !options(&flag, parser)? {
+            bail!("unknown flag: {flag}\nUsage:  keel {synopsis}");
+        }
+    }
+    if names.is_empty() {
+        bail!(
+            "\"keel {}\" requires at least 1 argument.\nUsage:  keel {synopsis}",
+            synopsis.split(' ').next().unwrap_or_default()
+        );
+    }
+    Ok(names)
+}
+
+/// Runs `act` on every name, printing each name that succeeded, and
+/// failing at the end if any did not, as docker's plural commands do.
+fn each(names: &[String], mut act: impl FnMut(&str) -> Result<Option<String>>) -> Result<()> {
+    let mut failures = Vec::new();
+    for name in names {
+        match act(name) {
+            Ok(Some(line)) => println!("{line}"),
+            Ok(None) => println!("{name}"),
+            Err(error) => failures.push(format!("{error:#}")),
+        }
+    }
+    if !failures.is_empty() {
+        bail!(failures.join("\n"));
+    }
+    Ok(())
+}
+
+/// `keel start NAME...`
+pub fn start(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let names = names(parser, "start CONTAINER [CONTAINER...]", &mut |_, _| {
+        Ok(false)
+    })?;
+    each(&names, |name| {
+        client
+            .request("POST", &format!("/containers/{name}/start"), Upload::None)?
+            .success()?;
+        Ok(None)
+    })
+}
+
+/// `keel rm [-f] NAME...`
+pub fn rm(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut force = false;
+    let names = names(
+        parser,
+        "rm [OPTIONS] CONTAINER [CONTAINER...]",
+        &mut |flag, _| {
+            Ok(match flag {
+                "-f" | "--force" => {
+                    force = true;
+                    true
+                }
+                "-v" | "--volumes" => true,
+                _ => false,
+            })
+        },
+    )?;
+    each(&names, |name| {
+        client
+            .request(
+                "DELETE",
+                &format!("/containers/{name}?force={}", u8::from(force)),
+                Upload::None,
+            )?
+            .success()?;
+        Ok(None)
+    })
+}
+
+/// `keel stop [-t N] NAME...`
+pub fn stop(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut timeout = 10u64;
+    let names = names(
+        parser,
+        "stop [OPTIONS] CONTAINER [CONTAINER...]",
+        &mut |flag, parser| {
+            Ok(match flag {
+                "-t" | "--time" | "--timeout" => {
+                    timeout = parser
+                        .value()?
+                        .string()?
+                        .parse()
+                        .context("--time takes seconds")?;
+                    true
+                }
+                _ => false,
+            })
+        },
+    )?;
+    each(&names, |name| {
+        client
+            .request(
+                "POST",
+                &format!("/containers/{name}/stop?t={timeout}"),
+                Upload::None,
+            )?
+            .success()?;
+        Ok(None)
+    })
+}
+
+/// `keel kill [-s SIGNAL] NAME...`
+pub fn kill(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut signal = "KILL".to_owned();
+    let names = names(
+        parser,
+        "kill [OPTIONS] CONTAINER [CONTAINER...]",
+        &mut |flag, parser| {
+            Ok(match flag {
+                "-s" | "--signal" => {
+                    signal = parser.value()?.string()?;
+                    true
+                }
+                _ => false,
+            })
+        },
+    )?;
+    each(&names, |name| {
+        client
+            .request(
+                "POST",
+                &format!("/containers/{name}/kill?signal={}", encode(&signal)),
+                Upload::None,
+            )?
+            .success()?;
+        Ok(None)
+    })
+}
+
+/// `keel wait NAME...`: prints each exit code.
+pub fn wait(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let names = names(parser, "wait CONTAINER [CONTAINER...]", &mut |_, _| {
+        Ok(false)
+    })?;
+    each(&names, |name| {
+        let waited = client.json("POST", &format!("/containers/{name}/wait"), Upload::None)?;
+        Ok(Some(waited["StatusCode"].as_i64().unwrap_or(0).to_string()))
+    })
+}
+
+/// `keel logs [-f] [-t] [--tail N] NAME`
+pub fn logs(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let (mut follow, mut timestamps, mut tail) = (false, false, "all".to_owned());
+    let mut name = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('f') | Long("follow") => follow = true,
+            Short('t') | Long("timestamps") => timestamps = true,
+            Short('n') | Long("tail") => tail = parser.value()?.string()?,
+            Value(value) if name.is_none() => name = Some(value.string()?),
+            other => return Err(usage(other.unexpected(), "logs [OPTIONS] CONTAINER")),
+        }
+    }
+    let Some(name) = name else {
+        bail!("\"keel logs\" requires exactly 1 argument.\nUsage:  keel logs [OPTIONS] CONTAINER");
+    };
+    let mut response = client
+        .request(
+            "GET",
+            &format!(
+                "/containers/{name}/logs?stdout=1&stderr=1&follow={}&timestamps={}&tail={}",
+                u8::from(follow),
+                u8::from(timestamps),
+                encode(&tail)
+            ),
+            Upload::None,
+        )?
+        .success()?;
+    demultiplex(response.body())
+}
+
+/// `keel ps [-a] [-q] [--no-trunc] [--format F]`
+pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let (mut all, mut quiet, mut no_trunc) = (false, false, false);
+    let mut format = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('a') | Long("all") => all = true,
+            Short('q') | Long("quiet") => quiet = true,
+            Long("no-trunc") => no_trunc = true,
+            Long("format") => format = Some(parser.value()?.string()?),
+            other => return Err(usage(other.unexpected(), "ps [OPTIONS]")),
+        }
+    }
+    let list = client.json(
+        "GET",
+        &format!("/containers/json?all={}", u8::from(all)),
+        Upload::None,
+    )?;
+    let now = now_unix();
+    let rows: Vec<Value> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let id = c["Id"].as_str().unwrap_or_default();
+            let command = c["Command"].as_str().unwrap_or_default();
+            let command = if no_trunc || command.chars().count() <= 20 {
+                command.to_owned()
+            } else {
+                command.chars().take(19).collect::<String>() + "…"
+            };
+            let names: Vec<String> = c["Names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| Some(n.as_str()?.trim_start_matches('/').to_owned()))
+                .collect();
+            json!({
+                "ID": if no_trunc { id.to_owned() } else { id.chars().take(12).collect() },
+                "Image": c["Image"],
+                "Command": format!("\"{command}\""),
+                "CreatedAt": c["Created"],
+                "RunningFor": format!("{} ago", human_duration(now - c["Created"].as_i64().unwrap_or(now))),
+                "Status": c["Status"],
+                "State": c["State"],
+                "Ports": "",
+                "Names": names.join(","),
+            })
+        })
+        .collect();
+    if quiet {
+        for row in &rows {
+            println!("{}", row["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    let headers = BTreeMap::from([
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Status", "STATUS"),
+        ("State", "STATE"),
+        ("Ports", "PORTS"),
+        ("Names", "NAMES"),
+    ]);
+    let template = format.unwrap_or_else(|| {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_owned()
+    });
+    print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! Containers through the daemon: keel run/ps/logs/stop/rm and the real
+//! docker CLI against Keel's socket, on the real kernel.
+
+mod common;
+
+use common::TestDaemon;
+
+fn daemon_with_busybox() -> TestDaemon {
+    let daemon = TestDaemon::start();
+    daemon.import_busybox("keel-test/busybox");
+    daemon
+}
+
+/// Mounts below the test's directory (a container's snapshot).
+fn mounts_below(daemon: &TestDaemon) -> usize {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|m| m.starts_with(daemon.dir.path().to_str().unwrap()))
+        })
+        .count()
+}
+
+#[test]
+fn keel_run_prints_the_output_and_passes_on_the_exit_code() {
+    let daemon = daemon_with_busybox();
+    let (code, out, err) = daemon.keel(&[
+        "run",
+        "--rm",
+        "keel-test/busybox",
+        "echo",
+        "hello from keel",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "hello from keel\n"), "{err}");
+    let (code, out, err) = daemon.keel(&[
+        "run",
+        "--rm",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!((code, out.as_str(), err.as_str()), (3, "out\n", "err\n"));
+    let (code, out, _) = daemon.keel(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/etc",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(hostname | wc -c)",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "hi /etc 13\n"),
+        "hostname is the short id"
+    );
+    assert_eq!(
+        daemon.keel_ok(&["ps", "-aq"]),
+        "",
+        "--rm leaves no container"
+    );
+    assert_eq!(mounts_below(&daemon), 0, "nor a mounted snapshot");
+    let snapshots = std::fs::read_dir(daemon.root().join("image/snapshots"))
+        .unwrap()
+        .count();
+    assert_eq!(snapshots, 0);
+}
+
+#[test]
+fn a_command_that_cannot_run_exits_127_and_rm_leaves_nothing() {
+    let daemon = daemon_with_busybox();
+    let (code, _, err) = daemon.keel(&["run", "--rm", "keel-test/busybox", "no-such-program"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(
+        err.contains("\"no-such-program\": executable file not found in $PATH"),
+        "{err}"
+    );
+    assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
+    let (code, _, err) = daemon.keel(&["run", "keel-test/no-such-image"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("No such image: keel-test/no-such-image:latest"),
+        "{err}"
+    );
+    let (code, _, err) = daemon.keel(&["run", "--name", "bad name", "keel-test/busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("Invalid container name (bad name)"), "{err}");
+    assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn detached_containers_log_stop_and_remove_and_hold_their_image() {
+    let daemon = daemon_with_busybox();
+    let id = daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "echo started; trap 'echo stopping; exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ps = daemon.keel_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps, "web running\n");
+    let (code, _, err) = daemon.keel(&["run", "-d", "--name", "web", "keel-test/busybox", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("The container name \"/web\" is already in use"),
+        "{err}"
+    );
+    let (code, _, err) = daemon.keel(&["rm", "web"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("container is running: stop the container before removing or force remove"),
+        "{err}"
+    );
+    let (code, _, err) = daemon.keel(&["rmi", "keel-test/busybox"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("container web") || err.contains(&id[..12]),
+        "{err}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !daemon.keel_ok(&["logs", "web"]).contains("started") {
+        assert!(std::time::Instant::now() < deadline, "no output from web");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(daemon.keel_ok(&["stop", "web"]), "web\n");
+    assert_eq!(daemon.keel_ok(&["logs", "web"]), "started\nstopping\n");
+    assert_eq!(daemon.keel_ok(&["wait", "web"]), "0\n");
+    assert!(daemon.keel_ok(&["ps", "-a"]).contains("Exited (0)"));
+    assert_eq!(
+        daemon.keel_ok(&["inspect", "--format", "{{.Name}}", "web"]),
+        "/web\n"
+    );
+    assert_eq!(daemon.keel_ok(&["rm", "web"]), "web\n");
+    assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
+    daemon.keel_ok(&["rmi", "keel-test/busybox"]);
+}
+
+#[test]
+fn a_containers_writes_stay_in_its_own_layer() {
+    let daemon = daemon_with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "--name",
+        "writer",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "echo mine > /etc/motd; rm /bin/vi",
+    ]);
+    let out = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "cat /etc/motd 2>/dev/null || echo clean; test -e /bin/vi && echo vi",
+    ]);
+    assert_eq!(out, "clean\nvi\n");
+    let upper = daemon
+        .root()
+        .join("image/snapshots")
+        .join(
+            daemon
+                .keel_ok(&["inspect", "--format", "{{.Id}}", "writer"])
+                .trim(),
+        )
+        .join("upper");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("etc/motd")).unwrap(),
+        "mine\n"
+    );
+}
+
+#[test]
+fn containers_keep_running_across_a_daemon_restart() {
+    let mut daemon = daemon_with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "echo before; read line < /dev/null; sleep 1; echo after",
+    ]);
+    daemon.restart();
+    assert_eq!(
+        daemon.keel_ok(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "survivor running\n"
+    );
+    assert_eq!(daemon.keel_ok(&["wait", "survivor"]), "0\n");
+    assert_eq!(daemon.keel_ok(&["logs", "survivor"]), "before\nafter\n");
+}
+
+#[test]
+fn the_docker_cli_runs_logs_stops_and_removes_containers_on_keel() {
+    let daemon = daemon_with_busybox();
+    let (code, out, err) = daemon.docker(&[
+        "run",
+        "--rm",
+        "keel-test/busybox",
+        "echo",
+        "hello from docker",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "hello from docker\n"), "{err}");
+    let (code, _, _) = daemon.docker(&["run", "--rm", "keel-test/busybox", "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5);
+    let (code, id, err) = daemon.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "echo up; sleep 60",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, ps, _) = daemon.docker(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with(&format!("{} bg Up", &id[..12])), "{ps}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while daemon.docker(&["logs", "bg"]).1 != "up\n" {
+        assert!(std::time::Instant::now() < deadline, "no output from bg");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, _, err) = daemon.docker(&["stop", "-t", "1", "bg"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, state, _) = daemon.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "bg",
+    ]);
+    assert_eq!(
+        state, "exited 137\n",
+        "sh ignores TERM as pid 1, so stop kills it"
+    );
+    let (code, out, err) = daemon.docker(&["rm", "bg"]);
+    assert_eq!((code, out.as_str()), (0, "bg\n"), "{err}");
+}

@@ -1,0 +1,185 @@
+//! A container as the engine records it: what it was created with, and
+//! what became of it. Saved as JSON in its directory, written atomically.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What a container runs, as `docker create` takes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Config {
+    /// The image as the user named it.
+    pub image: String,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Remove the container once it exits (`--rm`).
+    pub auto_remove: bool,
+}
+
+/// Docker's container states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    /// The container's init, while it runs.
+    pub pid: i32,
+    pub exit_code: i32,
+    /// Why the last start failed, if it did.
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Counts exits, so a `wait` for the next exit can tell one happened.
+    pub exits: u64,
+    /// The monitor watching the running container, found again after a
+    /// daemon restart.
+    #[serde(default)]
+    pub monitor_pid: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image's id (its config digest).
+    pub image_id: String,
+    /// What runs: entrypoint and command, resolved against the image.
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: Config,
+    pub state: State,
+}
+
+/// Container names as Docker allows them: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() >= 2
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[1..]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+const ADJECTIVES: [&str; 32] = [
+    "admiring",
+    "agitated",
+    "amazing",
+    "awesome",
+    "blissful",
+    "bold",
+    "brave",
+    "charming",
+    "clever",
+    "compassionate",
+    "confident",
+    "cool",
+    "dazzling",
+    "determined",
+    "eager",
+    "elegant",
+    "epic",
+    "festive",
+    "focused",
+    "friendly",
+    "gallant",
+    "gracious",
+    "happy",
+    "hopeful",
+    "jolly",
+    "keen",
+    "laughing",
+    "lucid",
+    "magical",
+    "nifty",
+    "quirky",
+    "vibrant",
+];
+
+const SURNAMES: [&str; 32] = [
+    "albattani",
+    "archimedes",
+    "babbage",
+    "bell",
+    "bohr",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "einstein",
+    "euclid",
+    "faraday",
+    "fermat",
+    "franklin",
+    "galileo",
+    "goldberg",
+    "hamilton",
+    "hopper",
+    "hypatia",
+    "johnson",
+    "kepler",
+    "knuth",
+    "lamport",
+    "lovelace",
+    "mccarthy",
+    "meitner",
+    "newton",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "thompson",
+    "turing",
+];
+
+/// A name in Docker's style (`focused_turing`) from random bits; with
+/// `retry` above 0, a number is added, as Docker does on collisions.
+pub fn generated_name(random: u64, retry: u32) -> String {
+    let adjective = ADJECTIVES[(random % 32) as usize];
+    let surname = SURNAMES[((random >> 8) % 32) as usize];
+    if retry == 0 {
+        format!("{adjective}_{surname}")
+    } else {
+        format!(
+            "{adjective}_{surname}{}",
+            (random >> 16) % 10 + u64::from(retry)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_names_follow_dockers_rule() {
+        for good in ["web", "my_app.1", "a-b", "Web2"] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "a", "-web", "we b", "x/y", "_a"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+        assert!(is_valid_name(&generated_name(12345, 0)));
+        assert!(is_valid_name(&generated_name(12345, 3)));
+    }
+}

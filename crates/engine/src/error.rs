@@ -1,0 +1,52 @@
+use std::io;
+
+/// What went wrong, worded as Docker words it where Docker has words.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse { name: String, id: String },
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error("No command specified")]
+    NoCommand,
+    #[error("unable to find user {user}: no matching entries in passwd file")]
+    NoSuchUser { user: String },
+    #[error(
+        "cannot remove container \"/{name}\": container is running: stop the container before removing or force remove"
+    )]
+    RemoveRunning { name: String },
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
+    #[error("container {id} is already running")]
+    AlreadyRunning { id: String },
+    #[error("{0} is not supported by Keel yet")]
+    Unsupported(String),
+    #[error("failed to create task for container: {0}")]
+    Start(String),
+    #[error(transparent)]
+    Image(#[from] keel_image::Error),
+    #[error(transparent)]
+    Runtime(#[from] keel_runtime::Error),
+    #[error("{what}")]
+    Io { what: String, source: io::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches what was being done to a failed call.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<io::Error>> Context<T> for Result<T, E> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what: what(),
+            source: source.into(),
+        })
+    }
+}

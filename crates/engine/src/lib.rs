@@ -1,0 +1,592 @@
+//! Keel's engine: containers made from images, each with its own
+//! read/write layer, started through a monitor process that owns its output
+//! and records its exit; waited on, stopped and removed as Docker does.
+//! The daemon's API is a thin translation of HTTP into these calls.
+
+mod container;
+mod error;
+pub mod monitor;
+mod spec;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use container::{Config, Container, State, Status};
+pub use error::{Error, Result};
+
+use crate::container::{generated_name, is_valid_name};
+use crate::error::Context;
+use crate::monitor::{EXIT, Exit, LOG};
+
+const RECORD: &str = "container.json";
+
+/// What `wait` waits for, as the Engine API's `condition` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    containers: BTreeMap<String, Container>,
+    /// Exit codes of containers removed since the daemon started, for
+    /// `wait --condition removed` callers that arrive late.
+    removed: BTreeMap<String, i32>,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    images: keel_image::Store,
+    runtime_root: PathBuf,
+    containers_dir: PathBuf,
+    /// The program (and leading arguments) that runs a monitor.
+    monitor: Vec<OsString>,
+    table: Mutex<Table>,
+    changed: Condvar,
+}
+
+impl Engine {
+    /// Opens the engine's state under `root`. `monitor` is the command that
+    /// runs `monitor::run` (the keel binary's `monitor` verb).
+    pub fn open(root: &Path, monitor: Vec<OsString>) -> Result<Arc<Self>> {
+        let containers_dir = root.join("containers");
+        let runtime_root = root.join("runtime");
+        for dir in [&containers_dir, &runtime_root] {
+            fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let engine = Arc::new(Self {
+            images: keel_image::Store::open(&root.join("image"))?,
+            runtime_root,
+            containers_dir,
+            monitor,
+            table: Mutex::new(Table::default()),
+            changed: Condvar::new(),
+        });
+        for id in engine.load_containers()? {
+            let watcher = Arc::clone(&engine);
+            std::thread::Builder::new()
+                .name(format!("watch-{}", &id[..12]))
+                .stack_size(64 * 1024)
+                .spawn(move || watcher.watch_restored(&id))
+                .context(|| "cannot watch a container".to_owned())?;
+        }
+        Ok(engine)
+    }
+
+    pub fn images(&self) -> &keel_image::Store {
+        &self.images
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the containers' records. A container recorded as running
+    /// whose monitor still runs is running still (the daemon restarted
+    /// under it): its id is returned, to be watched again. One whose
+    /// monitor is gone gets the exit its monitor recorded.
+    fn load_containers(&self) -> Result<Vec<String>> {
+        let mut still_running = Vec::new();
+        let entries = fs::read_dir(&self.containers_dir)
+            .context(|| format!("cannot list {}", self.containers_dir.display()))?;
+        let mut table = self.lock();
+        for entry in entries.flatten() {
+            let Ok(bytes) = fs::read(entry.path().join(RECORD)) else {
+                // Made but never recorded: a crash during create.
+                fs::remove_dir_all(entry.path()).ok();
+                continue;
+            };
+            let Ok(mut container) = serde_json::from_slice::<Container>(&bytes) else {
+                continue;
+            };
+            if container.state.status == Status::Running
+                && is_monitor_of(container.state.monitor_pid, &container.id)
+            {
+                still_running.push(container.id.clone());
+            } else if container.state.status == Status::Running {
+                let exit = read_exit(&entry.path());
+                container.state.status = Status::Exited;
+                container.state.pid = 0;
+                container.state.exit_code = exit.as_ref().map_or(255, |e| e.code);
+                container.state.finished_at = exit.map(|e| e.finished_at).unwrap_or_default();
+                save(&entry.path(), &container)?;
+            }
+            table.containers.insert(container.id.clone(), container);
+        }
+        Ok(still_running)
+    }
+
+    /// Waits, after a restart, for the monitor of a running container to
+    /// end (it is not our child: a pidfd says when), then records the exit.
+    fn watch_restored(&self, id: &str) {
+        let pid = self
+            .lock()
+            .containers
+            .get(id)
+            .map_or(0, |c| c.state.monitor_pid);
+        if let Some(pid) = rustix::process::Pid::from_raw(pid)
+            && let Ok(pidfd) =
+                rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        {
+            let mut fds = [rustix::event::PollFd::new(
+                &pidfd,
+                rustix::event::PollFlags::IN,
+            )];
+            while let Err(rustix::io::Errno::INTR) = rustix::event::poll(&mut fds, None) {}
+        }
+        self.exited(id);
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.containers_dir.join(id)
+    }
+
+    /// Finds a container by name (with or without '/'), full id, or
+    /// unique id prefix.
+    fn find(table: &Table, name: &str) -> Result<String> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        if let Some(c) = table
+            .containers
+            .values()
+            .find(|c| c.name == name || c.id == name)
+        {
+            return Ok(c.id.clone());
+        }
+        let matches: Vec<&String> = table
+            .containers
+            .keys()
+            .filter(|id| !name.is_empty() && id.starts_with(name))
+            .collect();
+        match matches.as_slice() {
+            [id] => Ok((*id).clone()),
+            _ => Err(Error::NoSuchContainer(name.to_owned())),
+        }
+    }
+
+    pub fn container(&self, name: &str) -> Result<Container> {
+        let table = self.lock();
+        let id = Self::find(&table, name)?;
+        Ok(table.containers[&id].clone())
+    }
+
+    /// Every container, newest first.
+    pub fn containers(&self) -> Vec<Container> {
+        let mut list: Vec<Container> = self.lock().containers.values().cloned().collect();
+        list.sort_by(|a, b| b.created.cmp(&a.created));
+        list
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(LOG)
+    }
+
+    /// Makes a container from an image: its read/write layer and its
+    /// record. Nothing is left if any step fails.
+    pub fn create(&self, name: Option<&str>, config: Config) -> Result<Container> {
+        let image_id = self.images.resolve(&config.image)?;
+        let image = self.images.image(&image_id)?;
+        let image_config = image.config.config().clone().unwrap_or_default();
+        let entrypoint = match &config.entrypoint {
+            Some(entrypoint) => entrypoint.clone(),
+            None => image_config.entrypoint().clone().unwrap_or_default(),
+        };
+        // A new entrypoint drops the image's command, as in Docker.
+        let cmd = match (&config.cmd, &config.entrypoint) {
+            (Some(cmd), _) => cmd.clone(),
+            (None, Some(_)) => Vec::new(),
+            (None, None) => image_config.cmd().clone().unwrap_or_default(),
+        };
+        let mut argv = entrypoint.into_iter().chain(cmd);
+        let path = argv.next().ok_or(Error::NoCommand)?;
+        let args: Vec<String> = argv.collect();
+        let mut config = config;
+        if config.working_dir.is_none() {
+            config.working_dir = image_config.working_dir().clone();
+        }
+        if config.user.is_none() {
+            config.user = image_config.user().clone();
+        }
+        let mut table = self.lock();
+        let id = random_id()?;
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(name) => {
+                let name = name.strip_prefix('/').unwrap_or(name);
+                if !is_valid_name(name) {
+                    return Err(Error::InvalidName(name.to_owned()));
+                }
+                if let Some(other) = table.containers.values().find(|c| c.name == name) {
+                    return Err(Error::NameInUse {
+                        name: name.to_owned(),
+                        id: other.id.clone(),
+                    });
+                }
+                name.to_owned()
+            }
+            None => {
+                let random = u64::from_str_radix(&id[..16], 16).unwrap_or(0);
+                (0..)
+                    .map(|retry| generated_name(random, retry))
+                    .find(|candidate| !table.containers.values().any(|c| c.name == *candidate))
+                    .expect("some name is free")
+            }
+        };
+        let container = Container {
+            id: id.clone(),
+            name,
+            created: keel_time::now_rfc3339(),
+            image_id: image_id.to_string(),
+            path,
+            args,
+            config,
+            state: State {
+                status: Status::Created,
+                pid: 0,
+                exit_code: 0,
+                error: String::new(),
+                started_at: String::new(),
+                finished_at: String::new(),
+                exits: 0,
+                monitor_pid: 0,
+            },
+        };
+        let dir = self.dir(&id);
+        let made = (|| {
+            fs::create_dir(&dir).context(|| format!("cannot create {}", dir.display()))?;
+            // Made now, so that whoever attaches can open it before the
+            // container runs, and keep reading after it is removed.
+            fs::File::create(dir.join(LOG))
+                .context(|| "cannot create the container log".to_owned())?;
+            self.images.create_snapshot(&id, image_id.as_str())?;
+            save(&dir, &container)
+        })();
+        if let Err(error) = made {
+            self.images.remove_snapshot(&id).ok();
+            fs::remove_dir_all(&dir).ok();
+            return Err(error);
+        }
+        table.containers.insert(id, container.clone());
+        Ok(container)
+    }
+
+    /// Starts a created or exited container through a new monitor, and
+    /// returns once its process runs (or failed to).
+    pub fn start(self: &Arc<Self>, name: &str) -> Result<()> {
+        let (id, container) = {
+            let table = self.lock();
+            let id = Self::find(&table, name)?;
+            (id.clone(), table.containers[&id].clone())
+        };
+        if container.state.status == Status::Running {
+            return Ok(());
+        }
+        let dir = self.dir(&id);
+        let snapshot = self.images.snapshot(&id)?;
+        let rootfs = self.images.mount_snapshot(&snapshot)?;
+        let image_env = self
+            .images
+            .image(&container.image_id.parse()?)
+            .ok()
+            .and_then(|image| image.config.config().clone()?.env().clone())
+            .unwrap_or_default();
+        let spec = spec::build(&container, &image_env, &rootfs)?;
+        monitor::write_atomically(
+            &dir.join("config.json"),
+            &serde_json::to_vec(&spec).expect("a spec serializes"),
+        )?;
+        fs::remove_file(dir.join(EXIT)).ok();
+        let monitor_log =
+            fs::File::create(dir.join("monitor.log")).context(|| "the monitor log".to_owned())?;
+        let (program, leading) = self.monitor.split_first().expect("a monitor command");
+        let mut child = Command::new(program)
+            .args(leading)
+            .arg("--runtime-root")
+            .arg(&self.runtime_root)
+            .arg("--id")
+            .arg(&id)
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(monitor_log)
+            .spawn()
+            .context(|| "cannot start the container's monitor".to_owned())?;
+        let mut lines = BufReader::new(child.stdout.take().expect("a piped stdout"));
+        let mut first = String::new();
+        lines
+            .read_line(&mut first)
+            .context(|| "the monitor's answer".to_owned())?;
+        if let Some(pid) = first
+            .trim()
+            .strip_prefix("started ")
+            .and_then(|p| p.parse().ok())
+        {
+            let monitor_pid = child.id() as i32;
+            self.update(&id, |c| {
+                c.state.status = Status::Running;
+                c.state.pid = pid;
+                c.state.monitor_pid = monitor_pid;
+                c.state.error.clear();
+                c.state.started_at = keel_time::now_rfc3339();
+            })?;
+            let engine = Arc::clone(self);
+            std::thread::Builder::new()
+                .name(format!("watch-{}", &id[..12]))
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let mut rest = String::new();
+                    let _ = lines.read_line(&mut rest);
+                    let _ = child.wait();
+                    engine.exited(&id);
+                })
+                .context(|| "cannot watch the container".to_owned())?;
+            return Ok(());
+        }
+        let _ = child.wait();
+        let message = first
+            .trim()
+            .strip_prefix("error ")
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                format!(
+                    "the monitor ended without starting the container; see {}",
+                    dir.join("monitor.log").display()
+                )
+            });
+        // Docker's codes for a command that cannot be run.
+        let code = if message.contains("not found") || message.contains("no such file") {
+            127
+        } else if message.contains("permission denied") {
+            126
+        } else {
+            128
+        };
+        self.update(&id, |c| {
+            c.state.error = message.clone();
+            c.state.exit_code = code;
+        })?;
+        snapshot.unmount().ok();
+        if container.config.auto_remove {
+            self.remove(&id, true).ok();
+        }
+        Err(Error::Start(message))
+    }
+
+    /// Records a container's exit (from its monitor's record), wakes its
+    /// waiters, and removes it if it was created with `--rm`.
+    fn exited(&self, id: &str) {
+        let exit = read_exit(&self.dir(id));
+        let auto_remove = self
+            .update(id, |c| {
+                c.state.status = Status::Exited;
+                c.state.pid = 0;
+                c.state.exit_code = exit.as_ref().map_or(255, |e| e.code);
+                c.state.finished_at = exit
+                    .as_ref()
+                    .map(|e| e.finished_at.clone())
+                    .unwrap_or_default();
+                c.state.exits += 1;
+            })
+            .map(|c| c.config.auto_remove)
+            .unwrap_or(false);
+        if let Ok(snapshot) = self.images.snapshot(id) {
+            snapshot.unmount().ok();
+        }
+        if auto_remove {
+            self.remove(id, true).ok();
+        }
+    }
+
+    /// Changes a container's record, saves it and wakes waiters.
+    fn update(&self, id: &str, change: impl FnOnce(&mut Container)) -> Result<Container> {
+        let mut table = self.lock();
+        let container = table
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::NoSuchContainer(id.to_owned()))?;
+        change(container);
+        let copy = container.clone();
+        drop(table);
+        save(&self.dir(id), &copy)?;
+        self.changed.notify_all();
+        Ok(copy)
+    }
+
+    /// The id a `wait` on `name` will watch: a container's, or one removed
+    /// since the daemon started (whose exit is remembered).
+    pub fn wait_target(&self, name: &str) -> Result<String> {
+        let table = self.lock();
+        Self::find(&table, name).or_else(|error| match table.removed.contains_key(name) {
+            true => Ok(name.to_owned()),
+            false => Err(error),
+        })
+    }
+
+    /// Waits for the condition and returns the container's exit code.
+    pub fn wait(&self, name: &str, condition: WaitCondition) -> Result<i32> {
+        let mut table = self.lock();
+        let id = match Self::find(&table, name) {
+            Ok(id) => id,
+            // Gone already (`--rm`): its exit is remembered by full id.
+            Err(error) => {
+                return match table.removed.get(name) {
+                    Some(code) if condition != WaitCondition::NextExit => Ok(*code),
+                    _ => Err(error),
+                };
+            }
+        };
+        let exits = table.containers[&id].state.exits;
+        loop {
+            match table.containers.get(&id) {
+                None => {
+                    let code = table.removed.get(&id).copied().unwrap_or(0);
+                    return if condition == WaitCondition::Removed
+                        || condition == WaitCondition::NotRunning
+                    {
+                        Ok(code)
+                    } else {
+                        Err(Error::NoSuchContainer(name.to_owned()))
+                    };
+                }
+                Some(c) => {
+                    let done = match condition {
+                        WaitCondition::NotRunning => c.state.status != Status::Running,
+                        WaitCondition::NextExit => c.state.exits > exits,
+                        WaitCondition::Removed => false,
+                    };
+                    if done {
+                        return Ok(c.state.exit_code);
+                    }
+                }
+            }
+            table = self
+                .changed
+                .wait(table)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Sends a signal to a running container's init.
+    pub fn kill(&self, name: &str, signal: &str) -> Result<()> {
+        let container = self.container(name)?;
+        if container.state.status != Status::Running {
+            return Err(Error::NotRunning { id: container.id });
+        }
+        let number = keel_runtime::parse_signal(signal)?;
+        keel_runtime::Runtime::new(&self.runtime_root, false).kill(&container.id, number, false)?;
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout` if it still runs.
+    pub fn stop(&self, name: &str, timeout: Duration) -> Result<()> {
+        let container = self.container(name)?;
+        if container.state.status != Status::Running {
+            return Ok(());
+        }
+        let runtime = keel_runtime::Runtime::new(&self.runtime_root, false);
+        let _ = runtime.kill(&container.id, 15, false);
+        let table = self.lock();
+        let (table, timed_out) = self
+            .changed
+            .wait_timeout_while(table, timeout, |t| {
+                t.containers
+                    .get(&container.id)
+                    .is_some_and(|c| c.state.status == Status::Running)
+            })
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        drop(table);
+        if timed_out.timed_out() {
+            let _ = runtime.kill(&container.id, 9, false);
+            self.wait(&container.id, WaitCondition::NotRunning)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a container and its read/write layer; a running one only
+    /// with `force` (it is killed first).
+    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+        let container = self.container(name)?;
+        if container.state.status == Status::Running {
+            if !force {
+                return Err(Error::RemoveRunning {
+                    name: container.name,
+                });
+            }
+            let _ =
+                keel_runtime::Runtime::new(&self.runtime_root, false).kill(&container.id, 9, false);
+            self.wait(&container.id, WaitCondition::NotRunning)?;
+        }
+        let mut table = self.lock();
+        if table.containers.remove(&container.id).is_none() {
+            return Ok(());
+        }
+        table
+            .removed
+            .insert(container.id.clone(), container.state.exit_code);
+        drop(table);
+        let removed = self
+            .images
+            .remove_snapshot(&container.id)
+            .or_else(|error| match error {
+                keel_image::Error::NoSuchSnapshot(_) => Ok(()),
+                other => Err(other),
+            })
+            .map_err(Error::from)
+            .and_then(|()| {
+                let dir = self.dir(&container.id);
+                fs::remove_dir_all(&dir).context(|| format!("cannot remove {}", dir.display()))
+            });
+        self.changed.notify_all();
+        removed
+    }
+
+    /// Whether the container with this id runs (for image removal).
+    pub fn is_running(&self, id: &str) -> bool {
+        self.lock()
+            .containers
+            .get(id)
+            .is_some_and(|c| c.state.status == Status::Running)
+    }
+}
+
+fn save(dir: &Path, container: &Container) -> Result<()> {
+    monitor::write_atomically(
+        &dir.join(RECORD),
+        &serde_json::to_vec(container).expect("a container serializes"),
+    )
+}
+
+/// Whether `pid` is the monitor of container `id` (and not a process that
+/// reused its number).
+fn is_monitor_of(pid: i32, id: &str) -> bool {
+    pid > 0
+        && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            args.contains(&&b"monitor"[..]) && args.contains(&id.as_bytes())
+        })
+}
+
+fn read_exit(dir: &Path) -> Option<Exit> {
+    serde_json::from_slice(&fs::read(dir.join(EXIT)).ok()?).ok()
+}
+
+/// 64 random hex digits, as Docker's container ids.
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        filled +=
+            rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty())
+                .context(|| "getrandom".to_owned())?;
+    }
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

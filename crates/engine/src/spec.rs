@@ -1,0 +1,218 @@
+//! The OCI runtime config of a container: the runtime's defaults, with
+//! what the image and `docker create` ask for, and Docker's defaults where
+//! runc's differ (capabilities).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use oci_spec::runtime::{Capability, RootBuilder, Spec, UserBuilder};
+
+use crate::container::Container;
+use crate::error::{Error, Result};
+
+/// Docker's default capability set (moby's `oci/caps/defaults.go`).
+const DOCKER_CAPABILITIES: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The environment: the image's, then the container's own (later wins),
+/// with a PATH and HOSTNAME as Docker adds them.
+pub fn environment(image_env: &[String], env: &[String], hostname: &str) -> Vec<String> {
+    let mut merged: Vec<String> = Vec::new();
+    for entry in image_env.iter().chain(env) {
+        let name = entry.split('=').next().unwrap_or_default();
+        merged.retain(|e| e.split('=').next() != Some(name));
+        merged.push(entry.clone());
+    }
+    if !merged.iter().any(|e| e.starts_with("PATH=")) {
+        merged.insert(0, DEFAULT_PATH.to_owned());
+    }
+    merged.retain(|e| !e.starts_with("HOSTNAME="));
+    merged.insert(1.min(merged.len()), format!("HOSTNAME={hostname}"));
+    merged
+}
+
+/// The config for `container`, whose root filesystem is mounted at
+/// `rootfs`.
+pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Result<Spec> {
+    let mut spec = keel_runtime::default_spec();
+    let hostname = container
+        .config
+        .hostname
+        .clone()
+        .unwrap_or_else(|| container.id[..12].to_owned());
+    let (uid, gid, groups) = user(container.config.user.as_deref().unwrap_or(""), rootfs)?;
+    let mut args = vec![container.path.clone()];
+    args.extend(container.args.iter().cloned());
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_terminal(Some(false));
+    process.set_args(Some(args));
+    process.set_env(Some(environment(
+        image_env,
+        &container.config.env,
+        &hostname,
+    )));
+    process.set_cwd(
+        container
+            .config
+            .working_dir
+            .clone()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "/".to_owned())
+            .into(),
+    );
+    process.set_user(
+        UserBuilder::default()
+            .uid(uid)
+            .gid(gid)
+            .additional_gids(groups)
+            .build()
+            .map_err(|e| Error::Unsupported(e.to_string()))?,
+    );
+    if let Some(mut capabilities) = process.capabilities().clone() {
+        let set: HashSet<Capability> = DOCKER_CAPABILITIES.into_iter().collect();
+        capabilities.set_bounding(Some(set.clone()));
+        capabilities.set_effective(Some(set.clone()));
+        capabilities.set_permitted(Some(set));
+        capabilities.set_inheritable(None);
+        capabilities.set_ambient(None);
+        process.set_capabilities(Some(capabilities));
+    }
+    spec.set_process(Some(process));
+    spec.set_hostname(Some(hostname));
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path(rootfs)
+            .readonly(false)
+            .build()
+            .map_err(|e| Error::Unsupported(e.to_string()))?,
+    ));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(format!("/keel/{}", container.id).into()));
+    }
+    Ok(spec)
+}
+
+/// `user[:group]`, by number or by name from the image's /etc/passwd and
+/// /etc/group: (uid, gid, supplementary gids).
+fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32, Vec<u32>)> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let groups = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let (uid, mut gid, name) = if user.is_empty() {
+        (0, 0, "root".to_owned())
+    } else if let Ok(uid) = user.parse::<u32>() {
+        let entry = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.get(2) == Some(&user));
+        let gid = entry
+            .as_ref()
+            .and_then(|f| f.get(3)?.parse().ok())
+            .unwrap_or(0);
+        (uid, gid, entry.map(|f| f[0].to_owned()).unwrap_or_default())
+    } else {
+        let entry = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&user) && f.len() >= 4)
+            .ok_or_else(|| Error::NoSuchUser {
+                user: user.to_owned(),
+            })?;
+        (
+            entry[2].parse().map_err(|_| Error::NoSuchUser {
+                user: user.to_owned(),
+            })?,
+            entry[3].parse().map_err(|_| Error::NoSuchUser {
+                user: user.to_owned(),
+            })?,
+            user.to_owned(),
+        )
+    };
+    if let Some(group) = group {
+        gid = match group.parse() {
+            Ok(gid) => gid,
+            Err(_) => groups
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&group))
+                .and_then(|f| f.get(2)?.parse().ok())
+                .ok_or_else(|| Error::NoSuchUser {
+                    user: spec.to_owned(),
+                })?,
+        };
+    }
+    // Supplementary groups: those listing the user by name.
+    let supplementary = groups
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| {
+            !name.is_empty()
+                && f.get(3)
+                    .is_some_and(|members| members.split(',').any(|m| m == name))
+        })
+        .filter_map(|f| f.get(2)?.parse().ok())
+        .filter(|g| *g != gid)
+        .collect();
+    Ok((uid, gid, supplementary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_merges_as_docker_does() {
+        let env = environment(
+            &["PATH=/bin".into(), "A=1".into()],
+            &["A=2".into(), "B=3".into()],
+            "abc",
+        );
+        assert_eq!(env, ["PATH=/bin", "HOSTNAME=abc", "A=2", "B=3"]);
+        let env = environment(&[], &[], "h");
+        assert_eq!(env, [DEFAULT_PATH, "HOSTNAME=h"]);
+    }
+
+    #[test]
+    fn users_resolve_by_name_and_number_in_the_image() {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
+        std::fs::write(
+            rootfs.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nweb:x:1000:1000::/home/web:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            rootfs.path().join("etc/group"),
+            "root:x:0:\nweb:x:1000:\nwheel:x:10:web\n",
+        )
+        .unwrap();
+        assert_eq!(user("", rootfs.path()).unwrap(), (0, 0, vec![]));
+        assert_eq!(user("web", rootfs.path()).unwrap(), (1000, 1000, vec![10]));
+        assert_eq!(user("1000:10", rootfs.path()).unwrap(), (1000, 10, vec![]));
+        assert_eq!(user("42", rootfs.path()).unwrap(), (42, 0, vec![]));
+        let error = user("nobody-here", rootfs.path()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unable to find user nobody-here: no matching entries in passwd file"
+        );
+    }
+}
