@@ -511,3 +511,15 @@ pub async fn attach(
         .body(Body::Full(None))
         .expect("a valid response"))
 }
+
+/// GET /containers/{id}/export: the container's filesystem as a tarball.
+pub async fn export(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
+    let id = daemon.engine.container(&name)?.id;
+    Ok(crate::http::streamed("application/x-tar", move |out| {
+        daemon
+            .engine
+            .images()
+            .export(&id, out)
+            .map_err(|e| std::io::Error::other(crate::http::message(e)))
+    }))
+}

@@ -145,6 +145,7 @@ async fn dispatch(
             (&Method::POST, "attach") => containers::attach(daemon, name, query, request).await,
             (&Method::GET, "json") => containers::inspect(daemon, name).await,
             (&Method::GET, "logs") => containers::logs(daemon, name, query).await,
+            (&Method::GET, "export") => containers::export(daemon, name).await,
             (&Method::DELETE, "") => containers::remove(daemon, name, query).await,
             _ => Err(not_found()),
         };

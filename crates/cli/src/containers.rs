@@ -505,3 +505,26 @@ pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
     Ok(())
 }
+
+/// `keel export [-o FILE] CONTAINER`
+pub fn export(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut output = None;
+    let mut name = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('o') | Long("output") => output = Some(parser.value()?.string()?),
+            Value(value) if name.is_none() => name = Some(value.string()?),
+            other => return Err(usage(other.unexpected(), "export [OPTIONS] CONTAINER")),
+        }
+    }
+    let Some(name) = name else {
+        bail!(
+            "\"keel export\" requires exactly 1 argument.\nUsage:  keel export [OPTIONS] CONTAINER"
+        );
+    };
+    crate::images::download(
+        client,
+        &format!("/containers/{name}/export"),
+        output.as_deref(),
+    )
+}

@@ -415,40 +415,51 @@ pub fn save(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             "\"keel save\" requires at least 1 argument.\nUsage:  keel save [OPTIONS] IMAGE [IMAGE...]"
         );
     }
-    if output.is_none() && std::io::stdout().is_terminal() {
-        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-    }
     let query: Vec<String> = names
         .iter()
         .map(|n| format!("names={}", encode(n)))
         .collect();
-    let mut response = client
-        .request(
-            "GET",
-            &format!("/images/get?{}", query.join("&")),
-            Upload::None,
-        )?
-        .success()?;
+    download(
+        client,
+        &format!("/images/get?{}", query.join("&")),
+        output.as_deref(),
+    )
+}
+
+/// Streams a tarball the daemon answers with to `output`, or to stdout
+/// when it is not a terminal (`save`, `export`).
+pub fn download(client: &Client, path: &str, output: Option<&str>) -> Result<()> {
+    if output.is_none() && std::io::stdout().is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let mut response = client.request("GET", path, Upload::None)?.success()?;
     match output {
         Some(path) => {
-            // Written beside the target and renamed, so a failed save
+            // Written beside the target and renamed, so a failed download
             // leaves no partial archive under the asked-for name.
-            let target = std::path::Path::new(&path);
+            let target = std::path::Path::new(path);
             let dir = target
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
-            let mut temp = tempfile_in(dir)?;
-            std::io::copy(response.body(), &mut temp.1).context("the archive was cut short")?;
-            temp.1.sync_all()?;
-            std::fs::rename(&temp.0, target).with_context(|| format!("cannot write {path}"))?;
+            let (temp, mut file) = tempfile_in(dir)?;
+            let copied = std::io::copy(response.body(), &mut file)
+                .context("the archive was cut short")
+                .and_then(|_| Ok(file.sync_all()?))
+                .and_then(|()| {
+                    std::fs::rename(&temp, target).with_context(|| format!("cannot write {path}"))
+                });
+            if copied.is_err() {
+                std::fs::remove_file(&temp).ok();
+            }
+            copied
         }
         None => {
             std::io::copy(response.body(), &mut std::io::stdout().lock())
                 .context("the archive was cut short")?;
+            Ok(())
         }
     }
-    Ok(())
 }
 
 /// A new file in `dir` with a unique hidden name.

@@ -38,6 +38,7 @@ Commands:
   stop        Stop one or more running containers
   kill        Kill one or more running containers
   rm          Remove one or more containers
+  export      Export a container's filesystem as a tar archive
   container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect)
   images      List images
   import      Import the contents from a tarball to create a filesystem image
@@ -134,6 +135,7 @@ fn run() -> Result<()> {
         "stop" => containers::stop(&client, parser),
         "kill" => containers::kill(&client, parser),
         "rm" => containers::rm(&client, parser),
+        "export" => containers::export(&client, parser),
         "container" => {
             let Some(Value(sub)) = parser.next()? else {
                 bail!(
