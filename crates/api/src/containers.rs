@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::Daemon;
-use crate::http::{ApiError, Body, Query, Reply, empty, json};
+use crate::http::{ApiError, Body, Query, Reply, blocking, empty, json};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -40,14 +40,6 @@ impl From<keel_engine::Error> for ApiError {
         };
         Self::new(status, crate::http::message(error))
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// The body of POST /containers/create, as much of it as Keel acts on.
@@ -211,7 +203,7 @@ fn command(container: &Container) -> String {
 fn status_text(container: &Container) -> String {
     let since = |time: &str| {
         let then = keel_time::unix_seconds(time).unwrap_or(0);
-        human_duration(now() - then)
+        keel_time::human_duration(keel_time::now_unix() - then)
     };
     match container.state.status {
         Status::Created => "Created".to_owned(),
@@ -221,31 +213,6 @@ fn status_text(container: &Container) -> String {
             container.state.exit_code,
             since(&container.state.finished_at)
         ),
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// go-units' HumanDuration, as the daemon words container status.
-fn human_duration(seconds: i64) -> String {
-    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
-    let minutes = seconds / 60;
-    match seconds {
-        s if s < 1 => "Less than a second".to_owned(),
-        1 => "1 second".to_owned(),
-        s if s < 60 => format!("{s} seconds"),
-        _ if minutes == 1 => "About a minute".to_owned(),
-        _ if minutes < 60 => format!("{minutes} minutes"),
-        _ if hours == 1 => "About an hour".to_owned(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
-        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", seconds / 3600 / 24 / 365),
     }
 }
 

@@ -9,19 +9,10 @@ use keel_image::{Digest, Image, ImportOptions, Reference, Removal};
 use serde_json::{Value, json};
 
 use crate::Daemon;
-use crate::http::{ApiError, Query, Reply, body_reader, json, streamed};
+use crate::http::{ApiError, Query, Reply, blocking, body_reader, json, streamed};
 use keel_time::unix_seconds;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-/// Runs store work, which blocks on disk, off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-}
 
 fn created(image: &Image) -> i64 {
     image

@@ -9,8 +9,9 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, DaemonError, Upload, encode};
-use crate::format::{Template, human_duration, now_unix};
+use crate::format::Template;
 use crate::usage;
+use keel_time::{human_duration, now_unix};
 
 /// Exit codes `docker run` uses for its own failures.
 const EXIT_DAEMON: u8 = 125;

@@ -68,31 +68,6 @@ fn significant(value: f64, digits: i32) -> String {
     }
 }
 
-/// go-units' HumanDuration, as "Created ... ago" columns use it.
-pub fn human_duration(seconds: i64) -> String {
-    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
-    let minutes = seconds / 60;
-    match seconds {
-        s if s < 1 => "Less than a second".to_owned(),
-        1 => "1 second".to_owned(),
-        s if s < 60 => format!("{s} seconds"),
-        _ if minutes == 1 => "About a minute".to_owned(),
-        _ if minutes < 60 => format!("{minutes} minutes"),
-        _ if hours == 1 => "About an hour".to_owned(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
-        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", seconds / 3600 / 24 / 365),
-    }
-}
-
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// A `--format` template: `table` prefix for a header row, `{{.Field}}`
 /// placeholders, `{{json .}}` for the whole row, `\t` and `\n` escapes.
 #[derive(Debug)]
@@ -198,17 +173,6 @@ mod tests {
         assert_eq!(human_size(4_000_000), "4MB");
         assert_eq!(human_size(1_500), "1.5kB");
         assert_eq!(human_size(0), "0B");
-    }
-
-    #[test]
-    fn ages_read_as_docker_prints_them() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(45), "45 seconds");
-        assert_eq!(human_duration(90), "About a minute");
-        assert_eq!(human_duration(3 * 3600), "3 hours");
-        assert_eq!(human_duration(3 * 86_400), "3 days");
-        assert_eq!(human_duration(21 * 86_400), "3 weeks");
-        assert_eq!(human_duration(800 * 86_400), "2 years");
     }
 
     #[test]

@@ -10,8 +10,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Upload, encode};
-use crate::format::{Template, human_duration, human_size, human_size_with_precision, now_unix};
+use crate::format::{Template, human_size, human_size_with_precision};
 use crate::usage;
+use keel_time::{human_duration, now_unix};
 
 fn short_id(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()

@@ -125,66 +125,35 @@ fn run() -> Result<()> {
     }
     let client = connect(&socket, &root)?;
     let parser = &mut parser;
+    // `keel run` is `keel container run`, `keel images` is `keel image ls`:
+    // the short forms and the management commands share one table each.
+    let short_form = match verb.as_str() {
+        "images" => Some(images::images as Command),
+        "rmi" => Some(images::rmi as Command),
+        "inspect" => Some(images::inspect as Command),
+        "tag" | "history" | "load" | "save" | "import" => image_command(&verb),
+        "ls" | "list" | "remove" => None,
+        other => container_command(other),
+    };
+    if let Some(command) = short_form {
+        return command(&client, parser);
+    }
     match verb.as_str() {
-        "run" => containers::run(&client, parser),
-        "create" => containers::create(&client, parser),
-        "start" => containers::start(&client, parser),
-        "ps" => containers::ps(&client, parser),
-        "logs" => containers::logs(&client, parser),
-        "wait" => containers::wait(&client, parser),
-        "stop" => containers::stop(&client, parser),
-        "kill" => containers::kill(&client, parser),
-        "rm" => containers::rm(&client, parser),
-        "export" => containers::export(&client, parser),
-        "container" => {
-            let Some(Value(sub)) = parser.next()? else {
-                bail!(
-                    "Usage:  keel container COMMAND\n\nCommands: ls, run, create, start, logs, wait, stop, kill, rm, inspect"
-                );
+        group @ ("container" | "image") => {
+            let sub = match parser.next()? {
+                Some(Value(sub)) => sub.string()?,
+                _ => bail!("Usage:  keel {group} COMMAND\nSee 'keel --help'"),
             };
-            match sub.string()?.as_str() {
-                "ls" | "list" | "ps" => containers::ps(&client, parser),
-                "run" => containers::run(&client, parser),
-                "create" => containers::create(&client, parser),
-                "start" => containers::start(&client, parser),
-                "logs" => containers::logs(&client, parser),
-                "wait" => containers::wait(&client, parser),
-                "stop" => containers::stop(&client, parser),
-                "kill" => containers::kill(&client, parser),
-                "rm" | "remove" => containers::rm(&client, parser),
-                "inspect" => images::inspect(&client, parser),
-                other => bail!(
-                    "keel container: '{other}' is not a keel container command.\nSee 'keel container --help'"
-                ),
-            }
-        }
-        "images" => images::images(&client, parser),
-        "rmi" => images::rmi(&client, parser),
-        "tag" => images::tag(&client, parser),
-        "history" => images::history(&client, parser),
-        "inspect" => images::inspect(&client, parser),
-        "load" => images::load(&client, parser),
-        "save" => images::save(&client, parser),
-        "import" => images::import(&client, parser),
-        "image" => {
-            let Some(Value(sub)) = parser.next()? else {
-                bail!(
-                    "Usage:  keel image COMMAND\n\nCommands: ls, rm, tag, history, inspect, load, save, import, prune"
-                );
+            let command = if group == "container" {
+                container_command(&sub)
+            } else {
+                image_command(&sub)
             };
-            match sub.string()?.as_str() {
-                "ls" | "list" => images::images(&client, parser),
-                "rm" | "remove" => images::rmi(&client, parser),
-                "tag" => images::tag(&client, parser),
-                "history" => images::history(&client, parser),
-                "inspect" => images::inspect(&client, parser),
-                "load" => images::load(&client, parser),
-                "save" => images::save(&client, parser),
-                "import" => images::import(&client, parser),
-                "prune" => images::prune(&client, parser),
-                other => bail!(
-                    "keel image: '{other}' is not a keel image command.\nSee 'keel image --help'"
-                ),
+            match command {
+                Some(command) => command(&client, parser),
+                None => {
+                    bail!("keel {group}: '{sub}' is not a keel {group} command.\nSee 'keel --help'")
+                }
             }
         }
         "system" => match parser.next()? {
@@ -195,6 +164,42 @@ fn run() -> Result<()> {
         "info" => info(&client),
         other => bail!("keel: '{other}' is not a keel command.\nSee 'keel --help'"),
     }
+}
+
+type Command = fn(&Client, &mut lexopt::Parser) -> Result<()>;
+
+/// `keel container VERB`.
+fn container_command(verb: &str) -> Option<Command> {
+    Some(match verb {
+        "ls" | "list" | "ps" => containers::ps,
+        "run" => containers::run,
+        "create" => containers::create,
+        "start" => containers::start,
+        "logs" => containers::logs,
+        "wait" => containers::wait,
+        "stop" => containers::stop,
+        "kill" => containers::kill,
+        "rm" | "remove" => containers::rm,
+        "export" => containers::export,
+        "inspect" => images::inspect,
+        _ => return None,
+    })
+}
+
+/// `keel image VERB`.
+fn image_command(verb: &str) -> Option<Command> {
+    Some(match verb {
+        "ls" | "list" => images::images,
+        "rm" | "remove" => images::rmi,
+        "tag" => images::tag,
+        "history" => images::history,
+        "inspect" => images::inspect,
+        "load" => images::load,
+        "save" => images::save,
+        "import" => images::import,
+        "prune" => images::prune,
+        _ => return None,
+    })
 }
 
 /// `keel daemon [--root DIR] [-H unix:///PATH]`
