@@ -214,40 +214,23 @@ impl Store {
             .collect()
     }
 
-    /// Writes the images `names` name (references or ids) as one
-    /// docker-archive: `<id>.json` configs, `<diff id>/layer.tar`
-    /// uncompressed layers, and manifest.json. Tags are written in full
+    /// Writes the images `names` name (references or ids) as one archive
+    /// in the layout Docker 25 writes: an OCI image layout (`oci-layout`,
+    /// `index.json`, `blobs/sha256/…` with configs, uncompressed layers and
+    /// a manifest per image) that is also a docker-archive (`manifest.json`
+    /// naming the same blobs), so `docker load`, `podman load` and OCI
+    /// tools all read it. Tags are written in full
     /// (`docker.io/library/busybox:latest`): Docker reads them the same as
     /// its short form, and Podman would otherwise put them under localhost.
     pub fn save(&self, names: &[String], out: impl Write) -> Result<()> {
-        let mut entries: Vec<ArchiveEntry> = Vec::new();
-        let mut images = Vec::new();
+        // Each image once, with every tag it was named by.
+        let mut images: Vec<(crate::store::Image, Vec<Reference>)> = Vec::new();
         for name in names {
             let id = self.resolve(name)?;
             let tag = Reference::parse(name).ok().filter(|_| !is_id(name, &id));
-            match images.iter().position(|(other, _)| *other == id) {
-                Some(i) => {
-                    if let Some(tag) = tag {
-                        let entry: &mut ArchiveEntry = &mut entries[i];
-                        entry
-                            .repo_tags
-                            .get_or_insert_default()
-                            .push(tag.to_string());
-                    }
-                }
-                None => {
-                    let image = self.image(&id)?;
-                    entries.push(ArchiveEntry {
-                        config: format!("{}.json", id.hex()),
-                        repo_tags: tag.map(|tag| vec![tag.to_string()]),
-                        layers: image
-                            .layers
-                            .iter()
-                            .map(|layer| format!("{}/layer.tar", layer.diff_id.hex()))
-                            .collect(),
-                    });
-                    images.push((id, image));
-                }
+            match images.iter_mut().find(|(image, _)| image.id == id) {
+                Some((_, tags)) => tags.extend(tag),
+                None => images.push((self.image(&id)?, tag.into_iter().collect())),
             }
         }
         let mut tar = tar::Builder::new(out);
@@ -255,43 +238,107 @@ impl Store {
             what: "cannot write the image archive".to_owned(),
             source,
         };
+        let blob_path = |digest: &Digest| format!("blobs/sha256/{}", digest.hex());
         let mut written = BTreeSet::new();
-        for (id, image) in &images {
-            let config = self.content().read(id)?;
-            append(
-                &mut tar,
-                &format!("{}.json", id.hex()),
-                config.len() as u64,
-                config.as_slice(),
-            )
-            .map_err(failed)?;
-            for (layer, chain_id) in image.layers.iter().zip(&image.chain_ids) {
-                if !written.insert(layer.diff_id.clone()) {
-                    continue;
-                }
-                let size = self
-                    .layers()
-                    .get(chain_id)?
-                    .ok_or_else(|| Error::NoSuchImage(format!("layer {chain_id} of image {id}")))?
-                    .tar_size;
-                let stream = open_uncompressed(&self.content().path(&layer.digest))?;
+        let mut entries: Vec<ArchiveEntry> = Vec::new();
+        let mut descriptors = Vec::new();
+        for (image, tags) in &images {
+            let config = self.content().read(&image.id)?;
+            if written.insert(image.id.clone()) {
                 append(
                     &mut tar,
-                    &format!("{}/layer.tar", layer.diff_id.hex()),
-                    size,
-                    stream,
+                    &blob_path(&image.id),
+                    config.len() as u64,
+                    config.as_slice(),
                 )
                 .map_err(failed)?;
             }
+            let mut layers = Vec::new();
+            for (layer, chain_id) in image.layers.iter().zip(&image.chain_ids) {
+                let size = self
+                    .layers()
+                    .get(chain_id)?
+                    .ok_or_else(|| {
+                        Error::NoSuchImage(format!("layer {chain_id} of image {}", image.id))
+                    })?
+                    .tar_size;
+                if written.insert(layer.diff_id.clone()) {
+                    let stream = open_uncompressed(&self.content().path(&layer.digest))?;
+                    append(&mut tar, &blob_path(&layer.diff_id), size, stream).map_err(failed)?;
+                }
+                layers.push(serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer.diff_id,
+                    "size": size,
+                }));
+            }
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": image.id,
+                    "size": config.len(),
+                },
+                "layers": layers,
+            }))
+            .expect("a manifest serializes");
+            let manifest_digest = Digest::of(&manifest);
+            if written.insert(manifest_digest.clone()) {
+                append(
+                    &mut tar,
+                    &blob_path(&manifest_digest),
+                    manifest.len() as u64,
+                    manifest.as_slice(),
+                )
+                .map_err(failed)?;
+            }
+            let descriptor = |annotations: Option<serde_json::Value>| {
+                let mut descriptor = serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": manifest_digest,
+                    "size": manifest.len(),
+                });
+                if let Some(annotations) = annotations {
+                    descriptor["annotations"] = annotations;
+                }
+                descriptor
+            };
+            if tags.is_empty() {
+                descriptors.push(descriptor(None));
+            }
+            for tag in tags {
+                descriptors.push(descriptor(Some(serde_json::json!({
+                    NAME_ANNOTATION: tag.to_string(),
+                    REF_NAME_ANNOTATION: tag.tag().unwrap_or(crate::reference::DEFAULT_TAG),
+                }))));
+            }
+            entries.push(ArchiveEntry {
+                config: blob_path(&image.id),
+                repo_tags: (!tags.is_empty())
+                    .then(|| tags.iter().map(Reference::to_string).collect()),
+                layers: image
+                    .layers
+                    .iter()
+                    .map(|layer| blob_path(&layer.diff_id))
+                    .collect(),
+            });
         }
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": descriptors,
+        }))
+        .expect("an index serializes");
         let manifest = serde_json::to_vec(&entries).expect("a manifest serializes");
-        append(
-            &mut tar,
-            "manifest.json",
-            manifest.len() as u64,
-            manifest.as_slice(),
-        )
-        .map_err(failed)?;
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        for (path, bytes) in [
+            ("oci-layout", &layout[..]),
+            ("index.json", index.as_slice()),
+            ("manifest.json", manifest.as_slice()),
+        ] {
+            append(&mut tar, path, bytes.len() as u64, bytes).map_err(failed)?;
+        }
         tar.into_inner()
             .and_then(|mut out| out.flush())
             .map_err(failed)

@@ -98,3 +98,64 @@ fn keel_save_output_loads_and_runs_in_podman() {
     let (code, out, err) = podman.run(&["--rm", "docker.io/keel-test/saved:1", "cat", "/greeting"]);
     assert_eq!((code, out.as_str()), (0, "hello from keel\n"), "{err}");
 }
+
+/// The same archive without manifest.json: only its OCI image layout.
+fn oci_layout_only(archive: &std::path::Path) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut input = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some("manifest.json") {
+            continue;
+        }
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        out.append_data(&mut header, path, &mut entry).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn keel_save_output_is_also_an_oci_layout_that_keel_and_podman_load() {
+    let test = TestStore::new();
+    let base = busybox_layer();
+    let top = LayerTar::new()
+        .file("greeting", b"hello from an OCI layout\n")
+        .finish();
+    test.load(&archive_of(&[&base, &top], &["keel-test/oci:2"]));
+    let saved = test.scratch().join("saved.tar");
+    test.store
+        .save(
+            &["keel-test/oci:2".to_owned()],
+            std::fs::File::create(&saved).unwrap(),
+        )
+        .unwrap();
+    let oci = test.scratch().join("oci.tar");
+    std::fs::write(&oci, oci_layout_only(&saved)).unwrap();
+
+    let other = TestStore::new();
+    let loaded = other
+        .store
+        .load(std::fs::File::open(&oci).unwrap(), "oci.tar")
+        .unwrap();
+    assert_eq!(
+        loaded[0].reference,
+        Some(Reference::parse("keel-test/oci:2").unwrap())
+    );
+    let snapshot = other
+        .store
+        .create_snapshot("oci", "keel-test/oci:2")
+        .unwrap();
+    let root = other.store.mount_snapshot(&snapshot).unwrap();
+    assert_eq!(run_in(&root, "cat /greeting"), "hello from an OCI layout\n");
+
+    let podman = podman();
+    let (code, out, err) = output(podman.command().arg("load").arg("-i").arg(&oci));
+    assert_eq!(code, 0, "podman load: {out}{err}");
+    let (code, out, err) = podman.run(&["--rm", "docker.io/keel-test/oci:2", "cat", "/greeting"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "hello from an OCI layout\n"),
+        "{err}"
+    );
+}
