@@ -1,6 +1,7 @@
 //! Blobs (layers, configs, manifests) named by their sha256 digest, each
 //! verified as it is written and made visible only whole: written under a
-//! temporary name, synced, then renamed into place.
+//! temporary name, then renamed into place (made durable with the image
+//! that names it).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -88,15 +89,14 @@ impl ContentStore {
                 actual: digest,
             });
         }
+        // No fsync here: a blob counts only once an image record names it,
+        // and records are written after one syncfs of the whole store
+        // (`Store::add_image`); blobs no record names are removed on open.
         let target = self.path(&digest);
         if !target.exists() {
-            temp.as_file()
-                .sync_all()
-                .context(|| format!("cannot sync {what}"))?;
             temp.persist(&target)
                 .map_err(|error| error.error)
                 .context(|| format!("cannot store {what} as {}", target.display()))?;
-            sync_directory(&self.blobs)?;
         }
         Ok((digest, size))
     }

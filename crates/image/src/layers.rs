@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::content::{sync_directory, write_atomically};
+use crate::content::write_atomically;
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Context, Error, Result};
 use crate::unpack::{decompress, unpack};
@@ -129,15 +129,14 @@ impl LayerStore {
             tar_size,
         };
         let record = serde_json::to_vec(&layer).expect("a layer record serializes");
-        // One syncfs makes every file of the layer durable at once, far
-        // cheaper than a sync per file.
-        rustix::fs::syncfs(&diff_fd).context(|| format!("cannot sync layer {name}"))?;
+        // Not synced here: the image that needs the layer is recorded only
+        // after one syncfs of the store, and layers no image or container
+        // needs are removed on open.
         write_atomically(&temp.path().join(RECORD), &record)?;
         let target = self.root.join(source.chain_id.hex());
         match fs::rename(temp.path(), &target) {
             Ok(()) => {
                 let _ = temp.keep();
-                sync_directory(&self.root)?;
             }
             // Another unpack of the same layer won the race; its copy serves.
             Err(_) if self.get(source.chain_id)?.is_some() => {}

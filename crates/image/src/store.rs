@@ -158,7 +158,7 @@ impl Store {
             .into_iter()
             .filter_map(|(name, id)| Some((Reference::parse(&name).ok()?, id)))
             .collect();
-        Ok(Self {
+        let store = Self {
             root: root.to_owned(),
             _lock: lock,
             content: ContentStore::open(root)?,
@@ -167,7 +167,11 @@ impl Store {
             snapshots,
             refs: Mutex::new(refs),
             adding: RwLock::new(()),
-        })
+        };
+        // What a crash left unrecorded (blobs and layers of a load that did
+        // not finish, possibly not durable) goes; a new load writes it anew.
+        store.collect_garbage()?;
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {
@@ -229,6 +233,12 @@ impl Store {
         }
         let chain = chain_ids(&diff_ids);
         self.unpack_all(layers, &chain)?;
+        // One flush of the whole store makes the config, the blobs and every
+        // layer durable before the record that makes them an image: far
+        // cheaper than a sync per file or per blob.
+        let root =
+            File::open(&self.root).context(|| format!("cannot open {}", self.root.display()))?;
+        rustix::fs::syncfs(&root).context(|| format!("cannot sync {}", self.root.display()))?;
         let record = ImageRecord {
             id: id.clone(),
             layers: layers.iter().map(|layer| layer.blob.clone()).collect(),
