@@ -114,11 +114,7 @@ impl Engine {
             {
                 still_running.push(container.id.clone());
             } else if container.state.status == Status::Running {
-                let exit = read_exit(&entry.path());
-                container.state.status = Status::Exited;
-                container.state.pid = 0;
-                container.state.exit_code = exit.as_ref().map_or(255, |e| e.code);
-                container.state.finished_at = exit.map(|e| e.finished_at).unwrap_or_default();
+                record_exit(&mut container.state, read_exit(&entry.path()));
                 save(&entry.path(), &container)?;
             }
             table.containers.insert(container.id.clone(), container);
@@ -386,16 +382,7 @@ impl Engine {
     fn exited(&self, id: &str) {
         let exit = read_exit(&self.dir(id));
         let auto_remove = self
-            .update(id, |c| {
-                c.state.status = Status::Exited;
-                c.state.pid = 0;
-                c.state.exit_code = exit.as_ref().map_or(255, |e| e.code);
-                c.state.finished_at = exit
-                    .as_ref()
-                    .map(|e| e.finished_at.clone())
-                    .unwrap_or_default();
-                c.state.exits += 1;
-            })
+            .update(id, |c| record_exit(&mut c.state, exit))
             .map(|c| c.config.auto_remove)
             .unwrap_or(false);
         if let Ok(snapshot) = self.images.snapshot(id) {
@@ -573,6 +560,16 @@ fn is_monitor_of(pid: i32, id: &str) -> bool {
             let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
             args.contains(&&b"monitor"[..]) && args.contains(&id.as_bytes())
         })
+}
+
+/// The state after an exit, from the monitor's record of it (255 when
+/// there is none: the monitor itself was killed).
+fn record_exit(state: &mut State, exit: Option<Exit>) {
+    state.status = Status::Exited;
+    state.pid = 0;
+    state.exit_code = exit.as_ref().map_or(255, |e| e.code);
+    state.finished_at = exit.map(|e| e.finished_at).unwrap_or_default();
+    state.exits += 1;
 }
 
 fn read_exit(dir: &Path) -> Option<Exit> {

@@ -255,10 +255,8 @@ fn write_entry(log: &mut File, stream: &str, line: &[u8]) -> Result<()> {
         .context(|| "writing the container log".to_owned())
 }
 
+/// Writes a record durably and atomically (see keel-durable).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = path.with_extension("tmp");
-    std::fs::write(&temp, bytes)
-        .and_then(|()| File::open(&temp)?.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path))
+    keel_durable::write_atomically(path, bytes)
         .context(|| format!("cannot write {}", path.display()))
 }

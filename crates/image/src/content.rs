@@ -4,7 +4,7 @@
 //! that names it).
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, DigestWriter};
@@ -125,26 +125,9 @@ impl ContentStore {
     }
 }
 
-/// Makes a rename or creation in `dir` durable.
-pub(crate) fn sync_directory(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .context(|| format!("cannot sync {}", dir.display()))
-}
-
-/// Writes `bytes` to `path` so that a crash leaves the old or the new file,
-/// never a mix: temporary name, sync, rename, sync the directory.
+/// Writes a record durably and atomically (see keel-durable), naming the
+/// file in the error.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .context(|| format!("cannot create a file in {}", dir.display()))?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .context(|| format!("cannot write {}", path.display()))?;
-    temp.persist(path)
-        .map_err(|error| error.error)
-        .context(|| format!("cannot write {}", path.display()))?;
-    sync_directory(dir)
+    keel_durable::write_atomically(path, bytes)
+        .context(|| format!("cannot write {}", path.display()))
 }
