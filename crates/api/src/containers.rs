@@ -9,7 +9,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use keel_engine::{Config, Container, Status, WaitCondition};
+use keel_engine::{Config, Container, Security, Status, WaitCondition};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -35,6 +35,7 @@ impl From<keel_engine::Error> for ApiError {
             | E::NoCommand
             | E::NoSuchUser { .. }
             | E::Start(_)
+            | E::InvalidParameter(_)
             | E::Unsupported(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -62,10 +63,14 @@ struct CreateBody {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 struct HostConfig {
-    #[serde(default)]
     auto_remove: bool,
+    privileged: bool,
+    readonly_rootfs: bool,
+    cap_add: Option<Vec<String>>,
+    cap_drop: Option<Vec<String>>,
+    security_opt: Option<Vec<String>>,
 }
 
 /// POST /containers/create?name=
@@ -85,6 +90,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         .image
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::bad_request("no image given: name the image to run"))?;
+    let host = request.host_config.unwrap_or_default();
     let config = Config {
         image,
         cmd: request.cmd.filter(|c| !c.is_empty()),
@@ -94,7 +100,14 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         user: request.user.filter(|u| !u.is_empty()),
         hostname: request.hostname.filter(|h| !h.is_empty()),
         labels: request.labels.unwrap_or_default(),
-        auto_remove: request.host_config.unwrap_or_default().auto_remove,
+        auto_remove: host.auto_remove,
+        security: Security {
+            privileged: host.privileged,
+            read_only: host.readonly_rootfs,
+            cap_add: host.cap_add.unwrap_or_default(),
+            cap_drop: host.cap_drop.unwrap_or_default(),
+            security_opt: host.security_opt.unwrap_or_default(),
+        },
     };
     let name = query.get("name").map(str::to_owned);
     blocking(move || {
@@ -252,6 +265,9 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
     let c = daemon.engine.container(&name)?;
     let log_path = daemon.engine.log_path(&c.id);
     let status = c.state.status;
+    let security = &c.config.security;
+    // Docker shows unset lists as null.
+    let non_empty = |list: &Vec<String>| (!list.is_empty()).then(|| list.clone());
     Ok(json(
         StatusCode::OK,
         &json!({
@@ -278,7 +294,16 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
             "RestartCount": 0,
             "Driver": "overlay2",
             "Platform": "linux",
-            "HostConfig": {"AutoRemove": c.config.auto_remove, "NetworkMode": "none", "LogConfig": {"Type": "json-file", "Config": {}}},
+            "HostConfig": {
+                "AutoRemove": c.config.auto_remove,
+                "NetworkMode": "none",
+                "LogConfig": {"Type": "json-file", "Config": {}},
+                "Privileged": security.privileged,
+                "ReadonlyRootfs": security.read_only,
+                "CapAdd": non_empty(&security.cap_add),
+                "CapDrop": non_empty(&security.cap_drop),
+                "SecurityOpt": non_empty(&security.security_opt),
+            },
             "Mounts": [],
             "Config": {
                 "Hostname": c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_owned()),

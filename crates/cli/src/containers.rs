@@ -46,6 +46,11 @@ struct CreateFlags {
     entrypoint: Option<String>,
     hostname: Option<String>,
     labels: BTreeMap<String, String>,
+    privileged: bool,
+    read_only: bool,
+    cap_add: Vec<String>,
+    cap_drop: Vec<String>,
+    security_opt: Vec<String>,
 }
 
 fn parse_create(
@@ -92,6 +97,13 @@ fn parse_create(
                 let (key, value) = label.split_once('=').unwrap_or((&label, ""));
                 flags.labels.insert(key.to_owned(), value.to_owned());
             }
+            Some(Long("privileged")) => flags.privileged = true,
+            Some(Long("read-only")) => flags.read_only = true,
+            Some(Long("cap-add")) => flags.cap_add.push(parser.value()?.string()?),
+            Some(Long("cap-drop")) => flags.cap_drop.push(parser.value()?.string()?),
+            Some(Long("security-opt")) => {
+                flags.security_opt.push(security_option(parser.value()?.string()?)?)
+            }
             Some(Short('i') | Long("interactive") | Short('t') | Long("tty")) => {
                 bail!(
                     "interactive containers (-i, -t) are not supported by Keel yet; run without them or with -d"
@@ -115,6 +127,28 @@ fn parse_create(
     Ok((flags, image, command))
 }
 
+/// A `--security-opt` as the docker CLI sends it: checked for a value,
+/// and `seccomp=FILE` replaced by the profile itself (the daemon may not
+/// see the client's files).
+fn security_option(option: String) -> Result<String> {
+    let (key, value) = match option.split_once('=') {
+        Some(pair) => pair,
+        None if option == "no-new-privileges" => return Ok(option),
+        None => option.split_once(':').unwrap_or((&option, "")),
+    };
+    if value.is_empty() {
+        bail!("Invalid --security-opt: {option:?}");
+    }
+    if key != "seccomp" || value == "builtin" || value == "unconfined" {
+        return Ok(option);
+    }
+    let text = std::fs::read_to_string(value)
+        .with_context(|| format!("opening seccomp profile ({value}) failed"))?;
+    let profile: Value = serde_json::from_str(&text)
+        .with_context(|| format!("compacting json for seccomp profile ({value}) failed"))?;
+    Ok(format!("seccomp={profile}"))
+}
+
 /// POST /containers/create; returns the new container's id.
 fn create_container(
     client: &Client,
@@ -131,7 +165,14 @@ fn create_container(
         "User": flags.user.clone().unwrap_or_default(),
         "Hostname": flags.hostname.clone().unwrap_or_default(),
         "Labels": flags.labels,
-        "HostConfig": {"AutoRemove": flags.auto_remove},
+        "HostConfig": {
+            "AutoRemove": flags.auto_remove,
+            "Privileged": flags.privileged,
+            "ReadonlyRootfs": flags.read_only,
+            "CapAdd": flags.cap_add,
+            "CapDrop": flags.cap_drop,
+            "SecurityOpt": flags.security_opt,
+        },
     });
     let path = match &flags.name {
         Some(name) => format!("/containers/create?name={}", encode(name)),

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::security::Security;
+
 /// What a container runs, as `docker create` takes it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Config {
@@ -19,6 +21,8 @@ pub struct Config {
     pub labels: BTreeMap<String, String>,
     /// Remove the container once it exits (`--rm`).
     pub auto_remove: bool,
+    #[serde(default)]
+    pub security: Security,
 }
 
 /// Docker's container states.

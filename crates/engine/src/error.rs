@@ -23,6 +23,9 @@ pub enum Error {
     NotRunning { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
+    /// A flag or option Docker would refuse, in Docker's words.
+    #[error("{0}")]
+    InvalidParameter(String),
     #[error("{0} is not supported by Keel yet")]
     Unsupported(String),
     #[error("failed to create task for container: {0}")]

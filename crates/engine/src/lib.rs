@@ -6,6 +6,7 @@
 mod container;
 mod error;
 pub mod monitor;
+mod security;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use container::{Config, Container, State, Status};
 pub use error::{Error, Result};
+pub use security::Security;
 
 use crate::container::{generated_name, is_valid_name};
 use crate::error::Context;
@@ -189,6 +191,7 @@ impl Engine {
     /// Makes a container from an image: its read/write layer and its
     /// record. Nothing is left if any step fails.
     pub fn create(&self, name: Option<&str>, config: Config) -> Result<Container> {
+        security::Confinement::of(&config.security)?;
         let image_id = self.images.resolve(&config.image)?;
         let image = self.images.image(&image_id)?;
         let image_config = image.config.config().clone().unwrap_or_default();

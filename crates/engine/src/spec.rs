@@ -1,32 +1,14 @@
 //! The OCI runtime config of a container: the runtime's defaults, with
 //! what the image and `docker create` ask for, and Docker's defaults where
-//! runc's differ (capabilities).
+//! runc's differ (see `security`).
 
-use std::collections::HashSet;
 use std::path::Path;
 
-use oci_spec::runtime::{Capability, RootBuilder, Spec, UserBuilder};
+use oci_spec::runtime::{RootBuilder, Spec, UserBuilder};
 
 use crate::container::Container;
+use crate::security::Confinement;
 use crate::error::{Error, Result};
-
-/// Docker's default capability set (moby's `oci/caps/defaults.go`).
-const DOCKER_CAPABILITIES: [Capability; 14] = [
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fsetid,
-    Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Kill,
-    Capability::AuditWrite,
-];
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -84,15 +66,6 @@ pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Resu
             .build()
             .map_err(|e| Error::Unsupported(e.to_string()))?,
     );
-    if let Some(mut capabilities) = process.capabilities().clone() {
-        let set: HashSet<Capability> = DOCKER_CAPABILITIES.into_iter().collect();
-        capabilities.set_bounding(Some(set.clone()));
-        capabilities.set_effective(Some(set.clone()));
-        capabilities.set_permitted(Some(set));
-        capabilities.set_inheritable(None);
-        capabilities.set_ambient(None);
-        process.set_capabilities(Some(capabilities));
-    }
     spec.set_process(Some(process));
     spec.set_hostname(Some(hostname));
     spec.set_root(Some(
@@ -105,6 +78,8 @@ pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Resu
     if let Some(linux) = spec.linux_mut() {
         linux.set_cgroups_path(Some(format!("/keel/{}", container.id).into()));
     }
+    let security = &container.config.security;
+    Confinement::of(security)?.apply(&mut spec, security);
     Ok(spec)
 }
 

@@ -79,6 +79,22 @@ impl CapabilityMasks {
     }
 }
 
+/// The capabilities in the calling process's bounding set: the most a
+/// container it starts can hold (Docker's "all capabilities").
+pub fn bounding_capabilities() -> Vec<Capability> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    NAMES
+        .iter()
+        .filter_map(|name| name.strip_prefix("CAP_")?.parse().ok())
+        .filter(|cap| mask & (1 << number(*cap)) != 0)
+        .collect()
+}
+
 /// The highest capability this kernel knows.
 fn last_capability() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")

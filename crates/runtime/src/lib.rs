@@ -30,6 +30,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::Pid;
 
+pub use caps::bounding_capabilities;
 pub use create::CreateOptions;
 pub use error::{Error, Result, report};
 pub use exec::ExecOptions;

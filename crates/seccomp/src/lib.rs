@@ -10,6 +10,7 @@
 
 mod arch;
 mod bpf;
+mod docker;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,8 @@ use libc::{c_ulong, sock_filter, sock_fprog};
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
+
+pub use docker::{Profile, ProfileError};
 
 use arch::{Arch, X32_SYSCALL_BIT};
 use bpf::{Assembler, Cmp, Target};
