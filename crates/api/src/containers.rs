@@ -8,13 +8,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
-use hyper_util::rt::TokioIo;
+use keel_engine::stream::{self, STDERR, STDOUT};
 use keel_engine::{Config, Container, Security, Status, WaitCondition};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::Daemon;
+use crate::attach::{self, Streams};
 use crate::http::{ApiError, Body, Query, Reply, blocking, empty, json};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -26,16 +26,18 @@ impl From<keel_engine::Error> for ApiError {
             return inner.into();
         }
         let status = match &error {
-            E::NoSuchContainer(_) => StatusCode::NOT_FOUND,
+            E::NoSuchContainer(_) | E::NoSuchExec(_) => StatusCode::NOT_FOUND,
             E::NameInUse { .. }
             | E::RemoveRunning { .. }
             | E::NotRunning { .. }
-            | E::AlreadyRunning { .. } => StatusCode::CONFLICT,
+            | E::AlreadyRunning { .. }
+            | E::ExecStarted(_) => StatusCode::CONFLICT,
             E::InvalidName(_)
             | E::NoCommand
             | E::NoSuchUser { .. }
             | E::Start(_)
             | E::InvalidParameter(_)
+            | E::NoExecCommand
             | E::Unsupported(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -59,6 +61,8 @@ struct CreateBody {
     tty: bool,
     #[serde(default)]
     open_stdin: bool,
+    #[serde(default)]
+    stdin_once: bool,
     host_config: Option<HostConfig>,
 }
 
@@ -81,11 +85,6 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         .to_bytes();
     let request: CreateBody = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
-    if request.tty || request.open_stdin {
-        return Err(ApiError::bad_request(
-            "interactive containers (-i, -t) are not supported by Keel yet; run without them or with -d",
-        ));
-    }
     let image = request
         .image
         .filter(|i| !i.is_empty())
@@ -101,6 +100,9 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         hostname: request.hostname.filter(|h| !h.is_empty()),
         labels: request.labels.unwrap_or_default(),
         auto_remove: host.auto_remove,
+        tty: request.tty,
+        open_stdin: request.open_stdin,
+        stdin_once: request.stdin_once,
         security: Security {
             privileged: host.privileged,
             read_only: host.readonly_rootfs,
@@ -308,9 +310,10 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
             "Config": {
                 "Hostname": c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_owned()),
                 "User": c.config.user.clone().unwrap_or_default(),
-                "Tty": false,
-                "OpenStdin": false,
-                "AttachStdin": false,
+                "Tty": c.config.tty,
+                "OpenStdin": c.config.open_stdin,
+                "StdinOnce": c.config.stdin_once,
+                "AttachStdin": c.config.open_stdin,
                 "AttachStdout": true,
                 "AttachStderr": true,
                 "Env": c.config.env,
@@ -333,17 +336,8 @@ struct LogOptions {
     follow: bool,
     timestamps: bool,
     tail: Option<usize>,
-}
-
-/// One frame of Docker's multiplexed stream: stream type (1 stdout, 2
-/// stderr), three zero bytes, the payload length (big-endian), the payload.
-fn frame(stream: &str, payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(8 + payload.len());
-    out.push(if stream == "stderr" { 2 } else { 1 });
-    out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(payload);
-    out.into()
+    /// Unframed, for a container with a terminal.
+    raw: bool,
 }
 
 /// Whether a follower should keep waiting for more output: while the
@@ -406,10 +400,17 @@ fn stream_log(
             } else {
                 entry.log
             };
-            if tx
-                .blocking_send(Ok(frame(&entry.stream, payload.as_bytes())))
-                .is_err()
-            {
+            let chunk = if options.raw {
+                payload.into_bytes()
+            } else {
+                let kind = if entry.stream == "stderr" {
+                    STDERR
+                } else {
+                    STDOUT
+                };
+                stream::frame(kind, payload.as_bytes())
+            };
+            if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
                 return;
             }
         }
@@ -428,8 +429,9 @@ fn stream_log(
     }
 }
 
-fn log_options(query: &Query) -> LogOptions {
+fn log_options(query: &Query, tty: bool) -> LogOptions {
     LogOptions {
+        raw: tty,
         stdout: query.flag("stdout"),
         stderr: query.flag("stderr"),
         follow: query.flag("follow"),
@@ -440,68 +442,76 @@ fn log_options(query: &Query) -> LogOptions {
 
 /// GET /containers/{id}/logs
 pub async fn logs(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
-    let options = log_options(&query);
+    let container = daemon.engine.container(&name)?;
+    let options = log_options(&query, container.config.tty);
     if !options.stdout && !options.stderr {
         return Err(ApiError::bad_request("You must choose at least one stream"));
     }
-    let id = daemon.engine.container(&name)?.id;
+    let id = container.id;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::task::spawn_blocking(move || stream_log(daemon, id, options, tx));
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(
             header::CONTENT_TYPE,
-            "application/vnd.docker.multiplexed-stream",
+            if container.config.tty {
+                "application/vnd.docker.raw-stream"
+            } else {
+                "application/vnd.docker.multiplexed-stream"
+            },
         )
         .body(Body::Channel(rx))
         .expect("a valid response"))
 }
 
-/// POST /containers/{id}/attach: hijacks the connection (HTTP upgrade to
-/// a raw stream) and sends the container's output from the start until it
-/// exits. Keel has no stdin for containers yet, so only output flows.
+/// POST /containers/{id}/attach: hijacks the connection and joins it to
+/// the container's stdio, from its start if it has not started yet (`docker
+/// run` attaches first). The past output is the logs endpoint's to give.
 pub async fn attach(
     daemon: Arc<Daemon>,
     name: String,
     query: Query,
     request: Request<Incoming>,
 ) -> Result<Reply> {
-    let id = daemon.engine.container(&name)?.id;
-    if query.flag("stdin") && !query.flag("stdout") && !query.flag("stderr") {
-        return Err(ApiError::bad_request(
-            "attaching stdin is not supported by Keel yet",
-        ));
-    }
-    let options = LogOptions {
+    let container = daemon.engine.container(&name)?;
+    let streams = Streams {
+        stdin: query.flag("stdin") && container.config.open_stdin,
         stdout: query.flag("stdout"),
         stderr: query.flag("stderr"),
-        follow: query.flag("stream"),
-        timestamps: false,
-        tail: None,
+        tty: container.config.tty,
+        detach_keys: attach::detach_keys(query.get("detachKeys"))?,
     };
-    let upgrade = hyper::upgrade::on(request);
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
-        let mut io = TokioIo::new(upgraded);
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        tokio::task::spawn_blocking(move || stream_log(daemon, id, options, tx));
-        while let Some(Ok(chunk)) = rx.recv().await {
-            if io.write_all(&chunk).await.is_err() {
-                return;
-            }
-        }
-        let _ = io.shutdown().await;
-    });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .header(
-            header::CONTENT_TYPE,
-            "application/vnd.docker.multiplexed-stream",
-        )
-        .body(Body::Full(None))
-        .expect("a valid response"))
+    // Asked for now, so a start that follows the response is seen.
+    let attachment = match query.flag("stream") {
+        true => Some(daemon.engine.attach(&container.id)?),
+        false => None,
+    };
+    let connect = move || {
+        attachment
+            .and_then(keel_engine::Attachment::connection)
+            .ok_or_else(String::new)
+    };
+    Ok(attach::hijack(request, streams, connect, || {}))
+}
+
+/// POST /containers/{id}/resize?h=&w=
+pub async fn resize(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let (rows, cols) = terminal_size(&query)?;
+    blocking(move || {
+        daemon.engine.resize(&name, rows, cols)?;
+        Ok(empty(StatusCode::OK))
+    })
+    .await
+}
+
+/// `h` and `w` of a resize request.
+pub fn terminal_size(query: &Query) -> Result<(u16, u16)> {
+    let number = |key: &str| {
+        query.get(key).unwrap_or("0").parse::<u16>().map_err(|_| {
+            ApiError::bad_request(format!("invalid resize {key}: {:?}", query.get(key)))
+        })
+    };
+    Ok((number("h")?, number("w")?))
 }
 
 /// GET /containers/{id}/export: the container's filesystem as a tarball.

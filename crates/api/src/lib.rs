@@ -3,7 +3,9 @@
 //! Docker's JSON shapes, so that the docker CLI, docker-py and Keel's own
 //! CLI all drive Keel the same way.
 
+mod attach;
 mod containers;
+mod exec;
 mod http;
 mod images;
 mod system;
@@ -143,10 +145,22 @@ async fn dispatch(
             (&Method::POST, "kill") => containers::kill(daemon, name, query).await,
             (&Method::POST, "stop") => containers::stop(daemon, name, query).await,
             (&Method::POST, "attach") => containers::attach(daemon, name, query, request).await,
+            (&Method::POST, "resize") => containers::resize(daemon, name, query).await,
+            (&Method::POST, "exec") => exec::create(daemon, name, request.into_body()).await,
             (&Method::GET, "json") => containers::inspect(daemon, name).await,
             (&Method::GET, "logs") => containers::logs(daemon, name, query).await,
             (&Method::GET, "export") => containers::export(daemon, name).await,
             (&Method::DELETE, "") => containers::remove(daemon, name, query).await,
+            _ => Err(not_found()),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        let id = id.to_owned();
+        return match (&method, action) {
+            (&Method::POST, "start") => exec::start(daemon, id, request).await,
+            (&Method::POST, "resize") => exec::resize(daemon, id, query).await,
+            (&Method::GET, "json") => exec::inspect(daemon, id).await,
             _ => Err(not_found()),
         };
     }

@@ -21,9 +21,10 @@ pub struct Client {
 pub enum Upload<'a> {
     None,
     Json(&'a serde_json::Value),
-    /// No body, and a request to take the connection over as a raw stream
-    /// (`attach`): the answer is 101 and the body is the stream.
-    Upgrade,
+    /// A request to take the connection over as a raw stream (`attach`,
+    /// exec start, with this JSON body if any): the answer is 101, the
+    /// body is the stream, and [`Response::input`] writes to it.
+    Upgrade(Option<&'a serde_json::Value>),
     /// A stream of unknown length, sent chunked (a tarball from stdin).
     Stream(&'a mut dyn Read),
 }
@@ -32,6 +33,9 @@ pub enum Upload<'a> {
 pub struct Response {
     pub status: u16,
     body: Box<dyn Read>,
+    pub content_type: String,
+    /// The connection's writing side, once upgraded.
+    input: Option<UnixStream>,
 }
 
 impl Client {
@@ -56,11 +60,8 @@ impl Client {
         );
         let mut json = Vec::new();
         match &upload {
-            Upload::None => head.push_str("Content-Length: 0\r\n"),
-            Upload::Upgrade => {
-                head.push_str("Content-Length: 0\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n")
-            }
-            Upload::Json(value) => {
+            Upload::None | Upload::Upgrade(None) => head.push_str("Content-Length: 0\r\n"),
+            Upload::Json(value) | Upload::Upgrade(Some(value)) => {
                 json = serde_json::to_vec(value)?;
                 let _ = write!(
                     head,
@@ -72,15 +73,17 @@ impl Client {
                 head.push_str("Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n")
             }
         }
-        if !matches!(upload, Upload::Upgrade) {
-            head.push_str("Connection: close\r\n");
-        }
+        let upgrade = matches!(upload, Upload::Upgrade(_));
+        head.push_str(match upgrade {
+            true => "Connection: Upgrade\r\nUpgrade: tcp\r\n",
+            false => "Connection: close\r\n",
+        });
         head.push_str("\r\n");
         let send = |stream: &mut UnixStream| -> io::Result<()> {
             stream.write_all(head.as_bytes())?;
             match upload {
-                Upload::None | Upload::Upgrade => {}
-                Upload::Json(_) => stream.write_all(&json)?,
+                Upload::None => {}
+                Upload::Json(_) | Upload::Upgrade(_) => stream.write_all(&json)?,
                 Upload::Stream(reader) => {
                     let mut buffer = vec![0u8; 256 * 1024];
                     loop {
@@ -98,7 +101,14 @@ impl Client {
         };
         // The daemon may answer (an error) before reading the whole body.
         let sent = send(&mut stream);
-        let response = read_head(BufReader::with_capacity(64 * 1024, stream));
+        let input = match upgrade {
+            true => Some(stream.try_clone()?),
+            false => None,
+        };
+        let response = read_head(BufReader::with_capacity(64 * 1024, stream)).map(|mut r| {
+            r.input = input;
+            r
+        });
         match (response, sent) {
             (Ok(response), _) => Ok(response),
             (Err(error), Err(send_error)) => Err(error.context(send_error)),
@@ -149,6 +159,11 @@ impl Response {
     pub fn body(&mut self) -> &mut dyn Read {
         &mut self.body
     }
+
+    /// The stream's writing side, for an upgraded connection.
+    pub fn input(&mut self) -> Option<UnixStream> {
+        self.input.take()
+    }
 }
 
 fn read_head(mut reader: BufReader<UnixStream>) -> Result<Response> {
@@ -163,6 +178,7 @@ fn read_head(mut reader: BufReader<UnixStream>) -> Result<Response> {
         .with_context(|| format!("the daemon's answer is not HTTP: {line:?}"))?;
     let mut length = None;
     let mut chunked = false;
+    let mut content_type = String::new();
     loop {
         line.clear();
         reader.read_line(&mut line)?;
@@ -172,7 +188,9 @@ fn read_head(mut reader: BufReader<UnixStream>) -> Result<Response> {
         }
         if let Some((name, value)) = header.split_once(':') {
             let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
+            if name.eq_ignore_ascii_case("content-type") {
+                content_type = value.to_owned();
+            } else if name.eq_ignore_ascii_case("content-length") {
                 length = value.parse::<u64>().ok();
             } else if name.eq_ignore_ascii_case("transfer-encoding")
                 && value.eq_ignore_ascii_case("chunked")
@@ -192,7 +210,12 @@ fn read_head(mut reader: BufReader<UnixStream>) -> Result<Response> {
     } else {
         Box::new(reader)
     };
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        body,
+        content_type,
+        input: None,
+    })
 }
 
 /// Reads a chunked transfer-encoded body.

@@ -2,7 +2,7 @@
 //! rm.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
 use lexopt::prelude::*;
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Client, DaemonError, Upload, encode};
 use crate::format::Template;
+use crate::session::{self, Session};
 use crate::usage;
 use keel_time::{human_duration, now_unix};
 
@@ -51,6 +52,9 @@ struct CreateFlags {
     cap_add: Vec<String>,
     cap_drop: Vec<String>,
     security_opt: Vec<String>,
+    interactive: bool,
+    tty: bool,
+    detach_keys: Option<String>,
 }
 
 fn parse_create(
@@ -101,14 +105,12 @@ fn parse_create(
             Some(Long("read-only")) => flags.read_only = true,
             Some(Long("cap-add")) => flags.cap_add.push(parser.value()?.string()?),
             Some(Long("cap-drop")) => flags.cap_drop.push(parser.value()?.string()?),
-            Some(Long("security-opt")) => {
-                flags.security_opt.push(security_option(parser.value()?.string()?)?)
-            }
-            Some(Short('i') | Long("interactive") | Short('t') | Long("tty")) => {
-                bail!(
-                    "interactive containers (-i, -t) are not supported by Keel yet; run without them or with -d"
-                );
-            }
+            Some(Long("security-opt")) => flags
+                .security_opt
+                .push(security_option(parser.value()?.string()?)?),
+            Some(Short('i') | Long("interactive")) => flags.interactive = true,
+            Some(Short('t') | Long("tty")) => flags.tty = true,
+            Some(Long("detach-keys")) => flags.detach_keys = Some(parser.value()?.string()?),
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -165,6 +167,11 @@ fn create_container(
         "User": flags.user.clone().unwrap_or_default(),
         "Hostname": flags.hostname.clone().unwrap_or_default(),
         "Labels": flags.labels,
+        "Tty": flags.tty,
+        "OpenStdin": flags.interactive,
+        "AttachStdin": flags.interactive && !flags.detach,
+        // `run -i` closes the container's stdin when ours ends.
+        "StdinOnce": flags.interactive && !flags.detach,
         "HostConfig": {
             "AutoRemove": flags.auto_remove,
             "Privileged": flags.privileged,
@@ -207,6 +214,13 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             code: EXIT_DAEMON,
             message: Some(format!("keel: {e:#}")),
         })?;
+    if flags.tty && flags.interactive && !flags.detach && !std::io::stdin().is_terminal() {
+        return Err(Exit {
+            code: EXIT_DAEMON,
+            message: Some("keel: the input device is not a TTY".to_owned()),
+        }
+        .into());
+    }
     let id = create_container(client, &flags, &image, &command).map_err(run_failure)?;
     if flags.detach {
         client
@@ -217,11 +231,12 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         return Ok(());
     }
     // Attached before the start, so no output is missed.
-    let mut attached = client
+    let stdin = if flags.interactive { 1 } else { 0 };
+    let attached = client
         .request(
             "POST",
-            &format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1"),
-            Upload::Upgrade,
+            &format!("/containers/{id}/attach?stream=1&stdin={stdin}&stdout=1&stderr=1"),
+            Upload::Upgrade(None),
         )?
         .success()
         .map_err(run_failure)?;
@@ -229,7 +244,15 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         .request("POST", &format!("/containers/{id}/start"), Upload::None)?
         .success()
         .map_err(run_failure)?;
-    demultiplex(attached.body())?;
+    let session = Session {
+        tty: flags.tty,
+        stdin: flags.interactive,
+        resize: Some(format!("/containers/{id}")),
+        detach_keys: detach_keys(flags.detach_keys.as_deref())?,
+    };
+    if session::relay(client, attached, &session)? {
+        return Ok(());
+    }
     let condition = if flags.auto_remove {
         "removed"
     } else {
@@ -251,26 +274,89 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     Ok(())
 }
 
-/// Copies Docker's multiplexed stream to stdout and stderr.
-fn demultiplex(stream: &mut dyn Read) -> Result<()> {
-    let mut header = [0u8; 8];
-    let mut payload = Vec::new();
-    loop {
-        match stream.read_exact(&mut header) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(error) => return Err(error.into()),
+fn detach_keys(text: Option<&str>) -> Result<Vec<u8>> {
+    keel_engine::stream::detach_keys(text).map_err(anyhow::Error::msg)
+}
+
+/// `keel exec [OPTIONS] CONTAINER COMMAND [ARG...]`: passes on the
+/// command's exit code.
+pub fn exec(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    const SYNOPSIS: &str = "exec [OPTIONS] CONTAINER COMMAND [ARG...]";
+    let (mut detach, mut interactive, mut tty, mut privileged) = (false, false, false, false);
+    let (mut env, mut user, mut workdir, mut keys) = (Vec::new(), None, None, None);
+    let container = loop {
+        match parser.next()? {
+            Some(Short('d') | Long("detach")) => detach = true,
+            Some(Short('i') | Long("interactive")) => interactive = true,
+            Some(Short('t') | Long("tty")) => tty = true,
+            Some(Long("privileged")) => privileged = true,
+            Some(Short('e') | Long("env")) => env.push(parser.value()?.string()?),
+            Some(Short('u') | Long("user")) => user = Some(parser.value()?.string()?),
+            Some(Short('w') | Long("workdir")) => workdir = Some(parser.value()?.string()?),
+            Some(Long("detach-keys")) => keys = Some(parser.value()?.string()?),
+            Some(Value(name)) => break name.string()?,
+            Some(other) => return Err(usage(other.unexpected(), SYNOPSIS)),
+            None => bail!("\"keel exec\" requires at least 2 arguments.\nUsage:  keel {SYNOPSIS}"),
         }
-        let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        payload.resize(length, 0);
-        stream.read_exact(&mut payload)?;
-        if header[0] == 2 {
-            std::io::stderr().write_all(&payload)?;
-        } else {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&payload)?;
-            out.flush()?;
+    };
+    let command = parser
+        .raw_args()?
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if command.is_empty() {
+        bail!("\"keel exec\" requires at least 2 arguments.\nUsage:  keel {SYNOPSIS}");
+    }
+    let body = json!({
+        "AttachStdin": interactive && !detach,
+        "AttachStdout": !detach,
+        "AttachStderr": !detach,
+        "Tty": tty,
+        "Cmd": command,
+        "Env": env,
+        "User": user.unwrap_or_default(),
+        "WorkingDir": workdir.unwrap_or_default(),
+        "Privileged": privileged,
+        "DetachKeys": keys.unwrap_or_default(),
+    });
+    let created = client.json(
+        "POST",
+        &format!("/containers/{}/exec", encode(&container)),
+        Upload::Json(&body),
+    )?;
+    let id = created["Id"].as_str().unwrap_or_default().to_owned();
+    let start = format!("/exec/{id}/start");
+    if detach {
+        client.json("POST", &start, Upload::Json(&json!({"Detach": true})))?;
+        return Ok(());
+    }
+    let size = rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .filter(|_| tty)
+        .map(|s| [s.ws_row, s.ws_col]);
+    let start_body = json!({"Detach": false, "Tty": tty, "ConsoleSize": size});
+    let response = client
+        .request("POST", &start, Upload::Upgrade(Some(&start_body)))?
+        .success()?;
+    let session = Session {
+        tty,
+        stdin: interactive,
+        resize: Some(format!("/exec/{id}")),
+        detach_keys: detach_keys(body["DetachKeys"].as_str())?,
+    };
+    if session::relay(client, response, &session)? {
+        return Ok(());
+    }
+    let inspected = client.json("GET", &format!("/exec/{id}/json"), Upload::None)?;
+    match inspected["ExitCode"].as_i64().unwrap_or(0) {
+        0 => Ok(()),
+        code => Err(Exit {
+            code: code.clamp(0, 255) as u8,
+            message: None,
         }
+        .into()),
     }
 }
 
@@ -471,7 +557,7 @@ pub fn logs(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             Upload::None,
         )?
         .success()?;
-    demultiplex(response.body())
+    session::copy_output(&mut response)
 }
 
 /// `keel ps [-a] [-q] [--no-trunc] [--format F]`

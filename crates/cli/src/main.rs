@@ -6,6 +6,7 @@ mod containers;
 mod daemon;
 mod format;
 mod images;
+mod session;
 
 use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
@@ -176,6 +177,7 @@ fn container_command(verb: &str) -> Option<Command> {
         "create" => containers::create,
         "start" => containers::start,
         "logs" => containers::logs,
+        "exec" => containers::exec,
         "wait" => containers::wait,
         "stop" => containers::stop,
         "kill" => containers::kill,
@@ -223,31 +225,32 @@ fn daemon_command(
     daemon::run(&root, &socket)
 }
 
-/// `keel monitor --runtime-root DIR --id ID --dir DIR`: run by the daemon,
-/// one per running container.
+/// `keel monitor --runtime-root DIR --id ID --dir DIR [--exec ID] [--tty]
+/// [--stdin] [--stdin-once]`: run by the daemon, one per running container
+/// and per running exec.
 fn monitor_command(parser: &mut lexopt::Parser) -> Result<()> {
-    let (mut runtime_root, mut id, mut dir) = (None, None, None);
+    const SYNOPSIS: &str =
+        "monitor --runtime-root DIR --id ID --dir DIR [--exec ID] [--tty] [--stdin] [--stdin-once]";
+    let mut args = keel_engine::monitor::MonitorArgs::default();
     while let Some(arg) = parser.next()? {
         match arg {
-            Long("runtime-root") => runtime_root = Some(PathBuf::from(parser.value()?)),
-            Long("id") => id = Some(parser.value()?.string()?),
-            Long("dir") => dir = Some(PathBuf::from(parser.value()?)),
-            other => {
-                return Err(usage(
-                    other.unexpected(),
-                    "monitor --runtime-root DIR --id ID --dir DIR",
-                ));
-            }
+            Long("runtime-root") => args.runtime_root = PathBuf::from(parser.value()?),
+            Long("id") => args.id = parser.value()?.string()?,
+            Long("dir") => args.dir = PathBuf::from(parser.value()?),
+            Long("exec") => args.exec = Some(parser.value()?.string()?),
+            Long("tty") => args.tty = true,
+            Long("stdin") => args.stdin = true,
+            Long("stdin-once") => args.stdin_once = true,
+            other => return Err(usage(other.unexpected(), SYNOPSIS)),
         }
     }
-    let (Some(runtime_root), Some(id), Some(dir)) = (runtime_root, id, dir) else {
+    if args.id.is_empty()
+        || args.dir.as_os_str().is_empty()
+        || args.runtime_root.as_os_str().is_empty()
+    {
         bail!("keel monitor needs --runtime-root, --id and --dir; the daemon runs it");
-    };
-    keel_engine::monitor::run(&keel_engine::monitor::MonitorArgs {
-        runtime_root,
-        id,
-        dir,
-    })?;
+    }
+    keel_engine::monitor::run(&args)?;
     Ok(())
 }
 

@@ -37,6 +37,12 @@ fn containers_get_dockers_capabilities_and_seccomp_profile_without_no_new_privs(
         status_fields(&daemon, &[], "CapEff|CapBnd|NoNewPrivs|Seccomp"),
         format!("CapEff: {DOCKER_CAPS}; CapBnd: {DOCKER_CAPS}; NoNewPrivs: 0; Seccomp: 2")
     );
+    // No signal ignored or blocked by whoever started it (the daemon's
+    // Rust runtime ignores SIGPIPE; the container must not inherit that).
+    assert_eq!(
+        status_fields(&daemon, &[], "SigBlk|SigIgn"),
+        "SigBlk: 0000000000000000; SigIgn: 0000000000000000"
+    );
     // The profile denies namespaces without CAP_SYS_ADMIN, and allows chroot
     // to a container that holds CAP_SYS_CHROOT.
     let (code, _, err) = daemon.keel(&["run", "--rm", IMAGE, "unshare", "-n", "true"]);
@@ -190,7 +196,10 @@ fn a_seccomp_profile_file_is_applied_by_keel_and_by_the_docker_cli() {
 fn bad_security_flags_fail_with_125_in_dockers_words_and_create_nothing() {
     let daemon = daemon_with_busybox();
     let cases: [(&[&str], &str); 5] = [
-        (&["--cap-add", "NET_FLY"], "unknown capability: \"CAP_NET_FLY\""),
+        (
+            &["--cap-add", "NET_FLY"],
+            "unknown capability: \"CAP_NET_FLY\"",
+        ),
         (
             &["--cap-add", "SYS_RESOURCE"],
             "not available in the current environment: \"CAP_SYS_RESOURCE\"",
@@ -203,7 +212,10 @@ fn bad_security_flags_fail_with_125_in_dockers_words_and_create_nothing() {
             &["--security-opt", "seccomp=/no/such/profile.json"],
             "opening seccomp profile (/no/such/profile.json) failed",
         ),
-        (&["--security-opt", "label"], "Invalid --security-opt: \"label\""),
+        (
+            &["--security-opt", "label"],
+            "Invalid --security-opt: \"label\"",
+        ),
     ];
     for (flags, wording) in cases {
         let mut args = vec!["run", "--rm"];

@@ -23,6 +23,15 @@ pub struct Config {
     pub auto_remove: bool,
     #[serde(default)]
     pub security: Security,
+    /// A terminal for the process (`-t`).
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep stdin open for attach clients (`-i`).
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close stdin when the first attached client ends its input (`run -i`).
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// Docker's container states.

@@ -23,6 +23,12 @@ pub enum Error {
     NotRunning { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
+    #[error("No exec command specified")]
+    NoExecCommand,
+    #[error("exec instance {0} has already been started")]
+    ExecStarted(String),
     /// A flag or option Docker would refuse, in Docker's words.
     #[error("{0}")]
     InvalidParameter(String),

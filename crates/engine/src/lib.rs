@@ -5,21 +5,26 @@
 
 mod container;
 mod error;
+mod exec;
 pub mod monitor;
 mod security;
 mod spec;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use container::{Config, Container, State, Status};
 pub use error::{Error, Result};
+pub use exec::{Exec, ExecConfig};
 pub use security::Security;
 
 use crate::container::{generated_name, is_valid_name};
@@ -42,6 +47,47 @@ struct Table {
     /// Exit codes of containers removed since the daemon started, for
     /// `wait --condition removed` callers that arrive late.
     removed: BTreeMap<String, i32>,
+    /// Clients waiting for a container's start to attach to it.
+    attaching: BTreeMap<String, Vec<std::sync::mpsc::Sender<UnixStream>>>,
+    /// Exec instances, by id, until their container is removed.
+    execs: BTreeMap<String, Exec>,
+}
+
+/// A client's way to a container's stdio.
+#[derive(Debug)]
+pub enum Attachment {
+    Now(UnixStream),
+    /// Connected when the container starts; closed if it fails to or is
+    /// removed first.
+    AtStart(std::sync::mpsc::Receiver<UnixStream>),
+}
+
+impl Attachment {
+    /// The connection, once there is one (blocks until the start).
+    pub fn connection(self) -> Option<UnixStream> {
+        match self {
+            Attachment::Now(stream) => Some(stream),
+            Attachment::AtStart(receiver) => receiver.recv().ok(),
+        }
+    }
+}
+
+/// How a monitor is asked to run its process.
+#[derive(Debug, Default)]
+struct MonitorFlags {
+    exec: Option<String>,
+    tty: bool,
+    stdin: bool,
+    stdin_once: bool,
+}
+
+/// A monitor whose process runs.
+#[derive(Debug)]
+struct Launched {
+    child: Child,
+    /// The rest of what it says: `exited CODE`.
+    lines: BufReader<ChildStdout>,
+    pid: i32,
 }
 
 #[derive(Debug)]
@@ -303,81 +349,181 @@ impl Engine {
             &serde_json::to_vec(&spec).expect("a spec serializes"),
         )?;
         fs::remove_file(dir.join(EXIT)).ok();
+        let flags = MonitorFlags {
+            exec: None,
+            tty: container.config.tty,
+            stdin: container.config.open_stdin,
+            stdin_once: container.config.stdin_once,
+        };
+        // Clients waiting to attach are connected before the process
+        // runs, so they see all of its output.
+        let launched = self.launch_monitor(&id, &flags, || self.connect_waiting(&id));
+        let mut launched = match launched {
+            Ok(launched) => launched,
+            Err(Error::Start(message)) => {
+                let code = failure_code(&message).unwrap_or(128);
+                self.update(&id, |c| {
+                    c.state.error = message.clone();
+                    c.state.exit_code = code;
+                })?;
+                self.lock().attaching.remove(&id);
+                snapshot.unmount().ok();
+                if container.config.auto_remove {
+                    self.remove(&id, true).ok();
+                }
+                return Err(Error::Start(message));
+            }
+            Err(other) => {
+                snapshot.unmount().ok();
+                return Err(other);
+            }
+        };
+        let monitor_pid = launched.child.id() as i32;
+        self.update(&id, |c| {
+            c.state.status = Status::Running;
+            c.state.pid = launched.pid;
+            c.state.monitor_pid = monitor_pid;
+            c.state.error.clear();
+            c.state.started_at = keel_time::now_rfc3339();
+        })?;
+        // Any that came while it started.
+        self.connect_waiting(&id);
+        let engine = Arc::clone(self);
+        std::thread::Builder::new()
+            .name(format!("watch-{}", &id[..12]))
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut rest = String::new();
+                let _ = launched.lines.read_line(&mut rest);
+                let _ = launched.child.wait();
+                engine.exited(&id);
+            })
+            .context(|| "cannot watch the container".to_owned())?;
+        Ok(())
+    }
+
+    /// Starts a monitor for container `id` (or one of its execs) and takes
+    /// it through its start: `before_start` runs once its socket listens.
+    /// A process that could not be started is an `Error::Start`.
+    fn launch_monitor(
+        &self,
+        id: &str,
+        flags: &MonitorFlags,
+        before_start: impl FnOnce(),
+    ) -> Result<Launched> {
+        let dir = self.dir(id);
+        let log_name = match &flags.exec {
+            None => "monitor.log".to_owned(),
+            Some(exec) => format!("exec-{exec}.log"),
+        };
         let monitor_log =
-            fs::File::create(dir.join("monitor.log")).context(|| "the monitor log".to_owned())?;
+            fs::File::create(dir.join(&log_name)).context(|| "the monitor log".to_owned())?;
         let (program, leading) = self.monitor.split_first().expect("a monitor command");
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(leading)
             .arg("--runtime-root")
             .arg(&self.runtime_root)
             .arg("--id")
-            .arg(&id)
+            .arg(id)
             .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
+            .arg(&dir);
+        if let Some(exec) = &flags.exec {
+            command.arg("--exec").arg(exec);
+        }
+        for (set, flag) in [
+            (flags.tty, "--tty"),
+            (flags.stdin, "--stdin"),
+            (flags.stdin_once, "--stdin-once"),
+        ] {
+            if set {
+                command.arg(flag);
+            }
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(monitor_log)
             .spawn()
-            .context(|| "cannot start the container's monitor".to_owned())?;
+            .context(|| "cannot start a monitor".to_owned())?;
+        let mut to_monitor = child.stdin.take().expect("a piped stdin");
         let mut lines = BufReader::new(child.stdout.take().expect("a piped stdout"));
-        let mut first = String::new();
-        lines
-            .read_line(&mut first)
-            .context(|| "the monitor's answer".to_owned())?;
-        if let Some(pid) = first
-            .trim()
-            .strip_prefix("started ")
-            .and_then(|p| p.parse().ok())
-        {
-            let monitor_pid = child.id() as i32;
-            self.update(&id, |c| {
-                c.state.status = Status::Running;
-                c.state.pid = pid;
-                c.state.monitor_pid = monitor_pid;
-                c.state.error.clear();
-                c.state.started_at = keel_time::now_rfc3339();
-            })?;
-            let engine = Arc::clone(self);
-            std::thread::Builder::new()
-                .name(format!("watch-{}", &id[..12]))
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    let mut rest = String::new();
-                    let _ = lines.read_line(&mut rest);
-                    let _ = child.wait();
-                    engine.exited(&id);
-                })
-                .context(|| "cannot watch the container".to_owned())?;
-            return Ok(());
+        let read_line = |lines: &mut BufReader<ChildStdout>| {
+            let mut line = String::new();
+            lines
+                .read_line(&mut line)
+                .context(|| "the monitor's answer".to_owned())?;
+            Ok::<_, Error>(line.trim().to_owned())
+        };
+        let mut answer = read_line(&mut lines)?;
+        if answer == "ready" {
+            before_start();
+            let _ = to_monitor.write_all(b"go\n");
+            answer = read_line(&mut lines)?;
+        }
+        if let Some(pid) = answer.strip_prefix("started ").and_then(|p| p.parse().ok()) {
+            return Ok(Launched { child, lines, pid });
         }
         let _ = child.wait();
-        let message = first
-            .trim()
-            .strip_prefix("error ")
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                format!(
-                    "the monitor ended without starting the container; see {}",
-                    dir.join("monitor.log").display()
-                )
-            });
-        // Docker's codes for a command that cannot be run.
-        let code = if message.contains("not found") || message.contains("no such file") {
-            127
-        } else if message.contains("permission denied") {
-            126
-        } else {
-            128
-        };
-        self.update(&id, |c| {
-            c.state.error = message.clone();
-            c.state.exit_code = code;
-        })?;
-        snapshot.unmount().ok();
-        if container.config.auto_remove {
-            self.remove(&id, true).ok();
+        Err(Error::Start(
+            answer
+                .strip_prefix("error ")
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    format!(
+                        "the monitor ended without starting the process; see {}",
+                        dir.join(log_name).display()
+                    )
+                }),
+        ))
+    }
+
+    /// Connects to a monitor's socket: the container's, or an exec's.
+    fn connect(&self, id: &str, exec: Option<&str>) -> Result<UnixStream> {
+        // Through the directory's fd: the full path may be longer than a
+        // socket address can hold.
+        let dir =
+            fs::File::open(self.dir(id)).context(|| "the container's directory".to_owned())?;
+        let path = format!(
+            "/proc/self/fd/{}/{}",
+            dir.as_raw_fd(),
+            monitor::socket_name(exec)
+        );
+        UnixStream::connect(path).map_err(|_| Error::NotRunning { id: id.to_owned() })
+    }
+
+    /// Hands the clients waiting to attach to `id` their connections.
+    fn connect_waiting(&self, id: &str) {
+        let waiting = self.lock().attaching.remove(id).unwrap_or_default();
+        for waiter in waiting {
+            if let Ok(stream) = self.connect(id, None) {
+                let _ = waiter.send(stream);
+            }
         }
-        Err(Error::Start(message))
+    }
+
+    /// A connection to the container's stdio: at once if it runs, else
+    /// once it is next started (as `docker run` and `start -a` attach
+    /// before the start). Frames as in [`stream`].
+    pub fn attach(&self, name: &str) -> Result<Attachment> {
+        let mut table = self.lock();
+        let id = Self::find(&table, name)?;
+        if table.containers[&id].state.status == Status::Running {
+            drop(table);
+            return Ok(Attachment::Now(self.connect(&id, None)?));
+        }
+        let (sender, receiver) = std::sync::mpsc::channel();
+        table.attaching.entry(id).or_default().push(sender);
+        Ok(Attachment::AtStart(receiver))
+    }
+
+    /// Sets the size of a running container's terminal.
+    pub fn resize(&self, name: &str, rows: u16, cols: u16) -> Result<()> {
+        let container = self.container(name)?;
+        if container.state.status != Status::Running {
+            return Err(Error::NotRunning { id: container.id });
+        }
+        send_resize(self.connect(&container.id, None)?, rows, cols)
     }
 
     /// Records a container's exit (from its monitor's record), wakes its
@@ -522,6 +668,10 @@ impl Engine {
         table
             .removed
             .insert(container.id.clone(), container.state.exit_code);
+        table.attaching.remove(&container.id);
+        table
+            .execs
+            .retain(|_, exec| exec.container_id != container.id);
         drop(table);
         let removed = self
             .images
@@ -546,6 +696,25 @@ impl Engine {
             .get(id)
             .is_some_and(|c| c.state.status == Status::Running)
     }
+}
+
+/// Docker's exit codes for a command that cannot be run: 127 when it is
+/// not there, 126 when it may not be run.
+fn failure_code(message: &str) -> Option<i32> {
+    if message.contains("not found") || message.contains("no such file") {
+        Some(127)
+    } else if message.contains("permission denied") {
+        Some(126)
+    } else {
+        None
+    }
+}
+
+/// Asks a monitor to resize its terminal.
+fn send_resize(mut connection: UnixStream, rows: u16, cols: u16) -> Result<()> {
+    connection
+        .write_all(&stream::resize(rows, cols))
+        .context(|| "resizing the terminal".to_owned())
 }
 
 fn save(dir: &Path, container: &Container) -> Result<()> {

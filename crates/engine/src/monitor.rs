@@ -1,38 +1,70 @@
-//! The monitor: one small process per running container (the role of
-//! conmon or containerd's shim). It creates and starts the container with
-//! the runtime library, owns its stdout and stderr pipes, writes them to
-//! the container's log in Docker's json-file format, reaps the container
+//! The monitor: one small process per running container, and one per
+//! running exec (the role of conmon or containerd's shim). It creates and
+//! starts the container (or the exec'd process) with the runtime library,
+//! owns its stdio (pipes, or the terminal the runtime hands over on the
+//! console socket), writes a container's output to its log in Docker's
+//! json-file format, serves attach clients on its socket, reaps the process
 //! and records its exit. It leaves the daemon's session, so the daemon can
 //! stop without stopping containers.
 //!
-//! It tells the daemon on its stdout, one line each: `started PID` (or
-//! `error MESSAGE`), then `exited CODE`.
+//! Lines to the daemon on the monitor's stdout: `ready` once the socket
+//! listens (the daemon connects the clients waiting to attach and answers
+//! `go` on the monitor's stdin, so they miss no output), then `started
+//! PID`, then `exited CODE`; `error MESSAGE` ends it early.
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use keel_runtime::{CreateOptions, Runtime};
-use rustix::event::{PollFd, PollFlags, poll};
+use keel_runtime::{CreateOptions, ExecOptions, Runtime};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, PidfdFlags, WaitOptions, pidfd_open, waitpid};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Result};
+use crate::stream::{self, Frames, STDERR, STDOUT};
 
-/// Where a monitor finds and leaves things.
-#[derive(Debug, Clone)]
+/// Where a monitor finds and leaves things, and what stdio to give.
+#[derive(Debug, Clone, Default)]
 pub struct MonitorArgs {
     pub runtime_root: PathBuf,
     pub id: String,
     /// The container's directory: config.json (the bundle), the log, the
-    /// exit record.
+    /// exit record, the sockets.
     pub dir: PathBuf,
+    /// Run this exec instance (its process in `exec-ID.json`) in the
+    /// running container, instead of the container itself.
+    pub exec: Option<String>,
+    /// Give the process a terminal.
+    pub tty: bool,
+    /// Keep the process's stdin open for attach clients.
+    pub stdin: bool,
+    /// Close the process's stdin when an attached client ends its input.
+    pub stdin_once: bool,
 }
 
 pub const LOG: &str = "container-json.log";
 pub const EXIT: &str = "exit.json";
+/// Where the runtime hands over a terminal's master (inside the dir).
+const CONSOLE: &str = "console.sock";
+
+/// The socket a monitor serves, relative to the container's directory.
+pub fn socket_name(exec: Option<&str>) -> String {
+    match exec {
+        None => "attach.sock".to_owned(),
+        Some(id) => format!("exec-{id}.sock"),
+    }
+}
+
+/// The OCI process of an exec instance, relative to the container's
+/// directory.
+pub fn exec_process_name(exec: &str) -> String {
+    format!("exec-{exec}.json")
+}
 
 /// How the container ended, as the monitor records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,207 +84,500 @@ pub struct LogLine {
 pub fn run(args: &MonitorArgs) -> Result<()> {
     // Out of the daemon's session and process group: its end is not ours.
     let _ = rustix::process::setsid();
-    // Our stdout is the line to the daemon; fds 1 and 2 become the
-    // container's pipes.
-    let to_daemon = File::from(
-        rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3).context(|| "dup".to_owned())?,
-    );
-    let mut to_daemon = io::LineWriter::new(to_daemon);
-    let runtime = Runtime::new(&args.runtime_root, false);
-    let (out_read, out_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "pipe".to_owned())?;
-    let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC).context(|| "pipe".to_owned())?;
-    let null = File::options()
+    std::env::set_current_dir(&args.dir)
+        .context(|| format!("cannot enter {}", args.dir.display()))?;
+    // Our stdin and stdout are the lines from and to the daemon; fds 0 to
+    // 2 become the process's.
+    let dup = |fd: BorrowedFd<'_>| {
+        rustix::io::fcntl_dupfd_cloexec(fd, 3)
+            .map(File::from)
+            .context(|| "dup".to_owned())
+    };
+    let mut to_daemon = io::LineWriter::new(dup(rustix::stdio::stdout())?);
+    let mut from_daemon = BufReader::new(dup(rustix::stdio::stdin())?);
+    // Orphans of the container become ours to reap, as for conmon.
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    let null: OwnedFd = File::options()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .context(|| "/dev/null".to_owned())?;
-    replace_stdio(&out_write, &err_write)?;
-    drop((out_write, err_write));
-    // Orphans of the container become ours to reap, as for conmon.
-    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let options = CreateOptions {
-        bundle: args.dir.clone(),
-        ..CreateOptions::default()
+        .context(|| "/dev/null".to_owned())?
+        .into();
+
+    let socket = socket_name(args.exec.as_deref());
+    let _ = fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).context(|| format!("cannot listen on {socket}"))?;
+    let console = if args.tty {
+        let _ = fs::remove_file(CONSOLE);
+        Some(UnixListener::bind(CONSOLE).context(|| "the console socket".to_owned())?)
+    } else {
+        None
     };
-    let created = runtime.create(&args.id, &options);
-    // Only the container holds the write ends now, so they end with it.
-    replace_stdio(&null, &null)?;
-    let pid = match created.and_then(|pid| runtime.start(&args.id).map(|()| pid)) {
-        Ok(pid) => pid,
-        Err(error) => {
-            let _ = runtime.delete(&args.id, true);
-            let _ = writeln!(
-                to_daemon,
-                "error {}",
-                keel_runtime::report(&error).replace('\n', " ")
-            );
+    let mut outputs = Vec::new();
+    let mut input = None;
+    if !args.tty {
+        let pipe = || pipe_with(PipeFlags::CLOEXEC).context(|| "pipe".to_owned());
+        let (out_read, out_write) = pipe()?;
+        let (err_read, err_write) = pipe()?;
+        let stdin = if args.stdin {
+            let (read, write) = pipe()?;
+            input = Some(Input::new(write)?);
+            read
+        } else {
+            null.try_clone().context(|| "dup".to_owned())?
+        };
+        replace_stdio(&stdin, &out_write, &err_write)?;
+        outputs.push(Output::new(STDOUT, out_read));
+        outputs.push(Output::new(STDERR, err_read));
+    } else {
+        replace_stdio(&null, &null, &null)?;
+    }
+    let runtime = Runtime::new(&args.runtime_root, false);
+    let launched = launch(args, &runtime, &mut to_daemon, &mut from_daemon);
+    // Only the process holds the other ends of its pipes now.
+    replace_stdio(&null, &null, &null)?;
+    let master = match (launched.as_ref(), &console) {
+        (Ok(_), Some(console)) => Some(receive_master(console)),
+        _ => None,
+    };
+    let _ = fs::remove_file(CONSOLE);
+    let (pid, master) = match (launched, master.transpose()) {
+        (Ok(pid), Ok(master)) => (pid, master),
+        (Err(message), _) | (Ok(_), Err(message)) => {
+            let _ = fs::remove_file(&socket);
+            let _ = writeln!(to_daemon, "error {}", message.replace('\n', " "));
             return Ok(());
         }
     };
+    if let Some(master) = &master {
+        rustix::io::ioctl_fionbio(master, true).context(|| "the terminal".to_owned())?;
+        let dup = || master.try_clone().context(|| "dup".to_owned());
+        outputs.push(Output::new(STDOUT, dup()?));
+        if args.stdin {
+            input = Some(Input::new(dup()?)?);
+        }
+    }
     let _ = writeln!(to_daemon, "started {pid}");
-    let mut log = File::options()
-        .create(true)
-        .append(true)
-        .open(args.dir.join(LOG))
-        .context(|| "the container log".to_owned())?;
-    let code = copy_until_exit(pid, &out_read, &err_read, &mut log)?;
-    let exit = Exit {
-        code,
-        finished_at: keel_time::now_rfc3339(),
+    let log = match args.exec {
+        None => Some(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(LOG)
+                .context(|| "the container log".to_owned())?,
+        ),
+        Some(_) => None,
     };
-    write_atomically(
-        &args.dir.join(EXIT),
-        &serde_json::to_vec(&exit).expect("an exit serializes"),
-    )?;
-    let _ = runtime.delete(&args.id, true);
+    let mut relay = Relay {
+        outputs,
+        input,
+        terminal: master,
+        listener,
+        clients: Vec::new(),
+        log,
+        stdin_once: args.stdin_once,
+    };
+    let code = relay.run(pid)?;
+    drop(relay);
+    let _ = fs::remove_file(&socket);
+    if args.exec.is_none() {
+        let exit = Exit {
+            code,
+            finished_at: keel_time::now_rfc3339(),
+        };
+        write_atomically(
+            &args.dir.join(EXIT),
+            &serde_json::to_vec(&exit).expect("an exit serializes"),
+        )?;
+        let _ = runtime.delete(&args.id, true);
+    }
     let _ = writeln!(to_daemon, "exited {code}");
     Ok(())
 }
 
-fn replace_stdio(out: &impl AsFd, err: &impl AsFd) -> Result<()> {
+/// Creates the container (or readies the exec), says `ready`, waits for
+/// the daemon's `go`, and starts the process: its pid, or what went wrong.
+fn launch(
+    args: &MonitorArgs,
+    runtime: &Runtime,
+    to_daemon: &mut impl Write,
+    from_daemon: &mut impl BufRead,
+) -> std::result::Result<i32, String> {
+    let console_socket = args.tty.then(|| PathBuf::from(CONSOLE));
+    let mut ready = || {
+        let _ = writeln!(to_daemon, "ready");
+        let mut line = String::new();
+        match from_daemon.read_line(&mut line) {
+            Ok(_) if line.trim() == "go" => Ok(()),
+            _ => Err("the daemon went away before the start".to_owned()),
+        }
+    };
+    let report = |error: keel_runtime::Error| keel_runtime::report(&error);
+    match &args.exec {
+        None => {
+            let options = CreateOptions {
+                bundle: args.dir.clone(),
+                console_socket,
+                ..CreateOptions::default()
+            };
+            let pid = runtime.create(&args.id, &options).map_err(report)?;
+            let started = ready().and_then(|()| runtime.start(&args.id).map_err(report));
+            if let Err(message) = started {
+                let _ = runtime.delete(&args.id, true);
+                return Err(message);
+            }
+            Ok(pid)
+        }
+        Some(exec) => {
+            ready()?;
+            let options = ExecOptions {
+                process: Some(PathBuf::from(exec_process_name(exec))),
+                tty: args.tty,
+                detach: true,
+                console_socket,
+                ..ExecOptions::default()
+            };
+            runtime.exec(&args.id, &options).map_err(report)
+        }
+    }
+}
+
+fn replace_stdio(stdin: &impl AsFd, out: &impl AsFd, err: &impl AsFd) -> Result<()> {
+    rustix::stdio::dup2_stdin(stdin).context(|| "dup2".to_owned())?;
     rustix::stdio::dup2_stdout(out).context(|| "dup2".to_owned())?;
     rustix::stdio::dup2_stderr(err).context(|| "dup2".to_owned())
 }
 
-/// Copies the container's output to the log until its init has exited and
-/// the pipes are drained; returns the exit code as a shell reports it.
-fn copy_until_exit(pid: i32, out: &OwnedFd, err: &OwnedFd, log: &mut File) -> Result<i32> {
-    let pid = Pid::from_raw(pid).expect("a positive pid");
-    let pidfd = pidfd_open(pid, PidfdFlags::empty()).context(|| "pidfd_open".to_owned())?;
-    let mut streams = [Stream::new("stdout", out), Stream::new("stderr", err)];
-    let mut exited = false;
-    loop {
-        let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
-        for stream in &streams {
-            if !stream.closed {
-                fds.push(PollFd::new(stream.fd, PollFlags::IN));
-            }
-        }
-        match poll(&mut fds, None) {
-            Err(rustix::io::Errno::INTR) => continue,
-            result => result.context(|| "poll".to_owned())?,
-        };
-        let pid_ready = !fds[0].revents().is_empty();
-        drop(fds);
-        for stream in &mut streams {
-            stream.pump(log, exited || pid_ready)?;
-        }
-        if pid_ready {
-            if exited {
-                break;
-            }
-            // One more round drains what was written just before the exit.
-            exited = true;
-            continue;
-        }
-        if streams.iter().all(|s| s.closed) && exited {
-            break;
-        }
-    }
-    for stream in &mut streams {
-        stream.flush_partial(log)?;
-    }
-    let code = loop {
-        match waitpid(Some(pid), WaitOptions::empty()) {
-            Ok(Some((_, status))) => {
-                break match (status.exit_status(), status.terminating_signal()) {
-                    (Some(code), _) => code,
-                    (None, Some(signal)) => 128 + signal,
-                    _ => 255,
-                };
-            }
-            Err(rustix::io::Errno::INTR) => continue,
-            _ => break 255,
-        }
-    };
-    Ok(code)
+/// The terminal's master, sent by the runtime over the console socket.
+fn receive_master(console: &UnixListener) -> std::result::Result<OwnedFd, String> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let (connection, _) = console
+        .accept()
+        .map_err(|e| format!("the console socket: {e}"))?;
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut name = [0u8; 256];
+    rustix::net::recvmsg(
+        &connection,
+        &mut [io::IoSliceMut::new(&mut name)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receiving the terminal: {e}"))?;
+    control
+        .drain()
+        .find_map(|message| match message {
+            RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+            _ => None,
+        })
+        .ok_or_else(|| "the runtime sent no terminal".to_owned())
 }
 
-/// One of the container's output pipes, read in whole lines.
-struct Stream<'a> {
-    name: &'static str,
-    fd: &'a OwnedFd,
+/// One of the process's outputs: a pipe, or the terminal.
+struct Output {
+    kind: u8,
+    fd: OwnedFd,
+    /// Bytes of a line not yet logged.
     pending: Vec<u8>,
     closed: bool,
 }
 
-impl<'a> Stream<'a> {
-    fn new(name: &'static str, fd: &'a OwnedFd) -> Self {
+/// The process's stdin, written without blocking the monitor.
+struct Input {
+    fd: OwnedFd,
+    pending: Vec<u8>,
+    /// Close once `pending` is written (the client's input ended).
+    closing: bool,
+}
+
+struct Client {
+    stream: UnixStream,
+    frames: Frames,
+}
+
+struct Relay {
+    outputs: Vec<Output>,
+    input: Option<Input>,
+    terminal: Option<OwnedFd>,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    log: Option<File>,
+    stdin_once: bool,
+}
+
+impl Output {
+    fn new(kind: u8, fd: OwnedFd) -> Self {
         Self {
-            name,
+            kind,
             fd,
             pending: Vec::new(),
             closed: false,
         }
     }
+}
 
-    /// Reads what is there without blocking (all of it when draining).
-    fn pump(&mut self, log: &mut File, drain: bool) -> Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        let mut buffer = [0u8; 16 * 1024];
-        loop {
-            let mut poll_fd = [PollFd::new(self.fd, PollFlags::IN)];
-            if poll(&mut poll_fd, Some(&rustix::event::Timespec::default())).unwrap_or(0) == 0 {
-                return Ok(());
-            }
-            match rustix::io::read(self.fd, &mut buffer) {
-                Ok(0) => {
-                    self.closed = true;
-                    return Ok(());
-                }
+impl Input {
+    fn new(fd: OwnedFd) -> Result<Self> {
+        rustix::io::ioctl_fionbio(&fd, true).context(|| "stdin".to_owned())?;
+        Ok(Self {
+            fd,
+            pending: Vec::new(),
+            closing: false,
+        })
+    }
+
+    /// Writes what it can; true once it is done and may be closed.
+    fn flush(&mut self) -> bool {
+        while !self.pending.is_empty() {
+            match rustix::io::write(&self.fd, &self.pending) {
                 Ok(n) => {
-                    self.pending.extend_from_slice(&buffer[..n]);
-                    self.write_lines(log)?;
-                    if !drain {
-                        return Ok(());
-                    }
+                    self.pending.drain(..n);
                 }
-                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => return Ok(()),
-                Err(_) => {
-                    self.closed = true;
-                    return Ok(());
-                }
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return false,
+                // The process closed its stdin: nothing more goes in.
+                Err(_) => return true,
             }
         }
-    }
-
-    /// Writes each complete line (and any line over 16 KiB, as Docker
-    /// splits them) as one log entry.
-    fn write_lines(&mut self, log: &mut File) -> Result<()> {
-        while let Some(end) = self
-            .pending
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| i + 1)
-            .or_else(|| (self.pending.len() >= 16 * 1024).then_some(16 * 1024))
-        {
-            let line: Vec<u8> = self.pending.drain(..end).collect();
-            write_entry(log, self.name, &line)?;
-        }
-        Ok(())
-    }
-
-    fn flush_partial(&mut self, log: &mut File) -> Result<()> {
-        if !self.pending.is_empty() {
-            let line = std::mem::take(&mut self.pending);
-            write_entry(log, self.name, &line)?;
-        }
-        Ok(())
+        self.closing
     }
 }
 
-fn write_entry(log: &mut File, stream: &str, line: &[u8]) -> Result<()> {
-    let entry = LogLine {
-        log: String::from_utf8_lossy(line).into_owned(),
-        stream: stream.to_owned(),
-        time: keel_time::now_rfc3339(),
-    };
-    let mut bytes = serde_json::to_vec(&entry).expect("a log line serializes");
-    bytes.push(b'\n');
-    log.write_all(&bytes)
-        .context(|| "writing the container log".to_owned())
+impl Relay {
+    /// Relays until the process has exited and its output is drained;
+    /// returns its exit code as a shell reports it.
+    fn run(&mut self, pid: i32) -> Result<i32> {
+        let pid = Pid::from_raw(pid).expect("a positive pid");
+        let pidfd = pidfd_open(pid, PidfdFlags::empty()).context(|| "pidfd_open".to_owned())?;
+        self.listener
+            .set_nonblocking(true)
+            .context(|| "the attach socket".to_owned())?;
+        loop {
+            let (exited, ready) = self.wait(&pidfd)?;
+            if ready.listener {
+                self.accept();
+            }
+            for index in ready.outputs {
+                self.pump(index, exited)?;
+            }
+            for index in ready.clients.into_iter().rev() {
+                self.serve(index);
+            }
+            if let Some(input) = &mut self.input
+                && input.flush()
+            {
+                self.input = None;
+            }
+            if exited {
+                for index in 0..self.outputs.len() {
+                    self.pump(index, true)?;
+                }
+                break;
+            }
+        }
+        for index in 0..self.outputs.len() {
+            let line = std::mem::take(&mut self.outputs[index].pending);
+            if !line.is_empty() {
+                self.log_line(self.outputs[index].kind, &line)?;
+            }
+        }
+        loop {
+            match waitpid(Some(pid), WaitOptions::empty()) {
+                Ok(Some((_, status))) => {
+                    return Ok(match (status.exit_status(), status.terminating_signal()) {
+                        (Some(code), _) => code,
+                        (None, Some(signal)) => 128 + signal,
+                        _ => 255,
+                    });
+                }
+                Err(Errno::INTR) => continue,
+                _ => return Ok(255),
+            }
+        }
+    }
+
+    /// Waits for something to do: whether the process exited, and which
+    /// of the rest are ready.
+    fn wait(&self, pidfd: &OwnedFd) -> Result<(bool, Ready)> {
+        let mut fds = vec![
+            PollFd::new(pidfd, PollFlags::IN),
+            PollFd::new(&self.listener, PollFlags::IN),
+        ];
+        let open: Vec<usize> = (0..self.outputs.len())
+            .filter(|i| !self.outputs[*i].closed)
+            .collect();
+        for index in &open {
+            fds.push(PollFd::new(&self.outputs[*index].fd, PollFlags::IN));
+        }
+        for client in &self.clients {
+            fds.push(PollFd::new(&client.stream, PollFlags::IN));
+        }
+        if let Some(input) = self.input.as_ref().filter(|i| !i.pending.is_empty()) {
+            fds.push(PollFd::new(&input.fd, PollFlags::OUT));
+        }
+        loop {
+            match poll(&mut fds, None) {
+                Err(Errno::INTR) => continue,
+                result => {
+                    result.context(|| "poll".to_owned())?;
+                    break;
+                }
+            }
+        }
+        let ready = |fd: &PollFd<'_>| !fd.revents().is_empty();
+        let outputs_end = 2 + open.len();
+        Ok((
+            ready(&fds[0]),
+            Ready {
+                listener: ready(&fds[1]),
+                outputs: open
+                    .iter()
+                    .zip(&fds[2..outputs_end])
+                    .filter(|(_, fd)| ready(fd))
+                    .map(|(i, _)| *i)
+                    .collect(),
+                clients: (0..self.clients.len())
+                    .filter(|i| ready(&fds[outputs_end + i]))
+                    .collect(),
+            },
+        ))
+    }
+
+    fn accept(&mut self) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            // Clients get output as it comes: a stalled client holds the
+            // container's output back, as in Docker.
+            if stream.set_nonblocking(false).is_ok() {
+                self.clients.push(Client {
+                    stream,
+                    frames: Frames::default(),
+                });
+            }
+        }
+    }
+
+    /// Reads what the process wrote (all of it when draining), logs it in
+    /// lines and sends it to every client.
+    fn pump(&mut self, index: usize, drain: bool) -> Result<()> {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            let output = &mut self.outputs[index];
+            if output.closed {
+                return Ok(());
+            }
+            let mut fd = [PollFd::new(&output.fd, PollFlags::IN)];
+            if poll(&mut fd, Some(&Timespec::default())).unwrap_or(0) == 0 {
+                return Ok(());
+            }
+            let n = match rustix::io::read(&output.fd, &mut buffer) {
+                Ok(0) => {
+                    output.closed = true;
+                    return Ok(());
+                }
+                Ok(n) => n,
+                Err(Errno::INTR | Errno::AGAIN) => return Ok(()),
+                // EIO: a terminal whose last user has gone.
+                Err(_) => {
+                    output.closed = true;
+                    return Ok(());
+                }
+            };
+            let kind = output.kind;
+            let chunk = &buffer[..n];
+            let frame = stream::frame(kind, chunk);
+            self.clients
+                .retain_mut(|client| client.stream.write_all(&frame).is_ok());
+            self.outputs[index].pending.extend_from_slice(chunk);
+            self.log_lines(index)?;
+            if !drain {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads a client's frames: stdin, its end, terminal sizes. A client
+    /// that hung up is dropped.
+    fn serve(&mut self, index: usize) {
+        let client = &mut self.clients[index];
+        let mut buffer = [0u8; 16 * 1024];
+        let n = match client.stream.read(&mut buffer) {
+            Ok(0) | Err(_) => {
+                self.clients.swap_remove(index);
+                return;
+            }
+            Ok(n) => n,
+        };
+        client.frames.push(&buffer[..n]);
+        let frames: Vec<(u8, Vec<u8>)> = client.frames.by_ref().collect();
+        for (kind, payload) in frames {
+            match kind {
+                stream::STDIN => {
+                    if let Some(input) = &mut self.input {
+                        input.pending.extend_from_slice(&payload);
+                    }
+                }
+                // A terminal has no end of input to pass on.
+                stream::STDIN_END if self.stdin_once && self.terminal.is_none() => {
+                    if let Some(input) = &mut self.input {
+                        input.closing = true;
+                    }
+                }
+                stream::RESIZE => {
+                    if let (Some(terminal), Some((rows, cols))) =
+                        (&self.terminal, stream::parse_resize(&payload))
+                    {
+                        let size = rustix::termios::Winsize {
+                            ws_row: rows,
+                            ws_col: cols,
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
+                        let _ = rustix::termios::tcsetwinsize(terminal, size);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Logs each complete line (and any line over 16 KiB, as Docker splits
+    /// them) as one entry.
+    fn log_lines(&mut self, index: usize) -> Result<()> {
+        while let Some(end) = {
+            let pending = &self.outputs[index].pending;
+            pending
+                .iter()
+                .position(|&b| b == b'\n')
+                .map(|i| i + 1)
+                .or_else(|| (pending.len() >= 16 * 1024).then_some(16 * 1024))
+        } {
+            let line: Vec<u8> = self.outputs[index].pending.drain(..end).collect();
+            self.log_line(self.outputs[index].kind, &line)?;
+        }
+        Ok(())
+    }
+
+    fn log_line(&mut self, kind: u8, line: &[u8]) -> Result<()> {
+        let Some(log) = &mut self.log else {
+            return Ok(());
+        };
+        let entry = LogLine {
+            log: String::from_utf8_lossy(line).into_owned(),
+            stream: if kind == STDERR { "stderr" } else { "stdout" }.to_owned(),
+            time: keel_time::now_rfc3339(),
+        };
+        let mut bytes = serde_json::to_vec(&entry).expect("a log line serializes");
+        bytes.push(b'\n');
+        log.write_all(&bytes)
+            .context(|| "writing the container log".to_owned())
+    }
+}
+
+/// What the poll found ready besides the process's exit.
+struct Ready {
+    listener: bool,
+    outputs: Vec<usize>,
+    clients: Vec<usize>,
 }
 
 /// Writes a record durably and atomically (see keel-durable).

@@ -99,7 +99,9 @@ impl Confinement {
             _ if security.privileged => None,
             Seccomp::Unconfined => None,
             Seccomp::Default => Some(Profile::docker_default()),
-            Seccomp::Profile(json) => Some(Profile::parse(&json).map_err(|e| invalid(e.to_string()))?),
+            Seccomp::Profile(json) => {
+                Some(Profile::parse(&json).map_err(|e| invalid(e.to_string()))?)
+            }
         };
         let seccomp = match profile {
             Some(profile) => profile
@@ -155,7 +157,8 @@ impl Confinement {
             && let Some(mounts) = spec.mounts_mut()
         {
             for mount in mounts.iter_mut().filter(|m| {
-                m.destination() == Path::new("/sys") || m.destination() == Path::new("/sys/fs/cgroup")
+                m.destination() == Path::new("/sys")
+                    || m.destination() == Path::new("/sys/fs/cgroup")
             }) {
                 let options = mount
                     .options()

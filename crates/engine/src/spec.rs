@@ -7,8 +7,8 @@ use std::path::Path;
 use oci_spec::runtime::{RootBuilder, Spec, UserBuilder};
 
 use crate::container::Container;
-use crate::security::Confinement;
 use crate::error::{Error, Result};
+use crate::security::Confinement;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -29,6 +29,14 @@ pub fn environment(image_env: &[String], env: &[String], hostname: &str) -> Vec<
     merged
 }
 
+/// A terminal's processes get `TERM=xterm` unless they name one, as in
+/// Docker.
+pub(crate) fn with_terminal_type(env: &mut Vec<String>) {
+    if !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".to_owned());
+    }
+}
+
 /// The config for `container`, whose root filesystem is mounted at
 /// `rootfs`.
 pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Result<Spec> {
@@ -42,13 +50,13 @@ pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Resu
     let mut args = vec![container.path.clone()];
     args.extend(container.args.iter().cloned());
     let mut process = spec.process().clone().unwrap_or_default();
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(container.config.tty));
     process.set_args(Some(args));
-    process.set_env(Some(environment(
-        image_env,
-        &container.config.env,
-        &hostname,
-    )));
+    let mut env = environment(image_env, &container.config.env, &hostname);
+    if container.config.tty {
+        with_terminal_type(&mut env);
+    }
+    process.set_env(Some(env));
     process.set_cwd(
         container
             .config
@@ -85,7 +93,7 @@ pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Resu
 
 /// `user[:group]`, by number or by name from the image's /etc/passwd and
 /// /etc/group: (uid, gid, supplementary gids).
-fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32, Vec<u32>)> {
+pub(crate) fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32, Vec<u32>)> {
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),

@@ -179,7 +179,12 @@ fn run(log: &mut Log) -> Result<u8> {
         "exec" => {
             let (id, options) = exec_options(&mut parser)?;
             let code = runtime.exec(&id, &options)?;
-            Ok(code.clamp(0, 255) as u8)
+            // Detached, the answer is the process's pid, not an exit code.
+            Ok(if options.detach {
+                0
+            } else {
+                code.clamp(0, 255) as u8
+            })
         }
         "spec" => {
             let mut bundle = PathBuf::from(".");

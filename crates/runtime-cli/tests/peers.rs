@@ -11,56 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::unique_name;
 use keel_testkit::podman::{Podman, output, unmount_below};
+use keel_testkit::tmux::{Keys, under_tmux};
 use tempfile::TempDir;
 
 const KEEL_RUNTIME: &str = env!("CARGO_BIN_EXE_keel-runtime");
-/// Types `keys` into a command running under a tmux session of its own,
-/// and returns what the pane showed and what the command wrote to
-/// `exit_file`.
-fn under_tmux(command: &str, keys: &[&str], exit_file: &Path) -> (String, String) {
-    let session = unique_name("keel-tmux");
-    let script = format!("{command}; echo $? > {}; sleep 30", exit_file.display());
-    let started = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "120",
-            "-y",
-            "30",
-            &script,
-        ])
-        .status()
-        .expect("tmux runs");
-    assert!(started.success());
-    let capture = || output(Command::new("tmux").args(["capture-pane", "-p", "-t", &session])).1;
-    let wait_for = |wanted: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !capture().contains(wanted) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait_for("/ #");
-    for key in keys {
-        Command::new("tmux")
-            .args(["send-keys", "-t", &session, key, "Enter"])
-            .status()
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !exit_file.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let pane = capture();
-    Command::new("tmux")
-        .args(["kill-session", "-t", &session])
-        .status()
-        .unwrap();
-    (pane, std::fs::read_to_string(exit_file).unwrap_or_default())
-}
-
 #[test]
 fn podman_runs_a_container_with_keel_runtime() {
     let podman = Podman::with_busybox(Some(Path::new(KEEL_RUNTIME)));
@@ -126,7 +80,10 @@ fn podman_run_it_gives_an_interactive_terminal() {
     );
     let (pane, code) = under_tmux(
         &command,
-        &["echo typed-$((6 * 7)); tty", "exit 5"],
+        &[
+            Keys::Line("echo typed-$((6 * 7)); tty"),
+            Keys::Line("exit 5"),
+        ],
         &exit_file,
     );
     assert!(pane.contains("typed-42"), "{pane}");
@@ -315,7 +272,14 @@ fn docker_run_it_gives_an_interactive_terminal() {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ");
-    let (pane, code) = under_tmux(&line, &["echo typed-$((6 * 7)); tty", "exit 3"], &exit_file);
+    let (pane, code) = under_tmux(
+        &line,
+        &[
+            Keys::Line("echo typed-$((6 * 7)); tty"),
+            Keys::Line("exit 3"),
+        ],
+        &exit_file,
+    );
     assert!(pane.contains("typed-42"), "{pane}");
     assert!(pane.contains("/dev/pts/0"), "{pane}");
     assert_eq!(code.trim(), "3", "{pane}");

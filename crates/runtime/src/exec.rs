@@ -85,7 +85,7 @@ pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
         state::write_pid_file(pid_file, pid)?;
     }
     if options.detach {
-        return Ok(0);
+        return Ok(pid);
     }
     crate::wait_exit_code(target)
 }

@@ -179,6 +179,7 @@ impl Runtime {
     }
 
     /// Runs another process in a running container; see [`ExecOptions`].
+    /// Returns its exit code, or with `detach` its pid once it runs.
     pub fn exec(&self, id: &str, options: &ExecOptions) -> Result<i32> {
         let (dir, record) = self.load(id)?;
         let status = record.status(&dir);

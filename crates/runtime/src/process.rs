@@ -191,6 +191,7 @@ impl ProcessPlan {
             Ok(()) => {}
             Err(e) => return e,
         }
+        sys::reset_signals();
         let errno = sys::execve(program, &self.args, &self.env);
         Error::Container(format!(
             "exec: {:?}: {}",

@@ -87,6 +87,47 @@ pub(crate) fn set_io_priority(class: i64, level: i64) -> Result<(), Errno> {
     check(rc).map(drop)
 }
 
+/// Gives the process default signal dispositions and an empty signal
+/// mask: ignored signals survive execve, and a runtime's caller (a Rust
+/// program ignores SIGPIPE) must not pass its choices to the container.
+pub(crate) fn reset_signals() {
+    /// The kernel's `struct sigaction` (libc's differs, and libc refuses
+    /// the signals it keeps for itself, which a caller may still ignore).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=64 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: `default` is a valid kernel sigaction for the call;
+            // SIG_DFL installs no handler, and the old action is not read.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    &default as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
+        }
+    }
+    let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initializes the set it is given.
+    unsafe { libc::sigemptyset(none.as_mut_ptr()) };
+    // SAFETY: the set was initialized above and outlives the call.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut()) };
+}
+
 /// Replaces the process image. Returns only on failure.
 pub(crate) fn execve(path: &CStr, args: &[CString], env: &[CString]) -> Errno {
     let argv: Vec<*const libc::c_char> = args

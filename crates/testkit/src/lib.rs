@@ -13,6 +13,7 @@ use oci_spec::runtime::{LinuxDeviceCgroup, Spec};
 use tempfile::TempDir;
 
 pub mod podman;
+pub mod tmux;
 
 /// Where Debian's busybox-static installs its binary.
 pub const BUSYBOX: &str = "/bin/busybox";

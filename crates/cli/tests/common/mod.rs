@@ -64,13 +64,18 @@ impl TestDaemon {
         self.dir.path().join(name)
     }
 
+    /// `keel args` against this daemon, to run.
+    pub fn keel_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(KEEL);
+        command
+            .args(args)
+            .env("KEEL_HOST", format!("unix://{}", self.socket().display()))
+            .env("KEEL_ROOT", self.root());
+        command
+    }
+
     pub fn keel(&self, args: &[&str]) -> Output {
-        output(
-            Command::new(KEEL)
-                .args(args)
-                .env("KEEL_HOST", format!("unix://{}", self.socket().display()))
-                .env("KEEL_ROOT", self.root()),
-        )
+        output(&mut self.keel_command(args))
     }
 
     /// Fails the test unless `keel args` succeeds; returns its stdout.
@@ -80,13 +85,18 @@ impl TestDaemon {
         out
     }
 
+    /// The docker CLI against this daemon, to run.
+    pub fn docker_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(DOCKER);
+        command
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.path("docker-config"));
+        command
+    }
+
     pub fn docker(&self, args: &[&str]) -> Output {
-        output(
-            Command::new(DOCKER)
-                .args(args)
-                .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
-                .env("DOCKER_CONFIG", self.path("docker-config")),
-        )
+        output(&mut self.docker_command(args))
     }
 
     /// busybox imported as `name`; returns its id.
@@ -152,6 +162,29 @@ fn spawn_daemon(dir: &Path) -> Child {
 
 pub fn output(command: &mut Command) -> Output {
     let out = command.stdin(Stdio::null()).output().unwrap();
+    decode(out)
+}
+
+/// Runs `command` with `input` as its stdin.
+pub fn fed(command: &mut Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    decode(out)
+}
+
+fn decode(out: std::process::Output) -> Output {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,231 @@
+//! Interactive containers and exec, on the real kernel: stdin piped into
+//! `run -i` and `exec -i`, terminals under tmux (`-it`, window size, exit
+//! codes, the detach keys), exec's exit codes, through keel, the docker CLI
+//! and docker-py.
+
+mod common;
+
+use common::{TestDaemon, fed};
+use keel_testkit::tmux::{Keys, under_tmux};
+
+const IMAGE: &str = "keel-test/busybox";
+
+fn daemon_with_busybox() -> TestDaemon {
+    let daemon = TestDaemon::start();
+    daemon.import_busybox(IMAGE);
+    daemon
+}
+
+#[test]
+fn stdin_piped_into_run_i_and_exec_i_reaches_the_process_and_ends_with_it() {
+    let daemon = daemon_with_busybox();
+    let input = "first line\nsecond line\n";
+    for mut command in [
+        daemon.keel_command(&["run", "-i", "--rm", IMAGE, "cat"]),
+        daemon.docker_command(&["run", "-i", "--rm", IMAGE, "cat"]),
+    ] {
+        let (code, out, err) = fed(&mut command, input);
+        assert_eq!((code, out.as_str()), (0, input), "{err}");
+    }
+    daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    for mut command in [
+        daemon.keel_command(&["exec", "-i", "box", "wc", "-l"]),
+        daemon.docker_command(&["exec", "-i", "box", "wc", "-l"]),
+    ] {
+        let (code, out, err) = fed(&mut command, input);
+        assert_eq!((code, out.trim()), (0, "2"), "{err}");
+    }
+    // Without -i the container's stdin is empty, not ours.
+    let (code, out, err) = fed(
+        &mut daemon.keel_command(&["run", "--rm", IMAGE, "cat"]),
+        input,
+    );
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+}
+
+#[test]
+fn exec_runs_in_a_running_container_and_passes_on_exit_codes() {
+    let mut daemon = daemon_with_busybox();
+    daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    for (client, run) in [
+        (
+            "keel",
+            &(|a: &[&str]| daemon.keel(a)) as &dyn Fn(&[&str]) -> common::Output,
+        ),
+        ("docker", &|a: &[&str]| daemon.docker(a)),
+    ] {
+        let (code, out, err) = run(&[
+            "exec",
+            "-e",
+            "X=1",
+            "-w",
+            "/etc",
+            "-u",
+            "1000",
+            "box",
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u); echo oops >&2; exit 7",
+        ]);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (7, "1 /etc 1000\n", "oops\n"),
+            "{client}"
+        );
+        let (code, _, err) = run(&["exec", "box", "no-such-program"]);
+        assert_eq!(code, 127, "{client}: {err}");
+        assert!(
+            err.contains("no-such-program") || err.is_empty(),
+            "{client}: {err}"
+        );
+        let marker = format!("/tmp/{client}-detached");
+        let (code, _, err) = run(&["exec", "-d", "box", "touch", &marker]);
+        assert_eq!(code, 0, "{client}: {err}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while daemon
+        .keel(&[
+            "exec",
+            "box",
+            "ls",
+            "/tmp/keel-detached",
+            "/tmp/docker-detached",
+        ])
+        .0
+        != 0
+    {
+        assert!(std::time::Instant::now() < deadline, "detached execs ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The container's monitor serves execs across a daemon restart.
+    daemon.restart();
+    assert_eq!(daemon.keel_ok(&["exec", "box", "echo", "after"]), "after\n");
+    daemon.keel_ok(&["stop", "-t", "0", "box"]);
+    let (code, _, err) = daemon.keel(&["exec", "box", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not running"), "{err}");
+}
+
+/// `client run -it` under tmux: a terminal of the window's size, TERM set,
+/// and the shell's exit code passed on.
+fn check_terminal_session(daemon: &TestDaemon, client: &str) {
+    let env = match client {
+        "keel" => format!("KEEL_HOST=unix://{}", daemon.socket().display()),
+        _ => format!(
+            "DOCKER_HOST=unix://{} DOCKER_CONFIG={}",
+            daemon.socket().display(),
+            daemon.path("docker-config").display()
+        ),
+    };
+    let program = match client {
+        "keel" => common::KEEL,
+        _ => common::DOCKER,
+    };
+    let exit_file = daemon.path(&format!("{client}-run-exit"));
+    let (pane, code) = under_tmux(
+        &format!("{env} {program} run -it --rm {IMAGE} sh"),
+        &[
+            Keys::Line("echo typed-$((6 * 7)); stty size; tty; echo $TERM"),
+            Keys::Line("exit 3"),
+        ],
+        &exit_file,
+    );
+    assert!(pane.contains("typed-42"), "{client}: {pane}");
+    assert!(pane.contains("30 120"), "{client}: window size: {pane}");
+    assert!(pane.contains("/dev/pts/0"), "{client}: {pane}");
+    assert!(pane.contains("xterm"), "{client}: {pane}");
+    assert_eq!(code.trim(), "3", "{client}: {pane}");
+
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{client}-box"),
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let exit_file = daemon.path(&format!("{client}-exec-exit"));
+    let (pane, code) = under_tmux(
+        &format!("{env} {program} exec -it {client}-box sh"),
+        &[Keys::Line("echo in-$((6 * 7)); tty"), Keys::Line("exit 4")],
+        &exit_file,
+    );
+    assert!(pane.contains("in-42"), "{client}: {pane}");
+    assert!(pane.contains("/dev/pts/"), "{client}: {pane}");
+    assert_eq!(code.trim(), "4", "{client}: {pane}");
+}
+
+#[test]
+fn run_it_and_exec_it_are_terminals_under_keel() {
+    let daemon = daemon_with_busybox();
+    check_terminal_session(&daemon, "keel");
+}
+
+#[test]
+fn run_it_and_exec_it_are_terminals_under_the_docker_cli() {
+    let daemon = daemon_with_busybox();
+    check_terminal_session(&daemon, "docker");
+}
+
+#[test]
+fn ctrl_p_ctrl_q_detaches_and_leaves_the_container_running() {
+    let daemon = daemon_with_busybox();
+    let exit_file = daemon.path("detach-exit");
+    let (pane, code) = under_tmux(
+        &format!(
+            "KEEL_HOST=unix://{} {} run -it --name detached {IMAGE} sh",
+            daemon.socket().display(),
+            common::KEEL
+        ),
+        &[
+            Keys::Line("echo before"),
+            Keys::Raw("C-p"),
+            Keys::Raw("C-q"),
+        ],
+        &exit_file,
+    );
+    assert_eq!(code.trim(), "0", "{pane}");
+    assert_eq!(
+        daemon.keel_ok(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "detached running\n"
+    );
+    // Still a shell that answers.
+    let (code, out, _) = fed(
+        &mut daemon.keel_command(&["exec", "-i", "detached", "sh"]),
+        "echo still here\n",
+    );
+    assert_eq!((code, out.as_str()), (0, "still here\n"));
+}
+
+#[test]
+fn docker_py_runs_lists_logs_and_execs_containers() {
+    let daemon = daemon_with_busybox();
+    let script = format!(
+        r#"
+import docker
+client = docker.DockerClient(base_url="unix://{socket}", version="auto")
+print(client.containers.run("{IMAGE}", ["echo", "hi from py"], remove=True).decode(), end="")
+box = client.containers.run("{IMAGE}", ["sh", "-c", "echo started; sleep 600"], detach=True, name="pybox")
+print([c.name for c in client.containers.list()])
+code, out = box.exec_run(["sh", "-c", "echo exec out; exit 3"])
+print(code, out.decode(), end="")
+import time
+for _ in range(100):
+    if box.logs() == b"started\n":
+        break
+    time.sleep(0.05)
+print(box.logs().decode(), end="")
+box.remove(force=True)
+print(client.containers.list(all=True))
+"#,
+        socket = daemon.socket().display(),
+    );
+    let (code, out, err) =
+        common::output(std::process::Command::new("python3").args(["-c", &script]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out, "hi from py\n['pybox']\n3 exec out\nstarted\n[]\n",
+        "{err}"
+    );
+}
