@@ -1,6 +1,7 @@
 //! The Engine API's container endpoints: create, start, wait, kill, stop,
 //! remove, list, inspect, logs and attach, in Docker's JSON shapes.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
+use keel_engine::mounts::MountRequest;
 use keel_engine::stream::{self, STDERR, STDOUT};
 use keel_engine::{Config, Container, Security, Status, WaitCondition};
 use serde::Deserialize;
@@ -26,12 +28,13 @@ impl From<keel_engine::Error> for ApiError {
             return inner.into();
         }
         let status = match &error {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) => StatusCode::NOT_FOUND,
+            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) => StatusCode::NOT_FOUND,
             E::NameInUse { .. }
             | E::RemoveRunning { .. }
             | E::NotRunning { .. }
             | E::AlreadyRunning { .. }
-            | E::ExecStarted(_) => StatusCode::CONFLICT,
+            | E::ExecStarted(_)
+            | E::VolumeInUse { .. } => StatusCode::CONFLICT,
             E::InvalidName(_)
             | E::NoCommand
             | E::NoSuchUser { .. }
@@ -56,13 +59,14 @@ struct CreateBody {
     working_dir: Option<String>,
     user: Option<String>,
     hostname: Option<String>,
-    labels: Option<std::collections::BTreeMap<String, String>>,
+    labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     tty: bool,
     #[serde(default)]
     open_stdin: bool,
     #[serde(default)]
     stdin_once: bool,
+    volumes: Option<BTreeMap<String, Value>>,
     host_config: Option<HostConfig>,
 }
 
@@ -75,6 +79,9 @@ struct HostConfig {
     cap_add: Option<Vec<String>>,
     cap_drop: Option<Vec<String>>,
     security_opt: Option<Vec<String>>,
+    binds: Option<Vec<String>>,
+    mounts: Option<Vec<MountRequest>>,
+    tmpfs: Option<BTreeMap<String, String>>,
 }
 
 /// POST /containers/create?name=
@@ -90,6 +97,13 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::bad_request("no image given: name the image to run"))?;
     let host = request.host_config.unwrap_or_default();
+    let anonymous: Vec<String> = request.volumes.unwrap_or_default().into_keys().collect();
+    let mounts = keel_engine::mounts::parse(
+        &host.binds.unwrap_or_default(),
+        &anonymous,
+        &host.mounts.unwrap_or_default(),
+        &host.tmpfs.unwrap_or_default(),
+    )?;
     let config = Config {
         image,
         cmd: request.cmd.filter(|c| !c.is_empty()),
@@ -100,6 +114,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         hostname: request.hostname.filter(|h| !h.is_empty()),
         labels: request.labels.unwrap_or_default(),
         auto_remove: host.auto_remove,
+        mounts,
         tty: request.tty,
         open_stdin: request.open_stdin,
         stdin_once: request.stdin_once,
@@ -199,9 +214,9 @@ pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
 
 /// DELETE /containers/{id}?force=
 pub async fn remove(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
-    let force = query.flag("force");
+    let (force, volumes) = (query.flag("force"), query.flag("v"));
     blocking(move || {
-        daemon.engine.remove(&name, force)?;
+        daemon.engine.remove(&name, force, volumes)?;
         Ok(empty(StatusCode::NO_CONTENT))
     })
     .await
@@ -231,8 +246,36 @@ fn status_text(container: &Container) -> String {
     }
 }
 
+/// A container's mounts as inspect and list show them.
+fn mounts(daemon: &Daemon, container: &Container) -> Vec<Value> {
+    container
+        .config
+        .mounts
+        .iter()
+        .map(|m| {
+            let mut shown = json!({
+                "Type": m.kind.as_str(),
+                "Source": m.source,
+                "Destination": m.target,
+                "Mode": "",
+                "RW": !m.read_only,
+                "Propagation": m.propagation.clone().unwrap_or_default(),
+            });
+            if m.kind == keel_engine::mounts::Kind::Volume {
+                shown["Name"] = json!(m.source);
+                shown["Driver"] = json!("local");
+                shown["Mode"] = json!(if m.copy { "z" } else { "nocopy" });
+                if let Ok(volume) = daemon.engine.volume(&m.source) {
+                    shown["Source"] = json!(volume.mountpoint);
+                }
+            }
+            shown
+        })
+        .collect()
+}
+
 /// A container as GET /containers/json lists it.
-pub fn summary(container: &Container) -> Value {
+pub fn summary(daemon: &Daemon, container: &Container) -> Value {
     json!({
         "Id": container.id,
         "Names": [format!("/{}", container.name)],
@@ -246,7 +289,7 @@ pub fn summary(container: &Container) -> Value {
         "Status": status_text(container),
         "HostConfig": {"NetworkMode": "none"},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": mounts(daemon, container),
     })
 }
 
@@ -257,7 +300,7 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
     let out: Vec<Value> = containers
         .iter()
         .filter(|c| all || c.state.status == Status::Running)
-        .map(summary)
+        .map(|c| summary(&daemon, c))
         .collect();
     Ok(json(StatusCode::OK, &out))
 }
@@ -306,7 +349,7 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
                 "CapDrop": non_empty(&security.cap_drop),
                 "SecurityOpt": non_empty(&security.security_opt),
             },
-            "Mounts": [],
+            "Mounts": mounts(&daemon, &c),
             "Config": {
                 "Hostname": c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_owned()),
                 "User": c.config.user.clone().unwrap_or_default(),

@@ -86,8 +86,8 @@ fn tree_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
-/// GET /system/df: images and containers; Keel has no volumes or build
-/// cache yet, so those lists are empty.
+/// GET /system/df: images, containers and volumes (Keel has no build
+/// cache yet).
 pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
     blocking(move || {
         let usage = daemon.store().disk_usage()?;
@@ -96,7 +96,7 @@ pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
             .containers()
             .iter()
             .map(|c| {
-                let mut summary = crate::containers::summary(c);
+                let mut summary = crate::containers::summary(&daemon, c);
                 let upper = daemon.store().snapshot(&c.id).map(|s| s.upper());
                 summary["SizeRw"] = json!(upper.map_or(0, |u| tree_size(&u)));
                 summary
@@ -113,7 +113,7 @@ pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
                 "LayersSize": usage.layers_size,
                 "Images": images,
                 "Containers": containers,
-                "Volumes": [],
+                "Volumes": crate::volumes::with_usage(&daemon),
                 "BuildCache": [],
             }),
         ))

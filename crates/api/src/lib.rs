@@ -9,6 +9,7 @@ mod exec;
 mod http;
 mod images;
 mod system;
+mod volumes;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -130,6 +131,11 @@ async fn dispatch(
             return containers::create(daemon, query, request.into_body()).await;
         }
         (&Method::GET, "/containers/json") => return containers::list(daemon, query).await,
+        (&Method::GET, "/volumes") => return volumes::list(daemon, query).await,
+        (&Method::POST, "/volumes/create") => {
+            return volumes::create(daemon, request.into_body()).await;
+        }
+        (&Method::POST, "/volumes/prune") => return volumes::prune(daemon, query).await,
         (&Method::GET, "/images/get") => {
             let names = query.all("names").into_iter().map(str::to_owned).collect();
             return images::save(daemon, names).await;
@@ -151,6 +157,14 @@ async fn dispatch(
             (&Method::GET, "logs") => containers::logs(daemon, name, query).await,
             (&Method::GET, "export") => containers::export(daemon, name).await,
             (&Method::DELETE, "") => containers::remove(daemon, name, query).await,
+            _ => Err(not_found()),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/volumes/") {
+        let name = name.to_owned();
+        return match method {
+            Method::GET => volumes::inspect(daemon, name).await,
+            Method::DELETE => volumes::remove(daemon, name).await,
             _ => Err(not_found()),
         };
     }

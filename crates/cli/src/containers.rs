@@ -55,6 +55,12 @@ struct CreateFlags {
     interactive: bool,
     tty: bool,
     detach_keys: Option<String>,
+    /// `-v` with a source (binds and named volumes).
+    binds: Vec<String>,
+    /// `-v TARGET`: anonymous volumes.
+    volumes: BTreeMap<String, Value>,
+    mounts: Vec<Value>,
+    tmpfs: BTreeMap<String, String>,
 }
 
 fn parse_create(
@@ -111,6 +117,21 @@ fn parse_create(
             Some(Short('i') | Long("interactive")) => flags.interactive = true,
             Some(Short('t') | Long("tty")) => flags.tty = true,
             Some(Long("detach-keys")) => flags.detach_keys = Some(parser.value()?.string()?),
+            Some(Short('v') | Long("volume")) => {
+                let spec: String = parser.value()?.string()?;
+                match spec.contains(':') {
+                    true => flags.binds.push(spec),
+                    false => {
+                        flags.volumes.insert(spec, json!({}));
+                    }
+                }
+            }
+            Some(Long("mount")) => flags.mounts.push(mount_option(&parser.value()?.string()?)?),
+            Some(Long("tmpfs")) => {
+                let spec: String = parser.value()?.string()?;
+                let (target, options) = spec.split_once(':').unwrap_or((&spec, ""));
+                flags.tmpfs.insert(target.to_owned(), options.to_owned());
+            }
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -127,6 +148,65 @@ fn parse_create(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((flags, image, command))
+}
+
+/// `--mount type=bind,source=/a,target=/b,readonly` as the API's Mount.
+fn mount_option(text: &str) -> Result<Value> {
+    let mut mount = json!({"Type": "volume"});
+    for field in text.split(',') {
+        let (key, value) = match field.split_once('=') {
+            Some((key, value)) => (key.to_lowercase(), value),
+            None => (field.to_lowercase(), "true"),
+        };
+        let flag = || -> Result<bool> {
+            match value {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => bail!("invalid value for {key}: {value}"),
+            }
+        };
+        match key.as_str() {
+            "type" => mount["Type"] = json!(value),
+            "source" | "src" => mount["Source"] = json!(value),
+            "target" | "destination" | "dst" => mount["Target"] = json!(value),
+            "readonly" | "ro" => mount["ReadOnly"] = json!(flag()?),
+            "bind-propagation" => mount["BindOptions"] = json!({"Propagation": value}),
+            "volume-nocopy" => mount["VolumeOptions"] = json!({"NoCopy": flag()?}),
+            "tmpfs-size" => {
+                let bytes = parse_size(value)
+                    .with_context(|| format!("invalid value for tmpfs-size: {value}"))?;
+                mount["TmpfsOptions"]["SizeBytes"] = json!(bytes);
+            }
+            "tmpfs-mode" => {
+                let mode = u32::from_str_radix(value, 8)
+                    .with_context(|| format!("invalid value for tmpfs-mode: {value}"))?;
+                mount["TmpfsOptions"]["Mode"] = json!(mode);
+            }
+            _ => bail!("unexpected key '{key}' in '{field}'"),
+        }
+    }
+    Ok(mount)
+}
+
+/// "64m", "1g", "512k", "100": bytes (binary units, as Docker's
+/// RAMInBytes).
+fn parse_size(text: &str) -> Option<i64> {
+    let lower = text.to_lowercase();
+    let lower = lower.trim_end_matches('b');
+    let (number, unit) = match lower.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&lower[..i], &lower[i..]),
+        None => (lower, ""),
+    };
+    let scale: i64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    Some((value * scale as f64) as i64)
 }
 
 /// A `--security-opt` as the docker CLI sends it: checked for a value,
@@ -168,6 +248,7 @@ fn create_container(
         "Hostname": flags.hostname.clone().unwrap_or_default(),
         "Labels": flags.labels,
         "Tty": flags.tty,
+        "Volumes": flags.volumes,
         "OpenStdin": flags.interactive,
         "AttachStdin": flags.interactive && !flags.detach,
         // `run -i` closes the container's stdin when ours ends.
@@ -179,6 +260,9 @@ fn create_container(
             "CapAdd": flags.cap_add,
             "CapDrop": flags.cap_drop,
             "SecurityOpt": flags.security_opt,
+            "Binds": flags.binds,
+            "Mounts": flags.mounts,
+            "Tmpfs": flags.tmpfs,
         },
     });
     let path = match &flags.name {
@@ -431,7 +515,7 @@ pub fn start(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 
 /// `keel rm [-f] NAME...`
 pub fn rm(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let mut force = false;
+    let (mut force, mut volumes) = (false, false);
     let names = names(
         parser,
         "rm [OPTIONS] CONTAINER [CONTAINER...]",
@@ -441,7 +525,10 @@ pub fn rm(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                     force = true;
                     true
                 }
-                "-v" | "--volumes" => true,
+                "-v" | "--volumes" => {
+                    volumes = true;
+                    true
+                }
                 _ => false,
             })
         },
@@ -450,7 +537,11 @@ pub fn rm(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         client
             .request(
                 "DELETE",
-                &format!("/containers/{name}?force={}", u8::from(force)),
+                &format!(
+                    "/containers/{name}?force={}&v={}",
+                    u8::from(force),
+                    u8::from(volumes)
+                ),
                 Upload::None,
             )?
             .success()?;

@@ -556,11 +556,7 @@ pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         } else {
             "WARNING! This will remove all dangling images."
         };
-        print!("{warning}\nAre you sure you want to continue? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        if !crate::confirm(warning)? {
             return Ok(());
         }
     }

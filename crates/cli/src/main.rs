@@ -7,6 +7,7 @@ mod daemon;
 mod format;
 mod images;
 mod session;
+mod volumes;
 
 use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
@@ -35,6 +36,7 @@ Commands:
   start       Start one or more stopped containers
   ps          List containers
   logs        Fetch the logs of a container
+  exec        Execute a command in a running container
   wait        Block until one or more containers stop, then print their exit codes
   stop        Stop one or more running containers
   kill        Kill one or more running containers
@@ -50,6 +52,7 @@ Commands:
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   image       Manage images (ls, rm, tag, history, inspect, load, save, import, prune)
+  volume      Manage volumes (create, ls, inspect, rm, prune)
   info        Display system-wide information
   system df   Show disk usage
   version     Show the Keel version information
@@ -157,6 +160,20 @@ fn run() -> Result<()> {
                 }
             }
         }
+        "volume" => {
+            let sub = match parser.next()? {
+                Some(Value(sub)) => sub.string()?,
+                _ => {
+                    bail!("Usage:  keel volume COMMAND\n\nCommands: create, inspect, ls, prune, rm")
+                }
+            };
+            match volumes::command(&sub) {
+                Some(command) => command(&client, parser),
+                None => {
+                    bail!("keel volume: '{sub}' is not a keel volume command.\nSee 'keel --help'")
+                }
+            }
+        }
         "system" => match parser.next()? {
             Some(Value(sub)) if sub == "df" => images::system_df(&client, parser),
             _ => bail!("Usage:  keel system COMMAND\n\nCommands: df"),
@@ -168,6 +185,16 @@ fn run() -> Result<()> {
 }
 
 type Command = fn(&Client, &mut lexopt::Parser) -> Result<()>;
+
+/// Asks before something that cannot be undone, as docker does.
+pub fn confirm(warning: &str) -> Result<bool> {
+    use std::io::Write;
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
 
 /// `keel container VERB`.
 fn container_command(verb: &str) -> Option<Command> {

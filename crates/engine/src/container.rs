@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mounts::Mount;
 use crate::security::Security;
 
 /// What a container runs, as `docker create` takes it.
@@ -23,6 +24,10 @@ pub struct Config {
     pub auto_remove: bool,
     #[serde(default)]
     pub security: Security,
+    /// Binds, volumes and tmpfs mounts; a volume's source is filled in
+    /// when the container is made.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
     /// A terminal for the process (`-t`).
     #[serde(default)]
     pub tty: bool,

@@ -23,6 +23,10 @@ pub enum Error {
     NotRunning { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    #[error("remove {name}: volume is in use - [{}]", .users.join(", "))]
+    VolumeInUse { name: String, users: Vec<String> },
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
     #[error("No exec command specified")]

@@ -7,9 +7,11 @@ mod container;
 mod error;
 mod exec;
 pub mod monitor;
+pub mod mounts;
 mod security;
 mod spec;
 pub mod stream;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -26,6 +28,7 @@ pub use container::{Config, Container, State, Status};
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecConfig};
 pub use security::Security;
+pub use volumes::Volume;
 
 use crate::container::{generated_name, is_valid_name};
 use crate::error::Context;
@@ -93,6 +96,7 @@ struct Launched {
 #[derive(Debug)]
 pub struct Engine {
     images: keel_image::Store,
+    volumes: volumes::Volumes,
     runtime_root: PathBuf,
     containers_dir: PathBuf,
     /// The program (and leading arguments) that runs a monitor.
@@ -112,6 +116,7 @@ impl Engine {
         }
         let engine = Arc::new(Self {
             images: keel_image::Store::open(&root.join("image"))?,
+            volumes: volumes::Volumes::open(root.join("volumes"))?,
             runtime_root,
             containers_dir,
             monitor,
@@ -261,6 +266,12 @@ impl Engine {
         if config.user.is_none() {
             config.user = image_config.user().clone();
         }
+        // The image's VOLUMEs get anonymous volumes, unless mounted over.
+        for target in image_config.volumes().iter().flatten() {
+            if !config.mounts.iter().any(|m| m.target == *target) {
+                config.mounts.push(mounts::anonymous_volume(target));
+            }
+        }
         let mut table = self.lock();
         let id = random_id()?;
         let name = match name.filter(|n| !n.is_empty()) {
@@ -285,7 +296,7 @@ impl Engine {
                     .expect("some name is free")
             }
         };
-        let container = Container {
+        let mut container = Container {
             id: id.clone(),
             name,
             created: keel_time::now_rfc3339(),
@@ -305,6 +316,7 @@ impl Engine {
             },
         };
         let dir = self.dir(&id);
+        let mut new_volumes = Vec::new();
         let made = (|| {
             fs::create_dir(&dir).context(|| format!("cannot create {}", dir.display()))?;
             // Made now, so that whoever attaches can open it before the
@@ -312,11 +324,15 @@ impl Engine {
             fs::File::create(dir.join(LOG))
                 .context(|| "cannot create the container log".to_owned())?;
             self.images.create_snapshot(&id, image_id.as_str())?;
+            self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
             save(&dir, &container)
         })();
         if let Err(error) = made {
             self.images.remove_snapshot(&id).ok();
             fs::remove_dir_all(&dir).ok();
+            for volume in new_volumes {
+                self.volumes.remove(&volume).ok();
+            }
             return Err(error);
         }
         table.containers.insert(id, container.clone());
@@ -343,7 +359,8 @@ impl Engine {
             .ok()
             .and_then(|image| image.config.config().clone()?.env().clone())
             .unwrap_or_default();
-        let spec = spec::build(&container, &image_env, &rootfs)?;
+        self.fill_new_volumes(&container, &rootfs)?;
+        let spec = spec::build(&container, &image_env, &rootfs, &self.volumes)?;
         monitor::write_atomically(
             &dir.join("config.json"),
             &serde_json::to_vec(&spec).expect("a spec serializes"),
@@ -369,7 +386,7 @@ impl Engine {
                 self.lock().attaching.remove(&id);
                 snapshot.unmount().ok();
                 if container.config.auto_remove {
-                    self.remove(&id, true).ok();
+                    self.remove(&id, true, true).ok();
                 }
                 return Err(Error::Start(message));
             }
@@ -538,7 +555,7 @@ impl Engine {
             snapshot.unmount().ok();
         }
         if auto_remove {
-            self.remove(id, true).ok();
+            self.remove(id, true, true).ok();
         }
     }
 
@@ -647,9 +664,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Removes a container and its read/write layer; a running one only
+    /// Removes a container and its read/write layer (and with `volumes`,
+    /// the anonymous volumes no other container uses); a running one only
     /// with `force` (it is killed first).
-    pub fn remove(&self, name: &str, force: bool) -> Result<()> {
+    pub fn remove(&self, name: &str, force: bool, volumes: bool) -> Result<()> {
         let container = self.container(name)?;
         if container.state.status == Status::Running {
             if !force {
@@ -672,6 +690,9 @@ impl Engine {
         table
             .execs
             .retain(|_, exec| exec.container_id != container.id);
+        if volumes {
+            self.remove_anonymous_volumes(&table, &container);
+        }
         drop(table);
         let removed = self
             .images

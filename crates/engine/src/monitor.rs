@@ -95,6 +95,8 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     };
     let mut to_daemon = io::LineWriter::new(dup(rustix::stdio::stdout())?);
     let mut from_daemon = BufReader::new(dup(rustix::stdio::stdin())?);
+    // Our stderr (monitor.log) comes back once the process has its own.
+    let own_stderr = dup(rustix::stdio::stderr())?;
     // Orphans of the container become ours to reap, as for conmon.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
     let null: OwnedFd = File::options()
@@ -135,7 +137,7 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     let runtime = Runtime::new(&args.runtime_root, false);
     let launched = launch(args, &runtime, &mut to_daemon, &mut from_daemon);
     // Only the process holds the other ends of its pipes now.
-    replace_stdio(&null, &null, &null)?;
+    replace_stdio(&null, &null, &own_stderr)?;
     let master = match (launched.as_ref(), &console) {
         (Ok(_), Some(console)) => Some(receive_master(console)),
         _ => None,
@@ -354,14 +356,16 @@ impl Relay {
             .context(|| "the attach socket".to_owned())?;
         loop {
             let (exited, ready) = self.wait(&pidfd)?;
+            // Clients first, while the indices polled are theirs: pumping
+            // output drops clients that hung up.
+            for index in ready.clients.into_iter().rev() {
+                self.serve(index);
+            }
             if ready.listener {
                 self.accept();
             }
             for index in ready.outputs {
                 self.pump(index, exited)?;
-            }
-            for index in ready.clients.into_iter().rev() {
-                self.serve(index);
             }
             if let Some(input) = &mut self.input
                 && input.flush()
@@ -498,7 +502,9 @@ impl Relay {
     /// Reads a client's frames: stdin, its end, terminal sizes. A client
     /// that hung up is dropped.
     fn serve(&mut self, index: usize) {
-        let client = &mut self.clients[index];
+        let Some(client) = self.clients.get_mut(index) else {
+            return;
+        };
         let mut buffer = [0u8; 16 * 1024];
         let n = match client.stream.read(&mut buffer) {
             Ok(0) | Err(_) => {

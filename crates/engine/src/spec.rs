@@ -2,13 +2,15 @@
 //! what the image and `docker create` ask for, and Docker's defaults where
 //! runc's differ (see `security`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{RootBuilder, Spec, UserBuilder};
 
 use crate::container::Container;
 use crate::error::{Error, Result};
+use crate::mounts::{self, Kind, Mount};
 use crate::security::Confinement;
+use crate::volumes::Volumes;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -39,7 +41,12 @@ pub(crate) fn with_terminal_type(env: &mut Vec<String>) {
 
 /// The config for `container`, whose root filesystem is mounted at
 /// `rootfs`.
-pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Result<Spec> {
+pub fn build(
+    container: &Container,
+    image_env: &[String],
+    rootfs: &Path,
+    volumes: &Volumes,
+) -> Result<Spec> {
     let mut spec = keel_runtime::default_spec();
     let hostname = container
         .config
@@ -86,6 +93,20 @@ pub fn build(container: &Container, image_env: &[String], rootfs: &Path) -> Resu
     if let Some(linux) = spec.linux_mut() {
         linux.set_cgroups_path(Some(format!("/keel/{}", container.id).into()));
     }
+    // The container's own mounts replace the defaults at the same place,
+    // parents before children.
+    let mut own: Vec<&Mount> = container.config.mounts.iter().collect();
+    own.sort_by_key(|m| Path::new(&m.target).components().count());
+    let mut mount_list = spec.mounts().clone().unwrap_or_default();
+    mount_list.retain(|m| !own.iter().any(|o| Path::new(&o.target) == m.destination()));
+    for mount in own {
+        let source = match mount.kind {
+            Kind::Volume => volumes.data_dir(&mount.source),
+            Kind::Bind | Kind::Tmpfs => PathBuf::from(&mount.source),
+        };
+        mount_list.push(mounts::oci_mount(mount, &source));
+    }
+    spec.set_mounts(Some(mount_list));
     let security = &container.config.security;
     Confinement::of(security)?.apply(&mut spec, security);
     Ok(spec)

@@ -160,8 +160,15 @@ impl Snapshot {
 
     pub fn unmount(&self) -> Result<()> {
         while self.is_mounted() {
-            unmount(self.merged(), UnmountFlags::DETACH)
-                .context(|| format!("cannot unmount snapshot {}", self.id))?;
+            match unmount(self.merged(), UnmountFlags::DETACH) {
+                // Unmounted by another thread since we looked (a container's
+                // exit and its removal may race).
+                Ok(()) => {}
+                Err(rustix::io::Errno::INVAL) if !self.is_mounted() => {}
+                Err(error) => {
+                    return Err(error).context(|| format!("cannot unmount snapshot {}", self.id));
+                }
+            }
         }
         Ok(())
     }

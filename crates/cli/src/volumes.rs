@@ -1,0 +1,227 @@
+//! The volume commands: create, ls, inspect, rm, prune.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use lexopt::prelude::*;
+use serde_json::{Value, json};
+
+use crate::client::{Client, Upload, encode};
+use crate::format::{Template, human_size};
+use crate::{confirm, usage};
+
+/// `keel volume VERB`.
+pub fn command(verb: &str) -> Option<fn(&Client, &mut lexopt::Parser) -> Result<()>> {
+    Some(match verb {
+        "create" => create,
+        "ls" | "list" => list,
+        "inspect" => inspect,
+        "rm" | "remove" => remove,
+        "prune" => prune,
+        _ => return None,
+    })
+}
+
+/// `keel volume create [--label K=V] [NAME]`: prints the name.
+fn create(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut name = None;
+    let mut labels = BTreeMap::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("label") | Short('l') => {
+                let label: String = parser.value()?.string()?;
+                let (key, value) = label.split_once('=').unwrap_or((&label, ""));
+                labels.insert(key.to_owned(), value.to_owned());
+            }
+            Long("driver") | Short('d') => {
+                let driver: String = parser.value()?.string()?;
+                if driver != "local" {
+                    bail!("Error response from daemon: plugin \"{driver}\" not found");
+                }
+            }
+            Value(value) if name.is_none() => name = Some(value.string()?),
+            other => {
+                return Err(usage(
+                    other.unexpected(),
+                    "volume create [OPTIONS] [VOLUME]",
+                ));
+            }
+        }
+    }
+    let body = json!({"Name": name.unwrap_or_default(), "Labels": labels});
+    let volume = client.json("POST", "/volumes/create", Upload::Json(&body))?;
+    println!("{}", volume["Name"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+/// `keel volume ls [-q] [--format F] [--filter K=V]`
+fn list(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let (mut quiet, mut format) = (false, None);
+    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('q') | Long("quiet") => quiet = true,
+            Long("format") => format = Some(parser.value()?.string()?),
+            Short('f') | Long("filter") => {
+                let filter: String = parser.value()?.string()?;
+                let Some((key, value)) = filter.split_once('=') else {
+                    bail!("bad format of filter (expected name=value): {filter}");
+                };
+                filters
+                    .entry(key.to_owned())
+                    .or_default()
+                    .push(value.to_owned());
+            }
+            other => return Err(usage(other.unexpected(), "volume ls [OPTIONS]")),
+        }
+    }
+    let path = format!("/volumes?filters={}", encode(&json!(filters).to_string()));
+    let answer = client.json("GET", &path, Upload::None)?;
+    let rows: Vec<Value> = answer["Volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| json!({"Driver": v["Driver"], "Name": v["Name"], "Mountpoint": v["Mountpoint"], "Scope": v["Scope"]}))
+        .collect();
+    if quiet {
+        for row in &rows {
+            println!("{}", row["Name"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    let headers = BTreeMap::from([
+        ("Driver", "DRIVER"),
+        ("Name", "VOLUME NAME"),
+        ("Mountpoint", "MOUNTPOINT"),
+        ("Scope", "SCOPE"),
+    ]);
+    let template = format.unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".to_owned());
+    print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
+    Ok(())
+}
+
+/// `keel volume inspect VOLUME...`: a JSON array, as docker prints it.
+fn inspect(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut names = Vec::new();
+    let mut format = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('f') | Long("format") => format = Some(parser.value()?.string()?),
+            Value(value) => names.push(value.string()?),
+            other => {
+                return Err(usage(
+                    other.unexpected(),
+                    "volume inspect VOLUME [VOLUME...]",
+                ));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut failed = None;
+    for name in &names {
+        match client.json("GET", &format!("/volumes/{}", encode(name)), Upload::None) {
+            Ok(volume) => found.push(volume),
+            Err(error) => {
+                eprintln!("{error:#}");
+                failed = Some(error);
+            }
+        }
+    }
+    match format {
+        Some(format) => print!(
+            "{}",
+            Template::parse(&format)?.render(&found, &BTreeMap::new())?
+        ),
+        None => println!("{}", serde_json::to_string_pretty(&found)?),
+    }
+    match failed {
+        Some(_) => Err(crate::containers::Exit {
+            code: 1,
+            message: None,
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// `keel volume rm VOLUME...`
+fn remove(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut names = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            // Docker's -f is for drivers that fail; the local one does not.
+            Short('f') | Long("force") => {}
+            Value(value) => names.push(value.string()?),
+            other => {
+                return Err(usage(
+                    other.unexpected(),
+                    "volume rm [OPTIONS] VOLUME [VOLUME...]",
+                ));
+            }
+        }
+    }
+    if names.is_empty() {
+        bail!(
+            "\"keel volume rm\" requires at least 1 argument.\nUsage:  keel volume rm [OPTIONS] VOLUME [VOLUME...]"
+        );
+    }
+    let mut failed = false;
+    for name in &names {
+        let path = format!("/volumes/{}", encode(name));
+        match client.request("DELETE", &path, Upload::None)?.success() {
+            Ok(_) => println!("{name}"),
+            Err(error) => {
+                eprintln!("{error:#}");
+                failed = true;
+            }
+        }
+    }
+    match failed {
+        true => Err(crate::containers::Exit {
+            code: 1,
+            message: None,
+        }
+        .into()),
+        false => Ok(()),
+    }
+}
+
+/// `keel volume prune [-a] [-f]`
+fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let (mut all, mut force) = (false, false);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('a') | Long("all") => all = true,
+            Short('f') | Long("force") => force = true,
+            other => return Err(usage(other.unexpected(), "volume prune [OPTIONS]")),
+        }
+    }
+    let warning = match all {
+        true => "WARNING! This will remove all local volumes not used by at least one container.",
+        false => {
+            "WARNING! This will remove anonymous local volumes not used by at least one container."
+        }
+    };
+    if !force && !confirm(warning)? {
+        return Ok(());
+    }
+    let filters = if all { r#"{"all":["true"]}"# } else { "{}" };
+    let path = format!("/volumes/prune?filters={}", encode(filters));
+    let result = client.json("POST", &path, Upload::None)?;
+    let deleted = result["VolumesDeleted"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("Deleted Volumes:");
+        for name in &deleted {
+            println!("{}", name.as_str().unwrap_or_default());
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(result["SpaceReclaimed"].as_u64().unwrap_or(0))
+    );
+    Ok(())
+}
