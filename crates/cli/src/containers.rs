@@ -140,13 +140,7 @@ fn parse_create(
             ),
         }
     };
-    let command = parser
-        .raw_args()?
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let command = rest_of_line(parser)?;
     Ok((flags, image, command))
 }
 
@@ -229,6 +223,17 @@ fn security_option(option: String) -> Result<String> {
     let profile: Value = serde_json::from_str(&text)
         .with_context(|| format!("compacting json for seccomp profile ({value}) failed"))?;
     Ok(format!("seccomp={profile}"))
+}
+
+/// The arguments after the image or container: the command, as typed.
+fn rest_of_line(parser: &mut lexopt::Parser) -> Result<Vec<String>> {
+    parser
+        .raw_args()?
+        .map(|arg| {
+            arg.into_string()
+                .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))
+        })
+        .collect()
 }
 
 /// POST /containers/create; returns the new container's id.
@@ -383,13 +388,7 @@ pub fn exec(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             None => bail!("\"keel exec\" requires at least 2 arguments.\nUsage:  keel {SYNOPSIS}"),
         }
     };
-    let command = parser
-        .raw_args()?
-        .map(|arg| {
-            arg.into_string()
-                .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let command = rest_of_line(parser)?;
     if command.is_empty() {
         bail!("\"keel exec\" requires at least 2 arguments.\nUsage:  keel {SYNOPSIS}");
     }

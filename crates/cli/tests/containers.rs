@@ -5,12 +5,6 @@ mod common;
 
 use common::TestDaemon;
 
-fn daemon_with_busybox() -> TestDaemon {
-    let daemon = TestDaemon::start();
-    daemon.import_busybox("keel-test/busybox");
-    daemon
-}
-
 /// Mounts below the test's directory (a container's snapshot).
 fn mounts_below(daemon: &TestDaemon) -> usize {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -26,7 +20,7 @@ fn mounts_below(daemon: &TestDaemon) -> usize {
 
 #[test]
 fn keel_run_prints_the_output_and_passes_on_the_exit_code() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let (code, out, err) = daemon.keel(&[
         "run",
         "--rm",
@@ -75,7 +69,7 @@ fn keel_run_prints_the_output_and_passes_on_the_exit_code() {
 
 #[test]
 fn a_command_that_cannot_run_exits_127_and_rm_leaves_nothing() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let (code, _, err) = daemon.keel(&["run", "--rm", "keel-test/busybox", "no-such-program"]);
     assert_eq!(code, 127, "{err}");
     assert!(
@@ -97,7 +91,7 @@ fn a_command_that_cannot_run_exits_127_and_rm_leaves_nothing() {
 
 #[test]
 fn detached_containers_log_stop_and_remove_and_hold_their_image() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let id = daemon.keel_ok(&[
         "run",
         "-d",
@@ -150,7 +144,7 @@ fn detached_containers_log_stop_and_remove_and_hold_their_image() {
 
 #[test]
 fn a_containers_writes_stay_in_its_own_layer() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     daemon.keel_ok(&[
         "run",
         "--name",
@@ -186,7 +180,7 @@ fn a_containers_writes_stay_in_its_own_layer() {
 
 #[test]
 fn containers_keep_running_across_a_daemon_restart() {
-    let mut daemon = daemon_with_busybox();
+    let mut daemon = TestDaemon::with_busybox();
     daemon.keel_ok(&[
         "run",
         "-d",
@@ -208,7 +202,7 @@ fn containers_keep_running_across_a_daemon_restart() {
 
 #[test]
 fn the_docker_cli_runs_logs_stops_and_removes_containers_on_keel() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let (code, out, err) = daemon.docker(&[
         "run",
         "--rm",

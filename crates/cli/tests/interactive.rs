@@ -8,17 +8,11 @@ mod common;
 use common::{TestDaemon, fed};
 use keel_testkit::tmux::{Keys, under_tmux};
 
-const IMAGE: &str = "keel-test/busybox";
-
-fn daemon_with_busybox() -> TestDaemon {
-    let daemon = TestDaemon::start();
-    daemon.import_busybox(IMAGE);
-    daemon
-}
+const IMAGE: &str = common::BUSYBOX;
 
 #[test]
 fn stdin_piped_into_run_i_and_exec_i_reaches_the_process_and_ends_with_it() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let input = "first line\nsecond line\n";
     for mut command in [
         daemon.keel_command(&["run", "-i", "--rm", IMAGE, "cat"]),
@@ -45,7 +39,7 @@ fn stdin_piped_into_run_i_and_exec_i_reaches_the_process_and_ends_with_it() {
 
 #[test]
 fn exec_runs_in_a_running_container_and_passes_on_exit_codes() {
-    let mut daemon = daemon_with_busybox();
+    let mut daemon = TestDaemon::with_busybox();
     daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
     for (client, run) in [
         (
@@ -158,19 +152,19 @@ fn check_terminal_session(daemon: &TestDaemon, client: &str) {
 
 #[test]
 fn run_it_and_exec_it_are_terminals_under_keel() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     check_terminal_session(&daemon, "keel");
 }
 
 #[test]
 fn run_it_and_exec_it_are_terminals_under_the_docker_cli() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     check_terminal_session(&daemon, "docker");
 }
 
 #[test]
 fn ctrl_p_ctrl_q_detaches_and_leaves_the_container_running() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let exit_file = daemon.path("detach-exit");
     let (pane, code) = under_tmux(
         &format!(
@@ -200,7 +194,7 @@ fn ctrl_p_ctrl_q_detaches_and_leaves_the_container_running() {
 
 #[test]
 fn docker_py_runs_lists_logs_and_execs_containers() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let script = format!(
         r#"
 import docker

@@ -6,16 +6,10 @@ mod common;
 
 use common::TestDaemon;
 
-const IMAGE: &str = "keel-test/busybox";
+const IMAGE: &str = common::BUSYBOX;
 
 /// Docker's 14 default capabilities as the kernel's bit mask.
 const DOCKER_CAPS: &str = "00000000a80425fb";
-
-fn daemon_with_busybox() -> TestDaemon {
-    let daemon = TestDaemon::start();
-    daemon.import_busybox(IMAGE);
-    daemon
-}
 
 /// `field` of /proc/self/status in a container run with `flags`.
 fn status_fields(daemon: &TestDaemon, flags: &[&str], fields: &str) -> String {
@@ -32,7 +26,7 @@ fn status_fields(daemon: &TestDaemon, flags: &[&str], fields: &str) -> String {
 
 #[test]
 fn containers_get_dockers_capabilities_and_seccomp_profile_without_no_new_privs() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     assert_eq!(
         status_fields(&daemon, &[], "CapEff|CapBnd|NoNewPrivs|Seccomp"),
         format!("CapEff: {DOCKER_CAPS}; CapBnd: {DOCKER_CAPS}; NoNewPrivs: 0; Seccomp: 2")
@@ -54,7 +48,7 @@ fn containers_get_dockers_capabilities_and_seccomp_profile_without_no_new_privs(
 
 #[test]
 fn cap_add_and_cap_drop_change_the_capabilities_and_what_seccomp_allows() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     assert_eq!(
         status_fields(
             &daemon,
@@ -85,7 +79,7 @@ fn cap_add_and_cap_drop_change_the_capabilities_and_what_seccomp_allows() {
 
 #[test]
 fn no_new_privileges_and_a_read_only_root_are_applied() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     assert_eq!(
         status_fields(
             &daemon,
@@ -111,7 +105,7 @@ fn no_new_privileges_and_a_read_only_root_are_applied() {
 
 #[test]
 fn privileged_containers_hold_every_capability_unfiltered_with_the_hosts_devices() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let bounding = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -138,7 +132,7 @@ fn privileged_containers_hold_every_capability_unfiltered_with_the_hosts_devices
 
 #[test]
 fn a_seccomp_profile_file_is_applied_by_keel_and_by_the_docker_cli() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     // Docker's format: mkdir answers EXDEV, the rest is allowed.
     let profile = daemon.path("profile.json");
     std::fs::write(
@@ -150,7 +144,7 @@ fn a_seccomp_profile_file_is_applied_by_keel_and_by_the_docker_cli() {
     )
     .unwrap();
     let option = format!("seccomp={}", profile.display());
-    let (code, _, err) = daemon.keel(&[
+    let args = [
         "run",
         "--rm",
         "--security-opt",
@@ -158,20 +152,14 @@ fn a_seccomp_profile_file_is_applied_by_keel_and_by_the_docker_cli() {
         IMAGE,
         "mkdir",
         "/made",
-    ]);
-    assert_eq!(code, 1);
-    assert!(err.contains("Invalid cross-device link"), "{err}");
-    let (code, _, err) = daemon.docker(&[
-        "run",
-        "--rm",
-        "--security-opt",
-        &option,
-        IMAGE,
-        "mkdir",
-        "/made",
-    ]);
-    assert_eq!(code, 1);
-    assert!(err.contains("Invalid cross-device link"), "{err}");
+    ];
+    for (client, (code, _, err)) in [
+        ("keel", daemon.keel(&args)),
+        ("docker", daemon.docker(&args)),
+    ] {
+        assert_eq!(code, 1, "{client}");
+        assert!(err.contains("Invalid cross-device link"), "{client}: {err}");
+    }
     let (code, out, err) = daemon.docker(&[
         "run",
         "--rm",
@@ -194,7 +182,7 @@ fn a_seccomp_profile_file_is_applied_by_keel_and_by_the_docker_cli() {
 
 #[test]
 fn bad_security_flags_fail_with_125_in_dockers_words_and_create_nothing() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let cases: [(&[&str], &str); 5] = [
         (
             &["--cap-add", "NET_FLY"],

@@ -5,17 +5,11 @@ mod common;
 
 use common::TestDaemon;
 
-const IMAGE: &str = "keel-test/busybox";
-
-fn daemon_with_busybox() -> TestDaemon {
-    let daemon = TestDaemon::start();
-    daemon.import_busybox(IMAGE);
-    daemon
-}
+const IMAGE: &str = common::BUSYBOX;
 
 #[test]
 fn bind_mounts_show_host_files_and_read_only_binds_refuse_writes() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let host = daemon.path("host");
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("f"), "from the host\n").unwrap();
@@ -63,7 +57,7 @@ fn bind_mounts_show_host_files_and_read_only_binds_refuse_writes() {
 
 #[test]
 fn named_volumes_keep_data_between_containers_and_stay_while_used() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     assert_eq!(daemon.docker(&["volume", "create", "v"]).1, "v\n");
     daemon.docker(&[
         "run",
@@ -145,7 +139,7 @@ print(sorted(v.name for v in client.volumes.list()))
 
 #[test]
 fn anonymous_volumes_are_filled_from_the_image_and_go_with_rm_v_and_rm() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     daemon.keel_ok(&["create", "--name", "anon", "-v", "/etc", IMAGE, "true"]);
     let volumes = daemon.keel_ok(&["volume", "ls", "-q"]);
     assert_eq!(volumes.trim().len(), 64, "one anonymous volume: {volumes}");
@@ -187,7 +181,7 @@ fn anonymous_volumes_are_filled_from_the_image_and_go_with_rm_v_and_rm() {
 
 #[test]
 fn mount_and_tmpfs_flags_mount_what_they_say() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let host = daemon.path("host");
     std::fs::create_dir(&host).unwrap();
     let bind = format!("type=bind,source={},target=/b,readonly", host.display());
@@ -224,7 +218,7 @@ fn mount_and_tmpfs_flags_mount_what_they_say() {
 
 #[test]
 fn bad_mount_specs_fail_with_125_in_dockers_words_and_make_nothing() {
-    let daemon = daemon_with_busybox();
+    let daemon = TestDaemon::with_busybox();
     let cases: [(&[&str], &str); 5] = [
         (
             &["-v", "good:/a", "-v", "a:b:c:d"],

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use oci_spec::runtime::{BoxBuilder, Process, Spec, UserBuilder};
+use oci_spec::runtime::{BoxBuilder, Process, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
@@ -246,15 +246,7 @@ fn process(spec: &Spec, config: &ExecConfig, size: Option<(u16, u16)>) -> Result
             .as_ref()
             .map(|r| r.path().clone())
             .unwrap_or_default();
-        let (uid, gid, groups) = spec::user(user, &rootfs)?;
-        process.set_user(
-            UserBuilder::default()
-                .uid(uid)
-                .gid(gid)
-                .additional_gids(groups)
-                .build()
-                .map_err(|e| Error::Unsupported(e.to_string()))?,
-        );
+        process.set_user(spec::process_user(user, &rootfs)?);
     }
     if config.privileged
         && let Some(mut capabilities) = process.capabilities().clone()

@@ -53,7 +53,6 @@ pub fn build(
         .hostname
         .clone()
         .unwrap_or_else(|| container.id[..12].to_owned());
-    let (uid, gid, groups) = user(container.config.user.as_deref().unwrap_or(""), rootfs)?;
     let mut args = vec![container.path.clone()];
     args.extend(container.args.iter().cloned());
     let mut process = spec.process().clone().unwrap_or_default();
@@ -73,14 +72,10 @@ pub fn build(
             .unwrap_or_else(|| "/".to_owned())
             .into(),
     );
-    process.set_user(
-        UserBuilder::default()
-            .uid(uid)
-            .gid(gid)
-            .additional_gids(groups)
-            .build()
-            .map_err(|e| Error::Unsupported(e.to_string()))?,
-    );
+    process.set_user(process_user(
+        container.config.user.as_deref().unwrap_or(""),
+        rootfs,
+    )?);
     spec.set_process(Some(process));
     spec.set_hostname(Some(hostname));
     spec.set_root(Some(
@@ -114,7 +109,18 @@ pub fn build(
 
 /// `user[:group]`, by number or by name from the image's /etc/passwd and
 /// /etc/group: (uid, gid, supplementary gids).
-pub(crate) fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32, Vec<u32>)> {
+/// The process user for `user[:group]`, looked up in the image.
+pub(crate) fn process_user(spec: &str, rootfs: &Path) -> Result<oci_spec::runtime::User> {
+    let (uid, gid, groups) = user(spec, rootfs)?;
+    UserBuilder::default()
+        .uid(uid)
+        .gid(gid)
+        .additional_gids(groups)
+        .build()
+        .map_err(|e| Error::Unsupported(e.to_string()))
+}
+
+fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32, Vec<u32>)> {
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),

@@ -13,6 +13,9 @@ pub const KEEL: &str = env!("CARGO_BIN_EXE_keel");
 /// The Docker 28 CLI on this machine class (API 1.50; it negotiates down).
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
+/// The image [`TestDaemon::with_busybox`] imports.
+pub const BUSYBOX: &str = "keel-test/busybox";
+
 /// (exit code, stdout, stderr)
 pub type Output = (i32, String, String);
 
@@ -97,6 +100,14 @@ impl TestDaemon {
 
     pub fn docker(&self, args: &[&str]) -> Output {
         output(&mut self.docker_command(args))
+    }
+
+    /// A daemon with busybox imported as `keel-test/busybox`, the image the
+    /// container tests run.
+    pub fn with_busybox() -> TestDaemon {
+        let daemon = TestDaemon::start();
+        daemon.import_busybox(BUSYBOX);
+        daemon
     }
 
     /// busybox imported as `name`; returns its id.
