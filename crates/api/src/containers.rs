@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use keel_engine::mounts::MountRequest;
 use keel_engine::stream::{self, STDERR, STDOUT};
-use keel_engine::{Config, Container, Security, Status, WaitCondition};
+use keel_engine::{Config, Container, RestartPolicy, Security, Status, WaitCondition};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -80,8 +80,16 @@ struct HostConfig {
     cap_drop: Option<Vec<String>>,
     security_opt: Option<Vec<String>>,
     binds: Option<Vec<String>>,
+    restart_policy: Option<RestartPolicyBody>,
     mounts: Option<Vec<MountRequest>>,
     tmpfs: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct RestartPolicyBody {
+    name: String,
+    maximum_retry_count: u32,
 }
 
 /// POST /containers/create?name=
@@ -115,6 +123,13 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         labels: request.labels.unwrap_or_default(),
         auto_remove: host.auto_remove,
         mounts,
+        restart: host
+            .restart_policy
+            .map(|p| RestartPolicy {
+                name: p.name,
+                maximum_retry_count: p.maximum_retry_count,
+            })
+            .unwrap_or_default(),
         tty: request.tty,
         open_stdin: request.open_stdin,
         stdin_once: request.stdin_once,
@@ -203,11 +218,13 @@ pub async fn kill(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
 pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
     let seconds: u64 = query.get("t").and_then(|t| t.parse().ok()).unwrap_or(10);
     blocking(move || {
-        if daemon.engine.container(&name)?.state.status != Status::Running {
-            return Ok(empty(StatusCode::NOT_MODIFIED));
-        }
+        let was_running = daemon.engine.container(&name)?.state.status == Status::Running;
+        // Stopped either way: a restart policy waiting to start it gives up.
         daemon.engine.stop(&name, Duration::from_secs(seconds))?;
-        Ok(empty(StatusCode::NO_CONTENT))
+        Ok(empty(match was_running {
+            true => StatusCode::NO_CONTENT,
+            false => StatusCode::NOT_MODIFIED,
+        }))
     })
     .await
 }
@@ -336,13 +353,17 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
             "Image": c.image_id,
             "LogPath": log_path,
             "Name": format!("/{}", c.name),
-            "RestartCount": 0,
+            "RestartCount": c.state.restart_count,
             "Driver": "overlay2",
             "Platform": "linux",
             "HostConfig": {
                 "AutoRemove": c.config.auto_remove,
                 "NetworkMode": "none",
                 "LogConfig": {"Type": "json-file", "Config": {}},
+                "RestartPolicy": {
+                    "Name": if c.config.restart.name.is_empty() { "no" } else { &c.config.restart.name },
+                    "MaximumRetryCount": c.config.restart.maximum_retry_count,
+                },
                 "Privileged": security.privileged,
                 "ReadonlyRootfs": security.read_only,
                 "CapAdd": non_empty(&security.cap_add),

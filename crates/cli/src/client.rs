@@ -143,8 +143,10 @@ impl std::error::Error for DaemonError {}
 impl Response {
     /// The response itself if it is a success, else the daemon's message.
     pub fn success(mut self) -> Result<Self> {
-        // 101: the connection became the stream asked for (attach).
-        if self.status == 101 || (200..300).contains(&self.status) {
+        // 101: the connection became the stream asked for (attach); 304:
+        // already as asked (start of a running container, stop of a
+        // stopped one), which docker takes as success too.
+        if self.status == 101 || self.status == 304 || (200..300).contains(&self.status) {
             return Ok(self);
         }
         let mut body = Vec::new();

@@ -61,6 +61,8 @@ struct CreateFlags {
     volumes: BTreeMap<String, Value>,
     mounts: Vec<Value>,
     tmpfs: BTreeMap<String, String>,
+    /// `--restart NAME[:MAX]`.
+    restart: Option<String>,
 }
 
 fn parse_create(
@@ -126,6 +128,7 @@ fn parse_create(
                     }
                 }
             }
+            Some(Long("restart")) => flags.restart = Some(parser.value()?.string()?),
             Some(Long("mount")) => flags.mounts.push(mount_option(&parser.value()?.string()?)?),
             Some(Long("tmpfs")) => {
                 let spec: String = parser.value()?.string()?;
@@ -225,6 +228,16 @@ fn security_option(option: String) -> Result<String> {
     Ok(format!("seccomp={profile}"))
 }
 
+/// `--restart on-failure:3` as the API's RestartPolicy.
+fn restart_policy(text: Option<&str>) -> Result<Value> {
+    let text = text.unwrap_or("no");
+    let (name, count) = text.split_once(':').unwrap_or((text, "0"));
+    let count: u32 = count.parse().with_context(|| {
+        format!("invalid restart policy format: maximum retry count must be a number: {count}")
+    })?;
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+}
+
 /// The arguments after the image or container: the command, as typed.
 fn rest_of_line(parser: &mut lexopt::Parser) -> Result<Vec<String>> {
     parser
@@ -266,6 +279,7 @@ fn create_container(
             "CapDrop": flags.cap_drop,
             "SecurityOpt": flags.security_opt,
             "Binds": flags.binds,
+            "RestartPolicy": restart_policy(flags.restart.as_deref())?,
             "Mounts": flags.mounts,
             "Tmpfs": flags.tmpfs,
         },

@@ -246,3 +246,78 @@ fn the_docker_cli_runs_logs_stops_and_removes_containers_on_keel() {
     let (code, out, err) = daemon.docker(&["rm", "bg"]);
     assert_eq!((code, out.as_str()), (0, "bg\n"), "{err}");
 }
+
+/// `{{.RestartCount}} {{.State.Status}}` of a container, read from its
+/// inspect JSON.
+fn restarts_and_state(daemon: &TestDaemon, name: &str) -> (u64, String) {
+    let (_, out, _) = daemon.docker(&["inspect", name]);
+    let inspected: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (
+        inspected[0]["RestartCount"].as_u64().unwrap(),
+        inspected[0]["State"]["Status"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn restart_policies_bring_containers_back_until_stopped() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        "echo ran; exit 3",
+    ]);
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "twice",
+        "--restart",
+        "on-failure:2",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while restarts_and_state(&daemon, "again").0 < 3 || restarts_and_state(&daemon, "twice").0 < 2 {
+        assert!(std::time::Instant::now() < deadline, "no restarts");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(daemon.keel_ok(&["logs", "again"]).matches("ran\n").count() >= 3);
+    // on-failure:2 gives up after two restarts.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        restarts_and_state(&daemon, "twice"),
+        (2, "exited".to_owned())
+    );
+    // A stop is final, however the back-off stood.
+    daemon.keel_ok(&["stop", "-t", "1", "again"]);
+    let stopped = restarts_and_state(&daemon, "again");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert_eq!(restarts_and_state(&daemon, "again"), stopped);
+    assert_eq!(stopped.1, "exited");
+
+    let (code, _, err) = daemon.keel(&["run", "--restart", "sometimes", common::BUSYBOX, "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("invalid restart policy: unknown policy 'sometimes'"),
+        "{err}"
+    );
+    let (code, _, err) = daemon.keel(&[
+        "run",
+        "--rm",
+        "--restart",
+        "always",
+        common::BUSYBOX,
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(err.contains("AutoRemove"), "{err}");
+}

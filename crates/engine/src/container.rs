@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::mounts::Mount;
+use crate::restart::RestartPolicy;
 use crate::security::Security;
 
 /// What a container runs, as `docker create` takes it.
@@ -24,6 +25,8 @@ pub struct Config {
     pub auto_remove: bool,
     #[serde(default)]
     pub security: Security,
+    #[serde(default)]
+    pub restart: RestartPolicy,
     /// Binds, volumes and tmpfs mounts; a volume's source is filled in
     /// when the container is made.
     #[serde(default)]
@@ -74,6 +77,12 @@ pub struct State {
     /// daemon restart.
     #[serde(default)]
     pub monitor_pid: i32,
+    /// Restarts by the restart policy since the last start by a user.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped by a user: no restart policy brings it back.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ mod error;
 mod exec;
 pub mod monitor;
 pub mod mounts;
+mod restart;
 mod security;
 mod spec;
 pub mod stream;
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use container::{Config, Container, State, Status};
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecConfig};
+pub use restart::RestartPolicy;
 pub use security::Security;
 pub use volumes::Volume;
 
@@ -177,7 +179,7 @@ impl Engine {
 
     /// Waits, after a restart, for the monitor of a running container to
     /// end (it is not our child: a pidfd says when), then records the exit.
-    fn watch_restored(&self, id: &str) {
+    fn watch_restored(self: &Arc<Self>, id: &str) {
         let pid = self
             .lock()
             .containers
@@ -243,6 +245,7 @@ impl Engine {
     /// record. Nothing is left if any step fails.
     pub fn create(&self, name: Option<&str>, config: Config) -> Result<Container> {
         security::Confinement::of(&config.security)?;
+        config.restart.check(config.auto_remove)?;
         let image_id = self.images.resolve(&config.image)?;
         let image = self.images.image(&image_id)?;
         let image_config = image.config.config().clone().unwrap_or_default();
@@ -313,6 +316,8 @@ impl Engine {
                 finished_at: String::new(),
                 exits: 0,
                 monitor_pid: 0,
+                restart_count: 0,
+                manually_stopped: false,
             },
         };
         let dir = self.dir(&id);
@@ -342,6 +347,12 @@ impl Engine {
     /// Starts a created or exited container through a new monitor, and
     /// returns once its process runs (or failed to).
     pub fn start(self: &Arc<Self>, name: &str) -> Result<()> {
+        self.start_as(name, true)
+    }
+
+    /// A start by a user clears the restart count and a manual stop; one
+    /// by the restart policy keeps them.
+    fn start_as(self: &Arc<Self>, name: &str, by_user: bool) -> Result<()> {
         let (id, container) = {
             let table = self.lock();
             let id = Self::find(&table, name)?;
@@ -397,6 +408,10 @@ impl Engine {
         };
         let monitor_pid = launched.child.id() as i32;
         self.update(&id, |c| {
+            if by_user {
+                c.state.restart_count = 0;
+                c.state.manually_stopped = false;
+            }
             c.state.status = Status::Running;
             c.state.pid = launched.pid;
             c.state.monitor_pid = monitor_pid;
@@ -544,18 +559,51 @@ impl Engine {
     }
 
     /// Records a container's exit (from its monitor's record), wakes its
-    /// waiters, and removes it if it was created with `--rm`.
-    fn exited(&self, id: &str) {
+    /// waiters, and removes it if it was created with `--rm`, or starts it
+    /// again after a while if its restart policy says so.
+    fn exited(self: &Arc<Self>, id: &str) {
         let exit = read_exit(&self.dir(id));
-        let auto_remove = self
-            .update(id, |c| record_exit(&mut c.state, exit))
-            .map(|c| c.config.auto_remove)
-            .unwrap_or(false);
+        let Ok(container) = self.update(id, |c| record_exit(&mut c.state, exit)) else {
+            return;
+        };
         if let Ok(snapshot) = self.images.snapshot(id) {
             snapshot.unmount().ok();
         }
-        if auto_remove {
+        if container.config.auto_remove {
             self.remove(id, true, true).ok();
+            return;
+        }
+        let ran_for = keel_time::unix_seconds(&container.state.finished_at)
+            .zip(keel_time::unix_seconds(&container.state.started_at))
+            .map_or(0, |(end, start)| end - start);
+        let delay = container
+            .config
+            .restart
+            .delay(&container.state, Duration::from_secs(ran_for.max(0) as u64));
+        if let Some(delay) = delay {
+            let engine = Arc::clone(self);
+            let id = id.to_owned();
+            let _ = std::thread::Builder::new()
+                .name(format!("restart-{}", &id[..12]))
+                // A whole start runs on it (a config built, a monitor run).
+                .stack_size(1024 * 1024)
+                .spawn(move || {
+                    std::thread::sleep(delay);
+                    engine.restart_by_policy(&id);
+                });
+        }
+    }
+
+    /// Starts a container its restart policy brings back, unless a user
+    /// stopped, started or removed it meanwhile.
+    fn restart_by_policy(self: &Arc<Self>, id: &str) {
+        let still_down = self
+            .lock()
+            .containers
+            .get(id)
+            .is_some_and(|c| c.state.status == Status::Exited && !c.state.manually_stopped);
+        if still_down && self.update(id, |c| c.state.restart_count += 1).is_ok() {
+            let _ = self.start_as(id, false);
         }
     }
 
@@ -642,6 +690,8 @@ impl Engine {
     /// SIGTERM, then SIGKILL after `timeout` if it still runs.
     pub fn stop(&self, name: &str, timeout: Duration) -> Result<()> {
         let container = self.container(name)?;
+        // Before the signal, so the exit it causes restarts nothing.
+        self.update(&container.id, |c| c.state.manually_stopped = true)?;
         if container.state.status != Status::Running {
             return Ok(());
         }
