@@ -11,7 +11,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use keel_engine::mounts::MountRequest;
 use keel_engine::stream::{self, STDERR, STDOUT};
-use keel_engine::{Config, Container, RestartPolicy, Security, Status, WaitCondition};
+use keel_engine::{
+    Config, Container, Resources, RestartPolicy, Security, Status, Ulimit, WaitCondition,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -67,6 +69,8 @@ struct CreateBody {
     #[serde(default)]
     stdin_once: bool,
     volumes: Option<BTreeMap<String, Value>>,
+    stop_signal: Option<String>,
+    stop_timeout: Option<u64>,
     host_config: Option<HostConfig>,
 }
 
@@ -81,8 +85,26 @@ struct HostConfig {
     security_opt: Option<Vec<String>>,
     binds: Option<Vec<String>>,
     restart_policy: Option<RestartPolicyBody>,
+    memory: i64,
+    memory_swap: i64,
+    memory_reservation: i64,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    cpu_quota: i64,
+    cpu_period: i64,
+    cpuset_cpus: Option<String>,
+    pids_limit: Option<i64>,
+    ulimits: Option<Vec<UlimitBody>>,
     mounts: Option<Vec<MountRequest>>,
     tmpfs: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UlimitBody {
+    name: String,
+    soft: i64,
+    hard: i64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +152,29 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
                 maximum_retry_count: p.maximum_retry_count,
             })
             .unwrap_or_default(),
+        resources: Resources {
+            memory: host.memory,
+            memory_swap: host.memory_swap,
+            memory_reservation: host.memory_reservation,
+            nano_cpus: host.nano_cpus,
+            cpu_shares: host.cpu_shares,
+            cpu_quota: host.cpu_quota,
+            cpu_period: host.cpu_period,
+            cpuset_cpus: host.cpuset_cpus.unwrap_or_default(),
+            pids_limit: host.pids_limit.unwrap_or_default(),
+            ulimits: host
+                .ulimits
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| Ulimit {
+                    name: u.name,
+                    soft: u.soft,
+                    hard: u.hard,
+                })
+                .collect(),
+        },
+        stop_signal: request.stop_signal.filter(|s| !s.is_empty()),
+        stop_timeout: request.stop_timeout,
         tty: request.tty,
         open_stdin: request.open_stdin,
         stdin_once: request.stdin_once,
@@ -216,11 +261,14 @@ pub async fn kill(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
 
 /// POST /containers/{id}/stop?t=
 pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
-    let seconds: u64 = query.get("t").and_then(|t| t.parse().ok()).unwrap_or(10);
+    let timeout = query
+        .get("t")
+        .and_then(|t| t.parse().ok())
+        .map(Duration::from_secs);
     blocking(move || {
         let was_running = daemon.engine.container(&name)?.state.status == Status::Running;
         // Stopped either way: a restart policy waiting to start it gives up.
-        daemon.engine.stop(&name, Duration::from_secs(seconds))?;
+        daemon.engine.stop(&name, timeout)?;
         Ok(empty(match was_running {
             true => StatusCode::NO_CONTENT,
             false => StatusCode::NOT_MODIFIED,
@@ -364,6 +412,11 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
                     "Name": if c.config.restart.name.is_empty() { "no" } else { &c.config.restart.name },
                     "MaximumRetryCount": c.config.restart.maximum_retry_count,
                 },
+                "Memory": c.config.resources.memory,
+                "MemorySwap": c.config.resources.memory_swap,
+                "NanoCpus": c.config.resources.nano_cpus,
+                "CpuShares": c.config.resources.cpu_shares,
+                "PidsLimit": (c.config.resources.pids_limit > 0).then_some(c.config.resources.pids_limit),
                 "Privileged": security.privileged,
                 "ReadonlyRootfs": security.read_only,
                 "CapAdd": non_empty(&security.cap_add),
@@ -386,6 +439,8 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
                 "Image": c.config.image,
                 "WorkingDir": c.config.working_dir.clone().unwrap_or_default(),
                 "Labels": c.config.labels,
+                "StopSignal": c.config.stop_signal,
+                "StopTimeout": c.config.stop_timeout,
             },
             "NetworkSettings": {"Networks": {}},
         }),

@@ -63,6 +63,11 @@ struct CreateFlags {
     tmpfs: BTreeMap<String, String>,
     /// `--restart NAME[:MAX]`.
     restart: Option<String>,
+    /// HostConfig's resource fields, by their API names.
+    resources: serde_json::Map<String, Value>,
+    ulimits: Vec<Value>,
+    stop_signal: Option<String>,
+    stop_timeout: Option<u64>,
 }
 
 fn parse_create(
@@ -129,6 +134,62 @@ fn parse_create(
                 }
             }
             Some(Long("restart")) => flags.restart = Some(parser.value()?.string()?),
+            Some(Short('m') | Long("memory")) => {
+                let bytes = size_flag(parser, "-m, --memory")?;
+                flags.resources.insert("Memory".into(), json!(bytes));
+            }
+            Some(Long("memory-swap")) => {
+                let text: String = parser.value()?.string()?;
+                let bytes = match text.as_str() {
+                    "-1" => -1,
+                    _ => parse_size(&text).with_context(|| {
+                        format!("invalid argument \"{text}\" for \"--memory-swap\" flag")
+                    })?,
+                };
+                flags.resources.insert("MemorySwap".into(), json!(bytes));
+            }
+            Some(Long("memory-reservation")) => {
+                let bytes = size_flag(parser, "--memory-reservation")?;
+                flags
+                    .resources
+                    .insert("MemoryReservation".into(), json!(bytes));
+            }
+            Some(Long("cpus")) => {
+                let text: String = parser.value()?.string()?;
+                let cpus: f64 = text.parse().ok().filter(|c: &f64| c.is_finite()).with_context(|| {
+                    format!("invalid argument \"{text}\" for \"--cpus\" flag: failed to parse {text} as a rational number")
+                })?;
+                flags
+                    .resources
+                    .insert("NanoCpus".into(), json!((cpus * 1e9) as i64));
+            }
+            Some(Short('c') | Long("cpu-shares")) => number_flag(
+                parser,
+                &mut flags.resources,
+                "CpuShares",
+                "-c, --cpu-shares",
+            )?,
+            Some(Long("cpu-quota")) => {
+                number_flag(parser, &mut flags.resources, "CpuQuota", "--cpu-quota")?
+            }
+            Some(Long("cpu-period")) => {
+                number_flag(parser, &mut flags.resources, "CpuPeriod", "--cpu-period")?
+            }
+            Some(Long("pids-limit")) => {
+                number_flag(parser, &mut flags.resources, "PidsLimit", "--pids-limit")?
+            }
+            Some(Long("cpuset-cpus")) => {
+                let cpus: String = parser.value()?.string()?;
+                flags.resources.insert("CpusetCpus".into(), json!(cpus));
+            }
+            Some(Long("ulimit")) => flags.ulimits.push(ulimit_flag(&parser.value()?.string()?)?),
+            Some(Long("stop-signal")) => flags.stop_signal = Some(parser.value()?.string()?),
+            Some(Long("stop-timeout")) => {
+                let text: String = parser.value()?.string()?;
+                flags.stop_timeout = Some(text.parse().with_context(|| {
+                    format!("invalid argument \"{text}\" for \"--stop-timeout\" flag: strconv.ParseInt: parsing \"{text}\": invalid syntax")
+                })?);
+            }
             Some(Long("mount")) => flags.mounts.push(mount_option(&parser.value()?.string()?)?),
             Some(Long("tmpfs")) => {
                 let spec: String = parser.value()?.string()?;
@@ -185,25 +246,63 @@ fn mount_option(text: &str) -> Result<Value> {
     Ok(mount)
 }
 
+/// A size flag's value in bytes, or docker's error naming the flag.
+fn size_flag(parser: &mut lexopt::Parser, flag: &str) -> Result<i64> {
+    let text: String = parser.value()?.string()?;
+    parse_size(&text).with_context(|| format!("invalid argument \"{text}\" for \"{flag}\" flag"))
+}
+
+/// An integer flag stored under its API name.
+fn number_flag(
+    parser: &mut lexopt::Parser,
+    into: &mut serde_json::Map<String, Value>,
+    key: &str,
+    flag: &str,
+) -> Result<()> {
+    let text: String = parser.value()?.string()?;
+    let number: i64 = text.parse().with_context(|| {
+        format!("invalid argument \"{text}\" for \"{flag}\" flag: strconv.ParseInt: parsing \"{text}\": invalid syntax")
+    })?;
+    into.insert(key.to_owned(), json!(number));
+    Ok(())
+}
+
+/// `--ulimit nofile=1024[:2048]` as the API's Ulimit.
+fn ulimit_flag(text: &str) -> Result<Value> {
+    let bad = || {
+        anyhow::anyhow!(
+            "invalid argument \"{text}\" for \"--ulimit\" flag: invalid ulimit argument: {text}"
+        )
+    };
+    let (name, limits) = text.split_once('=').ok_or_else(bad)?;
+    let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+    let soft: i64 = soft.parse().map_err(|_| bad())?;
+    let hard: i64 = hard.parse().map_err(|_| bad())?;
+    Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
+}
+
 /// "64m", "1g", "512k", "100": bytes (binary units, as Docker's
 /// RAMInBytes).
-fn parse_size(text: &str) -> Option<i64> {
-    let lower = text.to_lowercase();
-    let lower = lower.trim_end_matches('b');
-    let (number, unit) = match lower.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => (&lower[..i], &lower[i..]),
-        None => (lower, ""),
+fn parse_size(text: &str) -> Result<i64> {
+    let (number, unit) = match text
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
+        Some((i, _)) => (&text[..i], &text[i..]),
+        None => (text, ""),
     };
-    let scale: i64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return None,
+    let value: f64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size: '{text}'"))?;
+    let scale: i64 = match unit.to_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => bail!("invalid suffix: '{unit}'"),
     };
-    let value: f64 = number.parse().ok()?;
-    Some((value * scale as f64) as i64)
+    Ok((value * scale as f64) as i64)
 }
 
 /// A `--security-opt` as the docker CLI sends it: checked for a value,
@@ -256,6 +355,8 @@ fn create_container(
     image: &str,
     command: &[String],
 ) -> Result<String> {
+    let mut host = flags.resources.clone();
+    host.insert("Ulimits".into(), json!(flags.ulimits));
     let body = json!({
         "Image": image,
         "Cmd": if command.is_empty() { Value::Null } else { json!(command) },
@@ -266,6 +367,8 @@ fn create_container(
         "Hostname": flags.hostname.clone().unwrap_or_default(),
         "Labels": flags.labels,
         "Tty": flags.tty,
+        "StopSignal": flags.stop_signal,
+        "StopTimeout": flags.stop_timeout,
         "Volumes": flags.volumes,
         "OpenStdin": flags.interactive,
         "AttachStdin": flags.interactive && !flags.detach,
@@ -284,6 +387,10 @@ fn create_container(
             "Tmpfs": flags.tmpfs,
         },
     });
+    let mut body = body;
+    for (key, value) in host {
+        body["HostConfig"][key] = value;
+    }
     let path = match &flags.name {
         Some(name) => format!("/containers/create?name={}", encode(name)),
         None => "/containers/create".to_owned(),
@@ -564,18 +671,20 @@ pub fn rm(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 
 /// `keel stop [-t N] NAME...`
 pub fn stop(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let mut timeout = 10u64;
+    // Unless given, the container's own --stop-timeout applies.
+    let mut timeout = String::new();
     let names = names(
         parser,
         "stop [OPTIONS] CONTAINER [CONTAINER...]",
         &mut |flag, parser| {
             Ok(match flag {
                 "-t" | "--time" | "--timeout" => {
-                    timeout = parser
+                    let seconds: u64 = parser
                         .value()?
                         .string()?
                         .parse()
                         .context("--time takes seconds")?;
+                    timeout = format!("?t={seconds}");
                     true
                 }
                 _ => false,
@@ -586,7 +695,7 @@ pub fn stop(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         client
             .request(
                 "POST",
-                &format!("/containers/{name}/stop?t={timeout}"),
+                &format!("/containers/{name}/stop{timeout}"),
                 Upload::None,
             )?
             .success()?;

@@ -260,7 +260,7 @@ fn restarts_and_state(daemon: &TestDaemon, name: &str) -> (u64, String) {
 
 #[test]
 fn restart_policies_bring_containers_back_until_stopped() {
-    let daemon = TestDaemon::with_busybox();
+    let mut daemon = TestDaemon::with_busybox();
     daemon.keel_ok(&[
         "run",
         "-d",
@@ -303,6 +303,15 @@ fn restart_policies_bring_containers_back_until_stopped() {
     std::thread::sleep(std::time::Duration::from_millis(1000));
     assert_eq!(restarts_and_state(&daemon, "again"), stopped);
     assert_eq!(stopped.1, "exited");
+    // A daemon start brings `always` containers back, stopped or not.
+    daemon.keel_ok(&["rm", "twice"]);
+    daemon.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while daemon.keel_ok(&["logs", "again"]).matches("ran\n").count() <= stopped.0 as usize + 1 {
+        assert!(std::time::Instant::now() < deadline, "not started again");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    daemon.keel_ok(&["stop", "-t", "1", "again"]);
 
     let (code, _, err) = daemon.keel(&["run", "--restart", "sometimes", common::BUSYBOX, "true"]);
     assert_eq!(code, 125);

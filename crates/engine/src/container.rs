@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::mounts::Mount;
+use crate::resources::Resources;
 use crate::restart::RestartPolicy;
 use crate::security::Security;
 
@@ -27,6 +28,14 @@ pub struct Config {
     pub security: Security,
     #[serde(default)]
     pub restart: RestartPolicy,
+    #[serde(default)]
+    pub resources: Resources,
+    /// The signal `stop` sends first (`--stop-signal`; SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`; 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
     /// Binds, volumes and tmpfs mounts; a volume's source is filled in
     /// when the container is made.
     #[serde(default)]

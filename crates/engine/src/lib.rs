@@ -8,6 +8,7 @@ mod error;
 mod exec;
 pub mod monitor;
 pub mod mounts;
+mod resources;
 mod restart;
 mod security;
 mod spec;
@@ -28,6 +29,7 @@ use std::time::Duration;
 pub use container::{Config, Container, State, Status};
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecConfig};
+pub use resources::{Resources, Ulimit};
 pub use restart::RestartPolicy;
 pub use security::Security;
 pub use volumes::Volume;
@@ -132,6 +134,33 @@ impl Engine {
                 .stack_size(64 * 1024)
                 .spawn(move || watcher.watch_restored(&id))
                 .context(|| "cannot watch a container".to_owned())?;
+        }
+        // As Docker at its start: `always` containers come back even if
+        // stopped by hand, `unless-stopped` ones unless they were.
+        let comeback: Vec<String> = engine
+            .containers()
+            .into_iter()
+            .filter(|c| {
+                c.state.status != Status::Running
+                    && match c.config.restart.name.as_str() {
+                        "always" => true,
+                        "unless-stopped" => !c.state.manually_stopped,
+                        _ => false,
+                    }
+            })
+            .map(|c| c.id)
+            .collect();
+        if !comeback.is_empty() {
+            let starter = Arc::clone(&engine);
+            std::thread::Builder::new()
+                .name("restart-policies".to_owned())
+                .stack_size(1024 * 1024)
+                .spawn(move || {
+                    for id in comeback {
+                        let _ = starter.start(&id);
+                    }
+                })
+                .context(|| "cannot start the restart policies".to_owned())?;
         }
         Ok(engine)
     }
@@ -246,6 +275,11 @@ impl Engine {
     pub fn create(&self, name: Option<&str>, config: Config) -> Result<Container> {
         security::Confinement::of(&config.security)?;
         config.restart.check(config.auto_remove)?;
+        config.resources.check()?;
+        if let Some(signal) = &config.stop_signal {
+            keel_runtime::parse_signal(signal)
+                .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {signal}")))?;
+        }
         let image_id = self.images.resolve(&config.image)?;
         let image = self.images.image(&image_id)?;
         let image_config = image.config.config().clone().unwrap_or_default();
@@ -687,16 +721,24 @@ impl Engine {
         Ok(())
     }
 
-    /// SIGTERM, then SIGKILL after `timeout` if it still runs.
-    pub fn stop(&self, name: &str, timeout: Duration) -> Result<()> {
+    /// The stop signal (SIGTERM unless `--stop-signal`), then SIGKILL after
+    /// `timeout` (else the container's `--stop-timeout`, else 10 s) if it
+    /// still runs.
+    pub fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<()> {
         let container = self.container(name)?;
         // Before the signal, so the exit it causes restarts nothing.
         self.update(&container.id, |c| c.state.manually_stopped = true)?;
         if container.state.status != Status::Running {
             return Ok(());
         }
+        let signal = match &container.config.stop_signal {
+            Some(name) => keel_runtime::parse_signal(name)?,
+            None => libc::SIGTERM,
+        };
+        let timeout = timeout
+            .unwrap_or_else(|| Duration::from_secs(container.config.stop_timeout.unwrap_or(10)));
         let runtime = keel_runtime::Runtime::new(&self.runtime_root, false);
-        let _ = runtime.kill(&container.id, 15, false);
+        let _ = runtime.kill(&container.id, signal, false);
         let table = self.lock();
         let (table, timed_out) = self
             .changed

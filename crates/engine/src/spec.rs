@@ -102,6 +102,7 @@ pub fn build(
         mount_list.push(mounts::oci_mount(mount, &source));
     }
     spec.set_mounts(Some(mount_list));
+    container.config.resources.apply(&mut spec);
     let security = &container.config.security;
     Confinement::of(security)?.apply(&mut spec, security);
     Ok(spec)
