@@ -26,7 +26,15 @@ pub fn run(root: &Path, socket: &Path) -> Result<()> {
             socket.display()
         );
     }
-    let monitor = vec![std::env::current_exe()?.into_os_string(), "monitor".into()];
+    // Installed beside keel (`scripts/demo` puts both in /usr/local/bin).
+    let monitor = std::env::current_exe()?.with_file_name("keel-monitor");
+    if !monitor.exists() {
+        bail!(
+            "cannot find {}: keel-monitor is installed beside keel (cargo builds both)",
+            monitor.display()
+        );
+    }
+    let monitor = vec![monitor.into_os_string()];
     let daemon = Arc::new(
         Daemon::open(root, monitor)
             .with_context(|| format!("cannot open the Keel root {}", root.display()))?,

@@ -124,9 +124,6 @@ fn run() -> Result<()> {
     if verb == "daemon" {
         return daemon_command(&mut parser, root, socket);
     }
-    if verb == "monitor" {
-        return monitor_command(&mut parser);
-    }
     let client = connect(&socket, &root)?;
     let parser = &mut parser;
     // `keel run` is `keel container run`, `keel images` is `keel image ls`:
@@ -250,35 +247,6 @@ fn daemon_command(
         }
     }
     daemon::run(&root, &socket)
-}
-
-/// `keel monitor --runtime-root DIR --id ID --dir DIR [--exec ID] [--tty]
-/// [--stdin] [--stdin-once]`: run by the daemon, one per running container
-/// and per running exec.
-fn monitor_command(parser: &mut lexopt::Parser) -> Result<()> {
-    const SYNOPSIS: &str =
-        "monitor --runtime-root DIR --id ID --dir DIR [--exec ID] [--tty] [--stdin] [--stdin-once]";
-    let mut args = keel_engine::monitor::MonitorArgs::default();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("runtime-root") => args.runtime_root = PathBuf::from(parser.value()?),
-            Long("id") => args.id = parser.value()?.string()?,
-            Long("dir") => args.dir = PathBuf::from(parser.value()?),
-            Long("exec") => args.exec = Some(parser.value()?.string()?),
-            Long("tty") => args.tty = true,
-            Long("stdin") => args.stdin = true,
-            Long("stdin-once") => args.stdin_once = true,
-            other => return Err(usage(other.unexpected(), SYNOPSIS)),
-        }
-    }
-    if args.id.is_empty()
-        || args.dir.as_os_str().is_empty()
-        || args.runtime_root.as_os_str().is_empty()
-    {
-        bail!("keel monitor needs --runtime-root, --id and --dir; the daemon runs it");
-    }
-    keel_engine::monitor::run(&args)?;
-    Ok(())
 }
 
 /// A client for the daemon at `socket`; as root, starts the daemon when

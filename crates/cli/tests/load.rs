@@ -61,7 +61,10 @@ fn fifty_concurrent_starts_then_two_hundred_running_are_listed_stopped_and_remov
     for id in ids.lines() {
         for controller in ["pids", "memory", "cpu"] {
             let cgroup = format!("/sys/fs/cgroup/{controller}/keel/{id}");
-            assert!(!std::path::Path::new(&cgroup).exists(), "{cgroup} left behind");
+            assert!(
+                !std::path::Path::new(&cgroup).exists(),
+                "{cgroup} left behind"
+            );
         }
     }
 }

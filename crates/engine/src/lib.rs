@@ -111,7 +111,7 @@ pub struct Engine {
 
 impl Engine {
     /// Opens the engine's state under `root`. `monitor` is the command that
-    /// runs `monitor::run` (the keel binary's `monitor` verb).
+    /// runs `monitor::run` (the keel-monitor binary).
     pub fn open(root: &Path, monitor: Vec<OsString>) -> Result<Arc<Self>> {
         let containers_dir = root.join("containers");
         let runtime_root = root.join("runtime");
@@ -843,7 +843,9 @@ fn is_monitor_of(pid: i32, id: &str) -> bool {
     pid > 0
         && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
             let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            args.contains(&&b"monitor"[..]) && args.contains(&id.as_bytes())
+            args.first()
+                .is_some_and(|program| program.ends_with(b"keel-monitor"))
+                && args.contains(&id.as_bytes())
         })
 }
 

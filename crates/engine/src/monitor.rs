@@ -47,6 +47,44 @@ pub struct MonitorArgs {
     pub stdin_once: bool,
 }
 
+/// How the daemon runs a monitor.
+pub const USAGE: &str = "keel-monitor --runtime-root DIR --id ID --dir DIR [--exec ID] [--tty] \
+                         [--stdin] [--stdin-once]";
+
+impl MonitorArgs {
+    /// The monitor's command line (see [`USAGE`]).
+    pub fn parse(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> std::result::Result<Self, String> {
+        let mut parsed = MonitorArgs::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let mut value = || {
+                args.next().ok_or_else(|| {
+                    format!("{} needs a value; usage: {USAGE}", arg.to_string_lossy())
+                })
+            };
+            match arg.to_str() {
+                Some("--runtime-root") => parsed.runtime_root = value()?.into(),
+                Some("--id") => parsed.id = value()?.to_string_lossy().into_owned(),
+                Some("--dir") => parsed.dir = value()?.into(),
+                Some("--exec") => parsed.exec = Some(value()?.to_string_lossy().into_owned()),
+                Some("--tty") => parsed.tty = true,
+                Some("--stdin") => parsed.stdin = true,
+                Some("--stdin-once") => parsed.stdin_once = true,
+                _ => return Err(format!("unknown argument {arg:?}; usage: {USAGE}")),
+            }
+        }
+        if parsed.id.is_empty()
+            || parsed.dir.as_os_str().is_empty()
+            || parsed.runtime_root.as_os_str().is_empty()
+        {
+            return Err(format!("the daemon runs this; usage: {USAGE}"));
+        }
+        Ok(parsed)
+    }
+}
+
 pub const LOG: &str = "container-json.log";
 pub const EXIT: &str = "exit.json";
 /// Where the runtime hands over a terminal's master (inside the dir).

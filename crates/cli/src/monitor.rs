@@ -1,0 +1,22 @@
+//! keel-monitor: the process that watches one container or exec, run by
+//! the daemon (see `keel_engine::monitor`). A binary of its own, small and
+//! built static for releases, since one runs per container.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match keel_engine::monitor::MonitorArgs::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("keel-monitor: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match keel_engine::monitor::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("keel-monitor: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
