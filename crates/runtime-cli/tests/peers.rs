@@ -6,13 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
 
 use common::unique_name;
-use keel_testkit::podman::{Podman, output, unmount_below};
+use keel_testkit::docker::Docker;
+use keel_testkit::podman::{Podman, output};
 use keel_testkit::tmux::{Keys, under_tmux};
-use tempfile::TempDir;
 
 const KEEL_RUNTIME: &str = env!("CARGO_BIN_EXE_keel-runtime");
 #[test]
@@ -91,116 +89,34 @@ fn podman_run_it_gives_an_interactive_terminal() {
     assert_eq!(code.trim(), "5", "{pane}");
 }
 
-/// A dockerd from Debian's docker.io of its own, with keel-runtime added
-/// as the runtime "keel", no bridge and no iptables rules.
-struct Docker {
-    dir: TempDir,
-    daemon: Child,
+/// A dockerd of the test's own with keel-runtime added as "keel".
+fn docker() -> Docker {
+    Docker::start(&[("keel", Path::new(KEEL_RUNTIME))])
 }
 
-impl Docker {
-    fn start() -> Docker {
-        let dir = tempfile::Builder::new()
-            .prefix("keel-docker-")
-            .tempdir()
-            .unwrap();
-        let path = dir.path();
-        let log = std::fs::File::create(path.join("dockerd.log")).unwrap();
-        let daemon = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(path.join("data"))
-            .arg("--exec-root")
-            .arg(path.join("exec"))
-            .arg("--pidfile")
-            .arg(path.join("dockerd.pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", path.join("docker.sock").display()))
-            .args([
-                "--bridge",
-                "none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--ip-forward=false",
-            ])
-            .arg("--add-runtime")
-            .arg(format!("keel={KEEL_RUNTIME}"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dockerd from Debian's docker.io");
-        let docker = Docker { dir, daemon };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while output(docker.command().arg("version")).0 != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "dockerd did not come up: {}",
-                docker.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let tar = docker.dir.path().join("busybox.tar");
-        keel_testkit::busybox_rootfs_tar(&tar).expect("busybox tarball");
-        let (code, _, err) =
-            output(
-                docker
-                    .command()
-                    .args(["import", tar.to_str().unwrap(), "keel-busybox"]),
-            );
-        assert_eq!(code, 0, "docker import: {err}");
+/// `docker run --runtime keel ARGS`.
+fn docker_run(docker: &Docker, args: &[&str]) -> (i32, String, String) {
+    output(
         docker
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
-    }
-
-    /// Debian's 20.10 client, matching the daemon.
-    fn command(&self) -> Command {
-        let mut command = Command::new("/usr/bin/docker");
-        command.arg("--host").arg(format!(
-            "unix://{}",
-            self.dir.path().join("docker.sock").display()
-        ));
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        output(self.command().args(["run", "--runtime", "keel"]).args(args))
-    }
-}
-
-impl Drop for Docker {
-    fn drop(&mut self) {
-        // Containers one per call: dockerd 20.10 deadlocks on several
-        // (moby#42545).
-        let (_, ids, _) = output(self.command().args(["ps", "--all", "--quiet"]));
-        for id in ids.lines() {
-            let _ = output(self.command().args(["rm", "--force", id]));
-        }
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.daemon),
-            rustix::process::Signal::TERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        unmount_below(self.dir.path());
-    }
+            .command()
+            .args(["run", "--runtime", "keel"])
+            .args(args),
+    )
 }
 
 #[test]
 fn docker_drives_keel_runtime_through_containerd() {
-    let docker = Docker::start();
-    let (code, out, err) = docker.run(&[
-        "--rm",
-        "keel-busybox",
-        "sh",
-        "-c",
-        "echo hi from docker; grep Seccomp: /proc/self/status; ip -o link show lo",
-    ]);
+    let docker = docker();
+    let (code, out, err) = docker_run(
+        &docker,
+        &[
+            "--rm",
+            "keel-busybox",
+            "sh",
+            "-c",
+            "echo hi from docker; grep Seccomp: /proc/self/status; ip -o link show lo",
+        ],
+    );
     assert_eq!(code, 0, "{err}\n{}", docker.log());
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hi from docker");
@@ -213,25 +129,28 @@ fn docker_drives_keel_runtime_through_containerd() {
         "loopback must be up, as runc leaves it: {out}"
     );
 
-    let (code, _, _) = docker.run(&["--rm", "keel-busybox", "sh", "-c", "exit 13"]);
+    let (code, _, _) = docker_run(&docker, &["--rm", "keel-busybox", "sh", "-c", "exit 13"]);
     assert_eq!(code, 13);
-    let (code, _, err) = docker.run(&["--rm", "keel-busybox", "no-such-program"]);
+    let (code, _, err) = docker_run(&docker, &["--rm", "keel-busybox", "no-such-program"]);
     assert_eq!(code, 127, "{err}");
     assert!(err.contains("executable file not found"), "{err}");
 
     let name = unique_name("docker-web");
-    let (code, _, err) = docker.run(&[
-        "-d",
-        "--name",
-        &name,
-        "keel-busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    let (code, _, err) = docker_run(
+        &docker,
+        &[
+            "-d",
+            "--name",
+            &name,
+            "keel-busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let (code, out, err) =
         output(
@@ -255,8 +174,8 @@ fn docker_drives_keel_runtime_through_containerd() {
 
 #[test]
 fn docker_run_it_gives_an_interactive_terminal() {
-    let docker = Docker::start();
-    let exit_file = docker.dir.path().join("exit");
+    let docker = docker();
+    let exit_file = docker.dir().join("exit");
     let mut command = docker.command();
     command.args([
         "run",

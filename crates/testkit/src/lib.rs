@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use oci_spec::runtime::{LinuxDeviceCgroup, Spec};
 use tempfile::TempDir;
 
+pub mod docker;
 pub mod podman;
 pub mod tmux;
 
