@@ -3,6 +3,7 @@
 //!
 //!   keel-bench runtime [--iterations N] [--keel PATH]
 //!   keel-bench load [--iterations N]
+//!   keel-bench engine [--iterations N]
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
 //! from the same busybox bundle, two ways: `run` (one command: create,
@@ -14,7 +15,10 @@
 //!
 //! `load` times loading one ~200 MB multi-layer image from a docker-archive
 //! into an empty store: Keel's image store against `podman load`.
+//!
+//! `engine` times Keel's daemon against dockerd and Podman (see engine.rs).
 
+mod engine;
 mod load;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +30,7 @@ use anyhow::{Context, Result, bail};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(what) = args.next() else {
-        bail!("usage: keel-bench runtime|load [--iterations N] [--keel PATH]");
+        bail!("usage: keel-bench runtime|load|engine [--iterations N] [--keel PATH]");
     };
     if what == "load-once" {
         let (Some(root), Some(archive)) = (args.next(), args.next()) else {
@@ -51,7 +55,8 @@ fn main() -> Result<()> {
     match what.as_str() {
         "runtime" => runtime_bench(&keel, iterations),
         "load" => load::load_bench(iterations),
-        other => bail!("unknown benchmark {other:?}: try runtime or load"),
+        "engine" => engine::engine_bench(iterations),
+        other => bail!("unknown benchmark {other:?}: try runtime, load or engine"),
     }
 }
 

@@ -250,7 +250,9 @@ fn daemon_command(
 }
 
 /// A client for the daemon at `socket`; as root, starts the daemon when
-/// none answers there, as a Docker user would expect the engine to be up.
+/// none answers there, as a Docker user would expect the engine to be up
+/// (unless `KEEL_AUTOSTART=0`, for service managers and tests that own
+/// their daemon).
 fn connect(socket: &Path, root: &Path) -> Result<Client> {
     match UnixStream::connect(socket) {
         Ok(_) => {}
@@ -258,7 +260,8 @@ fn connect(socket: &Path, root: &Path) -> Result<Client> {
             if matches!(
                 error.kind(),
                 ErrorKind::NotFound | ErrorKind::ConnectionRefused
-            ) && rustix::process::geteuid().is_root() =>
+            ) && rustix::process::geteuid().is_root()
+                && std::env::var_os("KEEL_AUTOSTART").is_none_or(|v| v != "0") =>
         {
             daemon::start_in_background(root, socket)?;
         }

@@ -73,7 +73,10 @@ impl TestDaemon {
         command
             .args(args)
             .env("KEEL_HOST", format!("unix://{}", self.socket().display()))
-            .env("KEEL_ROOT", self.root());
+            .env("KEEL_ROOT", self.root())
+            // The test owns its daemon: a keel command after it is gone
+            // (or crashed) must fail, not start one nobody stops.
+            .env("KEEL_AUTOSTART", "0");
         command
     }
 
