@@ -190,7 +190,13 @@ impl Contender {
                 Contender::Docker(docker) => docker.command(),
                 Contender::Podman(podman) => podman.command(),
             };
-            let _ = output(command.args(["rm", "-f", name]));
+            command.args(["rm", "-f", name]);
+            // Podman's rm -f stops first, waiting 10 s for `sleep` (which
+            // ignores SIGTERM as pid 1); the others kill at once.
+            if let Contender::Podman(_) = self {
+                command.args(["--time", "0"]);
+            }
+            let _ = output(&mut command);
         }
     }
 }

@@ -185,6 +185,8 @@ impl Engine {
             .context(|| format!("cannot list {}", self.containers_dir.display()))?;
         let mut table = self.lock();
         for entry in entries.flatten() {
+            keel_durable::remove_leftovers(&entry.path())
+                .context(|| format!("cannot clean {}", entry.path().display()))?;
             let Ok(bytes) = fs::read(entry.path().join(RECORD)) else {
                 // Made but never recorded: a crash during create.
                 fs::remove_dir_all(entry.path()).ok();

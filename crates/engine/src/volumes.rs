@@ -44,6 +44,9 @@ impl Volumes {
             let path = entry.context(|| "a volume".to_owned())?.path();
             if !path.join(RECORD).exists() {
                 fs::remove_dir_all(&path).ok();
+            } else {
+                keel_durable::remove_leftovers(&path)
+                    .context(|| format!("cannot clean {}", path.display()))?;
             }
         }
         Ok(Self { dir })

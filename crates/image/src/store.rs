@@ -143,6 +143,10 @@ impl Store {
             fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
         }
         snapshot::recover(&snapshots)?;
+        for dir in [root, images.as_path()] {
+            keel_durable::remove_leftovers(dir)
+                .context(|| format!("cannot clean {}", dir.display()))?;
+        }
         let refs_path = root.join("refs.json");
         let refs: BTreeMap<String, Digest> = match fs::read(&refs_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| Error::Io {
