@@ -1,7 +1,7 @@
-//! Crash-safe small files (records, configs): written under a unique
-//! temporary name beside the target, synced, renamed over it, and the
-//! directory synced, so that a crash at any point leaves the old file or
-//! the new one, whole.
+//! Crash-safe small files (records, configs, states): written under a
+//! unique temporary name beside the target and renamed over it, so that a
+//! crash at any point leaves the old file or the new one, whole; synced
+//! (file and directory) when it must also survive a crash of the machine.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -14,15 +14,33 @@ pub fn sync_directory(dir: &Path) -> io::Result<()> {
 
 /// Replaces `path` with `bytes`, durably and atomically.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_then_rename(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` atomically, without syncing: readers, and
+/// whoever comes after a process that crashed, see the old file or the new
+/// one, whole; after a crash of the machine it may be the old one. For
+/// state a reboot makes moot (which process runs, how it exited), on paths
+/// where a sync per write would cost more than the work.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_then_rename(path, bytes, false)
+}
+
+fn write_then_rename(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
+    if durable {
+        temp.as_file().sync_all()?;
+    }
     temp.persist(path).map_err(|error| error.error)?;
-    sync_directory(dir)
+    if durable {
+        sync_directory(dir)?;
+    }
+    Ok(())
 }
 
 /// Removes the temporary files of writes a crash cut short in `dir` (the

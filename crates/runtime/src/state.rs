@@ -2,7 +2,6 @@
 //! state it reports (the OCI state, shaped as runc prints it).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use keel_cgroups::Cgroup;
@@ -145,15 +144,11 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     write_atomically(&path, pid.to_string().as_bytes())
 }
 
-/// Writes `data` to a temporary name and renames it into place, so readers
-/// never see a partial file.
+/// Writes `data` whole or not at all (see keel-durable), unsynced: a
+/// container's state does not outlive the machine, and create is a hot
+/// path (runc does not sync its state either).
 pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let describe = || format!("writing {}", path.display());
-    let mut file = std::fs::File::create(&tmp).context(describe)?;
-    file.write_all(data).context(describe)?;
-    drop(file);
-    std::fs::rename(&tmp, path).context(describe)
+    keel_durable::replace(path, data).context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
