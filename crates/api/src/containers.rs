@@ -277,6 +277,29 @@ pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
     .await
 }
 
+/// POST /containers/{id}/restart?t=
+pub async fn restart(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let timeout = query
+        .get("t")
+        .and_then(|t| t.parse().ok())
+        .map(Duration::from_secs);
+    blocking(move || {
+        daemon.engine.restart(&name, timeout)?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// POST /containers/{id}/rename?name=
+pub async fn rename(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let new_name = query.get("name").unwrap_or_default().to_owned();
+    blocking(move || {
+        daemon.engine.rename(&name, &new_name)?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
 /// DELETE /containers/{id}?force=
 pub async fn remove(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
     let (force, volumes) = (query.flag("force"), query.flag("v"));

@@ -150,6 +150,8 @@ async fn dispatch(
             (&Method::POST, "wait") => containers::wait(daemon, name, query).await,
             (&Method::POST, "kill") => containers::kill(daemon, name, query).await,
             (&Method::POST, "stop") => containers::stop(daemon, name, query).await,
+            (&Method::POST, "restart") => containers::restart(daemon, name, query).await,
+            (&Method::POST, "rename") => containers::rename(daemon, name, query).await,
             (&Method::POST, "attach") => containers::attach(daemon, name, query, request).await,
             (&Method::POST, "resize") => containers::resize(daemon, name, query).await,
             (&Method::POST, "exec") => exec::create(daemon, name, request.into_body()).await,

@@ -671,11 +671,21 @@ pub fn rm(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 
 /// `keel stop [-t N] NAME...`
 pub fn stop(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    stop_or_restart(client, parser, "stop")
+}
+
+/// `keel restart [-t N] NAME...`
+pub fn restart(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    stop_or_restart(client, parser, "restart")
+}
+
+/// `stop` and `restart`, which take the same flag.
+fn stop_or_restart(client: &Client, parser: &mut lexopt::Parser, verb: &str) -> Result<()> {
     // Unless given, the container's own --stop-timeout applies.
     let mut timeout = String::new();
     let names = names(
         parser,
-        "stop [OPTIONS] CONTAINER [CONTAINER...]",
+        &format!("{verb} [OPTIONS] CONTAINER [CONTAINER...]"),
         &mut |flag, parser| {
             Ok(match flag {
                 "-t" | "--time" | "--timeout" => {
@@ -695,12 +705,35 @@ pub fn stop(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         client
             .request(
                 "POST",
-                &format!("/containers/{name}/stop{timeout}"),
+                &format!("/containers/{name}/{verb}{timeout}"),
                 Upload::None,
             )?
             .success()?;
         Ok(None)
     })
+}
+
+/// `keel rename CONTAINER NEW_NAME`
+pub fn rename(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    const SYNOPSIS: &str = "rename CONTAINER NEW_NAME";
+    let mut names = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(value) => names.push(value.string()?),
+            other => return Err(usage(other.unexpected(), SYNOPSIS)),
+        }
+    }
+    let [old, new] = names.as_slice() else {
+        bail!("\"keel rename\" requires exactly 2 arguments.\nUsage:  keel {SYNOPSIS}");
+    };
+    client
+        .request(
+            "POST",
+            &format!("/containers/{}/rename?name={}", encode(old), encode(new)),
+            Upload::None,
+        )?
+        .success()?;
+    Ok(())
 }
 
 /// `keel kill [-s SIGNAL] NAME...`

@@ -39,6 +39,8 @@ Commands:
   exec        Execute a command in a running container
   wait        Block until one or more containers stop, then print their exit codes
   stop        Stop one or more running containers
+  restart     Restart one or more containers
+  rename      Rename a container
   kill        Kill one or more running containers
   rm          Remove one or more containers
   export      Export a container's filesystem as a tar archive
@@ -204,6 +206,8 @@ fn container_command(verb: &str) -> Option<Command> {
         "exec" => containers::exec,
         "wait" => containers::wait,
         "stop" => containers::stop,
+        "restart" => containers::restart,
+        "rename" => containers::rename,
         "kill" => containers::kill,
         "rm" | "remove" => containers::rm,
         "export" => containers::export,

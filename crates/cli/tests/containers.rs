@@ -330,3 +330,59 @@ fn restart_policies_bring_containers_back_until_stopped() {
     assert_eq!(code, 125);
     assert!(err.contains("AutoRemove"), "{err}");
 }
+
+#[test]
+fn restart_runs_the_container_again_and_rename_renames_it() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "first",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo run; while true; do sleep 0.1; done",
+    ]);
+    let wait_for_runs = |name: &str, runs: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while daemon.keel_ok(&["logs", name]).matches("run\n").count() < runs {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} did not run {runs} times"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for_runs("first", 1);
+    assert_eq!(daemon.keel_ok(&["restart", "first"]), "first\n");
+    wait_for_runs("first", 2);
+    let (code, _, err) = daemon.docker(&["restart", "-t", "1", "first"]);
+    assert_eq!(code, 0, "{err}");
+    wait_for_runs("first", 3);
+
+    daemon.keel_ok(&["rename", "first", "second"]);
+    assert_eq!(
+        daemon.keel_ok(&["ps", "--format", "{{.Names}} {{.State}}"]),
+        "second running\n"
+    );
+    daemon.keel_ok(&["create", "--name", "other", common::BUSYBOX, "true"]);
+    let (code, _, err) = daemon.docker(&["rename", "second", "other"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("The container name \"/other\" is already in use"),
+        "{err}"
+    );
+    let (code, _, err) = daemon.keel(&["rename", "second", "second"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("same name as its current name"), "{err}");
+    let (code, _, err) = daemon.keel(&["rename", "second", "bad name"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Invalid container name (bad name)"), "{err}");
+    let (code, _, _) = daemon.docker(&["rename", "second", "third"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        daemon.keel_ok(&["logs", "third"]).matches("run\n").count(),
+        3
+    );
+}

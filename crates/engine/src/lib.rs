@@ -599,12 +599,14 @@ impl Engine {
     /// again after a while if its restart policy says so.
     fn exited(self: &Arc<Self>, id: &str) {
         let exit = read_exit(&self.dir(id));
-        let Ok(container) = self.update(id, |c| record_exit(&mut c.state, exit)) else {
-            return;
-        };
+        // Unmounted before the exit is recorded: whoever the record wakes
+        // (a restart's start) may mount it again at once.
         if let Ok(snapshot) = self.images.snapshot(id) {
             snapshot.unmount().ok();
         }
+        let Ok(container) = self.update(id, |c| record_exit(&mut c.state, exit)) else {
+            return;
+        };
         if container.config.auto_remove {
             self.remove(id, true, true).ok();
             return;
@@ -755,6 +757,43 @@ impl Engine {
             let _ = runtime.kill(&container.id, 9, false);
             self.wait(&container.id, WaitCondition::NotRunning)?;
         }
+        Ok(())
+    }
+
+    /// Stops a container (as `stop` does) and starts it again.
+    pub fn restart(self: &Arc<Self>, name: &str, timeout: Option<Duration>) -> Result<()> {
+        self.stop(name, timeout)?;
+        self.start(name)
+    }
+
+    /// Gives a container another name, as `docker rename` does.
+    pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if name.is_empty() || new_name.is_empty() {
+            return Err(Error::InvalidParameter(
+                "Neither old nor new names may be empty".to_owned(),
+            ));
+        }
+        if !is_valid_name(new_name) {
+            return Err(Error::InvalidName(new_name.to_owned()));
+        }
+        let id = {
+            let table = self.lock();
+            let id = Self::find(&table, name)?;
+            if table.containers[&id].name == new_name {
+                return Err(Error::InvalidParameter(
+                    "Renaming a container with the same name as its current name".to_owned(),
+                ));
+            }
+            if let Some(other) = table.containers.values().find(|c| c.name == new_name) {
+                return Err(Error::NameInUse {
+                    name: new_name.to_owned(),
+                    id: other.id.clone(),
+                });
+            }
+            id
+        };
+        self.update(&id, |c| c.name = new_name.to_owned())?;
         Ok(())
     }
 
