@@ -259,12 +259,18 @@ pub async fn kill(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
     .await
 }
 
-/// POST /containers/{id}/stop?t=
-pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
-    let timeout = query
+/// `t`, the seconds stop and restart wait before SIGKILL (else the
+/// container's own).
+fn stop_timeout(query: &Query) -> Option<Duration> {
+    query
         .get("t")
         .and_then(|t| t.parse().ok())
-        .map(Duration::from_secs);
+        .map(Duration::from_secs)
+}
+
+/// POST /containers/{id}/stop?t=
+pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
+    let timeout = stop_timeout(&query);
     blocking(move || {
         let was_running = daemon.engine.container(&name)?.state.status == Status::Running;
         // Stopped either way: a restart policy waiting to start it gives up.
@@ -279,10 +285,7 @@ pub async fn stop(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
 
 /// POST /containers/{id}/restart?t=
 pub async fn restart(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
-    let timeout = query
-        .get("t")
-        .and_then(|t| t.parse().ok())
-        .map(Duration::from_secs);
+    let timeout = stop_timeout(&query);
     blocking(move || {
         daemon.engine.restart(&name, timeout)?;
         Ok(empty(StatusCode::NO_CONTENT))

@@ -71,21 +71,6 @@ fn summary(image: &Image, shared_size: i64, containers: i64) -> Value {
     })
 }
 
-/// Bytes of the files under `dir` (a container's read/write layer).
-fn tree_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.file_type() {
-            Ok(kind) if kind.is_dir() => tree_size(&entry.path()),
-            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
-}
-
 /// GET /system/df: images, containers and volumes (Keel has no build
 /// cache yet).
 pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
@@ -97,8 +82,7 @@ pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
             .iter()
             .map(|c| {
                 let mut summary = crate::containers::summary(&daemon, c);
-                let upper = daemon.store().snapshot(&c.id).map(|s| s.upper());
-                summary["SizeRw"] = json!(upper.map_or(0, |u| tree_size(&u)));
+                summary["SizeRw"] = json!(daemon.engine.size_rw(&c.id));
                 summary
             })
             .collect();

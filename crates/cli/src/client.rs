@@ -116,6 +116,13 @@ impl Client {
         }
     }
 
+    /// A request without a body whose answer need only be a success
+    /// (start, stop, kill, rm, ...).
+    pub fn send(&self, method: &str, path: &str) -> Result<()> {
+        self.request(method, path, Upload::None)?.success()?;
+        Ok(())
+    }
+
     /// A request whose answer must be a success with a JSON body.
     pub fn json(&self, method: &str, path: &str, upload: Upload<'_>) -> Result<serde_json::Value> {
         let mut response = self.request(method, path, upload)?.success()?;

@@ -434,8 +434,7 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let id = create_container(client, &flags, &image, &command).map_err(run_failure)?;
     if flags.detach {
         client
-            .request("POST", &format!("/containers/{id}/start"), Upload::None)?
-            .success()
+            .send("POST", &format!("/containers/{id}/start"))
             .map_err(run_failure)?;
         println!("{id}");
         return Ok(());
@@ -451,8 +450,7 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         .success()
         .map_err(run_failure)?;
     client
-        .request("POST", &format!("/containers/{id}/start"), Upload::None)?
-        .success()
+        .send("POST", &format!("/containers/{id}/start"))
         .map_err(run_failure)?;
     let session = Session {
         tty: flags.tty,
@@ -626,9 +624,7 @@ pub fn start(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         Ok(false)
     })?;
     each(&names, |name| {
-        client
-            .request("POST", &format!("/containers/{name}/start"), Upload::None)?
-            .success()?;
+        client.send("POST", &format!("/containers/{name}/start"))?;
         Ok(None)
     })
 }
@@ -654,17 +650,14 @@ pub fn rm(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         },
     )?;
     each(&names, |name| {
-        client
-            .request(
-                "DELETE",
-                &format!(
-                    "/containers/{name}?force={}&v={}",
-                    u8::from(force),
-                    u8::from(volumes)
-                ),
-                Upload::None,
-            )?
-            .success()?;
+        client.send(
+            "DELETE",
+            &format!(
+                "/containers/{name}?force={}&v={}",
+                u8::from(force),
+                u8::from(volumes)
+            ),
+        )?;
         Ok(None)
     })
 }
@@ -702,13 +695,7 @@ fn stop_or_restart(client: &Client, parser: &mut lexopt::Parser, verb: &str) -> 
         },
     )?;
     each(&names, |name| {
-        client
-            .request(
-                "POST",
-                &format!("/containers/{name}/{verb}{timeout}"),
-                Upload::None,
-            )?
-            .success()?;
+        client.send("POST", &format!("/containers/{name}/{verb}{timeout}"))?;
         Ok(None)
     })
 }
@@ -726,13 +713,10 @@ pub fn rename(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let [old, new] = names.as_slice() else {
         bail!("\"keel rename\" requires exactly 2 arguments.\nUsage:  keel {SYNOPSIS}");
     };
-    client
-        .request(
-            "POST",
-            &format!("/containers/{}/rename?name={}", encode(old), encode(new)),
-            Upload::None,
-        )?
-        .success()?;
+    client.send(
+        "POST",
+        &format!("/containers/{}/rename?name={}", encode(old), encode(new)),
+    )?;
     Ok(())
 }
 
@@ -753,13 +737,10 @@ pub fn kill(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         },
     )?;
     each(&names, |name| {
-        client
-            .request(
-                "POST",
-                &format!("/containers/{name}/kill?signal={}", encode(&signal)),
-                Upload::None,
-            )?
-            .success()?;
+        client.send(
+            "POST",
+            &format!("/containers/{name}/kill?signal={}", encode(&signal)),
+        )?;
         Ok(None)
     })
 }

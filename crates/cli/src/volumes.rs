@@ -168,7 +168,7 @@ fn remove(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let mut failed = false;
     for name in &names {
         let path = format!("/volumes/{}", encode(name));
-        match client.request("DELETE", &path, Upload::None)?.success() {
+        match client.send("DELETE", &path) {
             Ok(_) => println!("{name}"),
             Err(error) => {
                 eprintln!("{error:#}");

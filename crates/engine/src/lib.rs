@@ -843,6 +843,13 @@ impl Engine {
         removed
     }
 
+    /// The bytes a container wrote in its own layer (Docker's SizeRw).
+    pub fn size_rw(&self, id: &str) -> u64 {
+        self.images
+            .snapshot(id)
+            .map_or(0, |snapshot| tree_size(&snapshot.upper()))
+    }
+
     /// Whether the container with this id runs (for image removal).
     pub fn is_running(&self, id: &str) -> bool {
         self.lock()
@@ -850,6 +857,22 @@ impl Engine {
             .get(id)
             .is_some_and(|c| c.state.status == Status::Running)
     }
+}
+
+/// The bytes the regular files below `dir` hold, as Docker sizes a
+/// container's layer and a volume.
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => tree_size(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Docker's exit codes for a command that cannot be run: 127 when it is

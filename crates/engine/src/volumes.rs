@@ -121,27 +121,10 @@ impl Volumes {
         self.dir.join(name).join(DATA)
     }
 
-    /// Bytes the volume's files take.
+    /// Bytes the volume's files hold.
     pub(crate) fn size(&self, name: &str) -> u64 {
-        disk_usage(&self.dir.join(name).join(DATA))
+        crate::tree_size(&self.data_dir(name))
     }
-}
-
-fn disk_usage(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(metadata) = fs::symlink_metadata(path) else {
-        return 0;
-    };
-    let own = metadata.blocks() * 512;
-    if !metadata.is_dir() {
-        return own;
-    }
-    own + fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| disk_usage(&e.path()))
-        .sum::<u64>()
 }
 
 /// Copies what the image has at a volume's target into the new, empty
