@@ -1,0 +1,50 @@
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use crate::ipam::Subnet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}: {errno}")]
+    Netlink {
+        what: String,
+        errno: rustix::io::Errno,
+    },
+    #[error("{what} network namespace {}: {source}", path.display())]
+    Namespace {
+        path: PathBuf,
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("cannot set {}: {source}", path.display())]
+    Sysctl {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "invalid CIDR address: {0} (expected an IPv4 subnet such as 172.18.0.0/16, at most /30)"
+    )]
+    InvalidSubnet(String),
+    #[error("no available IPv4 addresses on this network's address pools: {0}")]
+    SubnetFull(Subnet),
+    #[error(
+        "Invalid address {address}: It does not belong to any of this network's subnets ({subnet})"
+    )]
+    AddressOutsideSubnet { address: Ipv4Addr, subnet: Subnet },
+    #[error("{0}")]
+    InvalidPort(String),
+    #[error("failed to bind host port {address}: {source}")]
+    PortTaken {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("nftables refused the change: {message}")]
+    Nftables { script: String, message: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,360 @@
+//! The few rtnetlink requests a bridge network needs: make a bridge or a
+//! veth pair, bring a link up, give it an address, add a default route,
+//! delete a link. Each request waits for the kernel's acknowledgement, so
+//! an error names the request that failed.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+use crate::error::{Error, Result};
+
+const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
+
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_MASTER: u16 = 10;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const VETH_INFO_PEER: u16 = 1;
+const NLA_F_NESTED: u16 = 0x8000;
+
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
+
+const RTA_GATEWAY: u16 = 5;
+const RTA_OIF: u16 = 4;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RTN_UNICAST: u8 = 1;
+
+const IFF_UP: u32 = 1;
+
+/// A request being built: the 16-byte header, a fixed part, attributes.
+struct Message {
+    bytes: Vec<u8>,
+    /// Where each open nested attribute starts.
+    open: Vec<usize>,
+}
+
+impl Message {
+    fn new(kind: u16, flags: u16) -> Self {
+        let mut bytes = Vec::with_capacity(256);
+        bytes.extend_from_slice(&0u32.to_ne_bytes()); // length, set at the end
+        bytes.extend_from_slice(&kind.to_ne_bytes());
+        bytes.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes()); // sequence, set on send
+        bytes.extend_from_slice(&0u32.to_ne_bytes()); // port: the kernel's
+        Self {
+            bytes,
+            open: Vec::new(),
+        }
+    }
+
+    /// `struct ifinfomsg`: family, type, index, flags and the flags changed.
+    fn link_header(mut self, index: u32, flags: u32) -> Self {
+        self.put_link_header(index, flags);
+        self
+    }
+
+    fn put_link_header(&mut self, index: u32, flags: u32) {
+        self.bytes.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
+        self.bytes.extend_from_slice(&0u16.to_ne_bytes());
+        self.bytes.extend_from_slice(&index.to_ne_bytes());
+        self.bytes.extend_from_slice(&flags.to_ne_bytes());
+        self.bytes.extend_from_slice(&flags.to_ne_bytes());
+    }
+
+    fn attribute(&mut self, kind: u16, value: &[u8]) -> &mut Self {
+        let length = 4 + value.len();
+        self.bytes.extend_from_slice(
+            &u16::try_from(length)
+                .expect("a short attribute")
+                .to_ne_bytes(),
+        );
+        self.bytes.extend_from_slice(&kind.to_ne_bytes());
+        self.bytes.extend_from_slice(value);
+        self.pad();
+        self
+    }
+
+    fn name(&mut self, kind: u16, name: &str) -> &mut Self {
+        let mut value = name.as_bytes().to_vec();
+        value.push(0);
+        self.attribute(kind, &value)
+    }
+
+    fn begin(&mut self, kind: u16) -> &mut Self {
+        self.open.push(self.bytes.len());
+        self.attribute(kind | NLA_F_NESTED, &[])
+    }
+
+    fn end(&mut self) -> &mut Self {
+        let start = self.open.pop().expect("an open attribute");
+        let length = u16::try_from(self.bytes.len() - start).expect("a short attribute");
+        self.bytes[start..start + 2].copy_from_slice(&length.to_ne_bytes());
+        self
+    }
+
+    fn pad(&mut self) {
+        while !self.bytes.len().is_multiple_of(4) {
+            self.bytes.push(0);
+        }
+    }
+
+    fn finish(mut self, sequence: u32) -> Vec<u8> {
+        assert!(self.open.is_empty(), "a nested attribute left open");
+        let length = u32::try_from(self.bytes.len()).expect("a short message");
+        self.bytes[0..4].copy_from_slice(&length.to_ne_bytes());
+        self.bytes[8..12].copy_from_slice(&sequence.to_ne_bytes());
+        self.bytes
+    }
+}
+
+/// A route netlink socket in the network namespace it was opened in.
+#[derive(Debug)]
+pub struct Netlink {
+    socket: OwnedFd,
+    sequence: u32,
+}
+
+impl Netlink {
+    /// Opens a socket in the calling thread's network namespace.
+    pub fn open() -> Result<Self> {
+        let socket = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|errno| Error::Netlink {
+            what: "opening a netlink socket".to_owned(),
+            errno,
+        })?;
+        Ok(Self {
+            socket,
+            sequence: 0,
+        })
+    }
+
+    /// Makes a bridge, up.
+    pub fn create_bridge(&mut self, name: &str) -> Result<()> {
+        let mut message =
+            Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK).link_header(0, IFF_UP);
+        message.name(IFLA_IFNAME, name);
+        message
+            .begin(IFLA_LINKINFO)
+            .name(IFLA_INFO_KIND, "bridge")
+            .end();
+        self.request(message, || format!("creating bridge {name}"))
+    }
+
+    /// Makes a veth pair: `host`, up and enslaved to the bridge `master`,
+    /// and `peer`, with the MAC address `mac`, moved at once into the
+    /// network namespace `peer_netns`.
+    pub fn create_veth(
+        &mut self,
+        host: &str,
+        master: u32,
+        mtu: u32,
+        peer: &str,
+        peer_netns: BorrowedFd<'_>,
+        mac: [u8; 6],
+    ) -> Result<()> {
+        let mut message =
+            Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK).link_header(0, IFF_UP);
+        message
+            .name(IFLA_IFNAME, host)
+            .attribute(IFLA_MASTER, &master.to_ne_bytes())
+            .attribute(IFLA_MTU, &mtu.to_ne_bytes())
+            .begin(IFLA_LINKINFO)
+            .name(IFLA_INFO_KIND, "veth")
+            .begin(IFLA_INFO_DATA)
+            .begin(VETH_INFO_PEER);
+        message.put_link_header(0, 0);
+        let fd = u32::try_from(peer_netns.as_raw_fd()).expect("a valid fd");
+        message
+            .name(IFLA_IFNAME, peer)
+            .attribute(IFLA_MTU, &mtu.to_ne_bytes())
+            .attribute(IFLA_ADDRESS, &mac)
+            .attribute(IFLA_NET_NS_FD, &fd.to_ne_bytes())
+            .end()
+            .end()
+            .end();
+        self.request(message, || format!("creating veth pair {host}/{peer}"))
+    }
+
+    /// Brings the link `name` up.
+    pub fn set_up(&mut self, name: &str) -> Result<()> {
+        let mut message = Message::new(RTM_NEWLINK, NLM_F_ACK).link_header(0, IFF_UP);
+        message.name(IFLA_IFNAME, name);
+        self.request(message, || format!("bringing {name} up"))
+    }
+
+    /// Gives the link `index` the address `address/prefix`.
+    pub fn add_address(&mut self, index: u32, address: Ipv4Addr, prefix: u8) -> Result<()> {
+        let mut message = Message::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+        // struct ifaddrmsg: family, prefix length, flags, scope, index.
+        message
+            .bytes
+            .extend_from_slice(&[libc::AF_INET as u8, prefix, 0, RT_SCOPE_UNIVERSE]);
+        message.bytes.extend_from_slice(&index.to_ne_bytes());
+        let host_bits = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+        let broadcast = Ipv4Addr::from(u32::from(address) | host_bits);
+        message
+            .attribute(IFA_LOCAL, &address.octets())
+            .attribute(IFA_ADDRESS, &address.octets())
+            .attribute(IFA_BROADCAST, &broadcast.octets());
+        self.request(message, || format!("adding address {address}/{prefix}"))
+    }
+
+    /// Routes everything not on a link through `gateway`, out of `index`.
+    pub fn add_default_route(&mut self, gateway: Ipv4Addr, index: u32) -> Result<()> {
+        let mut message = Message::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+        // struct rtmsg: family, dst/src length, tos, table, protocol,
+        // scope, type, flags.
+        message.bytes.extend_from_slice(&[
+            libc::AF_INET as u8,
+            0,
+            0,
+            0,
+            RT_TABLE_MAIN,
+            RTPROT_BOOT,
+            RT_SCOPE_UNIVERSE,
+            RTN_UNICAST,
+        ]);
+        message.bytes.extend_from_slice(&0u32.to_ne_bytes());
+        message
+            .attribute(RTA_GATEWAY, &gateway.octets())
+            .attribute(RTA_OIF, &index.to_ne_bytes());
+        self.request(message, || format!("adding a default route via {gateway}"))
+    }
+
+    /// Deletes the link `name`; false if there was none.
+    pub fn delete_link(&mut self, name: &str) -> Result<bool> {
+        let mut message = Message::new(RTM_DELLINK, NLM_F_ACK).link_header(0, 0);
+        message.name(IFLA_IFNAME, name);
+        match self.request(message, || format!("deleting link {name}")) {
+            Ok(()) => Ok(true),
+            Err(Error::Netlink {
+                errno: Errno::NODEV,
+                ..
+            }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The index of the link `name`, if there is one.
+    pub fn index(&mut self, name: &str) -> Result<Option<u32>> {
+        let mut message = Message::new(RTM_GETLINK, 0).link_header(0, 0);
+        message.name(IFLA_IFNAME, name);
+        let what = || format!("looking up link {name}");
+        match self.exchange(message, what) {
+            Ok(reply) => {
+                // After the 16-byte header: ifinfomsg's family, type, index.
+                let index = reply
+                    .get(20..24)
+                    .ok_or_else(|| Error::Netlink {
+                        what: what(),
+                        errno: Errno::PROTO,
+                    })?
+                    .try_into()
+                    .expect("four bytes");
+                Ok(Some(u32::from_ne_bytes(index)))
+            }
+            Err(Error::Netlink {
+                errno: Errno::NODEV,
+                ..
+            }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn request(&mut self, message: Message, what: impl Fn() -> String) -> Result<()> {
+        self.exchange(message, what).map(drop)
+    }
+
+    /// Sends one request and returns the kernel's one reply to it (an
+    /// acknowledgement, or the object asked for), or its error.
+    fn exchange(&mut self, message: Message, what: impl Fn() -> String) -> Result<Vec<u8>> {
+        let failed = |errno| Error::Netlink {
+            what: what(),
+            errno,
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        let sequence = self.sequence;
+        let bytes = message.finish(sequence);
+        rustix::net::send(&self.socket, &bytes, SendFlags::empty()).map_err(failed)?;
+        let mut buffer = vec![0u8; 32 * 1024];
+        loop {
+            let (received, _) =
+                rustix::net::recv(&self.socket, &mut buffer[..], RecvFlags::empty())
+                    .map_err(failed)?;
+            let reply = &buffer[..received];
+            if reply.len() < 16 {
+                return Err(failed(Errno::PROTO));
+            }
+            let kind = u16::from_ne_bytes([reply[4], reply[5]]);
+            let reply_sequence = u32::from_ne_bytes(reply[8..12].try_into().expect("4 bytes"));
+            if reply_sequence != sequence {
+                continue; // an answer to an earlier request we gave up on
+            }
+            if kind == NLMSG_ERROR {
+                let code = i32::from_ne_bytes(
+                    reply
+                        .get(16..20)
+                        .ok_or_else(|| failed(Errno::PROTO))?
+                        .try_into()
+                        .expect("4 bytes"),
+                );
+                return match code {
+                    0 => Ok(Vec::new()),
+                    negative => Err(failed(Errno::from_raw_os_error(-negative))),
+                };
+            }
+            return Ok(reply.to_vec());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_attributes_carry_their_whole_length_and_are_padded() {
+        let mut message = Message::new(RTM_NEWLINK, NLM_F_ACK).link_header(0, IFF_UP);
+        message
+            .begin(IFLA_LINKINFO)
+            .name(IFLA_INFO_KIND, "veth")
+            .end();
+        let bytes = message.finish(7);
+        // header 16 + ifinfomsg 16 + nest 4 + kind (4 + "veth\0" = 9, padded 12)
+        assert_eq!(bytes.len(), 48);
+        assert_eq!(u32::from_ne_bytes(bytes[0..4].try_into().unwrap()), 48);
+        assert_eq!(u32::from_ne_bytes(bytes[8..12].try_into().unwrap()), 7);
+        assert_eq!(u16::from_ne_bytes([bytes[32], bytes[33]]), 16);
+        assert_eq!(
+            u16::from_ne_bytes([bytes[34], bytes[35]]),
+            IFLA_LINKINFO | NLA_F_NESTED
+        );
+        assert_eq!(&bytes[40..45], b"veth\0");
+    }
+}
