@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::Daemon;
 use crate::attach::{self, Streams};
 use crate::http::{ApiError, Body, Query, Reply, blocking, empty, json};
+use crate::network::{self, NetworkRequest, PortBindingBody};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -30,7 +31,9 @@ impl From<keel_engine::Error> for ApiError {
             return inner.into();
         }
         let status = match &error {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) => StatusCode::NOT_FOUND,
+            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) | E::NoSuchNetwork(_) => {
+                StatusCode::NOT_FOUND
+            }
             E::NameInUse { .. }
             | E::RemoveRunning { .. }
             | E::NotRunning { .. }
@@ -43,6 +46,7 @@ impl From<keel_engine::Error> for ApiError {
             | E::Start(_)
             | E::InvalidParameter(_)
             | E::NoExecCommand
+            | E::Network(_)
             | E::Unsupported(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -69,6 +73,7 @@ struct CreateBody {
     #[serde(default)]
     stdin_once: bool,
     volumes: Option<BTreeMap<String, Value>>,
+    exposed_ports: Option<BTreeMap<String, Value>>,
     stop_signal: Option<String>,
     stop_timeout: Option<u64>,
     host_config: Option<HostConfig>,
@@ -97,6 +102,14 @@ struct HostConfig {
     ulimits: Option<Vec<UlimitBody>>,
     mounts: Option<Vec<MountRequest>>,
     tmpfs: Option<BTreeMap<String, String>>,
+    network_mode: Option<String>,
+    port_bindings: Option<BTreeMap<String, Option<Vec<PortBindingBody>>>>,
+    publish_all_ports: bool,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    dns_options: Option<Vec<String>>,
+    extra_hosts: Option<Vec<String>>,
+    links: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,8 +147,21 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         &host.mounts.unwrap_or_default(),
         &host.tmpfs.unwrap_or_default(),
     )?;
+    let network = NetworkRequest {
+        mode: host.network_mode,
+        port_bindings: host.port_bindings,
+        publish_all: host.publish_all_ports,
+        exposed: request.exposed_ports,
+        dns: host.dns,
+        dns_search: host.dns_search,
+        dns_options: host.dns_options,
+        extra_hosts: host.extra_hosts,
+        links: host.links,
+    }
+    .into_config()?;
     let config = Config {
         image,
+        network,
         cmd: request.cmd.filter(|c| !c.is_empty()),
         entrypoint: request.entrypoint.filter(|e| !e.is_empty()),
         env: request.env.unwrap_or_default(),
@@ -374,12 +400,12 @@ pub fn summary(daemon: &Daemon, container: &Container) -> Value {
         "ImageID": container.image_id,
         "Command": command(container),
         "Created": keel_time::unix_seconds(&container.created).unwrap_or(0),
-        "Ports": [],
+        "Ports": network::summary_ports(container),
         "Labels": container.config.labels,
         "State": container.state.status.as_str(),
         "Status": status_text(container),
-        "HostConfig": {"NetworkMode": "none"},
-        "NetworkSettings": {"Networks": {}},
+        "HostConfig": {"NetworkMode": container.config.network.mode_name()},
+        "NetworkSettings": {"Networks": network::settings(daemon, container)["Networks"].clone()},
         "Mounts": mounts(daemon, container),
     })
 }
@@ -404,73 +430,77 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
     let security = &c.config.security;
     // Docker shows unset lists as null.
     let non_empty = |list: &Vec<String>| (!list.is_empty()).then(|| list.clone());
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "Id": c.id,
-            "Created": c.created,
-            "Path": c.path,
-            "Args": c.args,
-            "State": {
-                "Status": status.as_str(),
-                "Running": status == Status::Running,
-                "Paused": false,
-                "Restarting": false,
-                "OOMKilled": false,
-                "Dead": false,
-                "Pid": c.state.pid,
-                "ExitCode": c.state.exit_code,
-                "Error": c.state.error,
-                "StartedAt": if c.state.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.started_at },
-                "FinishedAt": if c.state.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.finished_at },
+    let mut inspected = json!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": {
+            "Status": status.as_str(),
+            "Running": status == Status::Running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": c.state.pid,
+            "ExitCode": c.state.exit_code,
+            "Error": c.state.error,
+            "StartedAt": if c.state.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.started_at },
+            "FinishedAt": if c.state.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.finished_at },
+        },
+        "Image": c.image_id,
+        "LogPath": log_path,
+        "Name": format!("/{}", c.name),
+        "RestartCount": c.state.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "HostConfig": {
+            "AutoRemove": c.config.auto_remove,
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "RestartPolicy": {
+                "Name": if c.config.restart.name.is_empty() { "no" } else { &c.config.restart.name },
+                "MaximumRetryCount": c.config.restart.maximum_retry_count,
             },
-            "Image": c.image_id,
-            "LogPath": log_path,
-            "Name": format!("/{}", c.name),
-            "RestartCount": c.state.restart_count,
-            "Driver": "overlay2",
-            "Platform": "linux",
-            "HostConfig": {
-                "AutoRemove": c.config.auto_remove,
-                "NetworkMode": "none",
-                "LogConfig": {"Type": "json-file", "Config": {}},
-                "RestartPolicy": {
-                    "Name": if c.config.restart.name.is_empty() { "no" } else { &c.config.restart.name },
-                    "MaximumRetryCount": c.config.restart.maximum_retry_count,
-                },
-                "Memory": c.config.resources.memory,
-                "MemorySwap": c.config.resources.memory_swap,
-                "NanoCpus": c.config.resources.nano_cpus,
-                "CpuShares": c.config.resources.cpu_shares,
-                "PidsLimit": (c.config.resources.pids_limit > 0).then_some(c.config.resources.pids_limit),
-                "Privileged": security.privileged,
-                "ReadonlyRootfs": security.read_only,
-                "CapAdd": non_empty(&security.cap_add),
-                "CapDrop": non_empty(&security.cap_drop),
-                "SecurityOpt": non_empty(&security.security_opt),
-            },
-            "Mounts": mounts(&daemon, &c),
-            "Config": {
-                "Hostname": c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_owned()),
-                "User": c.config.user.clone().unwrap_or_default(),
-                "Tty": c.config.tty,
-                "OpenStdin": c.config.open_stdin,
-                "StdinOnce": c.config.stdin_once,
-                "AttachStdin": c.config.open_stdin,
-                "AttachStdout": true,
-                "AttachStderr": true,
-                "Env": c.config.env,
-                "Cmd": c.config.cmd,
-                "Entrypoint": c.config.entrypoint,
-                "Image": c.config.image,
-                "WorkingDir": c.config.working_dir.clone().unwrap_or_default(),
-                "Labels": c.config.labels,
-                "StopSignal": c.config.stop_signal,
-                "StopTimeout": c.config.stop_timeout,
-            },
-            "NetworkSettings": {"Networks": {}},
-        }),
-    ))
+            "Memory": c.config.resources.memory,
+            "MemorySwap": c.config.resources.memory_swap,
+            "NanoCpus": c.config.resources.nano_cpus,
+            "CpuShares": c.config.resources.cpu_shares,
+            "PidsLimit": (c.config.resources.pids_limit > 0).then_some(c.config.resources.pids_limit),
+            "Privileged": security.privileged,
+            "ReadonlyRootfs": security.read_only,
+            "CapAdd": non_empty(&security.cap_add),
+            "CapDrop": non_empty(&security.cap_drop),
+            "SecurityOpt": non_empty(&security.security_opt),
+        },
+        "Mounts": mounts(&daemon, &c),
+        "Config": {
+            "Hostname": c.config.hostname.clone().unwrap_or_else(|| c.id[..12].to_owned()),
+            "User": c.config.user.clone().unwrap_or_default(),
+            "Tty": c.config.tty,
+            "OpenStdin": c.config.open_stdin,
+            "StdinOnce": c.config.stdin_once,
+            "AttachStdin": c.config.open_stdin,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Entrypoint": c.config.entrypoint,
+            "Image": c.config.image,
+            "WorkingDir": c.config.working_dir.clone().unwrap_or_default(),
+            "Labels": c.config.labels,
+            "StopSignal": c.config.stop_signal,
+            "StopTimeout": c.config.stop_timeout,
+            "ExposedPorts": network::exposed(&c),
+        },
+        "NetworkSettings": network::settings(&daemon, &c),
+    });
+    if let (Some(host), Value::Object(extra)) = (
+        inspected["HostConfig"].as_object_mut(),
+        network::host_config(&c),
+    ) {
+        host.extend(extra);
+    }
+    Ok(json(StatusCode::OK, &inspected))
 }
 
 /// What a log reader sends: which streams, from where, with timestamps.

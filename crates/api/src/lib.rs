@@ -8,6 +8,7 @@ mod containers;
 mod exec;
 mod http;
 mod images;
+mod network;
 mod system;
 mod volumes;
 
@@ -36,9 +37,13 @@ pub struct Daemon {
 impl Daemon {
     /// Opens the daemon's state under `root`; `monitor` is the command that
     /// runs a container's monitor.
-    pub fn open(root: &Path, monitor: Vec<std::ffi::OsString>) -> Result<Self, keel_engine::Error> {
+    pub fn open(
+        root: &Path,
+        monitor: Vec<std::ffi::OsString>,
+        network: keel_engine::NetworkOptions,
+    ) -> Result<Self, keel_engine::Error> {
         Ok(Self {
-            engine: keel_engine::Engine::open(root, monitor)?,
+            engine: keel_engine::Engine::open(root, monitor, network)?,
         })
     }
 

@@ -68,6 +68,17 @@ struct CreateFlags {
     ulimits: Vec<Value>,
     stop_signal: Option<String>,
     stop_timeout: Option<u64>,
+    /// `-p`: the API's PortBindings.
+    port_bindings: serde_json::Map<String, Value>,
+    /// `--expose` and the published ports: the API's ExposedPorts.
+    exposed: serde_json::Map<String, Value>,
+    publish_all: bool,
+    network: Option<String>,
+    dns: Vec<String>,
+    dns_search: Vec<String>,
+    dns_options: Vec<String>,
+    extra_hosts: Vec<String>,
+    links: Vec<String>,
 }
 
 fn parse_create(
@@ -196,6 +207,35 @@ fn parse_create(
                 let (target, options) = spec.split_once(':').unwrap_or((&spec, ""));
                 flags.tmpfs.insert(target.to_owned(), options.to_owned());
             }
+            Some(Short('p') | Long("publish")) => {
+                let spec: String = parser.value()?.string()?;
+                for (port, binding) in keel_network::ports::parse_publish(&spec)? {
+                    let key = port.to_string();
+                    flags.exposed.insert(key.clone(), json!({}));
+                    let host_ip = binding.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                    let entry = flags.port_bindings.entry(key).or_insert_with(|| json!([]));
+                    if let Some(list) = entry.as_array_mut() {
+                        list.push(json!({"HostIp": host_ip, "HostPort": binding.host_port_text()}));
+                    }
+                }
+            }
+            Some(Long("expose")) => {
+                let spec: String = parser.value()?.string()?;
+                for (port, _) in keel_network::ports::parse_publish(&spec)
+                    .with_context(|| format!("invalid range format for --expose: {spec}"))?
+                {
+                    flags.exposed.insert(port.to_string(), json!({}));
+                }
+            }
+            Some(Short('P') | Long("publish-all")) => flags.publish_all = true,
+            Some(Long("network") | Long("net")) => flags.network = Some(parser.value()?.string()?),
+            Some(Long("dns")) => flags.dns.push(parser.value()?.string()?),
+            Some(Long("dns-search")) => flags.dns_search.push(parser.value()?.string()?),
+            Some(Long("dns-option") | Long("dns-opt")) => {
+                flags.dns_options.push(parser.value()?.string()?)
+            }
+            Some(Long("add-host")) => flags.extra_hosts.push(parser.value()?.string()?),
+            Some(Long("link")) => flags.links.push(parser.value()?.string()?),
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -370,6 +410,7 @@ fn create_container(
         "StopSignal": flags.stop_signal,
         "StopTimeout": flags.stop_timeout,
         "Volumes": flags.volumes,
+        "ExposedPorts": flags.exposed,
         "OpenStdin": flags.interactive,
         "AttachStdin": flags.interactive && !flags.detach,
         // `run -i` closes the container's stdin when ours ends.
@@ -385,6 +426,14 @@ fn create_container(
             "RestartPolicy": restart_policy(flags.restart.as_deref())?,
             "Mounts": flags.mounts,
             "Tmpfs": flags.tmpfs,
+            "NetworkMode": flags.network.clone().unwrap_or_default(),
+            "PortBindings": flags.port_bindings,
+            "PublishAllPorts": flags.publish_all,
+            "Dns": flags.dns,
+            "DnsSearch": flags.dns_search,
+            "DnsOptions": flags.dns_options,
+            "ExtraHosts": flags.extra_hosts,
+            "Links": flags.links,
         },
     });
     let mut body = body;
@@ -403,12 +452,17 @@ fn create_container(
 /// 126/127 when the command could not be run or found.
 fn run_failure(error: anyhow::Error) -> anyhow::Error {
     let message = format!("keel: {error:#}");
-    let code = match error.downcast_ref::<DaemonError>() {
-        Some(DaemonError(text)) if text.contains("not found") || text.contains("no such file") => {
-            EXIT_NOT_FOUND
-        }
-        Some(DaemonError(text)) if text.contains("permission denied") => EXIT_CANNOT_INVOKE,
-        _ => EXIT_DAEMON,
+    // Only a process that could not be started is 126/127.
+    let start_failure = match error.downcast_ref::<DaemonError>() {
+        Some(DaemonError(text)) if text.starts_with("failed to create task") => text.as_str(),
+        _ => "",
+    };
+    let code = if start_failure.contains("not found") || start_failure.contains("no such file") {
+        EXIT_NOT_FOUND
+    } else if start_failure.contains("permission denied") {
+        EXIT_CANNOT_INVOKE
+    } else {
+        EXIT_DAEMON
     };
     Exit {
         code,
@@ -832,7 +886,7 @@ pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 "RunningFor": format!("{} ago", human_duration(now - c["Created"].as_i64().unwrap_or(now))),
                 "Status": c["Status"],
                 "State": c["State"],
-                "Ports": "",
+                "Ports": ports_column(&c["Ports"]),
                 "Names": names.join(","),
             })
         })
@@ -859,6 +913,80 @@ pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     });
     print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
     Ok(())
+}
+
+/// `keel port CONTAINER [PRIVATE_PORT[/PROTO]]`
+pub fn port(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    const SYNOPSIS: &str = "port CONTAINER [PRIVATE_PORT[/PROTO]]";
+    let mut values = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(value) => values.push(value.string()?),
+            other => return Err(usage(other.unexpected(), SYNOPSIS)),
+        }
+    }
+    let (name, wanted) = match values.as_slice() {
+        [name] => (name, None),
+        [name, port] => (name, Some(port.parse::<keel_network::Port>()?)),
+        _ => bail!(
+            "\"keel port\" requires at least 1 and at most 2 arguments.\nUsage:  keel {SYNOPSIS}"
+        ),
+    };
+    let container = client.json(
+        "GET",
+        &format!("/containers/{}/json", encode(name)),
+        Upload::None,
+    )?;
+    let mut lines = Vec::new();
+    if let Some(ports) = container["NetworkSettings"]["Ports"].as_object() {
+        for (port, bindings) in ports {
+            let port: keel_network::Port = port.parse()?;
+            if wanted.is_some_and(|w| w != port) {
+                continue;
+            }
+            for binding in bindings.as_array().into_iter().flatten() {
+                let host = format!(
+                    "{}:{}",
+                    binding["HostIp"].as_str().unwrap_or_default(),
+                    binding["HostPort"].as_str().unwrap_or_default()
+                );
+                lines.push(match wanted {
+                    Some(_) => host,
+                    None => format!("{port} -> {host}"),
+                });
+            }
+        }
+    }
+    if let (Some(port), true) = (wanted, lines.is_empty()) {
+        bail!("Error: No public port '{port}' published for {name}");
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `docker ps`'s PORTS: `0.0.0.0:8080->80/tcp, 443/tcp`.
+fn ports_column(ports: &Value) -> String {
+    let mut shown: Vec<String> = ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let private = format!(
+                "{}/{}",
+                p["PrivatePort"],
+                p["Type"].as_str().unwrap_or("tcp")
+            );
+            match p["PublicPort"].as_u64() {
+                Some(public) => format!("{}:{public}->{private}", p["IP"].as_str().unwrap_or("")),
+                None => private,
+            }
+        })
+        .collect();
+    shown.sort();
+    shown.dedup();
+    shown.join(", ")
 }
 
 /// `keel export [-o FILE] CONTAINER`

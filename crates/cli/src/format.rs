@@ -102,7 +102,13 @@ impl Template {
             let action = rest[start + 2..start + end].trim();
             parts.push(match action {
                 "json ." => Part::Json,
-                field if field.starts_with('.') && field[1..].chars().all(|c| c.is_ascii_alphanumeric()) => {
+                field
+                    if field.starts_with('.')
+                        && field[1..].split('.').all(|name| {
+                            !name.is_empty()
+                                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        }) =>
+                {
                     Part::Field(field[1..].to_owned())
                 }
                 other => bail!(
@@ -122,7 +128,7 @@ impl Template {
     pub fn render(&self, rows: &[Value], headers: &BTreeMap<&str, &str>) -> Result<String> {
         for part in &self.parts {
             if let Part::Field(field) = part
-                && rows.first().is_some_and(|row| row.get(field).is_none())
+                && rows.first().is_some_and(|row| lookup(row, field).is_none())
             {
                 bail!("template: can't evaluate field {field}");
             }
@@ -144,9 +150,10 @@ impl Template {
         for row in rows {
             lines.push(line(&|part| match part {
                 Part::Text(t) => t.clone(),
-                Part::Field(f) => match &row[f.as_str()] {
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
+                Part::Field(f) => match lookup(row, f) {
+                    Some(Value::String(text)) => text.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
                 },
                 Part::Json => row.to_string(),
             }));
@@ -160,6 +167,11 @@ impl Template {
         }
         Ok(lines.iter().map(|l| format!("{l}\n")).collect())
     }
+}
+
+/// A field by its dotted path: `NetworkSettings.IPAddress`.
+fn lookup<'a>(row: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(row, |value, name| value.get(name))
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ Commands:
   kill        Kill one or more running containers
   rm          Remove one or more containers
   export      Export a container's filesystem as a tar archive
+  port        List port mappings or a specific mapping for the container
   container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect)
   images      List images
   import      Import the contents from a tarball to create a filesystem image
@@ -58,7 +59,8 @@ Commands:
   info        Display system-wide information
   system df   Show disk usage
   version     Show the Keel version information
-  daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST)
+  daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST;
+              --bridge NAME, --bip ADDRESS/PREFIX for the default bridge)
 ";
 
 fn main() -> ExitCode {
@@ -211,6 +213,7 @@ fn container_command(verb: &str) -> Option<Command> {
         "kill" => containers::kill,
         "rm" | "remove" => containers::rm,
         "export" => containers::export,
+        "port" => containers::port,
         "inspect" => images::inspect,
         _ => return None,
     })
@@ -232,25 +235,30 @@ fn image_command(verb: &str) -> Option<Command> {
     })
 }
 
-/// `keel daemon [--root DIR] [-H unix:///PATH]`
+/// `keel daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip CIDR]`
 fn daemon_command(
     parser: &mut lexopt::Parser,
     mut root: PathBuf,
     mut socket: PathBuf,
 ) -> Result<()> {
+    const SYNOPSIS: &str =
+        "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX]";
+    let mut network = keel_engine::NetworkOptions::default();
+    let mut bip = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("root") | Long("data-root") => root = PathBuf::from(parser.value()?),
             Short('H') | Long("host") => socket = socket_path(&parser.value()?.string()?)?,
-            other => {
-                return Err(usage(
-                    other.unexpected(),
-                    "daemon [--root DIR] [-H unix:///PATH]",
-                ));
-            }
+            Short('b') | Long("bridge") => network.bridge = parser.value()?.string()?,
+            Long("bip") => bip = Some(parser.value()?.string()?),
+            other => return Err(usage(other.unexpected(), SYNOPSIS)),
         }
     }
-    daemon::run(&root, &socket)
+    if let Some(bip) = bip {
+        network = keel_engine::NetworkOptions::with_bip(&network.bridge, &bip)
+            .map_err(|e| anyhow::anyhow!("invalid --bip {bip}: {e}"))?;
+    }
+    daemon::run(&root, &socket, network)
 }
 
 /// A client for the daemon at `socket`; as root, starts the daemon when

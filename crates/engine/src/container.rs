@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::mounts::Mount;
+use crate::network::{Endpoint, NetworkConfig, Published};
 use crate::resources::Resources;
 use crate::restart::RestartPolicy;
 use crate::security::Security;
@@ -49,6 +50,8 @@ pub struct Config {
     /// Close stdin when the first attached client ends its input (`run -i`).
     #[serde(default)]
     pub stdin_once: bool,
+    #[serde(default)]
+    pub network: NetworkConfig,
 }
 
 /// Docker's container states.
@@ -92,6 +95,13 @@ pub struct State {
     /// Stopped by a user: no restart policy brings it back.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// Its address on the default bridge, from its first start until it
+    /// is removed.
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// Its published ports, while it runs.
+    #[serde(default)]
+    pub published: Vec<Published>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

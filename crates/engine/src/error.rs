@@ -44,6 +44,10 @@ pub enum Error {
     Image(#[from] keel_image::Error),
     #[error(transparent)]
     Runtime(#[from] keel_runtime::Error),
+    #[error(transparent)]
+    Network(#[from] keel_network::Error),
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
     #[error("{what}")]
     Io { what: String, source: io::Error },
 }

@@ -8,6 +8,7 @@ mod error;
 mod exec;
 pub mod monitor;
 pub mod mounts;
+mod network;
 mod resources;
 mod restart;
 mod security;
@@ -29,6 +30,7 @@ use std::time::Duration;
 pub use container::{Config, Container, State, Status};
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecConfig};
+pub use network::{BRIDGE, Endpoint, Mode, NetworkConfig, NetworkOptions, Published};
 pub use resources::{Resources, Ulimit};
 pub use restart::RestartPolicy;
 pub use security::Security;
@@ -101,6 +103,7 @@ struct Launched {
 pub struct Engine {
     images: keel_image::Store,
     volumes: volumes::Volumes,
+    networks: network::Networks,
     runtime_root: PathBuf,
     containers_dir: PathBuf,
     /// The program (and leading arguments) that runs a monitor.
@@ -112,7 +115,7 @@ pub struct Engine {
 impl Engine {
     /// Opens the engine's state under `root`. `monitor` is the command that
     /// runs `monitor::run` (the keel-monitor binary).
-    pub fn open(root: &Path, monitor: Vec<OsString>) -> Result<Arc<Self>> {
+    pub fn open(root: &Path, monitor: Vec<OsString>, network: NetworkOptions) -> Result<Arc<Self>> {
         let containers_dir = root.join("containers");
         let runtime_root = root.join("runtime");
         for dir in [&containers_dir, &runtime_root] {
@@ -121,13 +124,16 @@ impl Engine {
         let engine = Arc::new(Self {
             images: keel_image::Store::open(&root.join("image"))?,
             volumes: volumes::Volumes::open(root.join("volumes"))?,
+            networks: network::Networks::new(network, root.join("netns"))?,
             runtime_root,
             containers_dir,
             monitor,
             table: Mutex::new(Table::default()),
             changed: Condvar::new(),
         });
-        for id in engine.load_containers()? {
+        let still_running = engine.load_containers()?;
+        engine.reconcile_networks(&engine.lock());
+        for id in still_running {
             let watcher = Arc::clone(&engine);
             std::thread::Builder::new()
                 .name(format!("watch-{}", &id[..12]))
@@ -163,6 +169,11 @@ impl Engine {
                 .context(|| "cannot start the restart policies".to_owned())?;
         }
         Ok(engine)
+    }
+
+    /// The default bridge's settings.
+    pub fn network_options(&self) -> &NetworkOptions {
+        self.networks.options()
     }
 
     pub fn images(&self) -> &keel_image::Store {
@@ -278,6 +289,7 @@ impl Engine {
         security::Confinement::of(&config.security)?;
         config.restart.check(config.auto_remove)?;
         config.resources.check()?;
+        config.network.check()?;
         if let Some(signal) = &config.stop_signal {
             keel_runtime::parse_signal(signal)
                 .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {signal}")))?;
@@ -305,6 +317,12 @@ impl Engine {
         if config.user.is_none() {
             config.user = image_config.user().clone();
         }
+        // Published ports are exposed, as are the image's.
+        let published: Vec<_> = config.network.ports.keys().copied().collect();
+        config.network.exposed.extend(published);
+        for port in image_config.exposed_ports().iter().flatten() {
+            config.network.exposed.insert(port.parse()?);
+        }
         // The image's VOLUMEs get anonymous volumes, unless mounted over.
         for target in image_config.volumes().iter().flatten() {
             if !config.mounts.iter().any(|m| m.target == *target) {
@@ -312,6 +330,14 @@ impl Engine {
             }
         }
         let mut table = self.lock();
+        for (name, _) in config.network.parsed_links() {
+            Self::find(&table, name).map_err(|_| {
+                Error::InvalidParameter(format!("Could not get container for {name}"))
+            })?;
+        }
+        if let Mode::Container(name) = config.network.mode()? {
+            Self::find(&table, &name)?;
+        }
         let id = random_id()?;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(name) => {
@@ -354,6 +380,8 @@ impl Engine {
                 monitor_pid: 0,
                 restart_count: 0,
                 manually_stopped: false,
+                endpoint: None,
+                published: Vec::new(),
             },
         };
         let dir = self.dir(&id);
@@ -406,8 +434,18 @@ impl Engine {
             .ok()
             .and_then(|image| image.config.config().clone()?.env().clone())
             .unwrap_or_default();
-        self.fill_new_volumes(&container, &rootfs)?;
-        let spec = spec::build(&container, &image_env, &rootfs, &self.volumes)?;
+        let prepared = self.fill_new_volumes(&container, &rootfs).and_then(|()| {
+            let wiring = self.join_network(&id)?;
+            spec::build(&container, &image_env, &rootfs, &self.volumes, &wiring)
+        });
+        let spec = match prepared {
+            Ok(spec) => spec,
+            Err(error) => {
+                self.leave_network(&id);
+                snapshot.unmount().ok();
+                return Err(error);
+            }
+        };
         monitor::write_atomically(
             &dir.join("config.json"),
             &serde_json::to_vec(&spec).expect("a spec serializes"),
@@ -431,6 +469,7 @@ impl Engine {
                     c.state.exit_code = code;
                 })?;
                 self.lock().attaching.remove(&id);
+                self.leave_network(&id);
                 snapshot.unmount().ok();
                 if container.config.auto_remove {
                     self.remove(&id, true, true).ok();
@@ -438,6 +477,7 @@ impl Engine {
                 return Err(Error::Start(message));
             }
             Err(other) => {
+                self.leave_network(&id);
                 snapshot.unmount().ok();
                 return Err(other);
             }
@@ -599,8 +639,10 @@ impl Engine {
     /// again after a while if its restart policy says so.
     fn exited(self: &Arc<Self>, id: &str) {
         let exit = read_exit(&self.dir(id));
-        // Unmounted before the exit is recorded: whoever the record wakes
-        // (a restart's start) may mount it again at once.
+        // Unmounted and off the network before the exit is recorded:
+        // whoever the record wakes (a restart's start) may set both up
+        // again at once.
+        self.leave_network(id);
         if let Ok(snapshot) = self.images.snapshot(id) {
             snapshot.unmount().ok();
         }

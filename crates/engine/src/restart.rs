@@ -84,6 +84,8 @@ mod tests {
             monitor_pid: 0,
             restart_count: restarts,
             manually_stopped: false,
+            endpoint: None,
+            published: Vec::new(),
         }
     }
 

@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{RootBuilder, Spec, UserBuilder};
+use oci_spec::runtime::{LinuxNamespaceType, MountBuilder, RootBuilder, Spec, UserBuilder};
 
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::mounts::{self, Kind, Mount};
+use crate::network::{self, Wiring};
 use crate::security::Confinement;
 use crate::volumes::Volumes;
 
@@ -40,25 +41,23 @@ pub(crate) fn with_terminal_type(env: &mut Vec<String>) {
 }
 
 /// The config for `container`, whose root filesystem is mounted at
-/// `rootfs`.
-pub fn build(
+/// `rootfs`, put on its network as `wiring` says.
+pub(crate) fn build(
     container: &Container,
     image_env: &[String],
     rootfs: &Path,
     volumes: &Volumes,
+    wiring: &Wiring,
 ) -> Result<Spec> {
     let mut spec = keel_runtime::default_spec();
-    let hostname = container
-        .config
-        .hostname
-        .clone()
-        .unwrap_or_else(|| container.id[..12].to_owned());
+    let hostname = network::hostname(container);
     let mut args = vec![container.path.clone()];
     args.extend(container.args.iter().cloned());
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_terminal(Some(container.config.tty));
     process.set_args(Some(args));
     let mut env = environment(image_env, &container.config.env, &hostname);
+    env.extend(wiring.env.iter().cloned());
     if container.config.tty {
         with_terminal_type(&mut env);
     }
@@ -87,6 +86,14 @@ pub fn build(
     ));
     if let Some(linux) = spec.linux_mut() {
         linux.set_cgroups_path(Some(format!("/keel/{}", container.id).into()));
+        if let Some(namespaces) = linux.namespaces_mut() {
+            namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network || !wiring.host);
+            for namespace in namespaces.iter_mut() {
+                if namespace.typ() == LinuxNamespaceType::Network {
+                    namespace.set_path(wiring.netns.clone());
+                }
+            }
+        }
     }
     // The container's own mounts replace the defaults at the same place,
     // parents before children.
@@ -94,6 +101,22 @@ pub fn build(
     own.sort_by_key(|m| Path::new(&m.target).components().count());
     let mut mount_list = spec.mounts().clone().unwrap_or_default();
     mount_list.retain(|m| !own.iter().any(|o| Path::new(&o.target) == m.destination()));
+    // Docker's name files, unless the container mounts its own there.
+    for file in ["hosts", "hostname", "resolv.conf"] {
+        let target = Path::new("/etc").join(file);
+        if own.iter().any(|o| Path::new(&o.target) == target) {
+            continue;
+        }
+        mount_list.push(
+            MountBuilder::default()
+                .destination(target)
+                .typ("bind")
+                .source(wiring.files_dir.join(file))
+                .options(vec!["rbind".to_owned(), "rprivate".to_owned()])
+                .build()
+                .map_err(|e| Error::Unsupported(e.to_string()))?,
+        );
+    }
     for mount in own {
         let source = match mount.kind {
             Kind::Volume => volumes.data_dir(&mount.source),

@@ -33,11 +33,8 @@ pub enum Error {
     AddressOutsideSubnet { address: Ipv4Addr, subnet: Subnet },
     #[error("{0}")]
     InvalidPort(String),
-    #[error("failed to bind host port {address}: {source}")]
-    PortTaken {
-        address: String,
-        source: std::io::Error,
-    },
+    #[error("failed to bind host port {address}: {reason}")]
+    PortTaken { address: String, reason: String },
     #[error("nftables refused the change: {message}")]
     Nftables { script: String, message: String },
     #[error("{what}: {source}")]

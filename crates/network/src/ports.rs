@@ -199,7 +199,10 @@ impl Reservation {
         let (address, error) = last_error.expect("a range has a port");
         Err(Error::PortTaken {
             address: format!("{address}/{}", protocol.as_str()),
-            source: error,
+            reason: match error.kind() {
+                std::io::ErrorKind::AddrInUse => "address already in use".to_owned(),
+                _ => error.to_string(),
+            },
         })
     }
 }

@@ -22,6 +22,20 @@ pub type Output = (i32, String, String);
 pub struct TestDaemon {
     pub dir: TempDir,
     child: Child,
+    /// The default bridge of this daemon: its own name and subnet, so
+    /// tests run side by side.
+    pub bridge: String,
+    pub subnet: String,
+}
+
+/// A bridge name and a /24 no other test daemon running now has.
+fn own_network() -> (String, String) {
+    static DAEMONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = DAEMONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = std::process::id();
+    let slot = pid.wrapping_mul(4).wrapping_add(n);
+    let subnet = format!("10.{}.{}", 100 + (slot >> 8) % 100, slot % 256);
+    (format!("kt{pid}-{n}"), subnet)
 }
 
 impl TestDaemon {
@@ -30,8 +44,14 @@ impl TestDaemon {
             .prefix("keel-cli-")
             .tempdir()
             .unwrap();
-        let child = spawn_daemon(dir.path());
-        let daemon = TestDaemon { dir, child };
+        let (bridge, subnet) = own_network();
+        let child = spawn_daemon(dir.path(), &bridge, &subnet);
+        let daemon = TestDaemon {
+            dir,
+            child,
+            bridge,
+            subnet,
+        };
         wait_for_socket(&daemon.socket());
         daemon
     }
@@ -40,7 +60,16 @@ impl TestDaemon {
     /// another on the same root and socket.
     pub fn restart(&mut self) {
         self.stop_daemon();
-        self.child = spawn_daemon(self.dir.path());
+        self.child = spawn_daemon(self.dir.path(), &self.bridge, &self.subnet);
+        wait_for_socket(&self.socket());
+    }
+
+    /// Kills the daemon with SIGKILL (no chance to clean up) and starts
+    /// another on the same root and socket.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_daemon(self.dir.path(), &self.bridge, &self.subnet);
         wait_for_socket(&self.socket());
     }
 
@@ -137,6 +166,16 @@ impl TestDaemon {
         path
     }
 
+    /// The default bridge's subnet: `10.x.y.0/24`.
+    pub fn network_subnet(&self) -> keel_network::Subnet {
+        format!("{}.0/24", self.subnet).parse().unwrap()
+    }
+
+    /// The default bridge's gateway: `10.x.y.1`.
+    pub fn gateway(&self) -> String {
+        format!("{}.1", self.subnet)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
     }
@@ -152,10 +191,17 @@ impl Drop for TestDaemon {
         }
         self.stop_daemon();
         keel_testkit::podman::unmount_below(self.dir.path());
+        let rules = keel_network::nft::Rules {
+            bridge: &self.bridge,
+            subnet: self.network_subnet(),
+            internal: false,
+        };
+        rules.uninstall().ok();
+        keel_network::bridge::remove(&self.bridge).ok();
     }
 }
 
-fn spawn_daemon(dir: &Path) -> Child {
+fn spawn_daemon(dir: &Path, bridge: &str, subnet: &str) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -167,6 +213,7 @@ fn spawn_daemon(dir: &Path) -> Child {
         .arg(dir.join("root"))
         .arg("-H")
         .arg(format!("unix://{}", dir.join("keel.sock").display()))
+        .args(["--bridge", bridge, "--bip", &format!("{subnet}.1/24")])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
