@@ -27,13 +27,14 @@ fn keel_binary() -> PathBuf {
 }
 
 /// A Keel daemon of the bench's own.
-struct Keel {
+pub(crate) struct Keel {
     dir: tempfile::TempDir,
     daemon: Child,
 }
 
 impl Keel {
-    fn start() -> Result<Keel> {
+    /// A daemon with `daemon_args` (the default bridge's, say).
+    pub(crate) fn start(daemon_args: &[&str]) -> Result<Keel> {
         let binary = keel_binary();
         ensure!(
             binary.exists() && binary.with_file_name("keel-monitor").exists(),
@@ -45,6 +46,7 @@ impl Keel {
             .tempdir()?;
         let daemon = Command::new(&binary)
             .arg("daemon")
+            .args(daemon_args)
             .env("KEEL_ROOT", dir.path().join("root"))
             .env(
                 "KEEL_HOST",
@@ -70,7 +72,7 @@ impl Keel {
         Ok(keel)
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut command = Command::new(keel_binary());
         command.env("KEEL_AUTOSTART", "0");
         command.env("KEEL_ROOT", self.dir.path().join("root")).env(
@@ -262,7 +264,7 @@ struct Results {
 }
 
 pub fn engine_bench(iterations: usize) -> Result<()> {
-    let mut contenders = vec![Contender::Keel(Keel::start()?)];
+    let mut contenders = vec![Contender::Keel(Keel::start(&[])?)];
     if Path::new("/usr/sbin/dockerd").exists() || Path::new("/usr/bin/dockerd").exists() {
         contenders.push(Contender::Docker(Docker::start(&[])));
     } else {

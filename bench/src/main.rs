@@ -4,6 +4,7 @@
 //!   keel-bench runtime [--iterations N] [--keel PATH]
 //!   keel-bench load [--iterations N]
 //!   keel-bench engine [--iterations N]
+//!   keel-bench network [--iterations N]
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
 //! from the same busybox bundle, two ways: `run` (one command: create,
@@ -17,9 +18,12 @@
 //! into an empty store: Keel's image store against `podman load`.
 //!
 //! `engine` times Keel's daemon against dockerd and Podman (see engine.rs).
+//!
+//! `network` measures published ports against dockerd's (see network.rs).
 
 mod engine;
 mod load;
+mod network;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,7 +34,7 @@ use anyhow::{Context, Result, bail};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(what) = args.next() else {
-        bail!("usage: keel-bench runtime|load|engine [--iterations N] [--keel PATH]");
+        bail!("usage: keel-bench runtime|load|engine|network [--iterations N] [--keel PATH]");
     };
     if what == "load-once" {
         let (Some(root), Some(archive)) = (args.next(), args.next()) else {
@@ -56,7 +60,8 @@ fn main() -> Result<()> {
         "runtime" => runtime_bench(&keel, iterations),
         "load" => load::load_bench(iterations),
         "engine" => engine::engine_bench(iterations),
-        other => bail!("unknown benchmark {other:?}: try runtime, load or engine"),
+        "network" => network::network_bench(iterations),
+        other => bail!("unknown benchmark {other:?}: try runtime, load, engine or network"),
     }
 }
 

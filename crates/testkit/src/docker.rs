@@ -1,7 +1,7 @@
 //! Docker (Debian's docker.io: dockerd 20.10 with its containerd) as a
-//! peer: a daemon of its own with its own data, exec root and socket, no
-//! bridge and no iptables rules, busybox imported as `keel-busybox`; it
-//! removes its containers and stops when dropped.
+//! peer: a daemon of its own with its own data, exec root and socket (no
+//! bridge and no iptables rules unless networked), busybox imported as
+//! `keel-busybox`; it removes its containers and stops when dropped.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -20,6 +20,27 @@ pub struct Docker {
 impl Docker {
     /// Starts dockerd, with `runtimes` (name, path) added beside runc.
     pub fn start(runtimes: &[(&str, &Path)]) -> Docker {
+        Self::launch(
+            runtimes,
+            &[
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ],
+        )
+    }
+
+    /// Starts dockerd with its default network: docker0, its iptables
+    /// rules and docker-proxy, as a user's Docker runs. Its FORWARD policy
+    /// drops what it does not know; `DOCKER-USER` is where others are let
+    /// through.
+    pub fn start_networked() -> Docker {
+        Self::launch(&[], &[])
+    }
+
+    fn launch(runtimes: &[(&str, &Path)], network: &[&str]) -> Docker {
         let dir = tempfile::Builder::new()
             .prefix("keel-docker-")
             .tempdir()
@@ -36,13 +57,7 @@ impl Docker {
             .arg(path.join("dockerd.pid"))
             .arg("--host")
             .arg(format!("unix://{}", path.join("docker.sock").display()))
-            .args([
-                "--bridge",
-                "none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--ip-forward=false",
-            ]);
+            .args(network);
         for (name, binary) in runtimes {
             command
                 .arg("--add-runtime")

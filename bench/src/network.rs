@@ -1,0 +1,338 @@
+//! `network`: published ports, Keel against dockerd 20.10 (docker0, its
+//! iptables rules and docker-proxy), both serving the same files with
+//! busybox httpd on the same image, in one run:
+//!
+//! - `wrk` through the published port on 127.0.0.1 (Docker: docker-proxy;
+//!   Keel: DNAT in the kernel), for a small page (connections per second:
+//!   busybox httpd closes each connection) and a 1 MiB file (MB/s);
+//! - the same from another network namespace, through the host's address
+//!   on a bridge of the bench's own (both: DNAT, then the container's
+//!   bridge);
+//! - from `run -d -p` to the first answered request, on 127.0.0.1.
+//!
+//! dockerd's FORWARD policy drops what it does not know, Keel's bridge
+//! included: the bench lets Keel's bridge through in DOCKER-USER, as
+//! Docker's documentation says to, and puts the policy back afterwards.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use keel_network::bridge::{self, Link};
+use keel_network::{Subnet, netns};
+use keel_testkit::docker::Docker;
+use keel_testkit::podman::output;
+
+use crate::engine::Keel;
+use crate::{median, ms};
+
+const KEEL_BRIDGE: &str = "kbench0";
+const CLIENT_BRIDGE: &str = "kbcli0";
+const CLIENT_HOST: Ipv4Addr = Ipv4Addr::new(10, 85, 0, 1);
+
+/// A namespace for the client, on a bridge of its own whose host address
+/// is where it reaches the published ports.
+struct Client {
+    dir: tempfile::TempDir,
+}
+
+impl Client {
+    fn create() -> Result<Client> {
+        let subnet: Subnet = "10.85.0.0/24".parse()?;
+        bridge::ensure(CLIENT_BRIDGE, CLIENT_HOST, subnet)?;
+        let client = Client {
+            dir: tempfile::tempdir()?,
+        };
+        netns::create(&client.netns())?;
+        bridge::attach(
+            &client.netns(),
+            &Link {
+                bridge: CLIENT_BRIDGE,
+                host_name: "kbcli0-c",
+                name: "eth0",
+                address: Ipv4Addr::new(10, 85, 0, 2),
+                prefix: 24,
+                gateway: Some(CLIENT_HOST),
+            },
+        )?;
+        Ok(client)
+    }
+
+    fn netns(&self) -> PathBuf {
+        self.dir.path().join("client")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        bridge::detach("kbcli0-c").ok();
+        netns::remove(&self.netns()).ok();
+        bridge::remove(CLIENT_BRIDGE).ok();
+    }
+}
+
+/// Keel's bridge let through dockerd's FORWARD chain, until dropped.
+struct DockerUserAccept {
+    policy: String,
+}
+
+impl DockerUserAccept {
+    const RULES: [[&'static str; 2]; 2] = [["-i", KEEL_BRIDGE], ["-o", KEEL_BRIDGE]];
+
+    fn insert(policy: String) -> Result<Self> {
+        for [direction, bridge] in Self::RULES {
+            let (code, _, err) = output(Command::new("iptables").args([
+                "-I",
+                "DOCKER-USER",
+                direction,
+                bridge,
+                "-j",
+                "ACCEPT",
+            ]));
+            ensure!(code == 0, "iptables: {err}");
+        }
+        Ok(DockerUserAccept { policy })
+    }
+}
+
+impl Drop for DockerUserAccept {
+    fn drop(&mut self) {
+        for [direction, bridge] in Self::RULES {
+            let _ = output(Command::new("iptables").args([
+                "-D",
+                "DOCKER-USER",
+                direction,
+                bridge,
+                "-j",
+                "ACCEPT",
+            ]));
+        }
+        let _ = output(Command::new("iptables").args(["-P", "FORWARD", &self.policy]));
+    }
+}
+
+/// FORWARD's policy now (`ACCEPT` on a machine without Docker's rules).
+fn forward_policy() -> String {
+    let (_, rules, _) = output(Command::new("iptables").args(["-S", "FORWARD"]));
+    rules
+        .lines()
+        .find_map(|l| l.strip_prefix("-P FORWARD "))
+        .unwrap_or("ACCEPT")
+        .trim()
+        .to_owned()
+}
+
+/// Makes a CLI command for one engine.
+type CommandMaker<'a> = Box<dyn Fn() -> Command + 'a>;
+
+struct Figures {
+    loopback_rate: Vec<f64>,
+    loopback_mbps: Vec<f64>,
+    netns_rate: Vec<f64>,
+    netns_mbps: Vec<f64>,
+    first_reply: Vec<Duration>,
+}
+
+/// `wrk` for 3 s at `url`, in the namespace `netns` if given: (requests
+/// per second, MB per second).
+fn wrk(netns: Option<&Path>, url: &str, connections: u32) -> Result<(f64, f64)> {
+    let mut command = match netns {
+        Some(path) => {
+            let mut command = Command::new("nsenter");
+            command.arg(format!("--net={}", path.display())).arg("wrk");
+            command
+        }
+        None => Command::new("wrk"),
+    };
+    let (code, out, err) = output(command.args(["-t2", &format!("-c{connections}"), "-d3s", url]));
+    ensure!(code == 0, "wrk {url}: {err}");
+    let field = |name: &str| -> Option<&str> {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(str::trim)
+    };
+    let rate: f64 = field("Requests/sec:")
+        .context("wrk's Requests/sec")?
+        .parse()?;
+    let transfer = field("Transfer/sec:").context("wrk's Transfer/sec")?;
+    let (number, unit) = transfer.split_at(transfer.len() - 2);
+    let scale = match unit {
+        "GB" => 1024.0,
+        "MB" => 1.0,
+        "KB" => 1.0 / 1024.0,
+        _ => 1.0 / (1024.0 * 1024.0),
+    };
+    Ok((rate, number.trim().parse::<f64>()? * scale))
+}
+
+/// Waits for the first answer to GET / on 127.0.0.1:`port`.
+fn first_answer(port: u16, since: Instant) -> Result<Duration> {
+    loop {
+        if let Ok(mut connection) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+            let mut reply = Vec::new();
+            if connection.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+                && connection.read_to_end(&mut reply).is_ok()
+                && reply.starts_with(b"HTTP/1.")
+            {
+                return Ok(since.elapsed());
+            }
+        }
+        ensure!(
+            since.elapsed() < Duration::from_secs(10),
+            "no answer on {port}"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("0.0.0.0:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn network_bench(iterations: usize) -> Result<()> {
+    let www = tempfile::tempdir()?;
+    std::fs::write(www.path().join("index.html"), "hello from a container\n")?;
+    std::fs::write(www.path().join("big.bin"), vec![7u8; 1 << 20])?;
+    let volume = format!("{}:/www:ro", www.path().display());
+    let policy = forward_policy();
+    let client = Client::create()?;
+    let keel = Keel::start(&["--bridge", KEEL_BRIDGE, "--bip", "10.86.0.1/24"])?;
+    let docker = Docker::start_networked();
+    let _accept = DockerUserAccept::insert(policy)?;
+    let commands: [(&str, CommandMaker); 2] = [
+        ("keel", Box::new(|| keel.command())),
+        ("docker 20.10", Box::new(|| docker.command())),
+    ];
+
+    let mut figures = Vec::new();
+    for (name, command) in &commands {
+        let port = free_port()?;
+        let publish = format!("{port}:80");
+        let (code, _, err) = output(command().args([
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &publish,
+            "-v",
+            &volume,
+            "keel-busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ]));
+        ensure!(code == 0, "{name}: run: {err}");
+        first_answer(port, Instant::now())?;
+        let mut result = Figures {
+            loopback_rate: Vec::new(),
+            loopback_mbps: Vec::new(),
+            netns_rate: Vec::new(),
+            netns_mbps: Vec::new(),
+            first_reply: Vec::new(),
+        };
+        for _ in 0..3 {
+            let local = format!("http://127.0.0.1:{port}");
+            let remote = format!("http://{CLIENT_HOST}:{port}");
+            result
+                .loopback_rate
+                .push(wrk(None, &format!("{local}/"), 32)?.0);
+            result
+                .loopback_mbps
+                .push(wrk(None, &format!("{local}/big.bin"), 8)?.1);
+            let netns = Some(client.netns());
+            result
+                .netns_rate
+                .push(wrk(netns.as_deref(), &format!("{remote}/"), 32)?.0);
+            result
+                .netns_mbps
+                .push(wrk(netns.as_deref(), &format!("{remote}/big.bin"), 8)?.1);
+        }
+        let _ = output(command().args(["rm", "-f", "web"]));
+        figures.push(result);
+    }
+    // From `run -d -p` to the first answer, the engines taking turns.
+    for i in 0..3 + iterations {
+        for (k, (name, command)) in commands.iter().enumerate() {
+            let port = free_port()?;
+            let publish = format!("127.0.0.1:{port}:80");
+            let started = Instant::now();
+            let (code, _, err) = output(command().args([
+                "run",
+                "-d",
+                "--name",
+                "first",
+                "-p",
+                &publish,
+                "-v",
+                &volume,
+                "keel-busybox",
+                "httpd",
+                "-f",
+                "-p",
+                "80",
+                "-h",
+                "/www",
+            ]));
+            ensure!(code == 0, "{name}: run: {err}");
+            let elapsed = first_answer(port, started)?;
+            if i >= 3 {
+                figures[k].first_reply.push(elapsed);
+            }
+            let _ = output(command().args(["rm", "-f", "first"]));
+        }
+    }
+    let names: Vec<&str> = commands.iter().map(|(name, _)| *name).collect();
+    drop(commands);
+    drop(keel);
+    keel_network::nft::Rules {
+        bridge: KEEL_BRIDGE,
+        subnet: "10.86.0.0/24".parse()?,
+        internal: false,
+    }
+    .uninstall()
+    .ok();
+    bridge::remove(KEEL_BRIDGE).ok();
+
+    let med = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    println!(
+        "Published port, busybox httpd; wrk -t2 for 3 s, median of 3 (small page: 32 connections; 1 MiB file: 8); first answer: median of {iterations}"
+    );
+    println!(
+        "{:<13} {:>16} {:>15} {:>16} {:>15} {:>15}",
+        "engine", "127.0.0.1 req/s", "127.0.0.1 MB/s", "netns req/s", "netns MB/s", "run→answer"
+    );
+    for (name, f) in names.iter().zip(&figures) {
+        println!(
+            "{:<13} {:>16.0} {:>15.1} {:>16.0} {:>15.1} {:>12.1} ms",
+            name,
+            med(&f.loopback_rate),
+            med(&f.loopback_mbps),
+            med(&f.netns_rate),
+            med(&f.netns_mbps),
+            ms(median(&f.first_reply)),
+        );
+    }
+    let (k, d) = (&figures[0], &figures[1]);
+    println!(
+        "keel/docker: 127.0.0.1 {:.2}x req/s, {:.2}x MB/s; netns {:.2}x req/s, {:.2}x MB/s; run→answer {:.2}x faster",
+        med(&k.loopback_rate) / med(&d.loopback_rate),
+        med(&k.loopback_mbps) / med(&d.loopback_mbps),
+        med(&k.netns_rate) / med(&d.netns_rate),
+        med(&k.netns_mbps) / med(&d.netns_mbps),
+        median(&d.first_reply).as_secs_f64() / median(&k.first_reply).as_secs_f64(),
+    );
+    Ok(())
+}
