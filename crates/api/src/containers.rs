@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::Daemon;
 use crate::attach::{self, Streams};
 use crate::http::{ApiError, Body, Query, Reply, blocking, empty, json};
-use crate::network::{self, NetworkRequest, PortBindingBody};
+use crate::network::{self, EndpointBody, NetworkRequest, PortBindingBody};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -34,6 +34,8 @@ impl From<keel_engine::Error> for ApiError {
             E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) | E::NoSuchNetwork(_) => {
                 StatusCode::NOT_FOUND
             }
+            E::NetworkExists(_) => StatusCode::CONFLICT,
+            E::PredefinedNetwork(_) => StatusCode::FORBIDDEN,
             E::NameInUse { .. }
             | E::RemoveRunning { .. }
             | E::NotRunning { .. }
@@ -77,6 +79,13 @@ struct CreateBody {
     stop_signal: Option<String>,
     stop_timeout: Option<u64>,
     host_config: Option<HostConfig>,
+    networking_config: Option<NetworkingConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct NetworkingConfig {
+    endpoints_config: Option<BTreeMap<String, EndpointBody>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +166,10 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         dns_options: host.dns_options,
         extra_hosts: host.extra_hosts,
         links: host.links,
+        endpoints: request
+            .networking_config
+            .unwrap_or_default()
+            .endpoints_config,
     }
     .into_config()?;
     let config = Config {

@@ -9,6 +9,7 @@ mod exec;
 mod http;
 mod images;
 mod network;
+mod networks;
 mod system;
 mod volumes;
 
@@ -141,6 +142,11 @@ async fn dispatch(
             return volumes::create(daemon, request.into_body()).await;
         }
         (&Method::POST, "/volumes/prune") => return volumes::prune(daemon, query).await,
+        (&Method::GET, "/networks") => return networks::list(daemon, query).await,
+        (&Method::POST, "/networks/create") => {
+            return networks::create(daemon, request.into_body()).await;
+        }
+        (&Method::POST, "/networks/prune") => return networks::prune(daemon).await,
         (&Method::GET, "/images/get") => {
             let names = query.all("names").into_iter().map(str::to_owned).collect();
             return images::save(daemon, names).await;
@@ -172,6 +178,21 @@ async fn dispatch(
         return match method {
             Method::GET => volumes::inspect(daemon, name).await,
             Method::DELETE => volumes::remove(daemon, name).await,
+            _ => Err(not_found()),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/networks/") {
+        let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+        let name = name.to_owned();
+        return match (&method, action) {
+            (&Method::GET, "") => networks::inspect(daemon, name).await,
+            (&Method::DELETE, "") => networks::remove(daemon, name).await,
+            (&Method::POST, "connect") => {
+                networks::connect(daemon, name, request.into_body()).await
+            }
+            (&Method::POST, "disconnect") => {
+                networks::disconnect(daemon, name, request.into_body()).await
+            }
             _ => Err(not_found()),
         };
     }

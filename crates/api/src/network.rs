@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use keel_engine::{BRIDGE, Container, NetworkConfig, Status};
+use keel_engine::{BRIDGE, Container, Endpoint, Mode, NetworkConfig, Status};
 use keel_network::{Binding, Port};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,6 +32,37 @@ pub struct NetworkRequest {
     pub dns_options: Option<Vec<String>>,
     pub extra_hosts: Option<Vec<String>>,
     pub links: Option<Vec<String>>,
+    pub endpoints: Option<BTreeMap<String, EndpointBody>>,
+}
+
+/// NetworkingConfig.EndpointsConfig's entries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointBody {
+    aliases: Option<Vec<String>>,
+    #[serde(rename = "IPAMConfig")]
+    ipam_config: Option<IpamBody>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct IpamBody {
+    #[serde(rename = "IPv4Address")]
+    ipv4_address: String,
+}
+
+impl EndpointBody {
+    /// The aliases and the address asked for.
+    pub fn settings(self) -> Result<(Vec<String>, Option<std::net::Ipv4Addr>), ApiError> {
+        let ip = match self.ipam_config.map(|i| i.ipv4_address) {
+            Some(text) if !text.is_empty() => Some(
+                text.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {text}")))?,
+            ),
+            _ => None,
+        };
+        Ok((self.aliases.unwrap_or_default(), ip))
+    }
 }
 
 impl NetworkRequest {
@@ -54,8 +85,20 @@ impl NetworkRequest {
             .keys()
             .map(|port| port.parse().map_err(bad))
             .collect::<Result<_, _>>()?;
+        let mode = self.mode.unwrap_or_default();
+        // The endpoint settings of the network the container is created on.
+        let endpoint = self
+            .endpoints
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(name, _)| *name == mode || (mode.is_empty() && name == BRIDGE))
+            .map(|(_, endpoint)| endpoint)
+            .unwrap_or_default();
+        let (aliases, ip) = endpoint.settings()?;
         Ok(NetworkConfig {
-            mode: self.mode.unwrap_or_default(),
+            mode,
+            aliases,
+            ip,
             ports,
             publish_all: self.publish_all,
             exposed,
@@ -66,14 +109,6 @@ impl NetworkRequest {
             links: self.links.unwrap_or_default(),
         })
     }
-}
-
-/// The default bridge network's id: fixed for its bridge's name.
-pub fn bridge_id(daemon: &Daemon) -> String {
-    let options = daemon.engine.network_options();
-    keel_image::Digest::of(format!("keel network {}", options.bridge).as_bytes())
-        .hex()
-        .to_owned()
 }
 
 /// NetworkSettings.Ports: every exposed port, with its host bindings
@@ -102,42 +137,61 @@ fn ports(container: &Container) -> Value {
     Value::Object(map)
 }
 
+/// An endpoint as inspect's NetworkSettings.Networks shows it (empty
+/// addresses while the container is stopped).
+fn endpoint_json(container: &Container, endpoint: Option<&Endpoint>, network_id: &str) -> Value {
+    let running = container.state.status == Status::Running;
+    let shown = endpoint.filter(|_| running);
+    json!({
+        "IPAMConfig": endpoint.map(|_| Value::Null),
+        "Links": (!container.config.network.links.is_empty()).then(|| container.config.network.links.clone()),
+        "Aliases": endpoint.map(|e| {
+            let mut aliases = e.aliases.clone();
+            aliases.push(container.id[..12].to_owned());
+            aliases
+        }),
+        "NetworkID": network_id,
+        "EndpointID": if shown.is_some() { container.id.clone() } else { String::new() },
+        "Gateway": shown.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": shown.map(|e| e.address.to_string()).unwrap_or_default(),
+        "IPPrefixLen": shown.map_or(0, |e| e.prefix),
+        "MacAddress": shown.map(|e| e.mac_address()).unwrap_or_default(),
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+    })
+}
+
 /// A container's NetworkSettings, as inspect shows them.
 pub fn settings(daemon: &Daemon, container: &Container) -> Value {
-    let network = &container.config.network;
     let running = container.state.status == Status::Running;
-    let endpoint = container.state.endpoint.as_ref().filter(|_| running);
-    let address = endpoint.map(|e| e.address.to_string()).unwrap_or_default();
-    let gateway = endpoint.map(|e| e.gateway.to_string()).unwrap_or_default();
-    let prefix = endpoint.map_or(0, |e| e.prefix);
-    let mac = endpoint.map(|e| e.mac_address()).unwrap_or_default();
-    let mode = network.mode_name().to_owned();
+    let mode = container.config.network.mode_name().to_owned();
     let mut networks = serde_json::Map::new();
-    if !mode.starts_with("container:") {
-        let id = match mode.as_str() {
-            BRIDGE => bridge_id(daemon),
-            other => keel_image::Digest::of(format!("keel network {other}").as_bytes())
-                .hex()
-                .to_owned(),
-        };
+    for (name, endpoint) in &container.state.endpoints {
         networks.insert(
-            mode.clone(),
-            json!({
-                "IPAMConfig": null,
-                "Links": (!network.links.is_empty()).then(|| network.links.clone()),
-                "Aliases": null,
-                "NetworkID": id,
-                "EndpointID": if running { container.id.clone() } else { String::new() },
-                "Gateway": gateway,
-                "IPAddress": address,
-                "IPPrefixLen": prefix,
-                "MacAddress": mac,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-            }),
+            name.clone(),
+            endpoint_json(container, Some(endpoint), &endpoint.network_id),
         );
     }
+    match container.config.network.mode() {
+        Mode::Network(name) if !networks.contains_key(&name) => {
+            let id = daemon
+                .engine
+                .network(&name)
+                .map(|n| n.id)
+                .unwrap_or_default();
+            networks.insert(name, endpoint_json(container, None, &id));
+        }
+        Mode::Host | Mode::None => {
+            networks.insert(
+                mode.clone(),
+                endpoint_json(container, None, &fixed_id(&mode)),
+            );
+        }
+        _ => {}
+    }
+    // The top-level fields are the default bridge's, as in Docker.
+    let bridge = container.state.endpoints.get(BRIDGE).filter(|_| running);
     let sandbox = if running {
         format!("/proc/{}/ns/net", container.state.pid)
     } else {
@@ -149,16 +203,23 @@ pub fn settings(daemon: &Daemon, container: &Container) -> Value {
         "SandboxKey": sandbox,
         "HairpinMode": false,
         "Ports": ports(container),
-        "EndpointID": if running && mode == BRIDGE { container.id.clone() } else { String::new() },
-        "Gateway": if mode == BRIDGE { gateway } else { String::new() },
-        "IPAddress": if mode == BRIDGE { address } else { String::new() },
-        "IPPrefixLen": if mode == BRIDGE { prefix } else { 0 },
-        "MacAddress": if mode == BRIDGE { mac } else { String::new() },
+        "EndpointID": if bridge.is_some() { container.id.clone() } else { String::new() },
+        "Gateway": bridge.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": bridge.map(|e| e.address.to_string()).unwrap_or_default(),
+        "IPPrefixLen": bridge.map_or(0, |e| e.prefix),
+        "MacAddress": bridge.map(|e| e.mac_address()).unwrap_or_default(),
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
         "IPv6Gateway": "",
         "Networks": networks,
     })
+}
+
+/// The ids of the `host` and `none` networks: fixed for their names.
+fn fixed_id(name: &str) -> String {
+    keel_image::Digest::of(format!("keel network {name}").as_bytes())
+        .hex()
+        .to_owned()
 }
 
 /// The network parts of inspect's HostConfig.

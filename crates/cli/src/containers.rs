@@ -79,6 +79,8 @@ struct CreateFlags {
     dns_options: Vec<String>,
     extra_hosts: Vec<String>,
     links: Vec<String>,
+    network_aliases: Vec<String>,
+    ip: Option<String>,
 }
 
 fn parse_create(
@@ -236,6 +238,10 @@ fn parse_create(
             }
             Some(Long("add-host")) => flags.extra_hosts.push(parser.value()?.string()?),
             Some(Long("link")) => flags.links.push(parser.value()?.string()?),
+            Some(Long("network-alias") | Long("net-alias")) => {
+                flags.network_aliases.push(parser.value()?.string()?)
+            }
+            Some(Long("ip")) => flags.ip = Some(parser.value()?.string()?),
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -437,6 +443,13 @@ fn create_container(
         },
     });
     let mut body = body;
+    if !flags.network_aliases.is_empty() || flags.ip.is_some() {
+        let network = flags.network.clone().unwrap_or_else(|| "bridge".to_owned());
+        body["NetworkingConfig"] = json!({"EndpointsConfig": {network: {
+            "Aliases": flags.network_aliases,
+            "IPAMConfig": {"IPv4Address": flags.ip.clone().unwrap_or_default()},
+        }}});
+    }
     for (key, value) in host {
         body["HostConfig"][key] = value;
     }

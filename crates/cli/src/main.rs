@@ -6,6 +6,8 @@ mod containers;
 mod daemon;
 mod format;
 mod images;
+mod networks;
+mod objects;
 mod session;
 mod volumes;
 
@@ -56,6 +58,7 @@ Commands:
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   image       Manage images (ls, rm, tag, history, inspect, load, save, import, prune)
   volume      Manage volumes (create, ls, inspect, rm, prune)
+  network     Manage networks (create, ls, inspect, rm, connect, disconnect, prune)
   info        Display system-wide information
   system df   Show disk usage
   version     Show the Keel version information
@@ -158,6 +161,20 @@ fn run() -> Result<()> {
                 Some(command) => command(&client, parser),
                 None => {
                     bail!("keel {group}: '{sub}' is not a keel {group} command.\nSee 'keel --help'")
+                }
+            }
+        }
+        "network" => {
+            let sub = match parser.next()? {
+                Some(Value(sub)) => sub.string()?,
+                _ => bail!(
+                    "Usage:  keel network COMMAND\n\nCommands: connect, create, disconnect, inspect, ls, prune, rm"
+                ),
+            };
+            match networks::command(&sub) {
+                Some(command) => command(&client, parser),
+                None => {
+                    bail!("keel network: '{sub}' is not a keel network command.\nSee 'keel --help'")
                 }
             }
         }

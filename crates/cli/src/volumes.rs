@@ -116,32 +116,7 @@ fn inspect(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             }
         }
     }
-    let mut found = Vec::new();
-    let mut failed = None;
-    for name in &names {
-        match client.json("GET", &format!("/volumes/{}", encode(name)), Upload::None) {
-            Ok(volume) => found.push(volume),
-            Err(error) => {
-                eprintln!("{error:#}");
-                failed = Some(error);
-            }
-        }
-    }
-    match format {
-        Some(format) => print!(
-            "{}",
-            Template::parse(&format)?.render(&found, &BTreeMap::new())?
-        ),
-        None => println!("{}", serde_json::to_string_pretty(&found)?),
-    }
-    match failed {
-        Some(_) => Err(crate::containers::Exit {
-            code: 1,
-            message: None,
-        }
-        .into()),
-        None => Ok(()),
-    }
+    crate::objects::inspect_all(client, "/volumes", &names, format.as_deref())
 }
 
 /// `keel volume rm VOLUME...`
@@ -165,25 +140,7 @@ fn remove(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             "\"keel volume rm\" requires at least 1 argument.\nUsage:  keel volume rm [OPTIONS] VOLUME [VOLUME...]"
         );
     }
-    let mut failed = false;
-    for name in &names {
-        let path = format!("/volumes/{}", encode(name));
-        match client.send("DELETE", &path) {
-            Ok(_) => println!("{name}"),
-            Err(error) => {
-                eprintln!("{error:#}");
-                failed = true;
-            }
-        }
-    }
-    match failed {
-        true => Err(crate::containers::Exit {
-            code: 1,
-            message: None,
-        }
-        .into()),
-        false => Ok(()),
-    }
+    crate::objects::remove_all(client, "/volumes", &names)
 }
 
 /// `keel volume prune [-a] [-f]`

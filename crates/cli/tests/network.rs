@@ -359,3 +359,274 @@ fn after_a_daemon_crash_ports_still_serve_and_rules_are_neither_lost_nor_doubled
     assert!(veths_on(&daemon).is_empty());
     assert!(!published_rules(&daemon).contains(':'));
 }
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name_alias_and_short_id() {
+    let (mut daemon, www) = with_page("by name\n");
+    let subnet = daemon.user_subnet(0);
+    daemon.keel_ok(&["network", "create", "--subnet", &subnet, "appnet"]);
+    let ls = daemon.keel_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(ls, "appnet bridge\nbridge bridge\nhost host\nnone null\n");
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "www",
+        "-v",
+        &www,
+        BUSYBOX,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let id = daemon.keel_ok(&["inspect", "-f", "{{.Id}}", "web"]);
+    let short = &id[..12];
+    let script =
+        format!("cat /etc/resolv.conf; for n in web www {short}; do wget -qO- http://$n/; done");
+    let out = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        BUSYBOX,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        out,
+        "nameserver 127.0.0.11\noptions ndots:0\nby name\nby name\nby name\n"
+    );
+    // Names on another network, or of stopped containers, are not found.
+    let (code, _, _) = daemon.keel(&["run", "--rm", BUSYBOX, "nslookup", "web", "127.0.0.11"]);
+    assert_ne!(code, 0);
+
+    // A daemon killed and restarted serves the names again.
+    daemon.kill_and_restart();
+    let out = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        BUSYBOX,
+        "wget",
+        "-qO-",
+        "http://www/",
+    ]);
+    assert_eq!(out, "by name\n");
+
+    // The network cannot go while a container is on it.
+    let (code, _, err) = daemon.keel(&["network", "rm", "appnet"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has active endpoints (web)"), "{err}");
+    let id = daemon.keel_ok(&["network", "inspect", "-f", "{{.Id}}", "appnet"]);
+    let bridge = format!("br-{}", &id[..12]);
+    assert!(
+        std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .exists()
+    );
+    daemon.keel_ok(&["rm", "-f", "web"]);
+    daemon.keel_ok(&["network", "rm", "appnet"]);
+    assert!(
+        !std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .exists()
+    );
+    let (_, tables, _) = common::output(Command::new("nft").args(["list", "tables"]));
+    assert!(!tables.contains(&format!("keel-{bridge}")), "{tables}");
+}
+
+#[test]
+fn the_docker_cli_and_docker_py_create_connect_and_remove_networks() {
+    let daemon = TestDaemon::with_busybox();
+    let subnet = daemon.user_subnet(0);
+    let gateway = subnet.replace(".128/25", ".129");
+    let (code, _, err) = daemon.docker(&["network", "create", "--subnet", &subnet, "dnet"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, shown, _) = daemon.docker(&[
+        "network",
+        "inspect",
+        "dnet",
+        "--format",
+        "{{.Driver}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+    ]);
+    assert_eq!(shown.trim(), format!("bridge {subnet} {gateway}"));
+    let (code, _, err) = daemon.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "dnet",
+        BUSYBOX,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    daemon.keel_ok(&["run", "-d", "--name", "db", BUSYBOX, "sleep", "60"]);
+    let (code, _, err) = daemon.docker(&["network", "connect", "--alias", "store", "dnet", "db"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, seen, _) = daemon.docker(&["exec", "api", "ping", "-c1", "-W2", "store"]);
+    assert!(seen.contains("1 packets received"), "{seen}");
+    let (_, members, _) = daemon.docker(&[
+        "network",
+        "inspect",
+        "dnet",
+        "--format",
+        "{{range .Containers}}{{.Name}} {{end}}",
+    ]);
+    let mut names: Vec<&str> = members.split_whitespace().collect();
+    names.sort();
+    assert_eq!(names, ["api", "db"]);
+    let (code, _, err) = daemon.docker(&["network", "disconnect", "dnet", "db"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = daemon.docker(&["exec", "api", "ping", "-c1", "-W1", "store"]);
+    assert_ne!(code, 0, "disconnected, the alias is gone");
+
+    let script = format!(
+        r#"
+import docker
+client = docker.DockerClient(base_url="unix://{socket}")
+net = client.networks.get("dnet")
+print(sorted(c.name for c in net.containers))
+print(client.containers.run("{BUSYBOX}", "nslookup api", network="dnet", remove=True).decode().count("Address: "))
+"#,
+        socket = daemon.socket().display()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "['api']\n1\n");
+    for name in ["api", "db"] {
+        daemon.keel_ok(&["rm", "-f", name]);
+    }
+    let (code, out, err) = daemon.docker(&["network", "rm", "dnet"]);
+    assert_eq!((code, out.trim()), (0, "dnet"), "{err}");
+}
+
+#[test]
+fn bad_network_requests_are_refused_and_make_nothing() {
+    let daemon = TestDaemon::with_busybox();
+    let subnet = daemon.user_subnet(0);
+    daemon.keel_ok(&["network", "create", "--subnet", &subnet, "one"]);
+    let overlapping = subnet.replace(".128/25", ".192/26");
+    let other = daemon.user_subnet(1);
+    for (args, message) in [
+        (
+            vec!["create", "--subnet", &overlapping, "two"],
+            "Pool overlaps with other one on this address space",
+        ),
+        (
+            vec!["create", "--subnet", &subnet, "one"],
+            "network with name one already exists",
+        ),
+        (
+            vec!["create", "--subnet", "10.0.0.0/33", "three"],
+            "invalid CIDR address: 10.0.0.0/33",
+        ),
+        (
+            vec![
+                "create",
+                "--subnet",
+                &other,
+                "--gateway",
+                "10.255.0.1",
+                "four",
+            ],
+            "does not belong to any of this network's subnets",
+        ),
+        (vec!["create", "bridge"], "bridge is a pre-defined network"),
+        (
+            vec!["rm", "bridge"],
+            "bridge is a pre-defined network and cannot be removed",
+        ),
+        (vec!["connect", "nowhere", "x"], "network nowhere not found"),
+    ] {
+        let mut full = vec!["network"];
+        full.extend(&args);
+        let (code, _, err) = daemon.keel(&full);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    let ls = daemon.keel_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(ls, "bridge\nhost\nnone\none\n");
+    let (code, _, err) = daemon.keel(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        "--ip",
+        "10.1.1.1",
+        BUSYBOX,
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(err.contains("only for user defined networks"), "{err}");
+}
+
+#[test]
+fn a_hundred_containers_on_one_network_have_unique_addresses_resolve_and_leave_nothing() {
+    let daemon = TestDaemon::with_busybox();
+    let before_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let subnet = daemon.user_subnet(0);
+    daemon.keel_ok(&["network", "create", "--subnet", &subnet, "crowd"]);
+    let names: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+    for name in &names {
+        daemon.keel_ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "crowd",
+            BUSYBOX,
+            "sleep",
+            "300",
+        ]);
+    }
+    let mut inspect = vec![
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.crowd.IPAddress}}",
+    ];
+    inspect.extend(names.iter().map(String::as_str));
+    let addresses = daemon.keel_ok(&inspect);
+    let mut unique: Vec<&str> = addresses.lines().collect();
+    assert_eq!(unique.len(), 100);
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 100, "{addresses}");
+    let script =
+        "n=0; for i in $(seq 0 99); do nslookup c$i >/dev/null 2>&1 && n=$((n+1)); done; echo $n";
+    let resolved = daemon.keel_ok(&["exec", "c0", "sh", "-c", script]);
+    assert_eq!(resolved.trim(), "100");
+    for name in &names {
+        daemon.keel_ok(&["rm", "-f", name]);
+    }
+    daemon.keel_ok(&["network", "rm", "crowd"]);
+    assert_eq!(
+        std::fs::read_dir("/sys/class/net").unwrap().count(),
+        before_links
+    );
+    assert_eq!(
+        std::fs::read_dir(daemon.root().join("netns"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

@@ -95,10 +95,10 @@ pub struct State {
     /// Stopped by a user: no restart policy brings it back.
     #[serde(default)]
     pub manually_stopped: bool,
-    /// Its address on the default bridge, from its first start until it
-    /// is removed.
+    /// Its addresses, by network name: from its first start (or a
+    /// connect) until it is removed (or disconnected).
     #[serde(default)]
-    pub endpoint: Option<Endpoint>,
+    pub endpoints: BTreeMap<String, Endpoint>,
     /// Its published ports, while it runs.
     #[serde(default)]
     pub published: Vec<Published>,

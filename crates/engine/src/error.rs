@@ -48,6 +48,10 @@ pub enum Error {
     Network(#[from] keel_network::Error),
     #[error("network {0} not found")]
     NoSuchNetwork(String),
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    #[error("{0} is a pre-defined network and cannot be removed")]
+    PredefinedNetwork(String),
     #[error("{what}")]
     Io { what: String, source: io::Error },
 }

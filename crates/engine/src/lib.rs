@@ -30,7 +30,9 @@ use std::time::Duration;
 pub use container::{Config, Container, State, Status};
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecConfig};
-pub use network::{BRIDGE, Endpoint, Mode, NetworkConfig, NetworkOptions, Published};
+pub use network::{
+    BRIDGE, Endpoint, Mode, Network, NetworkConfig, NetworkOptions, NetworkRequest, Published,
+};
 pub use resources::{Resources, Ulimit};
 pub use restart::RestartPolicy;
 pub use security::Security;
@@ -110,6 +112,8 @@ pub struct Engine {
     monitor: Vec<OsString>,
     table: Mutex<Table>,
     changed: Condvar,
+    /// The engine itself, for the threads it starts (the DNS server's).
+    me: std::sync::Weak<Engine>,
 }
 
 impl Engine {
@@ -121,10 +125,14 @@ impl Engine {
         for dir in [&containers_dir, &runtime_root] {
             fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
         }
-        let engine = Arc::new(Self {
-            images: keel_image::Store::open(&root.join("image"))?,
-            volumes: volumes::Volumes::open(root.join("volumes"))?,
-            networks: network::Networks::new(network, root.join("netns"))?,
+        let images = keel_image::Store::open(&root.join("image"))?;
+        let volumes = volumes::Volumes::open(root.join("volumes"))?;
+        let networks = network::Networks::open(network, root.join("networks"), root.join("netns"))?;
+        let engine = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            images,
+            volumes,
+            networks,
             runtime_root,
             containers_dir,
             monitor,
@@ -132,7 +140,7 @@ impl Engine {
             changed: Condvar::new(),
         });
         let still_running = engine.load_containers()?;
-        engine.reconcile_networks(&engine.lock());
+        engine.reconcile_networks();
         for id in still_running {
             let watcher = Arc::clone(&engine);
             std::thread::Builder::new()
@@ -289,7 +297,6 @@ impl Engine {
         security::Confinement::of(&config.security)?;
         config.restart.check(config.auto_remove)?;
         config.resources.check()?;
-        config.network.check()?;
         if let Some(signal) = &config.stop_signal {
             keel_runtime::parse_signal(signal)
                 .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {signal}")))?;
@@ -330,14 +337,7 @@ impl Engine {
             }
         }
         let mut table = self.lock();
-        for (name, _) in config.network.parsed_links() {
-            Self::find(&table, name).map_err(|_| {
-                Error::InvalidParameter(format!("Could not get container for {name}"))
-            })?;
-        }
-        if let Mode::Container(name) = config.network.mode()? {
-            Self::find(&table, &name)?;
-        }
+        self.check_network(&table, &config.network)?;
         let id = random_id()?;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(name) => {
@@ -380,7 +380,7 @@ impl Engine {
                 monitor_pid: 0,
                 restart_count: 0,
                 manually_stopped: false,
-                endpoint: None,
+                endpoints: BTreeMap::new(),
                 published: Vec::new(),
             },
         };

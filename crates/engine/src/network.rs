@@ -1,24 +1,26 @@
 //! Containers' networks, as Docker's: the default bridge (`bridge`, on
-//! Keel's own `keel0`), `host`, `none`, and another container's. A
-//! container on the bridge gets a network namespace made before its
-//! process starts, a veth pair, an address (kept in its record until it
-//! is removed, so the addresses in use are always the records'), its
-//! published ports (host ports held by the daemon, DNAT in nftables), and
-//! the /etc/hosts, /etc/hostname and /etc/resolv.conf Docker writes.
+//! Keel's own `keel0`), user networks (a bridge each, with an embedded DNS
+//! server), `host`, `none`, and another container's. A container on a
+//! bridge network gets a network namespace made before its process starts,
+//! a veth pair per network, an address on each (kept in its record until
+//! it is removed or disconnected, so the addresses in use are always the
+//! records'), its published ports (host ports held by the daemon, DNAT in
+//! nftables), and the /etc/hosts, /etc/hostname and /etc/resolv.conf
+//! Docker writes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use keel_network::bridge::{self, Link};
 use keel_network::files::{self, Resolver};
 use keel_network::nft::{Forward, Rules};
-use keel_network::{Binding, Port, Reservation, Subnet, netns};
+use keel_network::{Binding, Port, Reservation, Subnet, dns, netns};
 use serde::{Deserialize, Serialize};
 
-use crate::container::{Container, Status};
+use crate::container::{Container, Status, is_valid_name};
 use crate::error::{Context, Error, Result};
 use crate::{Engine, Table};
 
@@ -63,11 +65,53 @@ impl NetworkOptions {
     }
 }
 
+/// A bridge network: the default one, or a user's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    /// The Linux bridge: `keel0` for the default, `br-` and 12 hex digits
+    /// for a user's.
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    /// No way in or out but between its own containers.
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+    pub created: String,
+}
+
+impl Network {
+    /// The default bridge has neither DNS nor aliases, as in Docker.
+    pub fn is_default(&self) -> bool {
+        self.name == BRIDGE
+    }
+
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            bridge: &self.bridge,
+            subnet: self.subnet,
+            internal: self.internal,
+        }
+    }
+}
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
 /// What a container asks of the network, as `docker create` takes it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NetworkConfig {
-    /// `bridge` (also when empty), `none`, `host`, or `container:NAME`.
+    /// `bridge` (also when empty), a user network's name, `none`, `host`,
+    /// or `container:NAME`.
     pub mode: String,
     /// `-p`: container port to host bindings.
     pub ports: BTreeMap<Port, Vec<Binding>>,
@@ -82,26 +126,31 @@ pub struct NetworkConfig {
     pub extra_hosts: Vec<String>,
     /// `--link NAME[:ALIAS]`.
     pub links: Vec<String>,
+    /// `--network-alias`: more names on a user network.
+    pub aliases: Vec<String>,
+    /// `--ip`: the address on a user network.
+    pub ip: Option<Ipv4Addr>,
 }
 
 /// The modes of [`NetworkConfig::mode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    Bridge,
+    /// A bridge network, by name: `bridge` or a user's.
+    Network(String),
     None,
     Host,
     Container(String),
 }
 
 impl NetworkConfig {
-    pub fn mode(&self) -> Result<Mode> {
+    pub fn mode(&self) -> Mode {
         match self.mode.as_str() {
-            "" | "default" | BRIDGE => Ok(Mode::Bridge),
-            "none" => Ok(Mode::None),
-            "host" => Ok(Mode::Host),
+            "" | "default" | BRIDGE => Mode::Network(BRIDGE.to_owned()),
+            "none" => Mode::None,
+            "host" => Mode::Host,
             other => match other.strip_prefix("container:") {
-                Some(name) if !name.is_empty() => Ok(Mode::Container(name.to_owned())),
-                _ => Err(Error::NoSuchNetwork(other.to_owned())),
+                Some(name) => Mode::Container(name.to_owned()),
+                None => Mode::Network(other.to_owned()),
             },
         }
     }
@@ -127,8 +176,12 @@ impl NetworkConfig {
         self.extra_hosts
             .iter()
             .map(|entry| {
-                let (name, address) = entry.split_once(':').or_else(|| entry.split_once('='))
-                    .filter(|(name, address)| !name.is_empty() && address.parse::<std::net::IpAddr>().is_ok())
+                let (name, address) = entry
+                    .split_once(':')
+                    .or_else(|| entry.split_once('='))
+                    .filter(|(name, address)| {
+                        !name.is_empty() && address.parse::<std::net::IpAddr>().is_ok()
+                    })
                     .ok_or_else(|| {
                         Error::InvalidParameter(format!(
                             "invalid argument \"{entry}\" for \"--add-host\" flag: expected NAME:IP, such as db:10.0.0.5"
@@ -138,33 +191,20 @@ impl NetworkConfig {
             })
             .collect()
     }
-
-    /// The checks `docker create` makes before anything is made.
-    pub(crate) fn check(&self) -> Result<()> {
-        let mode = self.mode()?;
-        self.parsed_extra_hosts()?;
-        if !self.links.is_empty() && mode != Mode::Bridge {
-            return Err(Error::InvalidParameter(
-                "conflicting options: links are only supported on the default bridge network"
-                    .to_owned(),
-            ));
-        }
-        if matches!(mode, Mode::Container(_)) && !self.ports.is_empty() {
-            return Err(Error::InvalidParameter(
-                "conflicting options: port publishing and the container type network mode"
-                    .to_owned(),
-            ));
-        }
-        Ok(())
-    }
 }
 
-/// A container's place on a network, kept in its record until removal.
+/// A container's place on a network, kept in its record until it is
+/// removed or disconnected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
+    pub network_id: String,
+    /// Its name in the container: `eth0`, `eth1`...
+    pub interface: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 impl Endpoint {
@@ -185,17 +225,22 @@ pub struct Published {
     pub host_port: u16,
 }
 
-/// The daemon's side of networking: the default bridge's settings, and
-/// the host ports it holds for running containers.
+/// The daemon's side of networking: the networks, the host ports it holds
+/// for running containers, and the DNS server of user networks.
 #[derive(Debug)]
 pub(crate) struct Networks {
     options: NetworkOptions,
+    /// User networks' records.
+    dir: PathBuf,
     /// Where containers' namespaces are bound.
     netns_dir: PathBuf,
+    /// Every bridge network by id, the default one included.
+    list: Mutex<BTreeMap<String, Network>>,
     /// Host ports held, by container id.
     held: Mutex<BTreeMap<String, Vec<Reservation>>>,
-    /// The bridge and its table are set up (once per daemon).
-    ready: Mutex<bool>,
+    /// Networks whose bridge and table are set up (once per daemon).
+    ready: Mutex<BTreeSet<String>>,
+    dns: Mutex<Option<dns::Server>>,
 }
 
 /// How a container's process is to be put on the network.
@@ -212,14 +257,39 @@ pub(crate) struct Wiring {
 }
 
 impl Networks {
-    pub fn new(options: NetworkOptions, netns_dir: PathBuf) -> Result<Self> {
-        fs::create_dir_all(&netns_dir)
-            .context(|| format!("cannot create {}", netns_dir.display()))?;
+    pub fn open(options: NetworkOptions, dir: PathBuf, netns_dir: PathBuf) -> Result<Self> {
+        for path in [&dir, &netns_dir] {
+            fs::create_dir_all(path).context(|| format!("cannot create {}", path.display()))?;
+        }
+        let default = Network {
+            id: keel_image::Digest::of(format!("keel network {}", options.bridge).as_bytes())
+                .hex()
+                .to_owned(),
+            name: BRIDGE.to_owned(),
+            bridge: options.bridge.clone(),
+            subnet: options.subnet,
+            gateway: options.gateway,
+            internal: false,
+            labels: BTreeMap::new(),
+            created: String::new(),
+        };
+        let mut list = BTreeMap::from([(default.id.clone(), default)]);
+        for entry in fs::read_dir(&dir).context(|| format!("cannot list {}", dir.display()))? {
+            let path = entry.context(|| "a network record".to_owned())?.path();
+            if let Ok(network) =
+                serde_json::from_slice::<Network>(&fs::read(&path).unwrap_or_default())
+            {
+                list.insert(network.id.clone(), network);
+            }
+        }
         Ok(Networks {
             options,
+            dir,
             netns_dir,
+            list: Mutex::new(list),
             held: Mutex::new(BTreeMap::new()),
-            ready: Mutex::new(false),
+            ready: Mutex::new(BTreeSet::new()),
+            dns: Mutex::new(None),
         })
     }
 
@@ -227,11 +297,23 @@ impl Networks {
         &self.options
     }
 
-    fn rules(&self) -> Rules<'_> {
-        Rules {
-            bridge: &self.options.bridge,
-            subnet: self.options.subnet,
-            internal: false,
+    fn list(&self) -> MutexGuard<'_, BTreeMap<String, Network>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A network by name, id, or unique id prefix.
+    pub fn find(&self, name: &str) -> Result<Network> {
+        let list = self.list();
+        if let Some(network) = list.values().find(|n| n.name == name || n.id == name) {
+            return Ok(network.clone());
+        }
+        let matches: Vec<&Network> = list
+            .values()
+            .filter(|n| !name.is_empty() && n.id.starts_with(name))
+            .collect();
+        match matches.as_slice() {
+            [network] => Ok((*network).clone()),
+            _ => Err(Error::NoSuchNetwork(name.to_owned())),
         }
     }
 
@@ -243,30 +325,32 @@ impl Networks {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The bridge and its rules, made on first use: with `forwards`, the
-    /// ports of containers already running (after a daemon restart).
-    fn ensure(&self, forwards: &[Forward]) -> Result<()> {
+    /// A network's bridge and rules, made on its first use: with
+    /// `forwards`, the ports of containers already running on it.
+    fn ensure(&self, network: &Network, forwards: &[Forward]) -> Result<()> {
         let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-        if !*ready {
-            let options = &self.options;
-            bridge::ensure(&options.bridge, options.gateway, options.subnet)?;
-            self.rules().install(forwards)?;
-            *ready = true;
+        if !ready.contains(&network.id) {
+            bridge::ensure(&network.bridge, network.gateway, network.subnet)?;
+            network.rules().install(forwards)?;
+            ready.insert(network.id.clone());
         }
         Ok(())
     }
+
+    /// Removes a network's bridge and rules.
+    fn tear_down(&self, network: &Network) {
+        network.rules().uninstall().ok();
+        bridge::remove(&network.bridge).ok();
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&network.id);
+    }
 }
 
-/// What `--link`s add: /etc/hosts lines (address, names) and variables.
-#[derive(Debug, Default)]
-struct Links {
-    hosts: Vec<(String, String)>,
-    env: Vec<String>,
-}
-
-/// The host's end of a container's veth pair.
-fn veth_name(id: &str) -> String {
-    format!("veth{}", &id[..11])
+/// The host's end of a container's veth pair on its network number `n`.
+fn veth_name(id: &str, interface: &str) -> String {
+    format!("veth{}{}", &id[..9], interface.trim_start_matches("eth"))
 }
 
 fn forwards(endpoint: &Endpoint, published: &[Published]) -> Vec<Forward> {
@@ -282,10 +366,60 @@ fn forwards(endpoint: &Endpoint, published: &[Published]) -> Vec<Forward> {
         .collect()
 }
 
+/// What `--link`s add: /etc/hosts lines (address, names) and variables.
+#[derive(Debug, Default)]
+struct Links {
+    hosts: Vec<(String, String)>,
+    env: Vec<String>,
+}
+
 impl Engine {
-    /// Gives a container about to start its network: returns how its
-    /// process joins it. Undone by [`Engine::leave_network`], also when it
-    /// fails half way.
+    /// The checks `docker create` makes of the network before anything is
+    /// made.
+    pub(crate) fn check_network(&self, table: &Table, config: &NetworkConfig) -> Result<()> {
+        config.parsed_extra_hosts()?;
+        let mode = config.mode();
+        match &mode {
+            Mode::Network(name) => {
+                let network = self.networks.find(name)?;
+                if network.is_default() && (config.ip.is_some() || !config.aliases.is_empty()) {
+                    return Err(Error::InvalidParameter(
+                        "user specified IP address and network aliases are supported only for user defined networks"
+                            .to_owned(),
+                    ));
+                }
+                if let Some(ip) = config.ip {
+                    network.subnet.check_host(ip)?;
+                }
+            }
+            Mode::Container(name) => {
+                Self::find(table, name)?;
+                if !config.ports.is_empty() {
+                    return Err(Error::InvalidParameter(
+                        "conflicting options: port publishing and the container type network mode"
+                            .to_owned(),
+                    ));
+                }
+            }
+            Mode::None | Mode::Host => {}
+        }
+        if !config.links.is_empty() && mode != Mode::Network(BRIDGE.to_owned()) {
+            return Err(Error::InvalidParameter(
+                "conflicting options: links are only supported on the default bridge network"
+                    .to_owned(),
+            ));
+        }
+        for (name, _) in config.parsed_links() {
+            Self::find(table, name).map_err(|_| {
+                Error::InvalidParameter(format!("Could not get container for {name}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Gives a container about to start its networks: returns how its
+    /// process joins them. Undone by [`Engine::leave_network`], also when
+    /// it fails half way.
     pub(crate) fn join_network(&self, id: &str) -> Result<Wiring> {
         let wired = self.wire(id);
         if wired.is_err() {
@@ -296,17 +430,17 @@ impl Engine {
 
     fn wire(&self, id: &str) -> Result<Wiring> {
         let container = self.container(id)?;
-        let network = &container.config.network;
+        let config = &container.config.network;
         let files_dir = self.dir(id);
         let hostname = hostname(&container);
         let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolver = Resolver::new(
             &host_resolv,
-            &network.dns,
-            &network.dns_search,
-            &network.dns_options,
+            &config.dns,
+            &config.dns_search,
+            &config.dns_options,
         );
-        let mut extra = network.parsed_extra_hosts()?;
+        let mut extra = config.parsed_extra_hosts()?;
         let mut wiring = Wiring {
             netns: None,
             host: false,
@@ -314,7 +448,8 @@ impl Engine {
             env: Vec::new(),
         };
         let mut own = Vec::new();
-        match network.mode()? {
+        let mut embedded_dns = false;
+        match config.mode() {
             Mode::None => {}
             Mode::Host => {
                 wiring.host = true;
@@ -337,27 +472,25 @@ impl Engine {
                 }
                 return Ok(wiring);
             }
-            Mode::Bridge => {
-                let endpoint = self.endpoint(id)?;
+            Mode::Network(primary) => {
                 let path = self.networks.netns_path(id);
                 netns::remove(&path)?;
                 netns::create(&path)?;
                 wiring.netns = Some(path.clone());
-                self.networks.ensure(&self.running_forwards())?;
-                let host_name = veth_name(id);
-                bridge::attach(
-                    &path,
-                    &Link {
-                        bridge: &self.networks.options.bridge,
-                        host_name: &host_name,
-                        name: "eth0",
-                        address: endpoint.address,
-                        prefix: endpoint.prefix,
-                        gateway: Some(endpoint.gateway),
-                    },
-                )?;
-                self.publish(id, &container, &endpoint)?;
-                own.push((endpoint.address.to_string(), hostname.clone()));
+                let primary = self.networks.find(&primary)?;
+                self.endpoint(id, &primary, config.ip, &config.aliases)?;
+                let endpoints = self.container(id)?.state.endpoints;
+                for (name, endpoint) in &endpoints {
+                    let network = self.networks.find(name)?;
+                    self.attach_endpoint(id, &path, &network, endpoint, network.id == primary.id)?;
+                    own.push((endpoint.address.to_string(), hostname.clone()));
+                    embedded_dns |= !network.is_default();
+                }
+                let endpoint = &endpoints[&primary.name];
+                self.publish(id, &container, endpoint)?;
+                if embedded_dns {
+                    self.serve_dns(id, &path)?;
+                }
                 let links = self.links(&container)?;
                 extra.extend(links.hosts);
                 wiring.env = links.env;
@@ -365,40 +498,86 @@ impl Engine {
         }
         write_files(
             &files_dir,
-            &files::hosts(&extra, &own),
+            &files::hosts(&extra, &own[..own.len().min(1)]),
             &hostname,
-            &resolver.resolv_conf(false),
+            &resolver.resolv_conf(embedded_dns),
         )?;
         Ok(wiring)
     }
 
-    /// The container's address on the default bridge: the one it had, or
-    /// the lowest free one, recorded at once.
-    fn endpoint(&self, id: &str) -> Result<Endpoint> {
-        let options = &self.networks.options;
+    /// Puts the namespace at `netns` on `network` as `endpoint` says.
+    fn attach_endpoint(
+        &self,
+        id: &str,
+        netns: &Path,
+        network: &Network,
+        endpoint: &Endpoint,
+        default_route: bool,
+    ) -> Result<()> {
+        self.networks
+            .ensure(network, &self.running_forwards(network))?;
+        bridge::attach(
+            netns,
+            &Link {
+                bridge: &network.bridge,
+                host_name: &veth_name(id, &endpoint.interface),
+                name: &endpoint.interface,
+                address: endpoint.address,
+                prefix: endpoint.prefix,
+                gateway: default_route.then_some(endpoint.gateway),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The container's endpoint on `network`: the one it had, or a new one
+    /// (`ip` if given, else the lowest free address), recorded at once.
+    fn endpoint(
+        &self,
+        id: &str,
+        network: &Network,
+        ip: Option<Ipv4Addr>,
+        aliases: &[String],
+    ) -> Result<Endpoint> {
         let mut table = self.lock();
-        if let Some(endpoint) = table
+        let container = table
             .containers
             .get(id)
-            .and_then(|c| c.state.endpoint.clone())
-        {
-            return Ok(endpoint);
+            .ok_or_else(|| Error::NoSuchContainer(id.to_owned()))?;
+        if let Some(endpoint) = container.state.endpoints.get(&network.name) {
+            return Ok(endpoint.clone());
         }
+        let interface = format!("eth{}", container.state.endpoints.len());
         let used: BTreeSet<Ipv4Addr> = table
             .containers
             .values()
-            .filter_map(|c| Some(c.state.endpoint.as_ref()?.address))
+            .flat_map(|c| c.state.endpoints.values())
+            .filter(|e| e.network_id == network.id)
+            .map(|e| e.address)
             .collect();
-        let endpoint = Endpoint {
-            address: options.subnet.allocate(options.gateway, &used)?,
-            prefix: options.subnet.prefix(),
-            gateway: options.gateway,
+        let address = match ip {
+            Some(ip) if used.contains(&ip) || ip == network.gateway => {
+                return Err(Error::InvalidParameter(format!(
+                    "Address already in use: {ip} on network {}",
+                    network.name
+                )));
+            }
+            Some(ip) => ip,
+            None => network.subnet.allocate(network.gateway, &used)?,
         };
-        let container = table
-            .containers
-            .get_mut(id)
-            .ok_or_else(|| Error::NoSuchContainer(id.to_owned()))?;
-        container.state.endpoint = Some(endpoint.clone());
+        let endpoint = Endpoint {
+            network_id: network.id.clone(),
+            interface,
+            address,
+            prefix: network.subnet.prefix(),
+            gateway: network.gateway,
+            aliases: aliases.to_vec(),
+        };
+        let container = table.containers.get_mut(id).expect("found above");
+        container
+            .state
+            .endpoints
+            .insert(network.name.clone(), endpoint.clone());
         let copy = container.clone();
         drop(table);
         crate::save(&self.dir(id), &copy)?;
@@ -408,19 +587,19 @@ impl Engine {
     /// Holds the host ports of the container's published ports and
     /// forwards them to it; records what is published.
     fn publish(&self, id: &str, container: &Container, endpoint: &Endpoint) -> Result<()> {
-        let network = &container.config.network;
-        let mut wanted: Vec<(Port, Binding)> = network
+        let config = &container.config.network;
+        let mut wanted: Vec<(Port, Binding)> = config
             .ports
             .iter()
             .flat_map(|(port, bindings)| bindings.iter().map(|b| (*port, b.clone())))
             .collect();
-        if network.publish_all {
+        if config.publish_all {
             let any = Binding {
                 host_ip: None,
                 host_ports: None,
             };
-            for port in &network.exposed {
-                if !network.ports.contains_key(port) {
+            for port in &config.exposed {
+                if !config.ports.contains_key(port) {
                     wanted.push((*port, any.clone()));
                 }
             }
@@ -447,18 +626,35 @@ impl Engine {
         }
         self.networks.held().insert(id.to_owned(), held);
         self.update(id, |c| c.state.published = published.clone())?;
-        self.networks.rules().add(&forwards(endpoint, &published))?;
+        let network = self.primary_network(container)?;
+        network.rules().add(&forwards(endpoint, &published))?;
         Ok(())
     }
 
-    /// The forwards of every running container (to set the rules up
-    /// again after a restart of the daemon).
-    fn running_forwards(&self) -> Vec<Forward> {
+    fn primary_network(&self, container: &Container) -> Result<Network> {
+        match container.config.network.mode() {
+            Mode::Network(name) => self.networks.find(&name),
+            _ => Err(Error::NoSuchNetwork(container.config.network.mode.clone())),
+        }
+    }
+
+    /// The forwards of every container running on `network` (to set its
+    /// rules up again after a restart of the daemon).
+    fn running_forwards(&self, network: &Network) -> Vec<Forward> {
         self.lock()
             .containers
             .values()
             .filter(|c| c.state.status == Status::Running)
-            .filter_map(|c| Some(forwards(c.state.endpoint.as_ref()?, &c.state.published)))
+            .filter(|c| {
+                c.config.network.mode() == Mode::Network(network.name.clone())
+                    || (network.is_default() && c.config.network.mode_name() == BRIDGE)
+            })
+            .filter_map(|c| {
+                Some(forwards(
+                    c.state.endpoints.get(&network.name)?,
+                    &c.state.published,
+                ))
+            })
             .flatten()
             .collect()
     }
@@ -471,8 +667,8 @@ impl Engine {
             let target = self.container(name)?;
             let endpoint = target
                 .state
-                .endpoint
-                .as_ref()
+                .endpoints
+                .get(BRIDGE)
                 .filter(|_| target.state.status == Status::Running)
                 .ok_or_else(|| {
                     Error::InvalidParameter(format!(
@@ -491,38 +687,51 @@ impl Engine {
         Ok(links)
     }
 
-    /// Takes a stopped container off its network: its ports, its veth
-    /// pair, its namespace. Its address stays recorded until removal.
+    /// Takes a stopped container off its networks: its ports, its veth
+    /// pairs, its DNS server, its namespace. Its addresses stay recorded.
     pub(crate) fn leave_network(&self, id: &str) {
         let Ok(container) = self.container(id) else {
             return;
         };
-        if let Some(endpoint) = &container.state.endpoint {
+        if let Ok(network) = self.primary_network(&container)
+            && let Some(endpoint) = container.state.endpoints.get(&network.name)
+        {
             let published = forwards(endpoint, &container.state.published);
             if !published.is_empty() {
-                self.networks.rules().remove(&published).ok();
+                network.rules().remove(&published).ok();
             }
-            bridge::detach(&veth_name(id)).ok();
+        }
+        for endpoint in container.state.endpoints.values() {
+            bridge::detach(&veth_name(id, &endpoint.interface)).ok();
         }
         self.networks.held().remove(id);
+        if let Some(server) = self
+            .networks
+            .dns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            server.remove(id);
+        }
         netns::remove(&self.networks.netns_path(id)).ok();
         if !container.state.published.is_empty() {
             self.update(id, |c| c.state.published.clear()).ok();
         }
     }
 
-    /// After a daemon restart: the bridge's rules as the running
+    /// After a daemon restart: each network's rules as its running
     /// containers need them (none orphaned, none twice), their host ports
-    /// held again, and what stopped containers left behind removed.
-    pub(crate) fn reconcile_networks(&self, table: &Table) {
-        let mut forwards_now = Vec::new();
+    /// held again, their DNS served again, and what stopped containers
+    /// left behind removed.
+    pub(crate) fn reconcile_networks(&self) {
+        let containers: Vec<Container> = self.lock().containers.values().cloned().collect();
         let mut held = self.networks.held();
-        for container in table.containers.values() {
-            let Some(endpoint) = &container.state.endpoint else {
+        for container in &containers {
+            if container.state.endpoints.is_empty() {
                 continue;
-            };
+            }
             if container.state.status == Status::Running {
-                forwards_now.extend(forwards(endpoint, &container.state.published));
                 let reservations = container
                     .state
                     .published
@@ -538,18 +747,344 @@ impl Engine {
                     .collect();
                 held.insert(container.id.clone(), reservations);
             } else {
-                bridge::detach(&veth_name(&container.id)).ok();
+                for endpoint in container.state.endpoints.values() {
+                    bridge::detach(&veth_name(&container.id, &endpoint.interface)).ok();
+                }
                 netns::remove(&self.networks.netns_path(&container.id)).ok();
             }
         }
         drop(held);
-        let bridge_exists = Path::new("/sys/class/net")
-            .join(&self.networks.options.bridge)
-            .exists();
-        if bridge_exists || !forwards_now.is_empty() {
-            self.networks.ensure(&forwards_now).ok();
+        let networks: Vec<Network> = self.networks.list().values().cloned().collect();
+        for network in &networks {
+            let forwards_now = self.running_forwards(network);
+            let bridge_exists = Path::new("/sys/class/net").join(&network.bridge).exists();
+            if bridge_exists || !forwards_now.is_empty() {
+                self.networks.ensure(network, &forwards_now).ok();
+            }
+        }
+        for container in &containers {
+            let on_user_network = container
+                .state
+                .endpoints
+                .keys()
+                .any(|name| name.as_str() != BRIDGE);
+            if container.state.status == Status::Running && on_user_network {
+                self.serve_dns(&container.id, &self.networks.netns_path(&container.id))
+                    .ok();
+            }
         }
     }
+
+    /// Serves the embedded DNS server in the container's namespace,
+    /// starting the server on first use.
+    fn serve_dns(&self, id: &str, netns: &Path) -> Result<()> {
+        let mut server = self.networks.dns.lock().unwrap_or_else(|p| p.into_inner());
+        if server.is_none() {
+            *server = Some(dns::Server::start(Arc::new(EngineNames(Weak::clone(
+                &self.me,
+            ))))?);
+        }
+        let server = server.as_ref().expect("started above");
+        if !server.serves(id) {
+            server.add(id, netns)?;
+        }
+        Ok(())
+    }
+
+    /// The addresses of `name` for container `asker`: running containers
+    /// sharing a user network with it, by name, alias or short id.
+    fn resolve(&self, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+        let table = self.lock();
+        let networks: Vec<&String> = table
+            .containers
+            .get(asker)?
+            .state
+            .endpoints
+            .keys()
+            .filter(|n| n.as_str() != BRIDGE)
+            .collect();
+        let mut found = Vec::new();
+        for container in table.containers.values() {
+            if container.state.status != Status::Running {
+                continue;
+            }
+            for network in &networks {
+                let Some(endpoint) = container.state.endpoints.get(*network) else {
+                    continue;
+                };
+                let known = container.name == name
+                    || endpoint.aliases.iter().any(|a| a == name)
+                    || (name.len() >= 12 && container.id.starts_with(name))
+                    || container.config.hostname.as_deref() == Some(name);
+                if known && !found.contains(&endpoint.address) {
+                    found.push(endpoint.address);
+                }
+            }
+        }
+        (!found.is_empty()).then_some(found)
+    }
+
+    /// Where names nobody on the network has are forwarded: the
+    /// container's `--dns` servers, else the host's (from the host's
+    /// namespace, so loopback resolvers too).
+    fn upstream(&self, asker: &str) -> Vec<SocketAddr> {
+        let own = self
+            .lock()
+            .containers
+            .get(asker)
+            .map(|c| c.config.network.dns.clone())
+            .unwrap_or_default();
+        let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        Resolver::new(&host, &own, &[], &[])
+            .servers
+            .iter()
+            .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect()
+    }
+
+    /// Creates a user network, as `docker network create`.
+    pub fn create_network(&self, request: NetworkRequest) -> Result<Network> {
+        if !is_valid_name(&request.name) && request.name.len() != 1 {
+            return Err(Error::InvalidParameter(format!(
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                request.name
+            )));
+        }
+        if ["host", "none", "default", BRIDGE].contains(&request.name.as_str()) {
+            return Err(Error::InvalidParameter(format!(
+                "{} is a pre-defined network and cannot be created",
+                request.name
+            )));
+        }
+        let mut list = self.networks.list();
+        if list.values().any(|n| n.name == request.name) {
+            return Err(Error::NetworkExists(request.name));
+        }
+        let subnet = match &request.subnet {
+            Some(text) => {
+                let subnet: Subnet = text.parse()?;
+                if let Some(other) = list.values().find(|n| n.subnet.overlaps(&subnet)) {
+                    return Err(Error::InvalidParameter(format!(
+                        "invalid pool request: Pool overlaps with other one on this address space: {subnet} overlaps {} of network {}",
+                        other.subnet, other.name
+                    )));
+                }
+                subnet
+            }
+            None => keel_network::ipam::default_pools()
+                .find(|pool| {
+                    !list.values().any(|n| n.subnet.overlaps(pool)) && !host_routes_overlap(pool)
+                })
+                .ok_or_else(|| {
+                    Error::InvalidParameter(
+                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+                            .to_owned(),
+                    )
+                })?,
+        };
+        let gateway = match &request.gateway {
+            Some(text) => {
+                let gateway: Ipv4Addr = text.parse().map_err(|_| {
+                    Error::InvalidParameter(format!(
+                        "invalid gateway address {text}: expected an IPv4 address in {subnet}"
+                    ))
+                })?;
+                subnet.check_host(gateway)?;
+                gateway
+            }
+            None => subnet.first_host(),
+        };
+        let id = crate::random_id()?;
+        let network = Network {
+            bridge: format!("br-{}", &id[..12]),
+            id,
+            name: request.name,
+            subnet,
+            gateway,
+            internal: request.internal,
+            labels: request.labels,
+            created: keel_time::now_rfc3339(),
+        };
+        crate::monitor::write_atomically(
+            &self.networks.dir.join(format!("{}.json", network.id)),
+            &serde_json::to_vec(&network).expect("a network serializes"),
+        )?;
+        list.insert(network.id.clone(), network.clone());
+        Ok(network)
+    }
+
+    /// Every bridge network, the default first.
+    pub fn networks(&self) -> Vec<Network> {
+        let mut list: Vec<Network> = self.networks.list().values().cloned().collect();
+        list.sort_by_key(|n| (!n.is_default(), n.created.clone()));
+        list
+    }
+
+    pub fn network(&self, name: &str) -> Result<Network> {
+        self.networks.find(name)
+    }
+
+    /// The containers with an endpoint on `network`, by name.
+    pub fn network_users(&self, network: &Network) -> Vec<Container> {
+        self.lock()
+            .containers
+            .values()
+            .filter(|c| c.state.endpoints.contains_key(&network.name))
+            .cloned()
+            .collect()
+    }
+
+    /// Removes a user network no container is on.
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        if ["host", "none"].contains(&name) {
+            return Err(Error::PredefinedNetwork(name.to_owned()));
+        }
+        let network = self.networks.find(name)?;
+        if network.is_default() {
+            return Err(Error::PredefinedNetwork(network.name));
+        }
+        let users = self.network_users(&network);
+        if !users.is_empty() {
+            return Err(Error::InvalidParameter(format!(
+                "error while removing network: network {} id {} has active endpoints ({})",
+                network.name,
+                network.id,
+                users
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        self.networks.tear_down(&network);
+        let record = self.networks.dir.join(format!("{}.json", network.id));
+        fs::remove_file(&record).context(|| format!("cannot remove {}", record.display()))?;
+        self.networks.list().remove(&network.id);
+        Ok(())
+    }
+
+    /// Removes every user network no container is on; returns their names.
+    pub fn prune_networks(&self) -> Vec<String> {
+        self.networks()
+            .into_iter()
+            .filter(|n| !n.is_default())
+            .filter(|n| self.remove_network(&n.id).is_ok())
+            .map(|n| n.name)
+            .collect()
+    }
+
+    /// Puts a container on a user network (`network connect`): at once if
+    /// it runs, else from its next start.
+    pub fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+        ip: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        let network = self.networks.find(network)?;
+        let container = self.container(container)?;
+        if !matches!(container.config.network.mode(), Mode::Network(_)) {
+            return Err(Error::InvalidParameter(format!(
+                "container cannot be disconnected from host network or connected to host network: {} is on {}",
+                container.name,
+                container.config.network.mode_name()
+            )));
+        }
+        if container.state.endpoints.contains_key(&network.name) {
+            return Err(Error::InvalidParameter(format!(
+                "endpoint with name {} already exists in network {}",
+                container.name, network.name
+            )));
+        }
+        if let Some(ip) = ip {
+            network.subnet.check_host(ip)?;
+        }
+        let endpoint = self.endpoint(&container.id, &network, ip, aliases)?;
+        if container.state.status == Status::Running {
+            let netns = self.networks.netns_path(&container.id);
+            let attached = self
+                .attach_endpoint(&container.id, &netns, &network, &endpoint, false)
+                .and_then(|()| match network.is_default() {
+                    true => Ok(()),
+                    false => self.serve_dns(&container.id, &netns),
+                });
+            if let Err(error) = attached {
+                bridge::detach(&veth_name(&container.id, &endpoint.interface)).ok();
+                self.forget_endpoint(&container.id, &network.name);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a container off a network (`network disconnect`).
+    pub fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
+        let network = self.networks.find(network)?;
+        let container = self.container(container)?;
+        let endpoint = container
+            .state
+            .endpoints
+            .get(&network.name)
+            .ok_or_else(|| {
+                Error::InvalidParameter(format!(
+                    "container {} is not connected to network {}",
+                    container.id, network.name
+                ))
+            })?;
+        if container.state.status == Status::Running {
+            bridge::detach(&veth_name(&container.id, &endpoint.interface))?;
+        }
+        self.forget_endpoint(&container.id, &network.name);
+        Ok(())
+    }
+
+    fn forget_endpoint(&self, id: &str, network: &str) {
+        let _ = self.update(id, |c| {
+            c.state.endpoints.remove(network);
+        });
+    }
+}
+
+/// The engine as the DNS server's source of names (weakly: the server's
+/// thread must not keep the engine alive).
+struct EngineNames(Weak<Engine>);
+
+impl dns::Names for EngineNames {
+    fn lookup(&self, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+        self.0.upgrade()?.resolve(asker, name)
+    }
+
+    fn upstream(&self, asker: &str) -> Vec<SocketAddr> {
+        self.0
+            .upgrade()
+            .map(|engine| engine.upstream(asker))
+            .unwrap_or_default()
+    }
+}
+
+/// Whether a pool overlaps a route the host already has (Docker skips
+/// those when it picks a subnet).
+fn host_routes_overlap(pool: &Subnet) -> bool {
+    let routes = fs::read_to_string("/proc/net/route").unwrap_or_default();
+    routes.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(destination), Some(mask)) = (fields.get(1), fields.get(7)) else {
+            return false;
+        };
+        let parse = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::from_be);
+        let (Some(destination), Some(mask)) = (parse(destination), parse(mask)) else {
+            return false;
+        };
+        if mask == 0 {
+            return false; // the default route
+        }
+        let prefix = mask.count_ones();
+        format!("{}/{prefix}", Ipv4Addr::from(destination))
+            .parse::<Subnet>()
+            .is_ok_and(|route| route.overlaps(pool))
+    })
 }
 
 /// The container's hostname: `--hostname`, else the host's with the
@@ -558,11 +1093,7 @@ pub(crate) fn hostname(container: &Container) -> String {
     if let Some(name) = &container.config.hostname {
         return name.clone();
     }
-    if container
-        .config
-        .network
-        .mode()
-        .is_ok_and(|m| m == Mode::Host)
+    if container.config.network.mode() == Mode::Host
         && let Ok(name) = fs::read_to_string("/proc/sys/kernel/hostname")
     {
         return name.trim().to_owned();

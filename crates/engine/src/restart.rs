@@ -71,6 +71,7 @@ impl RestartPolicy {
 mod tests {
     use super::*;
     use crate::container::Status;
+    use std::collections::BTreeMap;
 
     fn exited(code: i32, restarts: u32) -> State {
         State {
@@ -84,7 +85,7 @@ mod tests {
             monitor_pid: 0,
             restart_count: restarts,
             manually_stopped: false,
-            endpoint: None,
+            endpoints: BTreeMap::new(),
             published: Vec::new(),
         }
     }

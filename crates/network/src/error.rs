@@ -4,19 +4,21 @@ use std::path::PathBuf;
 use crate::ipam::Subnet;
 
 #[derive(Debug, thiserror::Error)]
+/// What went wrong; errors with a `source` leave it to the chain (print
+/// them with `{:#}` or walk `source()`).
 pub enum Error {
     #[error("{what}: {errno}")]
     Netlink {
         what: String,
         errno: rustix::io::Errno,
     },
-    #[error("{what} network namespace {}: {source}", path.display())]
+    #[error("{what} network namespace {}", path.display())]
     Namespace {
         path: PathBuf,
         what: String,
         source: std::io::Error,
     },
-    #[error("cannot set {}: {source}", path.display())]
+    #[error("cannot set {}", path.display())]
     Sysctl {
         path: PathBuf,
         source: std::io::Error,
@@ -37,7 +39,7 @@ pub enum Error {
     PortTaken { address: String, reason: String },
     #[error("nftables refused the change: {message}")]
     Nftables { script: String, message: String },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         source: std::io::Error,

@@ -4,6 +4,7 @@
 //! with the host ports held, and the name files containers read.
 
 pub mod bridge;
+pub mod dns;
 mod error;
 pub mod files;
 pub mod ipam;

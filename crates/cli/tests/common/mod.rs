@@ -25,6 +25,8 @@ pub struct TestDaemon {
     /// The default bridge of this daemon: its own name and subnet, so
     /// tests run side by side.
     pub bridge: String,
+    /// `10.x.y`: the default bridge has its first /26, user networks the
+    /// rest (see [`TestDaemon::user_subnet`]).
     pub subnet: String,
 }
 
@@ -166,9 +168,18 @@ impl TestDaemon {
         path
     }
 
-    /// The default bridge's subnet: `10.x.y.0/24`.
+    /// The default bridge's subnet: `10.x.y.0/26`.
     pub fn network_subnet(&self) -> keel_network::Subnet {
-        format!("{}.0/24", self.subnet).parse().unwrap()
+        format!("{}.0/26", self.subnet).parse().unwrap()
+    }
+
+    /// A subnet of this test's own for a user network: `10.x.y.128/25`
+    /// (126 addresses), then `10.x.y.64/26`.
+    pub fn user_subnet(&self, n: usize) -> String {
+        match n {
+            0 => format!("{}.128/25", self.subnet),
+            _ => format!("{}.64/26", self.subnet),
+        }
     }
 
     /// The default bridge's gateway: `10.x.y.1`.
@@ -189,6 +200,8 @@ impl Drop for TestDaemon {
         for id in ids.lines() {
             let _ = self.keel(&["rm", "-f", id]);
         }
+        // User networks' bridges and rules go with them.
+        let _ = self.keel(&["network", "prune", "-f"]);
         self.stop_daemon();
         keel_testkit::podman::unmount_below(self.dir.path());
         let rules = keel_network::nft::Rules {
@@ -213,7 +226,7 @@ fn spawn_daemon(dir: &Path, bridge: &str, subnet: &str) -> Child {
         .arg(dir.join("root"))
         .arg("-H")
         .arg(format!("unix://{}", dir.join("keel.sock").display()))
-        .args(["--bridge", bridge, "--bip", &format!("{subnet}.1/24")])
+        .args(["--bridge", bridge, "--bip", &format!("{subnet}.1/26")])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -1,0 +1,64 @@
+//! What the inspect and rm verbs of volumes and networks share: one
+//! request per name, errors printed as they come, exit 1 if any failed.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use crate::client::{Client, Upload, encode};
+use crate::format::Template;
+
+fn failed_if(failed: bool) -> Result<()> {
+    match failed {
+        true => Err(crate::containers::Exit {
+            code: 1,
+            message: None,
+        }
+        .into()),
+        false => Ok(()),
+    }
+}
+
+/// `GET {base}/{name}` for each name: a JSON array as docker prints it,
+/// or each through `format`.
+pub fn inspect_all(
+    client: &Client,
+    base: &str,
+    names: &[String],
+    format: Option<&str>,
+) -> Result<()> {
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in names {
+        match client.json("GET", &format!("{base}/{}", encode(name)), Upload::None) {
+            Ok(object) => found.push(object),
+            Err(error) => {
+                eprintln!("{error:#}");
+                failed = true;
+            }
+        }
+    }
+    match format {
+        Some(format) => print!(
+            "{}",
+            Template::parse(format)?.render(&found, &BTreeMap::new())?
+        ),
+        None => println!("{}", serde_json::to_string_pretty(&found)?),
+    }
+    failed_if(failed)
+}
+
+/// `DELETE {base}/{name}` for each name, printing the names removed.
+pub fn remove_all(client: &Client, base: &str, names: &[String]) -> Result<()> {
+    let mut failed = false;
+    for name in names {
+        match client.send("DELETE", &format!("{base}/{}", encode(name))) {
+            Ok(_) => println!("{name}"),
+            Err(error) => {
+                eprintln!("{error:#}");
+                failed = true;
+            }
+        }
+    }
+    failed_if(failed)
+}

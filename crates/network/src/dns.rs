@@ -1,0 +1,302 @@
+//! The embedded DNS server of user networks, as Docker's 127.0.0.11: one
+//! UDP socket inside each container's namespace, all served by one thread
+//! of the daemon. Names the caller knows (containers, aliases) are answered
+//! at once; others are forwarded to the host's resolvers and the answer
+//! relayed.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+
+use crate::error::{Error, Result};
+use crate::netns;
+
+const TYPE_A: u16 = 1;
+const CLASS_IN: u16 = 1;
+const RCODE_SERVFAIL: u8 = 2;
+const RCODE_NXDOMAIN: u8 = 3;
+/// How long a forwarded query waits for the upstream server.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A question: its name (lowercase, no final dot) and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub name: String,
+    pub kind: u16,
+    /// Where the question ends in the message.
+    end: usize,
+}
+
+/// Reads the first question of a query.
+pub fn parse_query(message: &[u8]) -> Option<Question> {
+    let header = message.get(..12)?;
+    let is_query = header[2] & 0x80 == 0;
+    let questions = u16::from_be_bytes([header[4], header[5]]);
+    if !is_query || questions == 0 {
+        return None;
+    }
+    let mut labels = Vec::new();
+    let mut at = 12;
+    loop {
+        let length = usize::from(*message.get(at)?);
+        at += 1;
+        if length == 0 {
+            break;
+        }
+        if length > 63 {
+            return None; // no compression in a question we answer
+        }
+        labels.push(std::str::from_utf8(message.get(at..at + length)?).ok()?);
+        at += length;
+    }
+    let kind = u16::from_be_bytes([*message.get(at)?, *message.get(at + 1)?]);
+    let class = u16::from_be_bytes([*message.get(at + 2)?, *message.get(at + 3)?]);
+    (class == CLASS_IN).then(|| Question {
+        name: labels.join(".").to_ascii_lowercase(),
+        kind,
+        end: at + 4,
+    })
+}
+
+/// The answer to `query` (whose first question is `question`): `addresses`
+/// as A records (none for other types: the name exists), or `rcode`.
+pub fn answer(query: &[u8], question: &Question, addresses: &[Ipv4Addr], rcode: u8) -> Vec<u8> {
+    let mut reply = Vec::with_capacity(question.end + 16 * addresses.len());
+    reply.extend_from_slice(&query[..2]);
+    // A response, recursion desired as asked, recursion available.
+    reply.push(0x80 | (query[2] & 0x01));
+    reply.push(0x80 | rcode);
+    let answers = if question.kind == TYPE_A {
+        addresses.len()
+    } else {
+        0
+    };
+    for count in [1u16, answers as u16, 0, 0] {
+        reply.extend_from_slice(&count.to_be_bytes());
+    }
+    reply.extend_from_slice(&query[12..question.end]);
+    for address in addresses.iter().take(answers) {
+        reply.extend_from_slice(&[0xc0, 12]); // the question's name
+        reply.extend_from_slice(&TYPE_A.to_be_bytes());
+        reply.extend_from_slice(&CLASS_IN.to_be_bytes());
+        reply.extend_from_slice(&600u32.to_be_bytes());
+        reply.extend_from_slice(&4u16.to_be_bytes());
+        reply.extend_from_slice(&address.octets());
+    }
+    reply
+}
+
+/// Who knows the names: what the server asks about the container behind
+/// a socket (by its key).
+pub trait Names: Send + Sync {
+    /// The addresses of `name` for `asker`, or None to forward the query.
+    fn lookup(&self, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>>;
+    /// The servers to forward `asker`'s other queries to.
+    fn upstream(&self, asker: &str) -> Vec<SocketAddr>;
+}
+
+/// The sockets served, by key (a container's id).
+type Sockets = BTreeMap<String, Arc<UdpSocket>>;
+
+/// The server: sockets come and go as containers start and stop.
+pub struct Server {
+    sockets: Arc<Mutex<Sockets>>,
+    /// Wakes the serving thread when the sockets change.
+    wake: Arc<rustix::fd::OwnedFd>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts the serving thread, answering from `names`.
+    pub fn start(names: Arc<dyn Names>) -> Result<Server> {
+        let wake = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(|errno| Error::Io {
+                what: "creating the DNS server's eventfd".to_owned(),
+                source: errno.into(),
+            })?;
+        let server = Server {
+            sockets: Arc::new(Mutex::new(BTreeMap::new())),
+            wake: Arc::new(wake),
+        };
+        let sockets = Arc::clone(&server.sockets);
+        let wake = Arc::clone(&server.wake);
+        std::thread::Builder::new()
+            .name("dns".to_owned())
+            .spawn(move || serve(&sockets, &wake, names.as_ref()))
+            .map_err(|source| Error::Io {
+                what: "starting the DNS server".to_owned(),
+                source,
+            })?;
+        Ok(server)
+    }
+
+    /// Serves `key`'s namespace at `netns` on 127.0.0.11:53.
+    pub fn add(&self, key: &str, netns: &Path) -> Result<()> {
+        let address = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 53);
+        let socket =
+            netns::run_in(netns, || UdpSocket::bind(address))?.map_err(|source| Error::Io {
+                what: format!("binding the DNS server to {address} in {}", netns.display()),
+                source,
+            })?;
+        socket.set_nonblocking(true).ok();
+        self.lock().insert(key.to_owned(), Arc::new(socket));
+        self.wake();
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &str) {
+        if self.lock().remove(key).is_some() {
+            self.wake();
+        }
+    }
+
+    pub fn serves(&self, key: &str) -> bool {
+        self.lock().contains_key(key)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sockets> {
+        self.sockets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake(&self) {
+        let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+fn serve(sockets: &Mutex<Sockets>, wake: &rustix::fd::OwnedFd, names: &dyn Names) {
+    let mut buffer = [0u8; 1500];
+    loop {
+        let current: Vec<(String, Arc<UdpSocket>)> = sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(key, socket)| (key.clone(), Arc::clone(socket)))
+            .collect();
+        let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(wake, PollFlags::IN)];
+        fds.extend(
+            current
+                .iter()
+                .map(|(_, s)| PollFd::new(s.as_ref(), PollFlags::IN)),
+        );
+        if rustix::event::poll(&mut fds, None).is_err() {
+            continue;
+        }
+        let ready: Vec<bool> = fds.iter().map(|fd| !fd.revents().is_empty()).collect();
+        drop(fds);
+        if ready[0] {
+            let mut counter = [0u8; 8];
+            let _ = rustix::io::read(wake, &mut counter);
+        }
+        for ((key, socket), _) in current.iter().zip(&ready[1..]).filter(|(_, r)| **r) {
+            while let Ok((length, from)) = socket.recv_from(&mut buffer) {
+                let query = &buffer[..length];
+                let Some(question) = parse_query(query) else {
+                    continue;
+                };
+                match names.lookup(key, &question.name) {
+                    Some(addresses) => {
+                        let reply = answer(query, &question, &addresses, 0);
+                        let _ = socket.send_to(&reply, from);
+                    }
+                    None => {
+                        let servers = names.upstream(key);
+                        let query = query.to_vec();
+                        let socket = Arc::clone(socket);
+                        // Off the serving thread: the answer may be slow.
+                        let _ = std::thread::Builder::new()
+                            .name("dns-forward".to_owned())
+                            .stack_size(64 * 1024)
+                            .spawn(move || forward(&query, &question, &servers, &socket, from));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Asks the upstream servers in turn, and relays the first answer (or
+/// SERVFAIL; NXDOMAIN when there is no server to ask).
+fn forward(
+    query: &[u8],
+    question: &Question,
+    servers: &[SocketAddr],
+    socket: &UdpSocket,
+    from: SocketAddr,
+) {
+    let mut buffer = [0u8; 4096];
+    for server in servers {
+        let Ok(out) = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))) else {
+            continue;
+        };
+        let _ = out.set_read_timeout(Some(FORWARD_TIMEOUT));
+        if out.send_to(query, server).is_err() {
+            continue;
+        }
+        if let Ok((length, answered_by)) = out.recv_from(&mut buffer)
+            && answered_by == *server
+            && buffer[..2] == query[..2]
+        {
+            let _ = socket.send_to(&buffer[..length], from);
+            return;
+        }
+    }
+    let rcode = if servers.is_empty() {
+        RCODE_NXDOMAIN
+    } else {
+        RCODE_SERVFAIL
+    };
+    let _ = socket.send_to(&answer(query, question, &[], rcode), from);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `name`, type A, as a stub resolver sends it.
+    fn query(name: &str, kind: u16) -> Vec<u8> {
+        let mut message = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            message.push(label.len() as u8);
+            message.extend_from_slice(label.as_bytes());
+        }
+        message.push(0);
+        message.extend_from_slice(&kind.to_be_bytes());
+        message.extend_from_slice(&CLASS_IN.to_be_bytes());
+        message
+    }
+
+    #[test]
+    fn a_query_is_answered_with_its_id_question_and_addresses() {
+        let q = query("Web.example", TYPE_A);
+        let question = parse_query(&q).unwrap();
+        assert_eq!(question.name, "web.example");
+        let reply = answer(&q, &question, &[Ipv4Addr::new(10, 1, 2, 3)], 0);
+        assert_eq!(&reply[..2], &[0x12, 0x34]);
+        assert_eq!(reply[2] & 0x80, 0x80, "a response");
+        assert_eq!(reply[3] & 0x0f, 0, "no error");
+        assert_eq!(u16::from_be_bytes([reply[6], reply[7]]), 1, "one answer");
+        assert_eq!(&reply[reply.len() - 4..], &[10, 1, 2, 3]);
+        assert_eq!(&reply[12..question.end], &q[12..]);
+    }
+
+    #[test]
+    fn other_types_get_no_records_and_errors_their_code() {
+        let q = query("web", 28);
+        let question = parse_query(&q).unwrap();
+        let reply = answer(&q, &question, &[Ipv4Addr::new(10, 1, 2, 3)], 0);
+        assert_eq!(u16::from_be_bytes([reply[6], reply[7]]), 0);
+        let missing = answer(&q, &question, &[], RCODE_NXDOMAIN);
+        assert_eq!(missing[3] & 0x0f, RCODE_NXDOMAIN);
+        assert!(parse_query(&missing).is_none(), "a response is not a query");
+        assert!(parse_query(&q[..10]).is_none());
+    }
+}
