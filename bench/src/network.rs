@@ -188,6 +188,36 @@ fn first_answer(port: u16, since: Instant) -> Result<Duration> {
     }
 }
 
+/// `run -d --name NAME -p PUBLISH`: busybox httpd serving the files at
+/// `volume`.
+fn serve(
+    mut command: Command,
+    engine: &str,
+    name: &str,
+    publish: &str,
+    volume: &str,
+) -> Result<()> {
+    let (code, _, err) = output(command.args([
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-p",
+        publish,
+        "-v",
+        volume,
+        "keel-busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]));
+    ensure!(code == 0, "{engine}: run: {err}");
+    Ok(())
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("0.0.0.0:0")?
         .local_addr()?
@@ -213,24 +243,7 @@ pub fn network_bench(iterations: usize) -> Result<()> {
     for (name, command) in &commands {
         let port = free_port()?;
         let publish = format!("{port}:80");
-        let (code, _, err) = output(command().args([
-            "run",
-            "-d",
-            "--name",
-            "web",
-            "-p",
-            &publish,
-            "-v",
-            &volume,
-            "keel-busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/www",
-        ]));
-        ensure!(code == 0, "{name}: run: {err}");
+        serve(command(), name, "web", &publish, &volume)?;
         first_answer(port, Instant::now())?;
         let mut result = Figures {
             loopback_rate: Vec::new(),
@@ -265,24 +278,7 @@ pub fn network_bench(iterations: usize) -> Result<()> {
             let port = free_port()?;
             let publish = format!("127.0.0.1:{port}:80");
             let started = Instant::now();
-            let (code, _, err) = output(command().args([
-                "run",
-                "-d",
-                "--name",
-                "first",
-                "-p",
-                &publish,
-                "-v",
-                &volume,
-                "keel-busybox",
-                "httpd",
-                "-f",
-                "-p",
-                "80",
-                "-h",
-                "/www",
-            ]));
-            ensure!(code == 0, "{name}: run: {err}");
+            serve(command(), name, "first", &publish, &volume)?;
             let elapsed = first_answer(port, started)?;
             if i >= 3 {
                 figures[k].first_reply.push(elapsed);

@@ -11,20 +11,9 @@ use serde_json::json;
 
 use crate::Daemon;
 use crate::attach::{self, Streams};
-use crate::http::{ApiError, Query, Reply, blocking, empty, json};
+use crate::http::{ApiError, Query, Reply, blocking, empty, json, read_json};
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-async fn read_json<T: for<'de> Deserialize<'de> + Default>(body: Incoming) -> Result<T> {
-    let bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .to_bytes();
-    if bytes.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

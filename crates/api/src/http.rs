@@ -307,6 +307,20 @@ fn hex_byte(pair: &[u8]) -> Option<u8> {
     Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
 }
 
+/// A request's JSON body; an empty body is the default value.
+pub(crate) async fn read_json<T: for<'de> serde::Deserialize<'de> + Default>(
+    body: hyper::body::Incoming,
+) -> Result<T, ApiError> {
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,21 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Daemon;
-use crate::http::{ApiError, Query, Reply, blocking, empty, json};
+use crate::http::{ApiError, Query, Reply, blocking, empty, json, read_json};
 use crate::network::EndpointBody;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-async fn body<T: for<'de> Deserialize<'de> + Default>(body: Incoming) -> Result<T> {
-    let bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .to_bytes();
-    if bytes.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
-}
 
 /// A bridge network in Docker's shape; with its containers for inspect.
 fn shown(daemon: &Daemon, network: &Network, with_containers: bool) -> Value {
@@ -164,7 +153,7 @@ struct IpamConfigBody {
 
 /// POST /networks/create
 pub async fn create(daemon: Arc<Daemon>, request: Incoming) -> Result<Reply> {
-    let request: CreateBody = body(request).await?;
+    let request: CreateBody = read_json(request).await?;
     if !request.driver.is_empty() && request.driver != "bridge" {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -224,7 +213,7 @@ struct ConnectBody {
 
 /// POST /networks/{id}/connect
 pub async fn connect(daemon: Arc<Daemon>, name: String, request: Incoming) -> Result<Reply> {
-    let request: ConnectBody = body(request).await?;
+    let request: ConnectBody = read_json(request).await?;
     let (aliases, ip) = request.endpoint_config.unwrap_or_default().settings()?;
     blocking(move || {
         daemon
@@ -237,7 +226,7 @@ pub async fn connect(daemon: Arc<Daemon>, name: String, request: Incoming) -> Re
 
 /// POST /networks/{id}/disconnect
 pub async fn disconnect(daemon: Arc<Daemon>, name: String, request: Incoming) -> Result<Reply> {
-    let request: ConnectBody = body(request).await?;
+    let request: ConnectBody = read_json(request).await?;
     blocking(move || {
         daemon
             .engine

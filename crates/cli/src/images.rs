@@ -43,14 +43,7 @@ pub fn images(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             Long("digests") => digests = true,
             Long("no-trunc") => no_trunc = true,
             Short('f') | Long("filter") => {
-                let filter: String = parser.value()?.string()?;
-                let Some((name, value)) = filter.split_once('=') else {
-                    bail!("bad format of filter (expected name=value): {filter}");
-                };
-                filters
-                    .entry(name.to_owned())
-                    .or_default()
-                    .push(value.to_owned());
+                crate::objects::add_filter(&mut filters, &parser.value()?.string()?)?
             }
             Long("format") => format = Some(parser.value()?.string()?),
             Value(value) if reference.is_none() => reference = Some(value.string()?),

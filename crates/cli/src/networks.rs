@@ -80,14 +80,7 @@ fn list(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             Long("no-trunc") => no_trunc = true,
             Long("format") => format = Some(parser.value()?.string()?),
             Short('f') | Long("filter") => {
-                let filter: String = parser.value()?.string()?;
-                let Some((key, value)) = filter.split_once('=') else {
-                    bail!("bad format of filter (expected name=value): {filter}");
-                };
-                filters
-                    .entry(key.to_owned())
-                    .or_default()
-                    .push(value.to_owned());
+                crate::objects::add_filter(&mut filters, &parser.value()?.string()?)?
             }
             other => return Err(usage(other.unexpected(), "network ls [OPTIONS]")),
         }

@@ -1,12 +1,25 @@
-//! What the inspect and rm verbs of volumes and networks share: one
-//! request per name, errors printed as they come, exit 1 if any failed.
+//! What the verbs of images, volumes and networks share: `--filter`, and
+//! inspect and rm with one request per name, errors printed as they come
+//! and exit 1 if any failed.
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::client::{Client, Upload, encode};
 use crate::format::Template;
+
+/// `--filter KEY=VALUE`, added to the API's `filters`.
+pub fn add_filter(filters: &mut BTreeMap<String, Vec<String>>, filter: &str) -> Result<()> {
+    let Some((key, value)) = filter.split_once('=') else {
+        bail!("bad format of filter (expected name=value): {filter}");
+    };
+    filters
+        .entry(key.to_owned())
+        .or_default()
+        .push(value.to_owned());
+    Ok(())
+}
 
 fn failed_if(failed: bool) -> Result<()> {
     match failed {

@@ -73,9 +73,14 @@ fn published_rules(daemon: &TestDaemon) -> String {
         .join("\n")
 }
 
-/// The veths on the daemon's bridge.
+/// The veths on the daemon's default bridge.
 fn veths_on(daemon: &TestDaemon) -> Vec<String> {
-    std::fs::read_dir(format!("/sys/class/net/{}/brif", daemon.bridge))
+    veths(&daemon.bridge)
+}
+
+/// The veths on `bridge`.
+fn veths(bridge: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
         .map(|entries| {
             entries
                 .flatten()
@@ -448,7 +453,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_alias_and_short_id() {
 fn the_docker_cli_and_docker_py_create_connect_and_remove_networks() {
     let daemon = TestDaemon::with_busybox();
     let subnet = daemon.user_subnet(0);
-    let gateway = subnet.replace(".128/25", ".129");
+    let gateway = subnet.replace(".0/24", ".1");
     let (code, _, err) = daemon.docker(&["network", "create", "--subnet", &subnet, "dnet"]);
     assert_eq!(code, 0, "{err}");
     let (_, shown, _) = daemon.docker(&[
@@ -524,7 +529,7 @@ fn bad_network_requests_are_refused_and_make_nothing() {
     let daemon = TestDaemon::with_busybox();
     let subnet = daemon.user_subnet(0);
     daemon.keel_ok(&["network", "create", "--subnet", &subnet, "one"]);
-    let overlapping = subnet.replace(".128/25", ".192/26");
+    let overlapping = subnet.replace(".0/24", ".128/25");
     let other = daemon.user_subnet(1);
     for (args, message) in [
         (
@@ -582,7 +587,6 @@ fn bad_network_requests_are_refused_and_make_nothing() {
 #[test]
 fn a_hundred_containers_on_one_network_have_unique_addresses_resolve_and_leave_nothing() {
     let daemon = TestDaemon::with_busybox();
-    let before_links = std::fs::read_dir("/sys/class/net").unwrap().count();
     let subnet = daemon.user_subnet(0);
     daemon.keel_ok(&["network", "create", "--subnet", &subnet, "crowd"]);
     let names: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
@@ -615,13 +619,18 @@ fn a_hundred_containers_on_one_network_have_unique_addresses_resolve_and_leave_n
         "n=0; for i in $(seq 0 99); do nslookup c$i >/dev/null 2>&1 && n=$((n+1)); done; echo $n";
     let resolved = daemon.keel_ok(&["exec", "c0", "sh", "-c", script]);
     assert_eq!(resolved.trim(), "100");
+    let network = daemon.keel_ok(&["network", "inspect", "-f", "{{.Id}}", "crowd"]);
+    let bridge = format!("br-{}", &network[..12]);
+    assert_eq!(veths(&bridge).len(), 100);
     for name in &names {
         daemon.keel_ok(&["rm", "-f", name]);
     }
+    assert!(veths(&bridge).is_empty());
     daemon.keel_ok(&["network", "rm", "crowd"]);
-    assert_eq!(
-        std::fs::read_dir("/sys/class/net").unwrap().count(),
-        before_links
+    assert!(
+        !std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .exists()
     );
     assert_eq!(
         std::fs::read_dir(daemon.root().join("netns"))

@@ -25,18 +25,18 @@ pub struct TestDaemon {
     /// The default bridge of this daemon: its own name and subnet, so
     /// tests run side by side.
     pub bridge: String,
-    /// `10.x.y`: the default bridge has its first /26, user networks the
-    /// rest (see [`TestDaemon::user_subnet`]).
+    /// `10.x.y`: the daemon has 10.x.y.0/22, its default bridge the first
+    /// /24, user networks the next ones (see [`TestDaemon::user_subnet`]).
     pub subnet: String,
 }
 
-/// A bridge name and a /24 no other test daemon running now has.
+/// A bridge name and a /22 no other test daemon running now has.
 fn own_network() -> (String, String) {
     static DAEMONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = DAEMONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let pid = std::process::id();
     let slot = pid.wrapping_mul(4).wrapping_add(n);
-    let subnet = format!("10.{}.{}", 100 + (slot >> 8) % 100, slot % 256);
+    let subnet = format!("10.{}.{}", 100 + (slot >> 6) % 100, (slot % 64) * 4);
     (format!("kt{pid}-{n}"), subnet)
 }
 
@@ -168,18 +168,17 @@ impl TestDaemon {
         path
     }
 
-    /// The default bridge's subnet: `10.x.y.0/26`.
+    /// The default bridge's subnet: `10.x.y.0/24`.
     pub fn network_subnet(&self) -> keel_network::Subnet {
-        format!("{}.0/26", self.subnet).parse().unwrap()
+        format!("{}.0/24", self.subnet).parse().unwrap()
     }
 
-    /// A subnet of this test's own for a user network: `10.x.y.128/25`
-    /// (126 addresses), then `10.x.y.64/26`.
-    pub fn user_subnet(&self, n: usize) -> String {
-        match n {
-            0 => format!("{}.128/25", self.subnet),
-            _ => format!("{}.64/26", self.subnet),
-        }
+    /// A /24 of this test's own for user network `n` (0 to 2).
+    pub fn user_subnet(&self, n: u32) -> String {
+        assert!(n < 3, "a test daemon has three spare /24s");
+        let (prefix, third) = self.subnet.rsplit_once('.').unwrap();
+        let third: u32 = third.parse().unwrap();
+        format!("{prefix}.{}.0/24", third + 1 + n)
     }
 
     /// The default bridge's gateway: `10.x.y.1`.
@@ -226,7 +225,7 @@ fn spawn_daemon(dir: &Path, bridge: &str, subnet: &str) -> Child {
         .arg(dir.join("root"))
         .arg("-H")
         .arg(format!("unix://{}", dir.join("keel.sock").display()))
-        .args(["--bridge", bridge, "--bip", &format!("{subnet}.1/26")])
+        .args(["--bridge", bridge, "--bip", &format!("{subnet}.1/24")])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
