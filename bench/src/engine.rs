@@ -1,10 +1,11 @@
-//! `engine`: Keel's daemon against dockerd 20.10 (with its containerd and
-//! runc) and Podman 4.3 (with conmon and runc), on the same busybox image,
-//! all without a network (`--network none` for the peers; Keel has no
-//! network yet):
+//! `engine`: Keel's daemon against dockerd 20.10 (with its containerd,
+//! runc, docker0 and iptables rules) and Podman 4.3 (with conmon, runc and
+//! netavark), on the same busybox image:
 //!
-//! - `run --rm busybox true` through each CLI, the engines taking turns;
-//! - 50 detached starts (`run -d busybox sleep 600`, one after another);
+//! - `run --rm busybox true` through each CLI, the engines taking turns,
+//!   on each one's default bridge network and with `--network none`;
+//! - 50 detached starts (`run -d busybox sleep 600`, one after another, on
+//!   the default network);
 //! - with those 50 running, the memory of what watches each container
 //!   (keel-monitor, containerd-shim-runc-v2, conmon): RSS, and PSS, which
 //!   shares the pages of a binary among the processes that map it;
@@ -94,6 +95,9 @@ impl Drop for Keel {
             rustix::process::Signal::TERM,
         );
         let _ = self.daemon.wait();
+        // The daemon leaves its bridge, as Docker leaves docker0; the
+        // bench leaves nothing.
+        crate::network::remove_keel_bridge();
     }
 }
 
@@ -112,7 +116,8 @@ impl Contender {
         }
     }
 
-    /// `run ARGS` on keel-busybox (ARGS before the image, COMMAND after).
+    /// `run OPTIONS` on keel-busybox (OPTIONS before the image, COMMAND
+    /// after).
     fn run(&self, options: &[&str], command: &[&str]) -> Command {
         let mut run = match self {
             Contender::Keel(keel) => keel.command(),
@@ -120,14 +125,8 @@ impl Contender {
             Contender::Podman(podman) => podman.command(),
         };
         run.arg("run");
-        match self {
-            Contender::Keel(_) => {}
-            Contender::Docker(_) => {
-                run.args(["--network", "none"]);
-            }
-            Contender::Podman(_) => {
-                run.args(ULIMITS).args(["--network", "none"]);
-            }
+        if let Contender::Podman(_) = self {
+            run.args(ULIMITS);
         }
         run.args(options).arg("keel-busybox").args(command);
         run
@@ -257,6 +256,7 @@ fn median_u64(values: &mut [u64]) -> u64 {
 
 struct Results {
     run: Vec<Duration>,
+    run_none: Vec<Duration>,
     fifty: Duration,
     watcher_rss: u64,
     watcher_pss: u64,
@@ -264,9 +264,14 @@ struct Results {
 }
 
 pub fn engine_bench(iterations: usize) -> Result<()> {
-    let mut contenders = vec![Contender::Keel(Keel::start(&[])?)];
+    let policy = crate::network::forward_policy();
+    let mut contenders = vec![Contender::Keel(Keel::start(
+        &crate::network::KEEL_DAEMON_ARGS,
+    )?)];
+    let mut _policy_back = None;
     if Path::new("/usr/sbin/dockerd").exists() || Path::new("/usr/bin/dockerd").exists() {
-        contenders.push(Contender::Docker(Docker::start(&[])));
+        contenders.push(Contender::Docker(Docker::start_networked()));
+        _policy_back = Some(crate::network::DockerUserAccept::insert(policy)?);
     } else {
         println!("docker: dockerd not installed, skipped");
     }
@@ -276,6 +281,7 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
         .map(|c| {
             Ok(Results {
                 run: Vec::new(),
+                run_none: Vec::new(),
                 fifty: Duration::ZERO,
                 watcher_rss: 0,
                 watcher_pss: 0,
@@ -290,8 +296,11 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
         for k in 0..count {
             let index = (i + k) % count;
             let time = contenders[index].timed_run(&["--rm"], &["true"])?;
+            let time_none =
+                contenders[index].timed_run(&["--rm", "--network", "none"], &["true"])?;
             if i >= warmup {
                 results[index].run.push(time);
+                results[index].run_none.push(time_none);
             }
         }
     }
@@ -320,12 +329,14 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
     }
 
     println!(
-        "Engines, busybox, no network; `run --rm true`: {iterations} iterations each after {warmup} warm-up, taking turns"
+        "Engines, busybox; `run --rm true`: {iterations} iterations each after {warmup} warm-up, taking turns; default bridge unless `none`"
     );
     println!(
-        "{:<14} {:>13} {:>8} {:>15} {:>8} {:>14} {:>14} {:>12}",
+        "{:<14} {:>13} {:>8} {:>13} {:>8} {:>15} {:>8} {:>14} {:>14} {:>12}",
         "engine",
         "run --rm",
+        "vs keel",
+        "none",
         "vs keel",
         "50 detached",
         "vs keel",
@@ -334,14 +345,18 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
         "daemon RSS"
     );
     let keel_run = median(&results[0].run);
+    let keel_none = median(&results[0].run_none);
     let keel_fifty = results[0].fifty;
     for (contender, result) in contenders.iter().zip(&results) {
         let run = median(&result.run);
+        let none = median(&result.run_none);
         println!(
-            "{:<14} {:>10.2} ms {:>7.2}x {:>12.2} s {:>7.2}x {:>11.2} MB {:>11.2} MB {:>9.1} MB",
+            "{:<14} {:>10.2} ms {:>7.2}x {:>10.2} ms {:>7.2}x {:>12.2} s {:>7.2}x {:>11.2} MB {:>11.2} MB {:>9.1} MB",
             contender.name(),
             ms(run),
             run.as_secs_f64() / keel_run.as_secs_f64(),
+            ms(none),
+            none.as_secs_f64() / keel_none.as_secs_f64(),
             result.fifty.as_secs_f64(),
             result.fifty.as_secs_f64() / keel_fifty.as_secs_f64(),
             result.watcher_rss as f64 / 1024.0,

@@ -30,6 +30,8 @@ use crate::engine::Keel;
 use crate::{median, ms};
 
 const KEEL_BRIDGE: &str = "kbench0";
+/// The bench's Keel daemon: a bridge of its own, clear of keel0.
+pub(crate) const KEEL_DAEMON_ARGS: [&str; 4] = ["--bridge", KEEL_BRIDGE, "--bip", "10.86.0.1/24"];
 const CLIENT_BRIDGE: &str = "kbcli0";
 const CLIENT_HOST: Ipv4Addr = Ipv4Addr::new(10, 85, 0, 1);
 
@@ -74,15 +76,16 @@ impl Drop for Client {
     }
 }
 
-/// Keel's bridge let through dockerd's FORWARD chain, until dropped.
-struct DockerUserAccept {
+/// Keel's bridge let through dockerd's FORWARD chain, until dropped
+/// (then FORWARD's policy is put back as it was).
+pub(crate) struct DockerUserAccept {
     policy: String,
 }
 
 impl DockerUserAccept {
     const RULES: [[&'static str; 2]; 2] = [["-i", KEEL_BRIDGE], ["-o", KEEL_BRIDGE]];
 
-    fn insert(policy: String) -> Result<Self> {
+    pub(crate) fn insert(policy: String) -> Result<Self> {
         for [direction, bridge] in Self::RULES {
             let (code, _, err) = output(Command::new("iptables").args([
                 "-I",
@@ -114,8 +117,21 @@ impl Drop for DockerUserAccept {
     }
 }
 
+/// Removes the bench daemon's bridge and its table.
+pub(crate) fn remove_keel_bridge() {
+    if let Ok(subnet) = "10.86.0.0/24".parse() {
+        let rules = keel_network::nft::Rules {
+            bridge: KEEL_BRIDGE,
+            subnet,
+            internal: false,
+        };
+        rules.uninstall().ok();
+    }
+    bridge::remove(KEEL_BRIDGE).ok();
+}
+
 /// FORWARD's policy now (`ACCEPT` on a machine without Docker's rules).
-fn forward_policy() -> String {
+pub(crate) fn forward_policy() -> String {
     let (_, rules, _) = output(Command::new("iptables").args(["-S", "FORWARD"]));
     rules
         .lines()
@@ -231,7 +247,7 @@ pub fn network_bench(iterations: usize) -> Result<()> {
     let volume = format!("{}:/www:ro", www.path().display());
     let policy = forward_policy();
     let client = Client::create()?;
-    let keel = Keel::start(&["--bridge", KEEL_BRIDGE, "--bip", "10.86.0.1/24"])?;
+    let keel = Keel::start(&KEEL_DAEMON_ARGS)?;
     let docker = Docker::start_networked();
     let _accept = DockerUserAccept::insert(policy)?;
     let commands: [(&str, CommandMaker); 2] = [
@@ -289,14 +305,6 @@ pub fn network_bench(iterations: usize) -> Result<()> {
     let names: Vec<&str> = commands.iter().map(|(name, _)| *name).collect();
     drop(commands);
     drop(keel);
-    keel_network::nft::Rules {
-        bridge: KEEL_BRIDGE,
-        subnet: "10.86.0.0/24".parse()?,
-        internal: false,
-    }
-    .uninstall()
-    .ok();
-    bridge::remove(KEEL_BRIDGE).ok();
 
     let med = |values: &[f64]| {
         let mut sorted = values.to_vec();

@@ -73,9 +73,18 @@ fn published_rules(daemon: &TestDaemon) -> String {
         .join("\n")
 }
 
-/// The veths on the daemon's default bridge.
-fn veths_on(daemon: &TestDaemon) -> Vec<String> {
-    veths(&daemon.bridge)
+/// Whether `bridge` has no veth left, waiting a while: a stopped
+/// container's veth goes with its namespace, which the kernel tears down
+/// in the background.
+fn no_veths_left(bridge: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !veths(bridge).is_empty() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// The veths on `bridge`.
@@ -142,7 +151,7 @@ fn a_published_port_serves_from_loopback_the_gateway_and_another_container() {
     assert!(hosts.contains(&format!("{address}\t")), "{hosts}");
 
     daemon.keel_ok(&["rm", "-f", "web"]);
-    assert!(veths_on(&daemon).is_empty());
+    assert!(no_veths_left(&daemon.bridge));
     assert!(!published_rules(&daemon).contains(&port.to_string()));
     assert!(
         TcpListener::bind(("0.0.0.0", port)).is_ok(),
@@ -301,7 +310,7 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     );
     let state = daemon.keel_ok(&["inspect", "-f", "{{.State.Status}}", "late"]);
     assert_eq!(state.trim(), "created");
-    assert!(veths_on(&daemon).is_empty());
+    assert!(no_veths_left(&daemon.bridge));
     assert!(!published_rules(&daemon).contains(&port.to_string()));
     let netns = std::fs::read_dir(daemon.root().join("netns"))
         .unwrap()
@@ -361,7 +370,7 @@ fn after_a_daemon_crash_ports_still_serve_and_rules_are_neither_lost_nor_doubled
     for id in leftover.lines() {
         daemon.keel_ok(&["rm", "-f", id]);
     }
-    assert!(veths_on(&daemon).is_empty());
+    assert!(no_veths_left(&daemon.bridge));
     assert!(!published_rules(&daemon).contains(':'));
 }
 
@@ -625,7 +634,7 @@ fn a_hundred_containers_on_one_network_have_unique_addresses_resolve_and_leave_n
     for name in &names {
         daemon.keel_ok(&["rm", "-f", name]);
     }
-    assert!(veths(&bridge).is_empty());
+    assert!(no_veths_left(&bridge));
     daemon.keel_ok(&["network", "rm", "crowd"]);
     assert!(
         !std::path::Path::new("/sys/class/net")

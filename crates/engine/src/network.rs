@@ -687,8 +687,12 @@ impl Engine {
         Ok(links)
     }
 
-    /// Takes a stopped container off its networks: its ports, its veth
-    /// pairs, its DNS server, its namespace. Its addresses stay recorded.
+    /// Takes a stopped container off its networks: its ports, its DNS
+    /// server, its namespace. Its addresses stay recorded. Its veth pairs
+    /// go with the namespace, which the kernel tears down in the
+    /// background: deleting them here would cost tens of milliseconds of
+    /// RCU grace periods on every exit (a start that comes first deletes
+    /// a leftover one itself).
     pub(crate) fn leave_network(&self, id: &str) {
         let Ok(container) = self.container(id) else {
             return;
@@ -700,9 +704,6 @@ impl Engine {
             if !published.is_empty() {
                 network.rules().remove(&published).ok();
             }
-        }
-        for endpoint in container.state.endpoints.values() {
-            bridge::detach(&veth_name(id, &endpoint.interface)).ok();
         }
         self.networks.held().remove(id);
         if let Some(server) = self
