@@ -58,6 +58,7 @@ impl Client {
                 address: Ipv4Addr::new(10, 85, 0, 2),
                 prefix: 24,
                 gateway: Some(CLIENT_HOST),
+                mac: bridge::mac_address(Ipv4Addr::new(10, 85, 0, 2)),
             },
         )?;
         Ok(client)

@@ -76,6 +76,7 @@ struct CreateBody {
     stdin_once: bool,
     volumes: Option<BTreeMap<String, Value>>,
     exposed_ports: Option<BTreeMap<String, Value>>,
+    mac_address: Option<String>,
     stop_signal: Option<String>,
     stop_timeout: Option<u64>,
     host_config: Option<HostConfig>,
@@ -170,6 +171,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
             .networking_config
             .unwrap_or_default()
             .endpoints_config,
+        mac_address: request.mac_address,
     }
     .into_config()?;
     let config = Config {

@@ -33,6 +33,8 @@ pub struct NetworkRequest {
     pub extra_hosts: Option<Vec<String>>,
     pub links: Option<Vec<String>>,
     pub endpoints: Option<BTreeMap<String, EndpointBody>>,
+    /// Config.MacAddress, as API versions before 1.44 send it.
+    pub mac_address: Option<String>,
 }
 
 /// NetworkingConfig.EndpointsConfig's entries.
@@ -42,6 +44,7 @@ pub struct EndpointBody {
     aliases: Option<Vec<String>>,
     #[serde(rename = "IPAMConfig")]
     ipam_config: Option<IpamBody>,
+    mac_address: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,11 +97,17 @@ impl NetworkRequest {
             .find(|(name, _)| *name == mode || (mode.is_empty() && name == BRIDGE))
             .map(|(_, endpoint)| endpoint)
             .unwrap_or_default();
+        let mac_address = endpoint
+            .mac_address
+            .clone()
+            .or(self.mac_address)
+            .filter(|m| !m.is_empty());
         let (aliases, ip) = endpoint.settings()?;
         Ok(NetworkConfig {
             mode,
             aliases,
             ip,
+            mac_address,
             ports,
             publish_all: self.publish_all,
             exposed,

@@ -81,6 +81,7 @@ struct CreateFlags {
     links: Vec<String>,
     network_aliases: Vec<String>,
     ip: Option<String>,
+    mac_address: Option<String>,
 }
 
 fn parse_create(
@@ -242,6 +243,7 @@ fn parse_create(
                 flags.network_aliases.push(parser.value()?.string()?)
             }
             Some(Long("ip")) => flags.ip = Some(parser.value()?.string()?),
+            Some(Long("mac-address")) => flags.mac_address = Some(parser.value()?.string()?),
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -443,11 +445,12 @@ fn create_container(
         },
     });
     let mut body = body;
-    if !flags.network_aliases.is_empty() || flags.ip.is_some() {
+    if !flags.network_aliases.is_empty() || flags.ip.is_some() || flags.mac_address.is_some() {
         let network = flags.network.clone().unwrap_or_else(|| "bridge".to_owned());
         body["NetworkingConfig"] = json!({"EndpointsConfig": {network: {
             "Aliases": flags.network_aliases,
             "IPAMConfig": {"IPv4Address": flags.ip.clone().unwrap_or_default()},
+            "MacAddress": flags.mac_address.clone().unwrap_or_default(),
         }}});
     }
     for (key, value) in host {

@@ -648,3 +648,113 @@ fn a_hundred_containers_on_one_network_have_unique_addresses_resolve_and_leave_n
         0
     );
 }
+
+#[test]
+fn an_internal_network_keeps_its_traffic_between_its_own_containers() {
+    let (daemon, www) = with_page("inside\n");
+    let subnet = daemon.user_subnet(0);
+    daemon.keel_ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &subnet,
+        "vault",
+    ]);
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "inner",
+        "--network",
+        "vault",
+        "-v",
+        &www,
+        BUSYBOX,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    daemon.keel_ok(&[
+        "run", "-d", "--name", "outer", "-v", &www, BUSYBOX, "httpd", "-f", "-p", "80", "-h",
+        "/www",
+    ]);
+    let outer = daemon.keel_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "outer"]);
+    let outer_url = format!("http://{}/", outer.trim());
+    // Inside, names and addresses answer; the way out is closed.
+    let inside = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "vault",
+        BUSYBOX,
+        "wget",
+        "-qO-",
+        "http://inner/",
+    ]);
+    assert_eq!(inside, "inside\n");
+    // (busybox's `wget -T` crashes when it gives up: `timeout` instead,
+    // under a shell that is pid 1, which ignores SIGTERM; 143 is that SIGTERM.)
+    let script = format!("timeout 3 wget -qO- {outer_url}; echo status $?");
+    let blocked = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "vault",
+        BUSYBOX,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        blocked, "status 143\n",
+        "reached {outer_url} from an internal network"
+    );
+    // The same request from the default bridge goes through.
+    let from_bridge = daemon.keel_ok(&[
+        "run", "--rm", BUSYBOX, "timeout", "3", "wget", "-qO-", &outer_url,
+    ]);
+    assert_eq!(from_bridge, "inside\n");
+}
+
+#[test]
+fn a_mac_address_is_the_containers_and_links_outlive_the_targets_restart() {
+    let daemon = TestDaemon::with_busybox();
+    let mac = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "02:42:0a:0b:0c:0d",
+        BUSYBOX,
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_eq!(mac, "02:42:0a:0b:0c:0d\n");
+    let (code, _, err) = daemon.keel(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "01:00:5e:00:00:01",
+        BUSYBOX,
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("01:00:5e:00:00:01 is not a valid mac address"),
+        "{err}"
+    );
+
+    daemon.keel_ok(&["run", "-d", "--name", "db", BUSYBOX, "sleep", "600"]);
+    daemon.keel_ok(&[
+        "run", "-d", "--name", "app", "--link", "db:store", BUSYBOX, "sleep", "600",
+    ]);
+    daemon.keel_ok(&["restart", "-t", "0", "db"]);
+    let (code, out, _) = daemon.keel(&["exec", "app", "ping", "-c1", "-W2", "store"]);
+    assert_eq!(
+        code, 0,
+        "the link's name still reaches db after its restart: {out}"
+    );
+}

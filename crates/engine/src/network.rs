@@ -130,6 +130,8 @@ pub struct NetworkConfig {
     pub aliases: Vec<String>,
     /// `--ip`: the address on a user network.
     pub ip: Option<Ipv4Addr>,
+    /// `--mac-address`: on the network it is created on.
+    pub mac_address: Option<String>,
 }
 
 /// The modes of [`NetworkConfig::mode`].
@@ -205,15 +207,21 @@ pub struct Endpoint {
     pub gateway: Ipv4Addr,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `--mac-address`; else Docker's, made of the address.
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 impl Endpoint {
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+            .as_deref()
+            .and_then(|text| bridge::parse_mac(text).ok())
+            .unwrap_or_else(|| bridge::mac_address(self.address))
+    }
+
     pub fn mac_address(&self) -> String {
-        bridge::mac_address(self.address)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        bridge::format_mac(self.mac())
     }
 }
 
@@ -366,6 +374,14 @@ fn forwards(endpoint: &Endpoint, published: &[Published]) -> Vec<Forward> {
         .collect()
 }
 
+/// What a container asks of its endpoint on a network.
+#[derive(Debug)]
+struct Wanted<'a> {
+    ip: Option<Ipv4Addr>,
+    aliases: &'a [String],
+    mac: Option<&'a str>,
+}
+
 /// What `--link`s add: /etc/hosts lines (address, names) and variables.
 #[derive(Debug, Default)]
 struct Links {
@@ -378,6 +394,9 @@ impl Engine {
     /// made.
     pub(crate) fn check_network(&self, table: &Table, config: &NetworkConfig) -> Result<()> {
         config.parsed_extra_hosts()?;
+        if let Some(mac) = &config.mac_address {
+            bridge::parse_mac(mac)?;
+        }
         let mode = config.mode();
         match &mode {
             Mode::Network(name) => {
@@ -478,7 +497,12 @@ impl Engine {
                 netns::create(&path)?;
                 wiring.netns = Some(path.clone());
                 let primary = self.networks.find(&primary)?;
-                self.endpoint(id, &primary, config.ip, &config.aliases)?;
+                let wanted = Wanted {
+                    ip: config.ip,
+                    aliases: &config.aliases,
+                    mac: config.mac_address.as_deref(),
+                };
+                self.endpoint(id, &primary, &wanted)?;
                 let endpoints = self.container(id)?.state.endpoints;
                 for (name, endpoint) in &endpoints {
                     let network = self.networks.find(name)?;
@@ -525,6 +549,7 @@ impl Engine {
                 address: endpoint.address,
                 prefix: endpoint.prefix,
                 gateway: default_route.then_some(endpoint.gateway),
+                mac: endpoint.mac(),
             },
         )?;
         Ok(())
@@ -532,13 +557,7 @@ impl Engine {
 
     /// The container's endpoint on `network`: the one it had, or a new one
     /// (`ip` if given, else the lowest free address), recorded at once.
-    fn endpoint(
-        &self,
-        id: &str,
-        network: &Network,
-        ip: Option<Ipv4Addr>,
-        aliases: &[String],
-    ) -> Result<Endpoint> {
+    fn endpoint(&self, id: &str, network: &Network, wanted: &Wanted<'_>) -> Result<Endpoint> {
         let mut table = self.lock();
         let container = table
             .containers
@@ -555,7 +574,7 @@ impl Engine {
             .filter(|e| e.network_id == network.id)
             .map(|e| e.address)
             .collect();
-        let address = match ip {
+        let address = match wanted.ip {
             Some(ip) if used.contains(&ip) || ip == network.gateway => {
                 return Err(Error::InvalidParameter(format!(
                     "Address already in use: {ip} on network {}",
@@ -571,7 +590,8 @@ impl Engine {
             address,
             prefix: network.subnet.prefix(),
             gateway: network.gateway,
-            aliases: aliases.to_vec(),
+            aliases: wanted.aliases.to_vec(),
+            mac: wanted.mac.map(str::to_owned),
         };
         let container = table.containers.get_mut(id).expect("found above");
         container
@@ -1002,7 +1022,12 @@ impl Engine {
         if let Some(ip) = ip {
             network.subnet.check_host(ip)?;
         }
-        let endpoint = self.endpoint(&container.id, &network, ip, aliases)?;
+        let wanted = Wanted {
+            ip,
+            aliases,
+            mac: None,
+        };
+        let endpoint = self.endpoint(&container.id, &network, &wanted)?;
         if container.state.status == Status::Running {
             let netns = self.networks.netns_path(&container.id);
             let attached = self

@@ -71,12 +71,39 @@ pub struct Link<'a> {
     pub prefix: u8,
     /// The default route's, if this link carries it.
     pub gateway: Option<Ipv4Addr>,
+    /// The container end's MAC address.
+    pub mac: [u8; 6],
 }
 
 /// Docker's MAC addresses: 02:42 and the IPv4 address.
 pub fn mac_address(address: Ipv4Addr) -> [u8; 6] {
     let [a, b, c, d] = address.octets();
     [0x02, 0x42, a, b, c, d]
+}
+
+/// `02:42:ac:11:00:02`; a unicast address (the first byte even).
+pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let invalid = || Error::InvalidMac(text.to_owned());
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|part| match part.len() {
+            2 => u8::from_str_radix(part, 16).map_err(|_| invalid()),
+            _ => Err(invalid()),
+        })
+        .collect::<Result<_>>()?;
+    let mac: [u8; 6] = bytes.try_into().map_err(|_| invalid())?;
+    if mac[0] & 1 == 1 {
+        return Err(invalid());
+    }
+    Ok(mac)
+}
+
+/// `02:42:ac:11:00:02`.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Joins the namespace at `netns` to the bridge: a veth pair, the
@@ -101,7 +128,7 @@ pub fn attach(netns: &Path, link: &Link<'_>) -> Result<()> {
         MTU,
         link.name,
         namespace.as_fd(),
-        mac_address(link.address),
+        link.mac,
     )?;
     // A container reaching its own published port goes out of its bridge
     // port and back in (the bridge calls netfilter here, which NATs it).

@@ -35,6 +35,10 @@ pub enum Error {
     AddressOutsideSubnet { address: Ipv4Addr, subnet: Subnet },
     #[error("{0}")]
     InvalidPort(String),
+    #[error(
+        "{0} is not a valid mac address: expected six hex pairs of a unicast address, such as 02:42:ac:11:00:02"
+    )]
+    InvalidMac(String),
     #[error("failed to bind host port {address}: {reason}")]
     PortTaken { address: String, reason: String },
     #[error("nftables refused the change: {message}")]

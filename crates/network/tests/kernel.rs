@@ -56,6 +56,7 @@ impl Lab {
             address,
             prefix: self.subnet.prefix(),
             gateway: Some(self.subnet.first_host()),
+            mac: bridge::mac_address(address),
         };
         bridge::attach(&path, &link).unwrap();
         path
@@ -199,6 +200,7 @@ fn a_failed_attach_leaves_no_veth() {
         address: Ipv4Addr::new(10, 231, 2, 2),
         prefix: 24,
         gateway: None,
+        mac: bridge::mac_address(Ipv4Addr::new(10, 231, 2, 2)),
     };
     let error = bridge::attach(&path, &link).unwrap_err();
     assert!(error.to_string().contains("missing"), "{error}");
