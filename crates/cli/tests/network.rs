@@ -23,6 +23,14 @@ fn with_page(text: &str) -> (TestDaemon, String) {
     (daemon, bind)
 }
 
+/// `run -d --name NAME OPTIONS` of busybox httpd serving the page at `www`.
+fn serve_page(daemon: &TestDaemon, www: &str, name: &str, options: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(options);
+    args.extend(["-v", www, BUSYBOX, "httpd", "-f", "-p", "80", "-h", "/www"]);
+    daemon.keel_ok(&args);
+}
+
 /// A host port free right now.
 fn free_port() -> u16 {
     TcpListener::bind("0.0.0.0:0")
@@ -104,10 +112,7 @@ fn a_published_port_serves_from_loopback_the_gateway_and_another_container() {
     let (daemon, www) = with_page("hello from keel\n");
     let port = free_port();
     let publish = format!("{port}:80");
-    daemon.keel_ok(&[
-        "run", "-d", "--name", "web", "-p", &publish, "-v", &www, BUSYBOX, "httpd", "-f", "-p",
-        "80", "-h", "/www",
-    ]);
+    serve_page(&daemon, &www, "web", &["-p", &publish]);
     assert_eq!(get(&format!("127.0.0.1:{port}")), "hello from keel\n");
     assert_eq!(
         get(&format!("{}:{port}", daemon.gateway())),
@@ -321,23 +326,7 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
 #[test]
 fn after_a_daemon_crash_ports_still_serve_and_rules_are_neither_lost_nor_doubled() {
     let (mut daemon, www) = with_page("still here\n");
-    daemon.keel_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        "127.0.0.1::80",
-        "-v",
-        &www,
-        BUSYBOX,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+    serve_page(&daemon, &www, "web", &["-p", "127.0.0.1::80"]);
     daemon.keel_ok(&[
         "run", "-d", "--name", "gone", "-p", "80", BUSYBOX, "sleep", "60",
     ]);
@@ -381,25 +370,12 @@ fn containers_on_a_user_network_reach_each_other_by_name_alias_and_short_id() {
     daemon.keel_ok(&["network", "create", "--subnet", &subnet, "appnet"]);
     let ls = daemon.keel_ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
     assert_eq!(ls, "appnet bridge\nbridge bridge\nhost host\nnone null\n");
-    daemon.keel_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "appnet",
-        "--network-alias",
-        "www",
-        "-v",
+    serve_page(
+        &daemon,
         &www,
-        BUSYBOX,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
+        "web",
+        &["--network", "appnet", "--network-alias", "www"],
+    );
     let id = daemon.keel_ok(&["inspect", "-f", "{{.Id}}", "web"]);
     let short = &id[..12];
     let script =
@@ -661,27 +637,8 @@ fn an_internal_network_keeps_its_traffic_between_its_own_containers() {
         &subnet,
         "vault",
     ]);
-    daemon.keel_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "inner",
-        "--network",
-        "vault",
-        "-v",
-        &www,
-        BUSYBOX,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]);
-    daemon.keel_ok(&[
-        "run", "-d", "--name", "outer", "-v", &www, BUSYBOX, "httpd", "-f", "-p", "80", "-h",
-        "/www",
-    ]);
+    serve_page(&daemon, &www, "inner", &["--network", "vault"]);
+    serve_page(&daemon, &www, "outer", &[]);
     let outer = daemon.keel_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "outer"]);
     let outer_url = format!("http://{}/", outer.trim());
     // Inside, names and addresses answer; the way out is closed.
