@@ -715,3 +715,64 @@ fn a_mac_address_is_the_containers_and_links_outlive_the_targets_restart() {
         "the link's name still reaches db after its restart: {out}"
     );
 }
+
+#[test]
+fn names_no_container_has_are_forwarded_to_the_containers_dns_servers() {
+    let daemon = TestDaemon::with_busybox();
+    // A resolver of the test's own on a loopback address of its own
+    // (127.x.y.53 from the daemon's 10.x.y): it answers every A query with
+    // 10.9.8.7, and counts them.
+    let (_, rest) = daemon.subnet.split_once('.').unwrap();
+    let resolver_address = format!("127.{rest}.53");
+    let resolver = std::net::UdpSocket::bind((resolver_address.as_str(), 53)).unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 512];
+        while let Ok((length, from)) = resolver.recv_from(&mut buffer) {
+            let query = &buffer[..length];
+            if let Some(question) = keel_network::dns::parse_query(query) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let reply = keel_network::dns::answer(
+                    query,
+                    &question,
+                    &[std::net::Ipv4Addr::new(10, 9, 8, 7)],
+                    0,
+                );
+                let _ = resolver.send_to(&reply, from);
+            }
+        }
+    });
+    let subnet = daemon.user_subnet(0);
+    daemon.keel_ok(&["network", "create", "--subnet", &subnet, "fwd"]);
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "local",
+        "--network",
+        "fwd",
+        BUSYBOX,
+        "sleep",
+        "60",
+    ]);
+    let out = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "--dns",
+        &resolver_address,
+        BUSYBOX,
+        "sh",
+        "-c",
+        "nslookup elsewhere.test | grep -A1 ^Name:; nslookup local | grep -A1 ^Name:",
+    ]);
+    assert!(
+        out.contains("Name:\telsewhere.test\nAddress: 10.9.8.7\n"),
+        "{out}"
+    );
+    assert!(!out.contains("Name:\tlocal\nAddress: 10.9.8.7"), "{out}");
+    assert!(out.contains("Name:\tlocal\nAddress: "), "{out}");
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}
