@@ -40,6 +40,7 @@ impl From<keel_engine::Error> for ApiError {
             | E::RemoveRunning { .. }
             | E::NotRunning { .. }
             | E::AlreadyRunning { .. }
+            | E::Paused { .. }
             | E::ExecStarted(_)
             | E::VolumeInUse { .. } => StatusCode::CONFLICT,
             E::InvalidName(_)
@@ -369,6 +370,9 @@ fn status_text(container: &Container) -> String {
     };
     match container.state.status {
         Status::Created => "Created".to_owned(),
+        Status::Running if container.state.paused => {
+            format!("Up {} (Paused)", since(&container.state.started_at))
+        }
         Status::Running => format!("Up {}", since(&container.state.started_at)),
         Status::Exited => format!(
             "Exited ({}) {} ago",
@@ -376,6 +380,43 @@ fn status_text(container: &Container) -> String {
             since(&container.state.finished_at)
         ),
     }
+}
+
+/// Docker's State.Status: `paused` for a running container that is.
+fn state_name(container: &Container) -> &'static str {
+    match container.state.paused && container.state.status == Status::Running {
+        true => "paused",
+        false => container.state.status.as_str(),
+    }
+}
+
+/// POST /containers/{id}/pause and /unpause
+pub async fn pause(daemon: Arc<Daemon>, name: String, pause: bool) -> Result<Reply> {
+    blocking(move || {
+        match pause {
+            true => daemon.engine.pause(&name)?,
+            false => daemon.engine.unpause(&name)?,
+        }
+        Ok(empty(StatusCode::NO_CONTENT))
+    })
+    .await
+}
+
+/// POST /containers/prune (no filters yet: refused, not ignored)
+pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
+    if !query.filters()?.is_empty() {
+        return Err(ApiError::bad_request(
+            "container prune filters are not supported by Keel yet: prune without --filter",
+        ));
+    }
+    blocking(move || {
+        let (ids, bytes) = daemon.engine.prune();
+        Ok(json(
+            StatusCode::OK,
+            &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
+        ))
+    })
+    .await
 }
 
 /// A container's mounts as inspect and list show them.
@@ -417,7 +458,7 @@ pub fn summary(daemon: &Daemon, container: &Container) -> Value {
         "Created": keel_time::unix_seconds(&container.created).unwrap_or(0),
         "Ports": network::summary_ports(container),
         "Labels": container.config.labels,
-        "State": container.state.status.as_str(),
+        "State": state_name(container),
         "Status": status_text(container),
         "HostConfig": {"NetworkMode": container.config.network.mode_name()},
         "NetworkSettings": {"Networks": network::settings(daemon, container)["Networks"].clone()},
@@ -451,9 +492,9 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
         "Path": c.path,
         "Args": c.args,
         "State": {
-            "Status": status.as_str(),
+            "Status": state_name(&c),
             "Running": status == Status::Running,
-            "Paused": false,
+            "Paused": c.state.paused,
             "Restarting": false,
             "OOMKilled": false,
             "Dead": false,

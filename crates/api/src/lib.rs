@@ -11,6 +11,7 @@ mod images;
 mod network;
 mod networks;
 mod system;
+mod top;
 mod volumes;
 
 use std::convert::Infallible;
@@ -137,6 +138,7 @@ async fn dispatch(
             return containers::create(daemon, query, request.into_body()).await;
         }
         (&Method::GET, "/containers/json") => return containers::list(daemon, query).await,
+        (&Method::POST, "/containers/prune") => return containers::prune(daemon, query).await,
         (&Method::GET, "/volumes") => return volumes::list(daemon, query).await,
         (&Method::POST, "/volumes/create") => {
             return volumes::create(daemon, request.into_body()).await;
@@ -163,6 +165,9 @@ async fn dispatch(
             (&Method::POST, "stop") => containers::stop(daemon, name, query).await,
             (&Method::POST, "restart") => containers::restart(daemon, name, query).await,
             (&Method::POST, "rename") => containers::rename(daemon, name, query).await,
+            (&Method::POST, "pause") => containers::pause(daemon, name, true).await,
+            (&Method::POST, "unpause") => containers::pause(daemon, name, false).await,
+            (&Method::GET, "top") => top::top(daemon, name, query).await,
             (&Method::POST, "attach") => containers::attach(daemon, name, query, request).await,
             (&Method::POST, "resize") => containers::resize(daemon, name, query).await,
             (&Method::POST, "exec") => exec::create(daemon, name, request.into_body()).await,

@@ -815,6 +815,83 @@ pub fn kill(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     })
 }
 
+/// `keel pause NAME...`
+pub fn pause(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    freeze(client, parser, "pause")
+}
+
+/// `keel unpause NAME...`
+pub fn unpause(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    freeze(client, parser, "unpause")
+}
+
+fn freeze(client: &Client, parser: &mut lexopt::Parser, verb: &str) -> Result<()> {
+    let synopsis = format!("{verb} CONTAINER [CONTAINER...]");
+    let names = names(parser, &synopsis, &mut |_, _| Ok(false))?;
+    each(&names, |name| {
+        client.send("POST", &format!("/containers/{name}/{verb}"))?;
+        Ok(None)
+    })
+}
+
+/// `keel top CONTAINER`: its processes, as `docker top` prints them.
+pub fn top(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let names = names(parser, "top CONTAINER", &mut |_, _| Ok(false))?;
+    let [name] = names.as_slice() else {
+        bail!("\"keel top\" requires exactly 1 argument.\nUsage:  keel top CONTAINER");
+    };
+    let top = client.json(
+        "GET",
+        &format!("/containers/{}/top", encode(name)),
+        Upload::None,
+    )?;
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    let mut rows: Vec<Vec<String>> = vec![
+        top["Titles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect(),
+    ];
+    for process in top["Processes"].as_array().into_iter().flatten() {
+        rows.push(process.as_array().into_iter().flatten().map(text).collect());
+    }
+    print!("{}", crate::format::table(&rows));
+    Ok(())
+}
+
+/// `keel container prune [-f]`
+pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut force = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('f') | Long("force") => force = true,
+            other => return Err(usage(other.unexpected(), "container prune [OPTIONS]")),
+        }
+    }
+    if !force && !crate::confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(());
+    }
+    let result = client.json("POST", "/containers/prune", Upload::None)?;
+    let deleted = result["ContainersDeleted"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("Deleted Containers:");
+        for id in &deleted {
+            println!("{}", id.as_str().unwrap_or_default());
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        crate::format::human_size(result["SpaceReclaimed"].as_u64().unwrap_or(0))
+    );
+    Ok(())
+}
+
 /// `keel wait NAME...`: prints each exit code.
 pub fn wait(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let names = names(parser, "wait CONTAINER [CONTAINER...]", &mut |_, _| {

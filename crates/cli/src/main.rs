@@ -47,7 +47,10 @@ Commands:
   rm          Remove one or more containers
   export      Export a container's filesystem as a tar archive
   port        List port mappings or a specific mapping for the container
-  container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect)
+  pause       Pause all processes within one or more containers
+  unpause     Unpause all processes within one or more containers
+  top         Display the running processes of a container
+  container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect, prune)
   images      List images
   import      Import the contents from a tarball to create a filesystem image
   inspect     Return low-level information on images
@@ -140,7 +143,7 @@ fn run() -> Result<()> {
         "rmi" => Some(images::rmi as Command),
         "inspect" => Some(images::inspect as Command),
         "tag" | "history" | "load" | "save" | "import" => image_command(&verb),
-        "ls" | "list" | "remove" => None,
+        "ls" | "list" | "remove" | "prune" => None,
         other => container_command(other),
     };
     if let Some(command) = short_form {
@@ -231,6 +234,10 @@ fn container_command(verb: &str) -> Option<Command> {
         "rm" | "remove" => containers::rm,
         "export" => containers::export,
         "port" => containers::port,
+        "pause" => containers::pause,
+        "unpause" => containers::unpause,
+        "top" => containers::top,
+        "prune" => containers::prune,
         "inspect" => images::inspect,
         _ => return None,
     })

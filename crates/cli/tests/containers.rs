@@ -386,3 +386,122 @@ fn restart_runs_the_container_again_and_rename_renames_it() {
         3
     );
 }
+
+/// Lines the container `name` has logged so far.
+fn logged_lines(daemon: &TestDaemon, name: &str) -> usize {
+    daemon.keel_ok(&["logs", name]).lines().count()
+}
+
+#[test]
+fn pause_freezes_a_container_until_unpause_and_stop_still_works() {
+    let daemon = TestDaemon::with_busybox();
+    let counter = "i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done";
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        counter,
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(daemon.keel_ok(&["pause", "ticker"]), "ticker\n");
+    let frozen = logged_lines(&daemon, "ticker");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(
+        logged_lines(&daemon, "ticker"),
+        frozen,
+        "a paused container ran on"
+    );
+    let (_, state, _) = daemon.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        "ticker",
+    ]);
+    assert_eq!(state.trim(), "paused true");
+    let (_, ps, _) = daemon.docker(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.trim().ends_with("(Paused)"), "{ps}");
+    let (code, _, err) = daemon.keel(&["exec", "ticker", "true"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("is paused, unpause the container before exec"),
+        "{err}"
+    );
+    let (code, _, err) = daemon.keel(&["pause", "ticker"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is already paused"), "{err}");
+
+    daemon.keel_ok(&["unpause", "ticker"]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(
+        logged_lines(&daemon, "ticker") > frozen,
+        "unpaused, it counts again"
+    );
+    // Paused again, `stop` still ends it (the signal thaws it).
+    daemon.keel_ok(&["pause", "ticker"]);
+    daemon.keel_ok(&["stop", "-t", "1", "ticker"]);
+    let state = daemon.keel_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}}",
+        "ticker",
+    ]);
+    assert_eq!(state.trim(), "exited false");
+}
+
+#[test]
+fn top_lists_a_containers_processes_and_prune_removes_the_stopped_ones() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sleeper",
+        common::BUSYBOX,
+        "sleep",
+        "321",
+    ]);
+    let top = daemon.keel_ok(&["top", "sleeper"]);
+    let mut lines = top.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("root ") && row.ends_with("sleep 321"),
+        "{top}"
+    );
+    let (code, docker_top, err) = daemon.docker(&["top", "sleeper"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(docker_top.contains("sleep 321"), "{docker_top}");
+
+    daemon.keel_ok(&["run", "--name", "done1", common::BUSYBOX, "true"]);
+    daemon.keel_ok(&["create", "--name", "never", common::BUSYBOX, "true"]);
+    let (code, _, err) = daemon.keel(&["top", "never"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not running"), "{err}");
+    let ids: Vec<String> = ["done1", "never"]
+        .iter()
+        .map(|n| {
+            daemon
+                .keel_ok(&["inspect", "-f", "{{.Id}}", n])
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    let pruned = daemon.keel_ok(&["container", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");
+    for id in &ids {
+        assert!(pruned.contains(&format!("{id}\n")), "{pruned}");
+    }
+    assert!(pruned.contains("Total reclaimed space: "), "{pruned}");
+    assert_eq!(
+        daemon.keel_ok(&["ps", "-a", "--format", "{{.Names}}"]),
+        "sleeper\n"
+    );
+}

@@ -102,6 +102,9 @@ pub struct State {
     /// Its published ports, while it runs.
     #[serde(default)]
     pub published: Vec<Published>,
+    /// Frozen by `pause` (it still runs).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

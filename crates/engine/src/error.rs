@@ -21,6 +21,8 @@ pub enum Error {
     RemoveRunning { name: String },
     #[error("container {id} is not running")]
     NotRunning { id: String },
+    #[error("Container {id} is paused, unpause the container before exec")]
+    Paused { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
     #[error("get {0}: no such volume")]

@@ -50,6 +50,7 @@ impl Engine {
         if container.state.status != Status::Running {
             return Err(Error::NotRunning { id: container.id });
         }
+        Self::check_not_paused(&container)?;
         let id = random_id()?;
         self.lock().execs.insert(
             id.clone(),

@@ -9,6 +9,7 @@ mod exec;
 pub mod monitor;
 pub mod mounts;
 mod network;
+mod pause;
 mod resources;
 mod restart;
 mod security;
@@ -381,6 +382,7 @@ impl Engine {
                 restart_count: 0,
                 manually_stopped: false,
                 endpoints: BTreeMap::new(),
+                paused: false,
                 published: Vec::new(),
             },
         };
@@ -763,8 +765,7 @@ impl Engine {
             return Err(Error::NotRunning { id: container.id });
         }
         let number = keel_runtime::parse_signal(signal)?;
-        keel_runtime::Runtime::new(&self.runtime_root, false).kill(&container.id, number, false)?;
-        Ok(())
+        self.signal(&container, number)
     }
 
     /// The stop signal (SIGTERM unless `--stop-signal`), then SIGKILL after
@@ -783,8 +784,7 @@ impl Engine {
         };
         let timeout = timeout
             .unwrap_or_else(|| Duration::from_secs(container.config.stop_timeout.unwrap_or(10)));
-        let runtime = keel_runtime::Runtime::new(&self.runtime_root, false);
-        let _ = runtime.kill(&container.id, signal, false);
+        let _ = self.signal(&container, signal);
         let table = self.lock();
         let (table, timed_out) = self
             .changed
@@ -796,7 +796,7 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         drop(table);
         if timed_out.timed_out() {
-            let _ = runtime.kill(&container.id, 9, false);
+            let _ = self.signal(&container, libc::SIGKILL);
             self.wait(&container.id, WaitCondition::NotRunning)?;
         }
         Ok(())
@@ -850,8 +850,7 @@ impl Engine {
                     name: container.name,
                 });
             }
-            let _ =
-                keel_runtime::Runtime::new(&self.runtime_root, false).kill(&container.id, 9, false);
+            let _ = self.signal(&container, libc::SIGKILL);
             self.wait(&container.id, WaitCondition::NotRunning)?;
         }
         let mut table = self.lock();
@@ -883,6 +882,33 @@ impl Engine {
             });
         self.changed.notify_all();
         removed
+    }
+
+    /// The pids of a running container's processes (`top`).
+    pub fn top(&self, name: &str) -> Result<Vec<i32>> {
+        let container = self.container(name)?;
+        if container.state.status != Status::Running {
+            return Err(Error::NotRunning { id: container.id });
+        }
+        Ok(self.runtime().processes(&container.id)?)
+    }
+
+    /// Removes every container that does not run (`container prune`):
+    /// their ids, and the bytes their layers held.
+    pub fn prune(&self) -> (Vec<String>, u64) {
+        let mut removed = Vec::new();
+        let mut reclaimed = 0;
+        for container in self.containers() {
+            if container.state.status == Status::Running {
+                continue;
+            }
+            let size = self.size_rw(&container.id);
+            if self.remove(&container.id, false, false).is_ok() {
+                removed.push(container.id);
+                reclaimed += size;
+            }
+        }
+        (removed, reclaimed)
     }
 
     /// The bytes a container wrote in its own layer (Docker's SizeRw).
@@ -959,6 +985,7 @@ fn is_monitor_of(pid: i32, id: &str) -> bool {
 /// there is none: the monitor itself was killed).
 fn record_exit(state: &mut State, exit: Option<Exit>) {
     state.status = Status::Exited;
+    state.paused = false;
     state.pid = 0;
     state.exit_code = exit.as_ref().map_or(255, |e| e.code);
     state.finished_at = exit.map(|e| e.finished_at).unwrap_or_default();

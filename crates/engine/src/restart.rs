@@ -86,6 +86,7 @@ mod tests {
             restart_count: restarts,
             manually_stopped: false,
             endpoints: BTreeMap::new(),
+            paused: false,
             published: Vec::new(),
         }
     }
