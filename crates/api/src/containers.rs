@@ -114,6 +114,7 @@ struct HostConfig {
     mounts: Option<Vec<MountRequest>>,
     tmpfs: Option<BTreeMap<String, String>>,
     network_mode: Option<String>,
+    log_config: Option<LogConfigBody>,
     port_bindings: Option<BTreeMap<String, Option<Vec<PortBindingBody>>>>,
     publish_all_ports: bool,
     dns: Option<Vec<String>>,
@@ -121,6 +122,13 @@ struct HostConfig {
     dns_options: Option<Vec<String>>,
     extra_hosts: Option<Vec<String>>,
     links: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct LogConfigBody {
+    r#type: String,
+    config: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,9 +183,17 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         mac_address: request.mac_address,
     }
     .into_config()?;
+    let log = host
+        .log_config
+        .map(|l| keel_engine::log::LogConfig {
+            driver: l.r#type,
+            options: l.config.unwrap_or_default(),
+        })
+        .unwrap_or_default();
     let config = Config {
         image,
         network,
+        log,
         cmd: request.cmd.filter(|c| !c.is_empty()),
         entrypoint: request.entrypoint.filter(|e| !e.is_empty()),
         env: request.env.unwrap_or_default(),
@@ -512,7 +528,7 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
         "Platform": "linux",
         "HostConfig": {
             "AutoRemove": c.config.auto_remove,
-            "LogConfig": {"Type": "json-file", "Config": {}},
+            "LogConfig": {"Type": "json-file", "Config": c.config.log.options},
             "RestartPolicy": {
                 "Name": if c.config.restart.name.is_empty() { "no" } else { &c.config.restart.name },
                 "MaximumRetryCount": c.config.restart.maximum_retry_count,
@@ -608,11 +624,20 @@ fn stream_log(
     options: LogOptions,
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 ) {
-    let Ok(mut file) = std::fs::File::open(daemon.engine.log_path(&id)) else {
+    // The rotated files, oldest first, then the current one, followed.
+    let mut files = daemon.engine.log_files(&id);
+    let current = files.pop().expect("the current log is listed");
+    let mut lines = Vec::new();
+    for path in &files {
+        if let Ok(mut old) = std::fs::File::open(path) {
+            lines.extend(read_new_lines(&mut old, &mut 0));
+        }
+    }
+    let Ok(mut file) = std::fs::File::open(&current) else {
         return;
     };
     let mut position = 0u64;
-    let mut lines = read_new_lines(&mut file, &mut position);
+    lines.extend(read_new_lines(&mut file, &mut position));
     if let Some(tail) = options.tail {
         lines.drain(..lines.len().saturating_sub(tail));
     }
@@ -651,12 +676,30 @@ fn stream_log(
         // Checked before reading, so nothing written before the end is missed.
         let more = may_write_more(&daemon, &id);
         lines = read_new_lines(&mut file, &mut position);
+        if lines.is_empty() && rotated(&file, &current) {
+            // Read to its end above: go on with the new current file.
+            match std::fs::File::open(&current) {
+                Ok(new) => (file, position) = (new, 0),
+                Err(_) => return,
+            }
+            continue;
+        }
         if lines.is_empty() {
             if !more || tx.is_closed() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// Whether the file at `path` is no longer the one open as `file` (the
+/// monitor rotated the log).
+fn rotated(file: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.ino() != named.ino(),
+        _ => false,
     }
 }
 

@@ -82,6 +82,8 @@ struct CreateFlags {
     network_aliases: Vec<String>,
     ip: Option<String>,
     mac_address: Option<String>,
+    log_driver: String,
+    log_options: BTreeMap<String, String>,
 }
 
 fn parse_create(
@@ -244,6 +246,16 @@ fn parse_create(
             }
             Some(Long("ip")) => flags.ip = Some(parser.value()?.string()?),
             Some(Long("mac-address")) => flags.mac_address = Some(parser.value()?.string()?),
+            Some(Long("log-driver")) => flags.log_driver = parser.value()?.string()?,
+            Some(Long("log-opt")) => {
+                let option: String = parser.value()?.string()?;
+                let Some((key, value)) = option.split_once('=') else {
+                    bail!(
+                        "invalid key value pair format in driver options: {option} (expected KEY=VALUE)"
+                    );
+                };
+                flags.log_options.insert(key.to_owned(), value.to_owned());
+            }
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -435,6 +447,7 @@ fn create_container(
             "Mounts": flags.mounts,
             "Tmpfs": flags.tmpfs,
             "NetworkMode": flags.network.clone().unwrap_or_default(),
+            "LogConfig": {"Type": flags.log_driver, "Config": flags.log_options},
             "PortBindings": flags.port_bindings,
             "PublishAllPorts": flags.publish_all,
             "Dns": flags.dns,

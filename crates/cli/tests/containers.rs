@@ -505,3 +505,88 @@ fn top_lists_a_containers_processes_and_prune_removes_the_stopped_ones() {
         "sleeper\n"
     );
 }
+
+#[test]
+fn the_log_rotates_at_max_size_and_logs_reads_the_kept_files_and_follows_across() {
+    let daemon = TestDaemon::with_busybox();
+    let script =
+        "sleep 0.5; i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line-$i; sleep 0.01; done";
+    let id = daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        script,
+    ]);
+    // Followed from the start, through every rotation.
+    let followed = daemon.keel_ok(&["logs", "-f", "chatty"]);
+    let expected: String = (1..=100).map(|i| format!("line-{i}\n")).collect();
+    assert_eq!(followed, expected);
+
+    let dir = daemon.root().join("containers").join(id.trim());
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("container-json.log"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "container-json.log",
+            "container-json.log.1",
+            "container-json.log.2"
+        ]
+    );
+    for file in &files {
+        assert!(
+            std::fs::metadata(dir.join(file)).unwrap().len() <= 1000,
+            "{file}"
+        );
+    }
+    // What is kept reads in order, ending with the last line.
+    let kept = daemon.keel_ok(&["logs", "chatty"]);
+    let numbers: Vec<u32> = kept
+        .lines()
+        .map(|l| l.trim_start_matches("line-").parse().unwrap())
+        .collect();
+    assert_eq!(numbers.last(), Some(&100));
+    assert!(numbers.len() < 100 && numbers.len() > 20, "{kept}");
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{kept}");
+    let (_, inspected, _) =
+        daemon.docker(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "chatty"]);
+    assert_eq!(
+        inspected.trim(),
+        r#"{"Type":"json-file","Config":{"max-file":"3","max-size":"1k"}}"#
+    );
+
+    for (args, message) in [
+        (
+            vec!["--log-opt", "max-size=lots"],
+            "invalid max-size \"lots\"",
+        ),
+        (
+            vec!["--log-opt", "color=blue"],
+            "unknown log opt 'color' for json-file log driver",
+        ),
+        (
+            vec!["--log-driver", "syslog"],
+            "logging driver \"syslog\" is not supported",
+        ),
+    ] {
+        let mut full = vec!["run", "--rm"];
+        full.extend(&args);
+        full.extend([common::BUSYBOX, "true"]);
+        let (code, _, err) = daemon.keel(&full);
+        assert_eq!(code, 125, "{args:?}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}

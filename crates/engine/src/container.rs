@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::log::LogConfig;
 use crate::mounts::Mount;
 use crate::network::{Endpoint, NetworkConfig, Published};
 use crate::resources::Resources;
@@ -52,6 +53,9 @@ pub struct Config {
     pub stdin_once: bool,
     #[serde(default)]
     pub network: NetworkConfig,
+    /// `--log-driver`, `--log-opt`.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// Docker's container states.

@@ -130,6 +130,7 @@ impl Engine {
         .context(|| "writing the exec's process".to_owned())?;
         let flags = MonitorFlags {
             exec: Some(exec.id.clone()),
+            log: None,
             tty: exec.config.tty,
             stdin: exec.config.attach_stdin,
             stdin_once: true,

@@ -6,6 +6,7 @@
 mod container;
 mod error;
 mod exec;
+pub mod log;
 pub mod monitor;
 pub mod mounts;
 mod network;
@@ -88,6 +89,8 @@ impl Attachment {
 #[derive(Debug, Default)]
 struct MonitorFlags {
     exec: Option<String>,
+    /// The container's log limits (none for an exec, which has no log).
+    log: Option<log::Limits>,
     tty: bool,
     stdin: bool,
     stdin_once: bool,
@@ -292,12 +295,18 @@ impl Engine {
         self.dir(id).join(LOG)
     }
 
+    /// The container's log files, oldest first (the last is current).
+    pub fn log_files(&self, id: &str) -> Vec<PathBuf> {
+        log::files(&self.dir(id))
+    }
+
     /// Makes a container from an image: its read/write layer and its
     /// record. Nothing is left if any step fails.
     pub fn create(&self, name: Option<&str>, config: Config) -> Result<Container> {
         security::Confinement::of(&config.security)?;
         config.restart.check(config.auto_remove)?;
         config.resources.check()?;
+        config.log.limits()?;
         if let Some(signal) = &config.stop_signal {
             keel_runtime::parse_signal(signal)
                 .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {signal}")))?;
@@ -455,6 +464,7 @@ impl Engine {
         fs::remove_file(dir.join(EXIT)).ok();
         let flags = MonitorFlags {
             exec: None,
+            log: Some(container.config.log.limits()?),
             tty: container.config.tty,
             stdin: container.config.open_stdin,
             stdin_once: container.config.stdin_once,
@@ -540,6 +550,13 @@ impl Engine {
             .arg(&dir);
         if let Some(exec) = &flags.exec {
             command.arg("--exec").arg(exec);
+        }
+        if let Some(limits) = flags.log {
+            command
+                .arg("--log-max-size")
+                .arg(limits.max_size.to_string())
+                .arg("--log-max-files")
+                .arg(limits.max_files.to_string());
         }
         for (set, flag) in [
             (flags.tty, "--tty"),

@@ -45,11 +45,15 @@ pub struct MonitorArgs {
     pub stdin: bool,
     /// Close the process's stdin when an attached client ends its input.
     pub stdin_once: bool,
+    /// Rotate the log at this size (`--log-max-size`; 0 for Keel's default).
+    pub log_max_size: u64,
+    /// Keep this many log files (`--log-max-files`; 0 for Keel's default).
+    pub log_max_files: u32,
 }
 
 /// How the daemon runs a monitor.
 pub const USAGE: &str = "keel-monitor --runtime-root DIR --id ID --dir DIR [--exec ID] [--tty] \
-                         [--stdin] [--stdin-once]";
+                         [--stdin] [--stdin-once] [--log-max-size BYTES] [--log-max-files N]";
 
 impl MonitorArgs {
     /// The monitor's command line (see [`USAGE`]).
@@ -72,6 +76,8 @@ impl MonitorArgs {
                 Some("--tty") => parsed.tty = true,
                 Some("--stdin") => parsed.stdin = true,
                 Some("--stdin-once") => parsed.stdin_once = true,
+                Some("--log-max-size") => parsed.log_max_size = number(value()?)?,
+                Some("--log-max-files") => parsed.log_max_files = number(value()?)?,
                 _ => return Err(format!("unknown argument {arg:?}; usage: {USAGE}")),
             }
         }
@@ -83,6 +89,14 @@ impl MonitorArgs {
         }
         Ok(parsed)
     }
+}
+
+/// A numeric flag's value.
+fn number<T: std::str::FromStr>(value: std::ffi::OsString) -> std::result::Result<T, String> {
+    value
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{value:?} is not a number; usage: {USAGE}"))
 }
 
 pub const LOG: &str = "container-json.log";
@@ -199,13 +213,18 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     }
     let _ = writeln!(to_daemon, "started {pid}");
     let log = match args.exec {
-        None => Some(
-            File::options()
-                .create(true)
-                .append(true)
-                .open(LOG)
-                .context(|| "the container log".to_owned())?,
-        ),
+        None => {
+            let defaults = crate::log::LogConfig::default().limits()?;
+            let limits = crate::log::Limits {
+                max_size: Some(args.log_max_size)
+                    .filter(|s| *s > 0)
+                    .unwrap_or(defaults.max_size),
+                max_files: Some(args.log_max_files)
+                    .filter(|n| *n > 0)
+                    .unwrap_or(defaults.max_files),
+            };
+            Some(crate::log::Writer::open(&args.dir, limits)?)
+        }
         Some(_) => None,
     };
     let mut relay = Relay {
@@ -341,7 +360,7 @@ struct Relay {
     terminal: Option<OwnedFd>,
     listener: UnixListener,
     clients: Vec<Client>,
-    log: Option<File>,
+    log: Option<crate::log::Writer>,
     stdin_once: bool,
 }
 
@@ -612,8 +631,7 @@ impl Relay {
         };
         let mut bytes = serde_json::to_vec(&entry).expect("a log line serializes");
         bytes.push(b'\n');
-        log.write_all(&bytes)
-            .context(|| "writing the container log".to_owned())
+        log.append(&bytes)
     }
 }
 
