@@ -583,8 +583,38 @@ struct LogOptions {
     follow: bool,
     timestamps: bool,
     tail: Option<usize>,
+    /// Only entries at or after this time (Unix nanoseconds).
+    since: Option<i128>,
+    /// Only entries at or before this time; a follower stops there.
+    until: Option<i128>,
     /// Unframed, for a container with a terminal.
     raw: bool,
+}
+
+/// The API's `since`/`until`: `SECONDS[.NANOSECONDS]`, 0 for none.
+fn api_time(query: &Query, name: &str) -> Result<Option<i128>> {
+    let Some(text) = query.get(name).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid value for \"{name}\": {text:?}: expected Unix seconds, optionally with a fraction"
+        ))
+    };
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let seconds: i128 = seconds.parse().map_err(|_| bad())?;
+    let nanos: i128 = format!("{fraction:0<9}").parse().map_err(|_| bad())?;
+    let time = seconds * 1_000_000_000 + nanos;
+    Ok((time != 0).then_some(time))
+}
+
+fn now_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// Whether a follower should keep waiting for more output: while the
@@ -638,6 +668,7 @@ fn stream_log(
     };
     let mut position = 0u64;
     lines.extend(read_new_lines(&mut file, &mut position));
+    lines.retain(|line| in_window(line, &options));
     if let Some(tail) = options.tail {
         lines.drain(..lines.len().saturating_sub(tail));
     }
@@ -674,8 +705,10 @@ fn stream_log(
             return;
         }
         // Checked before reading, so nothing written before the end is missed.
-        let more = may_write_more(&daemon, &id);
+        let more =
+            may_write_more(&daemon, &id) && options.until.is_none_or(|until| now_nanos() <= until);
         lines = read_new_lines(&mut file, &mut position);
+        lines.retain(|line| in_window(line, &options));
         if lines.is_empty() && rotated(&file, &current) {
             // Read to its end above: go on with the new current file.
             match std::fs::File::open(&current) {
@@ -693,6 +726,21 @@ fn stream_log(
     }
 }
 
+/// Whether a log line falls between `since` and `until`.
+fn in_window(line: &str, options: &LogOptions) -> bool {
+    if options.since.is_none() && options.until.is_none() {
+        return true;
+    }
+    let Some(time) = serde_json::from_str::<keel_engine::monitor::LogLine>(line)
+        .ok()
+        .and_then(|entry| keel_time::unix_nanos(&entry.time))
+    else {
+        return false;
+    };
+    options.since.is_none_or(|since| time >= since)
+        && options.until.is_none_or(|until| time <= until)
+}
+
 /// Whether the file at `path` is no longer the one open as `file` (the
 /// monitor rotated the log).
 fn rotated(file: &std::fs::File, path: &std::path::Path) -> bool {
@@ -703,21 +751,23 @@ fn rotated(file: &std::fs::File, path: &std::path::Path) -> bool {
     }
 }
 
-fn log_options(query: &Query, tty: bool) -> LogOptions {
-    LogOptions {
+fn log_options(query: &Query, tty: bool) -> Result<LogOptions> {
+    Ok(LogOptions {
+        since: api_time(query, "since")?,
+        until: api_time(query, "until")?,
         raw: tty,
         stdout: query.flag("stdout"),
         stderr: query.flag("stderr"),
         follow: query.flag("follow"),
         timestamps: query.flag("timestamps"),
         tail: query.get("tail").and_then(|t| t.parse().ok()),
-    }
+    })
 }
 
 /// GET /containers/{id}/logs
 pub async fn logs(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
     let container = daemon.engine.container(&name)?;
-    let options = log_options(&query, container.config.tty);
+    let options = log_options(&query, container.config.tty)?;
     if !options.stdout && !options.stderr {
         return Err(ApiError::bad_request("You must choose at least one stream"));
     }

@@ -590,3 +590,45 @@ fn the_log_rotates_at_max_size_and_logs_reads_the_kept_files_and_follows_across(
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn logs_since_and_until_pick_entries_by_their_time() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "--name",
+        "talker",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        "echo first; sleep 0.2; echo second",
+    ]);
+    let stamped = daemon.keel_ok(&["logs", "-t", "talker"]);
+    let times: Vec<&str> = stamped
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(times.len(), 2, "{stamped}");
+    assert_eq!(
+        daemon.keel_ok(&["logs", "--since", times[1], "talker"]),
+        "second\n"
+    );
+    assert_eq!(
+        daemon.keel_ok(&["logs", "--until", times[0], "talker"]),
+        "first\n"
+    );
+    let (code, out, err) = daemon.docker(&["logs", "--since", times[1], "talker"]);
+    assert_eq!((code, out.as_str()), (0, "second\n"), "{err}");
+    // A duration counts back from now: both lines are within the hour.
+    assert_eq!(
+        daemon.keel_ok(&["logs", "--since", "1h", "talker"]),
+        "first\nsecond\n"
+    );
+    assert_eq!(daemon.keel_ok(&["logs", "--until", "1h", "talker"]), "");
+    let (code, _, err) = daemon.keel(&["logs", "--since", "yesterday", "talker"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("failed to parse value as time or duration: \"yesterday\""),
+        "{err}"
+    );
+}

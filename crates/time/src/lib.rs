@@ -28,6 +28,12 @@ pub fn rfc3339(time: SystemTime) -> String {
 /// Seconds since the epoch of `2024-01-02T03:04:05.678Z`, or of the same
 /// with an offset (`+02:00`); `None` when malformed.
 pub fn unix_seconds(text: &str) -> Option<i64> {
+    unix_nanos(text).map(|nanos| nanos.div_euclid(1_000_000_000) as i64)
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 timestamp (as
+/// [`unix_seconds`], keeping the fraction).
+pub fn unix_nanos(text: &str) -> Option<i128> {
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let part = text.get(range)?;
         part.bytes()
@@ -39,9 +45,15 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
     if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    let zone = text
-        .get(19..)?
-        .trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let after = text.get(19..)?;
+    let fraction = after
+        .strip_prefix('.')
+        .map(|f| &f[..f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len())])
+        .unwrap_or("");
+    let nanos: i128 = format!("{:0<9}", &fraction[..fraction.len().min(9)])
+        .parse()
+        .ok()?;
+    let zone = after.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
     let offset = match zone {
         "Z" | "z" => 0,
         _ => {
@@ -55,7 +67,9 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
             sign * (hours * 3600 + minutes * 60)
         }
     };
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(i128::from(seconds) * 1_000_000_000 + nanos)
 }
 
 /// go-units' HumanDuration, as Docker words ages ("3 hours", "About a
@@ -119,6 +133,17 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00.000000000Z"
         );
+    }
+
+    #[test]
+    fn timestamps_keep_their_fraction_as_nanoseconds() {
+        assert_eq!(unix_nanos("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
+        assert_eq!(
+            unix_nanos("2023-11-14T22:13:20.000000005Z"),
+            Some(1_700_000_000_000_000_005)
+        );
+        assert_eq!(unix_nanos("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("1969-12-31T23:59:59.5Z"), Some(-1));
     }
 
     #[test]
