@@ -484,14 +484,75 @@ pub fn summary(daemon: &Daemon, container: &Container) -> Value {
 
 /// GET /containers/json?all=
 pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let all = query.flag("all");
+    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, value) in query.filters()? {
+        check_filter(&key, &value)?;
+        filters.entry(key).or_default().push(value);
+    }
+    // A status filter looks at every container, as Docker's.
+    let all = query.flag("all") || filters.contains_key("status");
     let containers = daemon.engine.containers();
     let out: Vec<Value> = containers
         .iter()
         .filter(|c| all || c.state.status == Status::Running)
+        .filter(|c| {
+            filters
+                .iter()
+                .all(|(key, values)| values.iter().any(|value| matches(c, key, value)))
+        })
         .map(|c| summary(&daemon, c))
         .collect();
     Ok(json(StatusCode::OK, &out))
+}
+
+/// The `ps --filter` keys Keel knows, with their values checked.
+fn check_filter(key: &str, value: &str) -> Result<()> {
+    const STATUSES: [&str; 7] = [
+        "created",
+        "restarting",
+        "running",
+        "removing",
+        "paused",
+        "exited",
+        "dead",
+    ];
+    match key {
+        "id" | "name" | "label" | "ancestor" | "network" => Ok(()),
+        "status" if STATUSES.contains(&value) => Ok(()),
+        "exited" if value.parse::<i32>().is_ok() => Ok(()),
+        "status" | "exited" => Err(ApiError::bad_request(format!(
+            "invalid filter '{key}={value}'"
+        ))),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid filter '{key}': Keel filters containers by id, name, label, status, exited, ancestor and network"
+        ))),
+    }
+}
+
+/// Whether a container passes one `ps --filter KEY=VALUE`.
+fn matches(c: &Container, key: &str, value: &str) -> bool {
+    match key {
+        "id" => c.id.starts_with(value),
+        "name" => c.name.contains(value.trim_start_matches('/')),
+        "label" => match value.split_once('=') {
+            Some((k, v)) => c.config.labels.get(k).is_some_and(|l| l == v),
+            None => c.config.labels.contains_key(value),
+        },
+        "status" => state_name(c) == value,
+        "exited" => c.state.status == Status::Exited && value.parse() == Ok(c.state.exit_code),
+        "ancestor" => {
+            // By the name it was run as, or an id (12 hex digits at least).
+            let short_id = value.trim_start_matches("sha256:");
+            c.config.image == value
+                || c.config.image == format!("{value}:latest")
+                || (short_id.len() >= 12
+                    && c.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(short_id))
+        }
+        "network" => c.config.network.mode_name() == value || c.state.endpoints.contains_key(value),
+        _ => false,
+    }
 }
 
 /// GET /containers/{id}/json

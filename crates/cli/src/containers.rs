@@ -1006,22 +1006,30 @@ pub fn logs(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     session::copy_output(&mut response)
 }
 
-/// `keel ps [-a] [-q] [--no-trunc] [--format F]`
+/// `keel ps [-a] [-q] [--no-trunc] [--format F] [--filter K=V]`
 pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let (mut all, mut quiet, mut no_trunc) = (false, false, false);
     let mut format = None;
+    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
     while let Some(arg) = parser.next()? {
         match arg {
             Short('a') | Long("all") => all = true,
             Short('q') | Long("quiet") => quiet = true,
             Long("no-trunc") => no_trunc = true,
             Long("format") => format = Some(parser.value()?.string()?),
+            Short('f') | Long("filter") => {
+                crate::objects::add_filter(&mut filters, &parser.value()?.string()?)?
+            }
             other => return Err(usage(other.unexpected(), "ps [OPTIONS]")),
         }
     }
     let list = client.json(
         "GET",
-        &format!("/containers/json?all={}", u8::from(all)),
+        &format!(
+            "/containers/json?all={}&filters={}",
+            u8::from(all),
+            encode(&json!(filters).to_string())
+        ),
         Upload::None,
     )?;
     let now = now_unix();

@@ -632,3 +632,79 @@ fn logs_since_and_until_pick_entries_by_their_time() {
         "{err}"
     );
 }
+
+#[test]
+fn ps_filters_by_status_name_label_exit_code_ancestor_and_network() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web-1",
+        "-l",
+        "tier=front",
+        common::BUSYBOX,
+        "sleep",
+        "60",
+    ]);
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db-1",
+        "-l",
+        "tier=back",
+        "--network",
+        "none",
+        common::BUSYBOX,
+        "sleep",
+        "60",
+    ]);
+    let (code, _, _) = daemon.keel(&[
+        "run",
+        "--name",
+        "job-1",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(code, 3);
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ps", "--format", "{{.Names}}"];
+        for filter in filters {
+            args.extend(["--filter", filter]);
+        }
+        let mut names: Vec<String> = daemon.keel_ok(&args).lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&["status=exited"]), ["job-1"]);
+    assert_eq!(
+        names(&["exited=3"]),
+        Vec::<String>::new(),
+        "exited ones only with -a"
+    );
+    assert_eq!(names(&["name=web"]), ["web-1"]);
+    assert_eq!(names(&["label=tier"]), ["db-1", "web-1"]);
+    assert_eq!(names(&["label=tier=back"]), ["db-1"]);
+    assert_eq!(names(&["network=none"]), ["db-1"]);
+    assert_eq!(
+        names(&["ancestor=keel-test/busybox", "label=tier=front"]),
+        ["web-1"]
+    );
+    // One key's values widen, different keys narrow.
+    assert_eq!(names(&["name=web", "name=db"]), ["db-1", "web-1"]);
+    let (_, all_exited, _) =
+        daemon.keel(&["ps", "-a", "--filter", "exited=3", "--format", "{{.Names}}"]);
+    assert_eq!(all_exited, "job-1\n");
+    let (code, out, err) =
+        daemon.docker(&["ps", "--filter", "status=exited", "--format", "{{.Names}}"]);
+    assert_eq!((code, out.as_str()), (0, "job-1\n"), "{err}");
+    let (code, _, err) = daemon.keel(&["ps", "--filter", "colour=red"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+    let (code, _, err) = daemon.keel(&["ps", "--filter", "status=sleepy"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid filter 'status=sleepy'"), "{err}");
+}
