@@ -887,21 +887,7 @@ pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         return Ok(());
     }
     let result = client.json("POST", "/containers/prune", Upload::None)?;
-    let deleted = result["ContainersDeleted"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("Deleted Containers:");
-        for id in &deleted {
-            println!("{}", id.as_str().unwrap_or_default());
-        }
-        println!();
-    }
-    println!(
-        "Total reclaimed space: {}",
-        crate::format::human_size(result["SpaceReclaimed"].as_u64().unwrap_or(0))
-    );
+    crate::objects::print_pruned(&result, "ContainersDeleted", "Deleted Containers:");
     Ok(())
 }
 

@@ -213,15 +213,6 @@ fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         return Ok(());
     }
     let result = client.json("POST", "/networks/prune", Upload::None)?;
-    let deleted = result["NetworksDeleted"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("Deleted Networks:");
-        for name in &deleted {
-            println!("{}", name.as_str().unwrap_or_default());
-        }
-    }
+    crate::objects::print_pruned(&result, "NetworksDeleted", "Deleted Networks:");
     Ok(())
 }

@@ -21,6 +21,27 @@ pub fn add_filter(filters: &mut BTreeMap<String, Vec<String>>, filter: &str) -> 
     Ok(())
 }
 
+/// A prune's answer as docker prints it: what `key` lists under
+/// `heading`, then the space reclaimed when the answer has it.
+pub fn print_pruned(result: &serde_json::Value, key: &str, heading: &str) {
+    let deleted = result[key].as_array().cloned().unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("{heading}");
+        for item in &deleted {
+            println!("{}", item.as_str().unwrap_or_default());
+        }
+    }
+    if let Some(bytes) = result["SpaceReclaimed"].as_u64() {
+        if !deleted.is_empty() {
+            println!();
+        }
+        println!(
+            "Total reclaimed space: {}",
+            crate::format::human_size(bytes)
+        );
+    }
+}
+
 fn failed_if(failed: bool) -> Result<()> {
     match failed {
         true => Err(crate::containers::Exit {

@@ -7,7 +7,7 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Upload, encode};
-use crate::format::{Template, human_size};
+use crate::format::Template;
 use crate::{confirm, usage};
 
 /// `keel volume VERB`.
@@ -158,20 +158,6 @@ fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let filters = if all { r#"{"all":["true"]}"# } else { "{}" };
     let path = format!("/volumes/prune?filters={}", encode(filters));
     let result = client.json("POST", &path, Upload::None)?;
-    let deleted = result["VolumesDeleted"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("Deleted Volumes:");
-        for name in &deleted {
-            println!("{}", name.as_str().unwrap_or_default());
-        }
-        println!();
-    }
-    println!(
-        "Total reclaimed space: {}",
-        human_size(result["SpaceReclaimed"].as_u64().unwrap_or(0))
-    );
+    crate::objects::print_pruned(&result, "VolumesDeleted", "Deleted Volumes:");
     Ok(())
 }
