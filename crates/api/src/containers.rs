@@ -771,10 +771,12 @@ fn stream_log(
         lines = read_new_lines(&mut file, &mut position);
         lines.retain(|line| in_window(line, &options));
         if lines.is_empty() && rotated(&file, &current) {
-            // Read to its end above: go on with the new current file.
-            match std::fs::File::open(&current) {
-                Ok(new) => (file, position) = (new, 0),
-                Err(_) => return,
+            // Read to its end above: go on with the file that came next,
+            // even if the log rotated more than once meanwhile.
+            let next = next_log(&daemon.engine.log_files(&id), &file);
+            match next.and_then(|path| std::fs::File::open(path).ok()) {
+                Some(new) => (file, position) = (new, 0),
+                None => return,
             }
             continue;
         }
@@ -809,6 +811,20 @@ fn rotated(file: &std::fs::File, path: &std::path::Path) -> bool {
     match (file.metadata(), std::fs::metadata(path)) {
         (Ok(open), Ok(named)) => open.ino() != named.ino(),
         _ => false,
+    }
+}
+
+/// The log file written after the one open as `file`, among `files`
+/// (oldest first); the oldest kept if that one is gone already.
+fn next_log(files: &[std::path::PathBuf], file: &std::fs::File) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = file.metadata().ok()?.ino();
+    let held = files
+        .iter()
+        .position(|path| std::fs::metadata(path).is_ok_and(|m| m.ino() == inode));
+    match held {
+        Some(index) => files.get(index + 1).cloned(),
+        None => files.first().cloned(),
     }
 }
 
