@@ -408,6 +408,8 @@ fn pause_freezes_a_container_until_unpause_and_stop_still_works() {
     ]);
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(daemon.keel_ok(&["pause", "ticker"]), "ticker\n");
+    // What it wrote before the freeze may still be on its way to the log.
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let frozen = logged_lines(&daemon, "ticker");
     std::thread::sleep(std::time::Duration::from_millis(400));
     assert_eq!(
