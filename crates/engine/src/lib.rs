@@ -183,11 +183,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The default bridge's settings.
-    pub fn network_options(&self) -> &NetworkOptions {
-        self.networks.options()
-    }
-
     pub fn images(&self) -> &keel_image::Store {
         &self.images
     }

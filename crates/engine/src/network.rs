@@ -237,7 +237,6 @@ pub struct Published {
 /// for running containers, and the DNS server of user networks.
 #[derive(Debug)]
 pub(crate) struct Networks {
-    options: NetworkOptions,
     /// User networks' records.
     dir: PathBuf,
     /// Where containers' namespaces are bound.
@@ -291,7 +290,6 @@ impl Networks {
             }
         }
         Ok(Networks {
-            options,
             dir,
             netns_dir,
             list: Mutex::new(list),
@@ -299,10 +297,6 @@ impl Networks {
             ready: Mutex::new(BTreeSet::new()),
             dns: Mutex::new(None),
         })
-    }
-
-    pub fn options(&self) -> &NetworkOptions {
-        &self.options
     }
 
     fn list(&self) -> MutexGuard<'_, BTreeMap<String, Network>> {
