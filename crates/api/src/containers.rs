@@ -715,20 +715,25 @@ fn stream_log(
     options: LogOptions,
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 ) {
-    // The rotated files, oldest first, then the current one, followed.
-    let mut files = daemon.engine.log_files(&id);
-    let current = files.pop().expect("the current log is listed");
-    let mut lines = Vec::new();
-    for path in &files {
-        if let Ok(mut old) = std::fs::File::open(path) {
-            lines.extend(read_new_lines(&mut old, &mut 0));
-        }
-    }
-    let Ok(mut file) = std::fs::File::open(&current) else {
+    // From the oldest file kept, each in turn to the current one (found
+    // by inode, so a rotation meanwhile skips nothing), then followed.
+    let current = daemon.engine.log_path(&id);
+    let files = daemon.engine.log_files(&id);
+    let Some(mut file) = files.iter().find_map(|path| std::fs::File::open(path).ok()) else {
         return;
     };
     let mut position = 0u64;
-    lines.extend(read_new_lines(&mut file, &mut position));
+    let mut lines = Vec::new();
+    loop {
+        lines.extend(read_new_lines(&mut file, &mut position));
+        if !rotated(&file, &current) {
+            break;
+        }
+        match open_next_log(&daemon, &id, &file) {
+            Some(next) => (file, position) = (next, 0),
+            None => break,
+        }
+    }
     lines.retain(|line| in_window(line, &options));
     if let Some(tail) = options.tail {
         lines.drain(..lines.len().saturating_sub(tail));
@@ -773,9 +778,8 @@ fn stream_log(
         if lines.is_empty() && rotated(&file, &current) {
             // Read to its end above: go on with the file that came next,
             // even if the log rotated more than once meanwhile.
-            let next = next_log(&daemon.engine.log_files(&id), &file);
-            match next.and_then(|path| std::fs::File::open(path).ok()) {
-                Some(new) => (file, position) = (new, 0),
+            match open_next_log(&daemon, &id, &file) {
+                Some(next) => (file, position) = (next, 0),
                 None => return,
             }
             continue;
@@ -814,18 +818,35 @@ fn rotated(file: &std::fs::File, path: &std::path::Path) -> bool {
     }
 }
 
+/// Opens the log file written after the one open as `file`, waiting out
+/// the moment between a rotation's rename and its new file.
+fn open_next_log(daemon: &Daemon, id: &str, file: &std::fs::File) -> Option<std::fs::File> {
+    for _ in 0..200 {
+        let next = next_log(&daemon.engine.log_files(id), file);
+        if let Some(opened) = next.and_then(|path| std::fs::File::open(path).ok()) {
+            return Some(opened);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The file read last is gone (rotated out while the reader lagged):
+    // on from the oldest kept.
+    daemon
+        .engine
+        .log_files(id)
+        .iter()
+        .find_map(|path| std::fs::File::open(path).ok())
+}
+
 /// The log file written after the one open as `file`, among `files`
-/// (oldest first); the oldest kept if that one is gone already.
+/// (oldest first); None if it is not among them (a rename in flight, or
+/// rotated out).
 fn next_log(files: &[std::path::PathBuf], file: &std::fs::File) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let inode = file.metadata().ok()?.ino();
     let held = files
         .iter()
         .position(|path| std::fs::metadata(path).is_ok_and(|m| m.ino() == inode));
-    match held {
-        Some(index) => files.get(index + 1).cloned(),
-        None => files.first().cloned(),
-    }
+    files.get(held? + 1).cloned()
 }
 
 fn log_options(query: &Query, tty: bool) -> Result<LogOptions> {

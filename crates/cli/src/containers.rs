@@ -522,8 +522,32 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         println!("{id}");
         return Ok(());
     }
-    // Attached before the start, so no output is missed.
-    let stdin = if flags.interactive { 1 } else { 0 };
+    let session = Session {
+        tty: flags.tty,
+        stdin: flags.interactive,
+        resize: Some(format!("/containers/{id}")),
+        detach_keys: detach_keys(flags.detach_keys.as_deref())?,
+    };
+    let condition = if flags.auto_remove {
+        "removed"
+    } else {
+        "not-running"
+    };
+    attach_and_wait(client, &id, &session, true, condition)
+}
+
+/// Attaches to container `id` (then starts it, with `start`: attached
+/// first, so no output is missed), relays the session, and waits for
+/// `condition`: the container's exit code is ours, unless the user
+/// detached.
+fn attach_and_wait(
+    client: &Client,
+    id: &str,
+    session: &Session,
+    start: bool,
+    condition: &str,
+) -> Result<()> {
+    let stdin = u8::from(session.stdin);
     let attached = client
         .request(
             "POST",
@@ -532,23 +556,14 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         )?
         .success()
         .map_err(run_failure)?;
-    client
-        .send("POST", &format!("/containers/{id}/start"))
-        .map_err(run_failure)?;
-    let session = Session {
-        tty: flags.tty,
-        stdin: flags.interactive,
-        resize: Some(format!("/containers/{id}")),
-        detach_keys: detach_keys(flags.detach_keys.as_deref())?,
-    };
-    if session::relay(client, attached, &session)? {
+    if start {
+        client
+            .send("POST", &format!("/containers/{id}/start"))
+            .map_err(run_failure)?;
+    }
+    if session::relay(client, attached, session)? {
         return Ok(());
     }
-    let condition = if flags.auto_remove {
-        "removed"
-    } else {
-        "not-running"
-    };
     let waited = client.json(
         "POST",
         &format!("/containers/{id}/wait?condition={condition}"),
@@ -563,6 +578,45 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// `keel attach [--no-stdin] [--detach-keys K] CONTAINER`
+pub fn attach(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let (mut no_stdin, mut keys) = (false, None);
+    let names = names(parser, "attach [OPTIONS] CONTAINER", &mut |flag, parser| {
+        Ok(match flag {
+            "--no-stdin" => {
+                no_stdin = true;
+                true
+            }
+            "--detach-keys" => {
+                keys = Some(parser.value()?.string()?);
+                true
+            }
+            _ => false,
+        })
+    })?;
+    let [name] = names.as_slice() else {
+        bail!(
+            "\"keel attach\" requires exactly 1 argument.\nUsage:  keel attach [OPTIONS] CONTAINER"
+        );
+    };
+    let container = client.json(
+        "GET",
+        &format!("/containers/{}/json", encode(name)),
+        Upload::None,
+    )?;
+    if container["State"]["Running"] != true {
+        bail!("You cannot attach to a stopped container, start it first");
+    }
+    let id = container["Id"].as_str().unwrap_or_default().to_owned();
+    let session = Session {
+        tty: container["Config"]["Tty"] == true,
+        stdin: !no_stdin && container["Config"]["OpenStdin"] == true,
+        resize: Some(format!("/containers/{id}")),
+        detach_keys: detach_keys(keys.as_deref())?,
+    };
+    attach_and_wait(client, &id, &session, false, "not-running")
 }
 
 fn detach_keys(text: Option<&str>) -> Result<Vec<u8>> {
@@ -701,11 +755,48 @@ fn each(names: &[String], mut act: impl FnMut(&str) -> Result<Option<String>>) -
     Ok(())
 }
 
-/// `keel start NAME...`
+/// `keel start [-a [-i]] NAME...`
 pub fn start(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let names = names(parser, "start CONTAINER [CONTAINER...]", &mut |_, _| {
-        Ok(false)
-    })?;
+    let (mut attach, mut interactive, mut keys) = (false, false, None);
+    let names = names(
+        parser,
+        "start [OPTIONS] CONTAINER [CONTAINER...]",
+        &mut |flag, parser| {
+            Ok(match flag {
+                "-a" | "--attach" => {
+                    attach = true;
+                    true
+                }
+                "-i" | "--interactive" => {
+                    interactive = true;
+                    true
+                }
+                "--detach-keys" => {
+                    keys = Some(parser.value()?.string()?);
+                    true
+                }
+                _ => false,
+            })
+        },
+    )?;
+    if attach || interactive {
+        let [name] = names.as_slice() else {
+            bail!("you cannot start and attach multiple containers at once");
+        };
+        let container = client.json(
+            "GET",
+            &format!("/containers/{}/json", encode(name)),
+            Upload::None,
+        )?;
+        let id = container["Id"].as_str().unwrap_or_default().to_owned();
+        let session = Session {
+            tty: container["Config"]["Tty"] == true,
+            stdin: interactive && container["Config"]["OpenStdin"] == true,
+            resize: Some(format!("/containers/{id}")),
+            detach_keys: detach_keys(keys.as_deref())?,
+        };
+        return attach_and_wait(client, &id, &session, true, "not-running");
+    }
     each(&names, |name| {
         client.send("POST", &format!("/containers/{name}/start"))?;
         Ok(None)

@@ -47,6 +47,7 @@ Commands:
   rm          Remove one or more containers
   export      Export a container's filesystem as a tar archive
   port        List port mappings or a specific mapping for the container
+  attach      Attach local standard input, output, and error streams to a running container
   pause       Pause all processes within one or more containers
   unpause     Unpause all processes within one or more containers
   top         Display the running processes of a container
@@ -235,6 +236,7 @@ fn container_command(verb: &str) -> Option<Command> {
         "export" => containers::export,
         "port" => containers::port,
         "pause" => containers::pause,
+        "attach" => containers::attach,
         "unpause" => containers::unpause,
         "top" => containers::top,
         "prune" => containers::prune,

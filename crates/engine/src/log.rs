@@ -1,7 +1,10 @@
 //! The json-file log and its rotation, as Docker's json-file driver with
-//! `max-size` and `max-file`: the current file is `container-json.log`,
-//! older ones `.1` (newest) to `.N-1`. Unlike Docker, Keel rotates by
-//! default (10 MB x 3 files), so a chatty container cannot fill the disk.
+//! `max-size` and `max-file`. Unlike Docker, Keel rotates by default (10 MB
+//! x 3 files), so a chatty container cannot fill the disk. The current
+//! file is `container-json.log`; a full one is renamed once, to the next
+//! number (`.7` after `.6`), and never again, so a reader that follows the
+//! log from file to file cannot lose its place in a cascade of renames
+//! (Docker's `.1`-is-newest scheme renames every file at each rotation).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -91,9 +94,9 @@ fn human_size(text: &str) -> Option<u64> {
     Some((number * scale) as u64)
 }
 
-/// The log files of the container in `dir`, oldest first.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+/// The rotated files in `dir` with their numbers, oldest first.
+fn rotated(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut rotated: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -108,8 +111,13 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
             Some((number, entry.path()))
         })
         .collect();
-    rotated.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
+    rotated.sort_by_key(|(number, _)| *number);
     rotated
+}
+
+/// The log files of the container in `dir`, oldest first.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    rotated(dir)
         .into_iter()
         .map(|(_, path)| path)
         .chain(std::iter::once(dir.join(LOG)))
@@ -155,16 +163,21 @@ impl Writer {
     }
 
     fn rotate(&mut self) -> Result<()> {
-        let name = |n: u32| self.dir.join(format!("{LOG}.{n}"));
         let current = self.dir.join(LOG);
         let rotating = || "rotating the container log".to_owned();
+        let mut kept = rotated(&self.dir);
         if self.limits.max_files > 1 {
-            for n in (1..self.limits.max_files - 1).rev() {
-                let _ = std::fs::rename(name(n), name(n + 1));
-            }
-            std::fs::rename(&current, name(1)).context(rotating)?;
+            let next = kept.last().map_or(1, |(number, _)| number + 1);
+            let renamed = self.dir.join(format!("{LOG}.{next}"));
+            std::fs::rename(&current, &renamed).context(rotating)?;
+            kept.push((next, renamed));
         } else {
             std::fs::remove_file(&current).context(rotating)?;
+        }
+        // The oldest go, so that max-file files are left with the new one.
+        let keep = self.limits.max_files.saturating_sub(1) as usize;
+        for (_, path) in kept.iter().take(kept.len().saturating_sub(keep)) {
+            let _ = std::fs::remove_file(path);
         }
         *self = Writer::open(&self.dir, self.limits)?;
         Ok(())
