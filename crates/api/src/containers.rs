@@ -477,7 +477,7 @@ pub fn summary(daemon: &Daemon, container: &Container) -> Value {
         "State": state_name(container),
         "Status": status_text(container),
         "HostConfig": {"NetworkMode": container.config.network.mode_name()},
-        "NetworkSettings": {"Networks": network::settings(daemon, container)["Networks"].clone()},
+        "NetworkSettings": {"Networks": network::networks(daemon, container)},
         "Mounts": mounts(daemon, container),
     })
 }

@@ -171,9 +171,9 @@ fn endpoint_json(container: &Container, endpoint: Option<&Endpoint>, network_id:
     })
 }
 
-/// A container's NetworkSettings, as inspect shows them.
-pub fn settings(daemon: &Daemon, container: &Container) -> Value {
-    let running = container.state.status == Status::Running;
+/// NetworkSettings.Networks: the endpoints by network name (empty
+/// addresses while the container is stopped), as inspect and the list show.
+pub fn networks(daemon: &Daemon, container: &Container) -> Value {
     let mode = container.config.network.mode_name().to_owned();
     let mut networks = serde_json::Map::new();
     for (name, endpoint) in &container.state.endpoints {
@@ -194,11 +194,18 @@ pub fn settings(daemon: &Daemon, container: &Container) -> Value {
         Mode::Host | Mode::None => {
             networks.insert(
                 mode.clone(),
-                endpoint_json(container, None, &fixed_id(&mode)),
+                endpoint_json(container, None, &keel_engine::fixed_network_id(&mode)),
             );
         }
         _ => {}
     }
+    Value::Object(networks)
+}
+
+/// A container's NetworkSettings, as inspect shows them.
+pub fn settings(daemon: &Daemon, container: &Container) -> Value {
+    let running = container.state.status == Status::Running;
+    let networks = networks(daemon, container);
     // The top-level fields are the default bridge's, as in Docker.
     let bridge = container.state.endpoints.get(BRIDGE).filter(|_| running);
     let sandbox = if running {
@@ -222,13 +229,6 @@ pub fn settings(daemon: &Daemon, container: &Container) -> Value {
         "IPv6Gateway": "",
         "Networks": networks,
     })
-}
-
-/// The ids of the `host` and `none` networks: fixed for their names.
-fn fixed_id(name: &str) -> String {
-    keel_image::Digest::of(format!("keel network {name}").as_bytes())
-        .hex()
-        .to_owned()
 }
 
 /// The network parts of inspect's HostConfig.

@@ -75,7 +75,7 @@ fn shown(daemon: &Daemon, network: &Network, with_containers: bool) -> Value {
 fn special(name: &str) -> Value {
     json!({
         "Name": name,
-        "Id": keel_image::Digest::of(format!("keel network {name}").as_bytes()).hex(),
+        "Id": keel_engine::fixed_network_id(name),
         "Created": "0001-01-01T00:00:00Z",
         "Scope": "local",
         "Driver": if name == "host" { "host" } else { "null" },

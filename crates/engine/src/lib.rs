@@ -34,6 +34,7 @@ pub use error::{Error, Result};
 pub use exec::{Exec, ExecConfig};
 pub use network::{
     BRIDGE, Endpoint, Mode, Network, NetworkConfig, NetworkOptions, NetworkRequest, Published,
+    fixed_network_id,
 };
 pub use resources::{Resources, Ulimit};
 pub use restart::RestartPolicy;

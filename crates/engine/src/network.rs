@@ -269,9 +269,7 @@ impl Networks {
             fs::create_dir_all(path).context(|| format!("cannot create {}", path.display()))?;
         }
         let default = Network {
-            id: keel_image::Digest::of(format!("keel network {}", options.bridge).as_bytes())
-                .hex()
-                .to_owned(),
+            id: fixed_network_id(&options.bridge),
             name: BRIDGE.to_owned(),
             bridge: options.bridge.clone(),
             subnet: options.subnet,
@@ -328,12 +326,13 @@ impl Networks {
     }
 
     /// A network's bridge and rules, made on its first use: with
-    /// `forwards`, the ports of containers already running on it.
-    fn ensure(&self, network: &Network, forwards: &[Forward]) -> Result<()> {
+    /// `forwards`, the ports of containers already running on it (asked
+    /// for only then, not at every start).
+    fn ensure(&self, network: &Network, forwards: impl FnOnce() -> Vec<Forward>) -> Result<()> {
         let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
         if !ready.contains(&network.id) {
             bridge::ensure(&network.bridge, network.gateway, network.subnet)?;
-            network.rules().install(forwards)?;
+            network.rules().install(&forwards())?;
             ready.insert(network.id.clone());
         }
         Ok(())
@@ -348,6 +347,14 @@ impl Networks {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&network.id);
     }
+}
+
+/// The id of a network that has no record of its own: `host`, `none`,
+/// and the default bridge (by its bridge's name); the same at every start.
+pub fn fixed_network_id(name: &str) -> String {
+    keel_image::Digest::of(format!("keel network {name}").as_bytes())
+        .hex()
+        .to_owned()
 }
 
 /// The host's end of a container's veth pair on its network number `n`.
@@ -501,10 +508,11 @@ impl Engine {
                 for (name, endpoint) in &endpoints {
                     let network = self.networks.find(name)?;
                     self.attach_endpoint(id, &path, &network, endpoint, network.id == primary.id)?;
-                    own.push((endpoint.address.to_string(), hostname.clone()));
                     embedded_dns |= !network.is_default();
                 }
+                // /etc/hosts names the container by its primary address.
                 let endpoint = &endpoints[&primary.name];
+                own.push((endpoint.address.to_string(), hostname.clone()));
                 self.publish(id, &container, endpoint)?;
                 if embedded_dns {
                     self.serve_dns(id, &path)?;
@@ -516,7 +524,7 @@ impl Engine {
         }
         write_files(
             &files_dir,
-            &files::hosts(&extra, &own[..own.len().min(1)]),
+            &files::hosts(&extra, &own),
             &hostname,
             &resolver.resolv_conf(embedded_dns),
         )?;
@@ -533,7 +541,7 @@ impl Engine {
         default_route: bool,
     ) -> Result<()> {
         self.networks
-            .ensure(network, &self.running_forwards(network))?;
+            .ensure(network, || self.running_forwards(network))?;
         bridge::attach(
             netns,
             &Link {
@@ -659,10 +667,7 @@ impl Engine {
             .containers
             .values()
             .filter(|c| c.state.status == Status::Running)
-            .filter(|c| {
-                c.config.network.mode() == Mode::Network(network.name.clone())
-                    || (network.is_default() && c.config.network.mode_name() == BRIDGE)
-            })
+            .filter(|c| c.config.network.mode() == Mode::Network(network.name.clone()))
             .filter_map(|c| {
                 Some(forwards(
                     c.state.endpoints.get(&network.name)?,
@@ -774,7 +779,7 @@ impl Engine {
             let forwards_now = self.running_forwards(network);
             let bridge_exists = Path::new("/sys/class/net").join(&network.bridge).exists();
             if bridge_exists || !forwards_now.is_empty() {
-                self.networks.ensure(network, &forwards_now).ok();
+                self.networks.ensure(network, || forwards_now).ok();
             }
         }
         for container in &containers {
