@@ -9,7 +9,6 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, DaemonError, Upload, encode};
-use crate::format::Template;
 use crate::session::{self, Session};
 use crate::usage;
 use keel_time::{human_duration, now_unix};
@@ -601,22 +600,35 @@ pub fn attach(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             "\"keel attach\" requires exactly 1 argument.\nUsage:  keel attach [OPTIONS] CONTAINER"
         );
     };
+    attach_existing(client, name, !no_stdin, keys.as_deref(), false)
+}
+
+/// Attaches to the container `name` as `docker attach` and `start -a` do:
+/// to its terminal if it has one, its stdin if `stdin` and it keeps one
+/// open; `start` starts it (attached first), else it must run.
+fn attach_existing(
+    client: &Client,
+    name: &str,
+    stdin: bool,
+    keys: Option<&str>,
+    start: bool,
+) -> Result<()> {
     let container = client.json(
         "GET",
         &format!("/containers/{}/json", encode(name)),
         Upload::None,
     )?;
-    if container["State"]["Running"] != true {
+    if !start && container["State"]["Running"] != true {
         bail!("You cannot attach to a stopped container, start it first");
     }
     let id = container["Id"].as_str().unwrap_or_default().to_owned();
     let session = Session {
         tty: container["Config"]["Tty"] == true,
-        stdin: !no_stdin && container["Config"]["OpenStdin"] == true,
+        stdin: stdin && container["Config"]["OpenStdin"] == true,
         resize: Some(format!("/containers/{id}")),
-        detach_keys: detach_keys(keys.as_deref())?,
+        detach_keys: detach_keys(keys)?,
     };
-    attach_and_wait(client, &id, &session, false, "not-running")
+    attach_and_wait(client, &id, &session, start, "not-running")
 }
 
 fn detach_keys(text: Option<&str>) -> Result<Vec<u8>> {
@@ -783,19 +795,7 @@ pub fn start(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         let [name] = names.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
-        let container = client.json(
-            "GET",
-            &format!("/containers/{}/json", encode(name)),
-            Upload::None,
-        )?;
-        let id = container["Id"].as_str().unwrap_or_default().to_owned();
-        let session = Session {
-            tty: container["Config"]["Tty"] == true,
-            stdin: interactive && container["Config"]["OpenStdin"] == true,
-            resize: Some(format!("/containers/{id}")),
-            detach_keys: detach_keys(keys.as_deref())?,
-        };
-        return attach_and_wait(client, &id, &session, true, "not-running");
+        return attach_existing(client, name, interactive, keys.as_deref(), true);
     }
     each(&names, |name| {
         client.send("POST", &format!("/containers/{name}/start"))?;
@@ -1141,12 +1141,6 @@ pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             })
         })
         .collect();
-    if quiet {
-        for row in &rows {
-            println!("{}", row["ID"].as_str().unwrap_or_default());
-        }
-        return Ok(());
-    }
     let headers = BTreeMap::from([
         ("ID", "CONTAINER ID"),
         ("Image", "IMAGE"),
@@ -1158,11 +1152,14 @@ pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         ("Ports", "PORTS"),
         ("Names", "NAMES"),
     ]);
-    let template = format.unwrap_or_else(|| {
-        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_owned()
-    });
-    print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
-    Ok(())
+    crate::objects::print_rows(
+        &rows,
+        quiet,
+        "ID",
+        format,
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+        &headers,
+    )
 }
 
 /// `keel port CONTAINER [PRIVATE_PORT[/PROTO]]`

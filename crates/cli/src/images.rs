@@ -261,12 +261,6 @@ pub fn history(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             "Comment": step["Comment"].as_str().unwrap_or_default(),
         }));
     }
-    if quiet {
-        for row in &rows {
-            println!("{}", row["ID"].as_str().unwrap_or_default());
-        }
-        return Ok(());
-    }
     let headers = BTreeMap::from([
         ("ID", "IMAGE"),
         ("CreatedSince", "CREATED"),
@@ -274,11 +268,14 @@ pub fn history(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         ("Size", "SIZE"),
         ("Comment", "COMMENT"),
     ]);
-    let template = format.unwrap_or_else(|| {
-        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".to_owned()
-    });
-    print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
-    Ok(())
+    crate::objects::print_rows(
+        &rows,
+        quiet,
+        "ID",
+        format,
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+        &headers,
+    )
 }
 
 /// `keel inspect` / `keel image inspect [--format F] NAME...`

@@ -8,7 +8,6 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Upload, encode};
-use crate::format::Template;
 use crate::{confirm, usage};
 
 /// `keel network VERB`.
@@ -102,22 +101,20 @@ fn list(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         })
         .collect();
     rows.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
-    if quiet {
-        for row in &rows {
-            println!("{}", row["ID"].as_str().unwrap_or_default());
-        }
-        return Ok(());
-    }
     let headers = BTreeMap::from([
         ("ID", "NETWORK ID"),
         ("Name", "NAME"),
         ("Driver", "DRIVER"),
         ("Scope", "SCOPE"),
     ]);
-    let template =
-        format.unwrap_or_else(|| "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}".to_owned());
-    print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
-    Ok(())
+    crate::objects::print_rows(
+        &rows,
+        quiet,
+        "ID",
+        format,
+        "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+        &headers,
+    )
 }
 
 /// The names after the options, at least one.

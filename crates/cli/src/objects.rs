@@ -1,4 +1,5 @@
-//! What the verbs of images, volumes and networks share: `--filter`, and
+//! What the verbs of containers, images, volumes and networks share:
+//! `--filter`, lists (`-q` or a table), prune reports, and
 //! inspect and rm with one request per name, errors printed as they come
 //! and exit 1 if any failed.
 
@@ -40,6 +41,27 @@ pub fn print_pruned(result: &serde_json::Value, key: &str, heading: &str) {
             crate::format::human_size(bytes)
         );
     }
+}
+
+/// A list as docker prints it: with `-q` only each row's `quiet_field`,
+/// else the rows through `format`, or `default` (a table with `headers`).
+pub fn print_rows(
+    rows: &[serde_json::Value],
+    quiet: bool,
+    quiet_field: &str,
+    format: Option<String>,
+    default: &str,
+    headers: &BTreeMap<&str, &str>,
+) -> Result<()> {
+    if quiet {
+        for row in rows {
+            println!("{}", row[quiet_field].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    let template = format.unwrap_or_else(|| default.to_owned());
+    print!("{}", Template::parse(&template)?.render(rows, headers)?);
+    Ok(())
 }
 
 fn failed_if(failed: bool) -> Result<()> {

@@ -7,7 +7,6 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Upload, encode};
-use crate::format::Template;
 use crate::{confirm, usage};
 
 /// `keel volume VERB`.
@@ -76,21 +75,20 @@ fn list(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         .flatten()
         .map(|v| json!({"Driver": v["Driver"], "Name": v["Name"], "Mountpoint": v["Mountpoint"], "Scope": v["Scope"]}))
         .collect();
-    if quiet {
-        for row in &rows {
-            println!("{}", row["Name"].as_str().unwrap_or_default());
-        }
-        return Ok(());
-    }
     let headers = BTreeMap::from([
         ("Driver", "DRIVER"),
         ("Name", "VOLUME NAME"),
         ("Mountpoint", "MOUNTPOINT"),
         ("Scope", "SCOPE"),
     ]);
-    let template = format.unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".to_owned());
-    print!("{}", Template::parse(&template)?.render(&rows, &headers)?);
-    Ok(())
+    crate::objects::print_rows(
+        &rows,
+        quiet,
+        "Name",
+        format,
+        "table {{.Driver}}\t{{.Name}}",
+        &headers,
+    )
 }
 
 /// `keel volume inspect VOLUME...`: a JSON array, as docker prints it.
