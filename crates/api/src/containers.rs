@@ -30,6 +30,15 @@ impl From<keel_engine::Error> for ApiError {
         if let E::Image(inner) = error {
             return inner.into();
         }
+        if let E::Registry(inner) = &error {
+            let status = match inner.status() {
+                Some(401) => StatusCode::UNAUTHORIZED,
+                Some(403) => StatusCode::FORBIDDEN,
+                Some(404) => StatusCode::NOT_FOUND,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            return Self::new(status, crate::http::message(error));
+        }
         let status = match &error {
             E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) | E::NoSuchNetwork(_) => {
                 StatusCode::NOT_FOUND
@@ -48,6 +57,7 @@ impl From<keel_engine::Error> for ApiError {
             | E::NoSuchUser { .. }
             | E::Start(_)
             | E::InvalidParameter(_)
+            | E::NoSuchTag(_)
             | E::NoExecCommand
             | E::Network(_)
             | E::Unsupported(_) => StatusCode::BAD_REQUEST,

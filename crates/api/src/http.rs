@@ -126,7 +126,7 @@ pub fn empty(status: StatusCode) -> Reply {
 /// blocking thread with a writer that feeds the body.
 pub fn streamed(
     content_type: &str,
-    produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+    produce: impl FnOnce(&mut (dyn Write + Send)) -> io::Result<()> + Send + 'static,
 ) -> Reply {
     let (tx, rx) = mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
@@ -281,7 +281,7 @@ impl Query {
     }
 }
 
-fn decode(text: &str) -> String {
+pub(crate) fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -351,12 +351,6 @@ pub async fn save(daemon: Arc<Daemon>, names: Vec<String>) -> Result<Reply> {
 
 /// POST /images/create?fromSrc=-: import the body as a root filesystem.
 pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<Reply> {
-    if query.get("fromImage").is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "pulling from a registry is not in Keel yet; load the image from a tarball with `keel load`",
-        ));
-    }
     if query.get("fromSrc") != Some("-") {
         return Err(ApiError::bad_request(
             "import needs fromSrc=- (the tarball as the request body)",

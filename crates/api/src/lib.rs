@@ -5,6 +5,7 @@
 
 mod attach;
 mod containers;
+mod distribution;
 mod exec;
 mod http;
 mod images;
@@ -42,10 +43,10 @@ impl Daemon {
     pub fn open(
         root: &Path,
         monitor: Vec<std::ffi::OsString>,
-        network: keel_engine::NetworkOptions,
+        options: keel_engine::Options,
     ) -> Result<Self, keel_engine::Error> {
         Ok(Self {
-            engine: keel_engine::Engine::open(root, monitor, network)?,
+            engine: keel_engine::Engine::open(root, monitor, options)?,
         })
     }
 
@@ -104,7 +105,8 @@ fn strip_version(path: &str) -> Result<&str, ApiError> {
 }
 
 async fn route(daemon: Arc<Daemon>, request: Request<Incoming>) -> Reply {
-    let path = request.uri().path().to_owned();
+    // Names in paths may come percent-encoded (`busybox%3Alatest`).
+    let path = crate::http::decode(request.uri().path());
     let query = Query::parse(request.uri().query());
     let method = request.method().clone();
     let result = match strip_version(&path) {
@@ -131,9 +133,16 @@ async fn dispatch(
         (&Method::GET, "/system/df") => return images::disk_usage(daemon).await,
         (&Method::POST, "/images/load") => return images::load(daemon, request.into_body()).await,
         (&Method::POST, "/images/prune") => return images::prune(daemon, query).await,
+        (&Method::POST, "/images/create") if query.get("fromImage").is_some() => {
+            return distribution::pull(daemon, query, request.headers()).await;
+        }
         (&Method::POST, "/images/create") => {
             return images::create(daemon, query, request.into_body()).await;
         }
+        (&Method::GET, "/images/search") => {
+            return distribution::search(daemon, query, request.headers()).await;
+        }
+        (&Method::POST, "/auth") => return distribution::login(daemon, request.into_body()).await,
         (&Method::POST, "/containers/create") => {
             return containers::create(daemon, query, request.into_body()).await;
         }
@@ -226,6 +235,7 @@ async fn dispatch(
         (&Method::POST, "tag") => images::tag(daemon, name, query).await,
         (&Method::GET, "get") => images::save(daemon, vec![name]).await,
         (&Method::DELETE, "") => images::remove(daemon, name, query).await,
+        (&Method::POST, "push") => distribution::push(daemon, name, query, request.headers()).await,
         _ => Err(not_found()),
     }
 }

@@ -48,6 +48,17 @@ impl Client {
     /// Sends a request; `path` is under the API prefix and may carry a
     /// query string.
     pub fn request(&self, method: &str, path: &str, upload: Upload<'_>) -> Result<Response> {
+        self.request_with(method, path, &[], upload)
+    }
+
+    /// [`Client::request`] with extra headers (`X-Registry-Auth`).
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        upload: Upload<'_>,
+    ) -> Result<Response> {
         let mut stream = UnixStream::connect(&self.socket).with_context(|| {
             format!(
                 "Cannot connect to the Keel daemon at unix://{}. Is the keel daemon running?",
@@ -58,6 +69,9 @@ impl Client {
             "{method} {API_PREFIX}{path} HTTP/1.1\r\nHost: keel\r\nUser-Agent: keel-cli/{}\r\n",
             env!("CARGO_PKG_VERSION")
         );
+        for (name, value) in headers {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
         let mut json = Vec::new();
         match &upload {
             Upload::None | Upload::Upgrade(None) => head.push_str("Content-Length: 0\r\n"),

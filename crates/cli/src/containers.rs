@@ -9,6 +9,7 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, DaemonError, Upload, encode};
+use crate::registry::Shown;
 use crate::session::{self, Session};
 use crate::usage;
 use keel_time::{human_duration, now_unix};
@@ -83,6 +84,9 @@ struct CreateFlags {
     mac_address: Option<String>,
     log_driver: String,
     log_options: BTreeMap<String, String>,
+    /// `--pull`: always, missing (the default) or never.
+    pull: Option<String>,
+    platform: Option<String>,
 }
 
 fn parse_create(
@@ -255,6 +259,16 @@ fn parse_create(
                 };
                 flags.log_options.insert(key.to_owned(), value.to_owned());
             }
+            Some(Long("pull")) => {
+                let policy: String = parser.value()?.string()?;
+                if !matches!(policy.as_str(), "always" | "missing" | "never") {
+                    bail!(
+                        "invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\""
+                    );
+                }
+                flags.pull = Some(policy);
+            }
+            Some(Long("platform")) => flags.platform = Some(parser.value()?.string()?),
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -472,7 +486,30 @@ fn create_container(
         Some(name) => format!("/containers/create?name={}", encode(name)),
         None => "/containers/create".to_owned(),
     };
-    let created = client.json("POST", &path, Upload::Json(&body))?;
+    let pull = |client: &Client| {
+        crate::registry::pull_image(client, image, flags.platform.as_deref(), Shown::Stderr)
+    };
+    if flags.pull.as_deref() == Some("always") {
+        pull(client)?;
+    }
+    let created = match client.json("POST", &path, Upload::Json(&body)) {
+        // As docker: a missing image is pulled, then the create is retried.
+        Err(error)
+            if flags.pull.as_deref() != Some("never")
+                && error
+                    .downcast_ref::<DaemonError>()
+                    .is_some_and(|DaemonError(text)| text.starts_with("No such image")) =>
+        {
+            let shown = match crate::registry::has_tag_or_digest(image) {
+                true => image.to_owned(),
+                false => format!("{image}:latest"),
+            };
+            eprintln!("Unable to find image '{shown}' locally");
+            pull(client)?;
+            client.json("POST", &path, Upload::Json(&body))?
+        }
+        other => other?,
+    };
     Ok(created["Id"].as_str().unwrap_or_default().to_owned())
 }
 

@@ -16,7 +16,7 @@ use keel_api::Daemon;
 /// CLI's session and terminal.
 const DETACH: &str = "KEEL_DAEMON_DETACH";
 
-pub fn run(root: &Path, socket: &Path, network: keel_engine::NetworkOptions) -> Result<()> {
+pub fn run(root: &Path, socket: &Path, options: keel_engine::Options) -> Result<()> {
     if std::env::var_os(DETACH).is_some() {
         rustix::process::setsid().ok();
     }
@@ -36,7 +36,7 @@ pub fn run(root: &Path, socket: &Path, network: keel_engine::NetworkOptions) -> 
     }
     let monitor = vec![monitor.into_os_string()];
     let daemon = Arc::new(
-        Daemon::open(root, monitor, network)
+        Daemon::open(root, monitor, options)
             .with_context(|| format!("cannot open the Keel root {}", root.display()))?,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -85,6 +85,13 @@ pub fn images(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             })
             .collect();
         let repo_digests = strings(&image["RepoDigests"]);
+        // An image pulled by digest only is listed under its repository.
+        for pinned in &repo_digests {
+            let repository = pinned.split('@').next().unwrap_or_default();
+            if !names.iter().any(|(name, _)| name == repository) {
+                names.push((repository.to_owned(), "<none>".to_owned()));
+            }
+        }
         if names.is_empty() {
             names.push(("<none>".to_owned(), "<none>".to_owned()));
         }

@@ -8,6 +8,7 @@ mod format;
 mod images;
 mod networks;
 mod objects;
+mod registry;
 mod session;
 mod volumes;
 
@@ -58,9 +59,14 @@ Commands:
   history     Show the history of an image
   load        Load an image from a tar archive or STDIN
   rmi         Remove one or more images
+  pull        Download an image from a registry
+  push        Upload an image to a registry
+  login       Log in to a registry
+  logout      Log out from a registry
+  search      Search Docker Hub (or REGISTRY/TERM) for images
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
-  image       Manage images (ls, rm, tag, history, inspect, load, save, import, prune)
+  image       Manage images (ls, rm, tag, history, inspect, load, save, import, pull, push, prune)
   volume      Manage volumes (create, ls, inspect, rm, prune)
   network     Manage networks (create, ls, inspect, rm, connect, disconnect, prune)
   info        Display system-wide information
@@ -200,6 +206,11 @@ fn run() -> Result<()> {
             Some(Value(sub)) if sub == "df" => images::system_df(&client, parser),
             _ => bail!("Usage:  keel system COMMAND\n\nCommands: df"),
         },
+        "pull" => registry::pull(&client, parser),
+        "push" => registry::push(&client, parser),
+        "login" => registry::login(&client, parser),
+        "logout" => registry::logout(&client, parser),
+        "search" => registry::search(&client, parser),
         "version" => version(&client),
         "info" => info(&client),
         other => bail!("keel: '{other}' is not a keel command.\nSee 'keel --help'"),
@@ -257,26 +268,30 @@ fn image_command(verb: &str) -> Option<Command> {
         "save" => images::save,
         "import" => images::import,
         "prune" => images::prune,
+        "pull" => registry::pull,
+        "push" => registry::push,
         _ => return None,
     })
 }
 
-/// `keel daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip CIDR]`
+/// `keel daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip CIDR]
+/// [--insecure-registry HOST]`
 fn daemon_command(
     parser: &mut lexopt::Parser,
     mut root: PathBuf,
     mut socket: PathBuf,
 ) -> Result<()> {
-    const SYNOPSIS: &str =
-        "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX]";
+    const SYNOPSIS: &str = "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]...";
     let mut network = keel_engine::NetworkOptions::default();
     let mut bip = None;
+    let mut insecure_registries = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("root") | Long("data-root") => root = PathBuf::from(parser.value()?),
             Short('H') | Long("host") => socket = socket_path(&parser.value()?.string()?)?,
             Short('b') | Long("bridge") => network.bridge = parser.value()?.string()?,
             Long("bip") => bip = Some(parser.value()?.string()?),
+            Long("insecure-registry") => insecure_registries.push(parser.value()?.string()?),
             other => return Err(usage(other.unexpected(), SYNOPSIS)),
         }
     }
@@ -284,7 +299,11 @@ fn daemon_command(
         network = keel_engine::NetworkOptions::with_bip(&network.bridge, &bip)
             .map_err(|e| anyhow::anyhow!("invalid --bip {bip}: {e}"))?;
     }
-    daemon::run(&root, &socket, network)
+    let options = keel_engine::Options {
+        network,
+        insecure_registries,
+    };
+    daemon::run(&root, &socket, options)
 }
 
 /// A client for the daemon at `socket`; as root, starts the daemon when

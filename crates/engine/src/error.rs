@@ -54,6 +54,21 @@ pub enum Error {
     NetworkExists(String),
     #[error("{0} is a pre-defined network and cannot be removed")]
     PredefinedNetwork(String),
+    #[error(transparent)]
+    Registry(#[from] keel_registry::Error),
+    #[error("filesystem layer verification failed for digest {digest} of {image}")]
+    LayerVerification {
+        image: String,
+        digest: keel_image::Digest,
+    },
+    #[error("pulling {image}: {what} was cut short")]
+    Transfer {
+        image: String,
+        what: String,
+        source: io::Error,
+    },
+    #[error("An image does not exist locally with the tag: {0}")]
+    NoSuchTag(String),
     #[error("{what}")]
     Io { what: String, source: io::Error },
 }

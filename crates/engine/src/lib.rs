@@ -4,6 +4,7 @@
 //! The daemon's API is a thin translation of HTTP into these calls.
 
 mod container;
+mod distribution;
 mod error;
 mod exec;
 pub mod log;
@@ -30,6 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use container::{Config, Container, State, Status};
+pub use distribution::{Progress, Report};
 pub use error::{Error, Result};
 pub use exec::{Exec, ExecConfig};
 pub use network::{
@@ -117,14 +119,26 @@ pub struct Engine {
     monitor: Vec<OsString>,
     table: Mutex<Table>,
     changed: Condvar,
+    /// Registries reached without TLS verification, besides loopback ones.
+    insecure_registries: Vec<String>,
+    blob_sources: distribution::BlobSources,
     /// The engine itself, for the threads it starts (the DNS server's).
     me: std::sync::Weak<Engine>,
+}
+
+/// How the daemon was configured.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub network: NetworkOptions,
+    /// `--insecure-registry`: registries (host or host:port) reached over
+    /// plain HTTP or unverified TLS, as Docker's `insecure-registries`.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Engine {
     /// Opens the engine's state under `root`. `monitor` is the command that
     /// runs `monitor::run` (the keel-monitor binary).
-    pub fn open(root: &Path, monitor: Vec<OsString>, network: NetworkOptions) -> Result<Arc<Self>> {
+    pub fn open(root: &Path, monitor: Vec<OsString>, options: Options) -> Result<Arc<Self>> {
         let containers_dir = root.join("containers");
         let runtime_root = root.join("runtime");
         for dir in [&containers_dir, &runtime_root] {
@@ -132,12 +146,16 @@ impl Engine {
         }
         let images = keel_image::Store::open(&root.join("image"))?;
         let volumes = volumes::Volumes::open(root.join("volumes"))?;
-        let networks = network::Networks::open(network, root.join("networks"), root.join("netns"))?;
+        let blob_sources = distribution::BlobSources::open(root.join("distribution"))?;
+        let networks =
+            network::Networks::open(options.network, root.join("networks"), root.join("netns"))?;
         let engine = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             images,
             volumes,
             networks,
+            insecure_registries: options.insecure_registries,
+            blob_sources,
             runtime_root,
             containers_dir,
             monitor,

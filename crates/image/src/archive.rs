@@ -192,7 +192,7 @@ impl Store {
                 },
             });
         }
-        let id = self.add_image(&config_bytes, &layers)?;
+        let id = self.add_image(&config_bytes, &layers, &|_| {})?;
         if image.names.is_empty() {
             return Ok(vec![Loaded {
                 id,
@@ -344,7 +344,7 @@ impl Store {
             .map_err(failed)
     }
 
-    fn is_referenced(&self, digest: &Digest) -> Result<bool> {
+    pub(crate) fn is_referenced(&self, digest: &Digest) -> Result<bool> {
         Ok(self.images()?.iter().any(|image| {
             image.id == *digest || image.layers.iter().any(|layer| layer.digest == *digest)
         }))

@@ -8,6 +8,7 @@ mod archive;
 mod content;
 pub mod digest;
 mod error;
+mod ingest;
 mod layers;
 pub mod reference;
 mod rootfs;
@@ -19,10 +20,12 @@ pub use archive::{Loaded, go_arch};
 pub use content::ContentStore;
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use ingest::Ingest;
 pub use layers::{Layer, LayerStore};
 pub use reference::Reference;
 pub use rootfs::ImportOptions;
 pub use snapshot::Snapshot;
 pub use store::{
     Collected, DiskUsage, HistoryStep, Image, ImageUsage, LayerBlob, Pruned, Removal, Store,
+    diff_ids,
 };

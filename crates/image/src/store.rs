@@ -34,9 +34,9 @@ pub struct LayerBlob {
 
 /// What the store records of an image; the rest is in its config blob.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ImageRecord {
-    id: Digest,
-    layers: Vec<LayerBlob>,
+pub(crate) struct ImageRecord {
+    pub id: Digest,
+    pub layers: Vec<LayerBlob>,
 }
 
 /// An image as the commands show it.
@@ -218,7 +218,12 @@ impl Store {
     /// Records an image whose config and layer blobs are stored, unpacking
     /// its layers (several at once) first. The image appears only once
     /// every layer is whole.
-    pub(crate) fn add_image(&self, config: &[u8], layers: &[NewLayer]) -> Result<Digest> {
+    pub(crate) fn add_image(
+        &self,
+        config: &[u8],
+        layers: &[NewLayer],
+        unpacked: &(dyn Fn(usize) + Sync),
+    ) -> Result<Digest> {
         let id = self.content.write_bytes(config, "image config")?;
         let parsed = parse_config(config)?;
         let diff_ids = parsed
@@ -236,27 +241,35 @@ impl Store {
             )));
         }
         let chain = chain_ids(&diff_ids);
-        self.unpack_all(layers, &chain)?;
-        // One flush of the whole store makes the config, the blobs and every
-        // layer durable before the record that makes them an image: far
-        // cheaper than a sync per file or per blob.
+        self.unpack_all(layers, &chain, unpacked)?;
+        self.write_record(&ImageRecord {
+            id: id.clone(),
+            layers: layers.iter().map(|layer| layer.blob.clone()).collect(),
+        })?;
+        Ok(id)
+    }
+
+    /// Writes an image record once everything it names is durable: one
+    /// flush of the whole store covers the config, the blobs and every
+    /// layer, far cheaper than a sync per file or per blob.
+    pub(crate) fn write_record(&self, record: &ImageRecord) -> Result<()> {
         let root =
             File::open(&self.root).context(|| format!("cannot open {}", self.root.display()))?;
         rustix::fs::syncfs(&root).context(|| format!("cannot sync {}", self.root.display()))?;
-        let record = ImageRecord {
-            id: id.clone(),
-            layers: layers.iter().map(|layer| layer.blob.clone()).collect(),
-        };
         write_atomically(
-            &self.images.join(format!("{}.json", id.hex())),
-            &serde_json::to_vec(&record).expect("an image record serializes"),
-        )?;
-        Ok(id)
+            &self.images.join(format!("{}.json", record.id.hex())),
+            &serde_json::to_vec(record).expect("an image record serializes"),
+        )
     }
 
     /// Unpacks the layers not yet on disk, as many at once as there are
     /// CPUs: each goes to its own directory, so they need no ordering.
-    fn unpack_all(&self, layers: &[NewLayer], chain: &[Digest]) -> Result<()> {
+    fn unpack_all(
+        &self,
+        layers: &[NewLayer],
+        chain: &[Digest],
+        unpacked: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
         let next = AtomicUsize::new(0);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
         let workers = std::thread::available_parallelism()
@@ -279,10 +292,13 @@ impl Store {
                             blob: &blob,
                             verified: layer.verified,
                         };
-                        if let Err(error) = self.layers.unpack(&source)
-                            && let Ok(mut failure) = failure.lock()
-                        {
-                            failure.get_or_insert(error);
+                        match self.layers.unpack(&source) {
+                            Ok(_) => unpacked(index),
+                            Err(error) => {
+                                if let Ok(mut failure) = failure.lock() {
+                                    failure.get_or_insert(error);
+                                }
+                            }
                         }
                     }
                 });
@@ -297,7 +313,7 @@ impl Store {
         }
     }
 
-    fn record(&self, id: &Digest) -> Result<ImageRecord> {
+    pub(crate) fn record(&self, id: &Digest) -> Result<ImageRecord> {
         let path = self.images.join(format!("{}.json", id.hex()));
         let bytes = match fs::read(&path) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -720,6 +736,16 @@ impl Store {
 pub struct Collected {
     pub layers: BTreeSet<Digest>,
     pub bytes: u64,
+}
+
+/// The `rootfs.diff_ids` of an image config, bottom layer first.
+pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>> {
+    parse_config(config)?
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| d.parse())
+        .collect()
 }
 
 pub(crate) fn parse_config(bytes: &[u8]) -> Result<ImageConfiguration> {

@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use oci_spec::runtime::{LinuxDeviceCgroup, Spec};
 use tempfile::TempDir;
 
+pub mod archive;
 pub mod docker;
 pub mod podman;
+pub mod registry;
 pub mod tmux;
 
 /// Where Debian's busybox-static installs its binary.

@@ -105,6 +105,8 @@ impl TestDaemon {
             .args(args)
             .env("KEEL_HOST", format!("unix://{}", self.socket().display()))
             .env("KEEL_ROOT", self.root())
+            // Registry credentials: the test's own, shared with its docker CLI.
+            .env("DOCKER_CONFIG", self.path("docker-config"))
             // The test owns its daemon: a keel command after it is gone
             // (or crashed) must fail, not start one nobody stops.
             .env("KEEL_AUTOSTART", "0");

@@ -1,0 +1,277 @@
+//! The Engine API's registry endpoints: pull (`POST /images/create` with
+//! `fromImage`), push, login (`POST /auth`) and search, with Docker's JSON
+//! progress stream.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use keel_engine::Progress;
+use keel_image::Reference;
+use keel_registry::{AuthConfig, Platform};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Daemon;
+use crate::http::{ApiError, Body, Query, Reply, blocking, json, read_json};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The credentials a client sent in `X-Registry-Auth`.
+pub fn registry_auth(headers: &hyper::HeaderMap) -> Result<Option<AuthConfig>> {
+    let Some(value) = headers.get("x-registry-auth") else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid X-Registry-Auth header: not ASCII"))?;
+    AuthConfig::from_header(value).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// One line of Docker's JSON progress stream (without the deprecated
+/// `progress` text: clients draw the bar from `progressDetail`).
+fn progress_line(progress: &Progress) -> Value {
+    let mut line = json!({ "status": progress.status });
+    if let Some(id) = &progress.id {
+        line["id"] = id.clone().into();
+    }
+    if let (Some(current), Some(total)) = (progress.current, progress.total) {
+        line["progressDetail"] = json!({ "current": current, "total": total });
+    } else {
+        line["progressDetail"] = json!({});
+    }
+    line
+}
+
+fn error_line(message: &str) -> Value {
+    json!({ "errorDetail": { "message": message }, "error": message })
+}
+
+/// Streams progress lines from the engine's (possibly several) threads.
+/// An error before the first line is answered as an HTTP error (a pull of
+/// a missing image is a 404, as from dockerd); a later one ends the stream
+/// with Docker's error line.
+async fn progress_stream(
+    run: impl FnOnce(&(dyn Fn(Progress) + Sync)) -> keel_engine::Result<()> + Send + 'static,
+) -> Result<Reply> {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(64);
+    let (started_tx, started) = oneshot::channel::<Option<ApiError>>();
+    tokio::task::spawn_blocking(move || {
+        let started = Mutex::new(Some(started_tx));
+        let begin = || started.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let send = |line: &Value| {
+            if let Some(started) = begin() {
+                let _ = started.send(None);
+            }
+            let mut bytes = serde_json::to_vec(line).expect("JSON serializes");
+            bytes.extend_from_slice(b"\r\n");
+            let _ = tx.blocking_send(Ok(Bytes::from(bytes)));
+        };
+        match run(&|progress| send(&progress_line(&progress))) {
+            Ok(()) => {
+                if let Some(started) = begin() {
+                    let _ = started.send(None);
+                }
+            }
+            Err(error) => match begin() {
+                Some(started) => {
+                    let _ = started.send(Some(error.into()));
+                }
+                None => send(&error_line(&crate::http::message(error))),
+            },
+        }
+    });
+    if let Ok(Some(error)) = started.await {
+        return Err(error);
+    }
+    Ok(hyper::Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Body::Channel(rx))
+        .expect("a valid response"))
+}
+
+/// POST /images/create?fromImage=NAME&tag=TAG|DIGEST[&platform=P]: pull;
+/// an empty tag on a name without one pulls every tag.
+pub async fn pull(daemon: Arc<Daemon>, query: Query, headers: &hyper::HeaderMap) -> Result<Reply> {
+    let auth = registry_auth(headers)?;
+    let image = query.get("fromImage").unwrap_or_default().to_owned();
+    let tag = query.get("tag").unwrap_or_default().to_owned();
+    let platform = match query.get("platform").filter(|p| !p.is_empty()) {
+        Some(text) => {
+            Some(Platform::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?)
+        }
+        None => None,
+    };
+    let base = Reference::parse_repository(&image).or_else(|_| Reference::parse(&image))?;
+    let reference = match (
+        tag.as_str(),
+        base.tag().is_some() || base.digest().is_some(),
+    ) {
+        ("", true) => Some(base.clone()),
+        ("", false) => None,
+        (tag, _) => Some(match tag.parse() {
+            Ok(digest) => Reference::parse(base.name())?.with_digest(digest),
+            Err(_) => Reference::parse(base.name())?.with_tag(tag)?,
+        }),
+    };
+    progress_stream(move |report| {
+        let engine = &daemon.engine;
+        let references = match reference {
+            Some(reference) => vec![reference],
+            None => engine
+                .remote_tags(&base, auth.clone())?
+                .iter()
+                .map(|tag| base.with_tag(tag))
+                .collect::<std::result::Result<_, _>>()?,
+        };
+        for reference in references {
+            engine.pull(&reference, platform.as_ref(), auth.clone(), report)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// POST /images/{name}/push?tag=TAG: push one tag, or every tag of the
+/// repository when none is given.
+pub async fn push(
+    daemon: Arc<Daemon>,
+    name: String,
+    query: Query,
+    headers: &hyper::HeaderMap,
+) -> Result<Reply> {
+    let auth = registry_auth(headers)?;
+    let base = Reference::parse_repository(&name).or_else(|_| Reference::parse(&name))?;
+    let references = match query.get("tag").filter(|t| !t.is_empty()) {
+        Some(tag) => vec![Reference::parse(base.name())?.with_tag(tag)?],
+        None if base.tag().is_some() => vec![base],
+        None => {
+            let all: Vec<Reference> = daemon
+                .store()
+                .images()?
+                .into_iter()
+                .flat_map(|image| image.tags)
+                .filter(|r| r.name() == base.name())
+                .collect();
+            if all.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "An image does not exist locally with the tag: {}",
+                        base.familiar_name()
+                    ),
+                ));
+            }
+            all
+        }
+    };
+    progress_stream(move |report| {
+        for reference in references {
+            daemon.engine.push(&reference, auth.clone(), report)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// POST /auth: checks credentials with the registry, as `docker login`
+/// asks the daemon to; the client stores them.
+pub async fn login(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
+    let auth: AuthConfig = read_json(body).await?;
+    let auth = auth
+        .normalized()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let server = auth.serveraddress.clone();
+    blocking(move || {
+        daemon.engine.login(&server, auth)?;
+        Ok(json(
+            StatusCode::OK,
+            &json!({ "Status": "Login Succeeded", "IdentityToken": "" }),
+        ))
+    })
+    .await
+}
+
+/// GET /images/search?term=T&limit=N&filters=…: Docker Hub's search API
+/// (or the registry the term names), filtered as Docker filters it.
+pub async fn search(
+    daemon: Arc<Daemon>,
+    query: Query,
+    headers: &hyper::HeaderMap,
+) -> Result<Reply> {
+    let auth = registry_auth(headers)?;
+    let term = query.get("term").unwrap_or_default().to_owned();
+    if term.is_empty() {
+        return Err(ApiError::bad_request(
+            "term is required: what to search for",
+        ));
+    }
+    let limit: u32 = match query.get("limit").filter(|l| !l.is_empty()) {
+        Some(text) => match text.parse() {
+            Ok(n @ 1..=100) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid limit {text:?}: Limit {text} is outside the range of [1, 100]"
+                )));
+            }
+        },
+        None => 25,
+    };
+    let mut min_stars = 0;
+    let mut official = None;
+    let mut automated = None;
+    for (key, value) in query.filters()? {
+        let flag = || match value.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(ApiError::bad_request(format!(
+                "invalid filter '{key}={value}': expected true or false"
+            ))),
+        };
+        match key.as_str() {
+            "stars" => {
+                min_stars = value.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "invalid filter 'stars={value}': expected a whole number"
+                    ))
+                })?
+            }
+            "is-official" => official = Some(flag()?),
+            "is-automated" => automated = Some(flag()?),
+            other => {
+                return Err(ApiError::bad_request(format!("invalid filter '{other}'")));
+            }
+        }
+    }
+    blocking(move || {
+        let bytes = daemon.engine.search(&term, limit, auth)?;
+        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("the registry's search answer is not JSON: {e}"),
+            )
+        })?;
+        let results: Vec<Value> = answer["results"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["star_count"].as_u64().unwrap_or(0) >= min_stars)
+            .filter(|r| official.is_none_or(|o| r["is_official"].as_bool().unwrap_or(false) == o))
+            .filter(|r| automated.is_none_or(|a| r["is_automated"].as_bool().unwrap_or(false) == a))
+            .map(|r| {
+                json!({
+                    "name": r["name"],
+                    "description": r["description"].as_str().unwrap_or_default(),
+                    "star_count": r["star_count"].as_u64().unwrap_or(0),
+                    "is_official": r["is_official"].as_bool().unwrap_or(false),
+                    "is_automated": r["is_automated"].as_bool().unwrap_or(false),
+                })
+            })
+            .collect();
+        Ok(json(StatusCode::OK, &results))
+    })
+    .await
+}

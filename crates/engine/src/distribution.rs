@@ -1,0 +1,490 @@
+//! Pull and push: images between a registry and the store, with the
+//! progress lines Docker shows (`Pulling fs layer`, `Downloading`,
+//! `Pull complete`, `Pushed`, ...).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use keel_image::{Digest, LayerBlob, Reference};
+use keel_registry::{AuthConfig, Descriptor, ImageManifest, Manifest, Platform, Registry};
+
+use crate::Engine;
+use crate::error::{Context, Error, Result};
+
+/// Layers downloaded at once, as dockerd's `max-concurrent-downloads`.
+const DOWNLOADS: usize = 3;
+/// How often a transfer reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// One progress line: a layer's (`id`) or the whole operation's status,
+/// with bytes done of a total while transferring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub id: Option<String>,
+    pub status: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
+impl Progress {
+    fn status(status: impl Into<String>) -> Self {
+        Self {
+            id: None,
+            status: status.into(),
+            current: None,
+            total: None,
+        }
+    }
+
+    fn layer(id: &Digest, status: impl Into<String>) -> Self {
+        Self {
+            id: Some(id.hex()[..12].to_owned()),
+            ..Self::status(status)
+        }
+    }
+
+    fn transfer(id: &Digest, status: &str, current: u64, total: u64) -> Self {
+        Self {
+            current: Some(current),
+            total: Some(total),
+            ..Self::layer(id, status)
+        }
+    }
+}
+
+/// Where progress goes; called from several download threads.
+pub type Report<'a> = &'a (dyn Fn(Progress) + Sync);
+
+/// A reader that reports how much has been read, at most every
+/// [`PROGRESS_EVERY`].
+struct Counting<'a, R> {
+    inner: R,
+    done: u64,
+    last: Instant,
+    report: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.last.elapsed() >= PROGRESS_EVERY {
+            self.last = Instant::now();
+            (self.report)(self.done);
+        }
+        Ok(n)
+    }
+}
+
+/// Which repositories hold a blob, learnt from pulls and pushes, so a push
+/// to another repository of the same registry mounts the blob instead of
+/// uploading it (Docker keeps the same as its "v2 metadata"). A hint: a
+/// lost entry costs an upload, never correctness.
+#[derive(Debug)]
+pub(crate) struct BlobSources {
+    dir: PathBuf,
+}
+
+impl BlobSources {
+    pub(crate) fn open(dir: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+        keel_durable::remove_leftovers(&dir)
+            .context(|| format!("cannot clean {}", dir.display()))?;
+        Ok(Self { dir })
+    }
+
+    /// Repositories (`registry/path`) known to hold `digest`.
+    fn of(&self, digest: &Digest) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join(digest.hex()))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn add(&self, digest: &Digest, repository: &str) {
+        let mut known = self.of(digest);
+        if !known.iter().any(|r| r == repository) {
+            known.push(repository.to_owned());
+            let _ =
+                keel_durable::replace(&self.dir.join(digest.hex()), known.join("\n").as_bytes());
+        }
+    }
+}
+
+/// A single-platform image pulled with `--platform` must be of it.
+fn check_platform(reference: &Reference, wanted: &Platform, config: &[u8]) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct ConfigPlatform {
+        #[serde(default)]
+        os: String,
+        #[serde(default)]
+        architecture: String,
+        #[serde(default)]
+        variant: Option<String>,
+    }
+    let actual: ConfigPlatform = serde_json::from_slice(config).map_err(|e| {
+        Error::InvalidParameter(format!(
+            "{}: invalid image config: {e}",
+            reference.familiar()
+        ))
+    })?;
+    let actual = Platform {
+        os: actual.os,
+        architecture: actual.architecture,
+        variant: actual.variant,
+    };
+    match wanted.matches(&actual) {
+        true => Ok(()),
+        false => Err(Error::InvalidParameter(format!(
+            "image with reference {} was found but does not match the specified platform: wanted {wanted}, actual: {actual}",
+            reference.familiar()
+        ))),
+    }
+}
+
+impl Engine {
+    /// A session with the registry `domain` names.
+    fn registry(&self, domain: &str, auth: Option<AuthConfig>) -> Result<Registry> {
+        Ok(Registry::connect(domain, auth, &self.insecure_registries)?)
+    }
+
+    /// Checks credentials with a registry, as `docker login` has the
+    /// daemon do. `server` is a registry host (Docker Hub when empty).
+    pub fn login(&self, server: &str, auth: AuthConfig) -> Result<()> {
+        let domain = match server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+        {
+            None | Some("" | "index.docker.io" | "registry-1.docker.io") => "docker.io",
+            Some(host) => host,
+        };
+        let registry = self.registry(domain, Some(auth))?;
+        registry.login()?;
+        Ok(())
+    }
+
+    /// Runs Docker Hub's search API on the registry `term` names (Docker
+    /// Hub unless it starts with a registry host), returning its JSON.
+    pub fn search(&self, term: &str, limit: u32, auth: Option<AuthConfig>) -> Result<Vec<u8>> {
+        let (domain, term) = match term.split_once('/') {
+            Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => (host, rest),
+            _ => ("docker.io", term),
+        };
+        let registry = self.registry(domain, auth)?;
+        Ok(registry.search(term, limit)?)
+    }
+
+    /// The tags of a repository, for `pull --all-tags`.
+    pub fn remote_tags(
+        &self,
+        repository: &Reference,
+        auth: Option<AuthConfig>,
+    ) -> Result<Vec<String>> {
+        let registry = self.registry(repository.domain(), auth)?;
+        Ok(registry.tags(repository.path())?)
+    }
+
+    /// Pulls an image (the platform's manifest of an index, or
+    /// `platform`'s) into the store and points `reference` at it. The image
+    /// is recorded only once every blob is verified and every layer is
+    /// unpacked; a failed pull leaves no blob behind.
+    pub fn pull(
+        &self,
+        reference: &Reference,
+        platform: Option<&Platform>,
+        auth: Option<AuthConfig>,
+        report: Report<'_>,
+    ) -> Result<Digest> {
+        let registry = self.registry(reference.domain(), auth)?;
+        let path = reference.path();
+        let wanted = match (reference.digest(), reference.tag()) {
+            (Some(digest), _) => digest.to_string(),
+            (None, tag) => tag.unwrap_or("latest").to_owned(),
+        };
+        let (manifest, _, mut digest) = registry.manifest(path, &wanted)?;
+        let from_index = matches!(manifest, Manifest::Index(_));
+        let manifest = match manifest {
+            Manifest::Image(manifest) => manifest,
+            Manifest::Index(index) => {
+                let platform = platform.cloned().unwrap_or_else(Platform::host);
+                let entry = platform.choose(&index)?;
+                digest = entry.digest.clone();
+                match registry.manifest(path, entry.digest.as_str())? {
+                    (Manifest::Image(manifest), _, _) => manifest,
+                    (Manifest::Index(_), _, _) => {
+                        return Err(Error::InvalidParameter(format!(
+                            "{}: the index entry for {platform} is another index",
+                            reference.familiar()
+                        )));
+                    }
+                }
+            }
+        };
+        report(Progress {
+            id: Some(wanted.clone()),
+            ..Progress::status(format!("Pulling from {path}"))
+        });
+        let config = registry.small_blob(path, &manifest.config.digest)?;
+        if let Some(platform) = platform.filter(|_| !from_index) {
+            check_platform(reference, platform, &config)?;
+        }
+        let diff_ids = keel_image::diff_ids(&config)?;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::InvalidParameter(format!(
+                "{}: the manifest lists {} layers but the image config {}",
+                reference.familiar(),
+                manifest.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        let existed = self.images.image(&manifest.config.digest).is_ok();
+        let ingest = self.images.ingest();
+        let mut missing = Vec::new();
+        for layer in &manifest.layers {
+            if ingest.has_blob(&layer.digest) {
+                report(Progress::layer(&layer.digest, "Already exists"));
+            } else {
+                report(Progress::layer(&layer.digest, "Pulling fs layer"));
+                missing.push(layer);
+            }
+        }
+        self.download(&registry, reference, &missing, &ingest, report)?;
+        let blobs: Vec<LayerBlob> = manifest
+            .layers
+            .iter()
+            .zip(diff_ids)
+            .map(|(layer, diff_id)| LayerBlob {
+                diff_id,
+                digest: layer.digest.clone(),
+                media_type: layer.media_type.clone(),
+            })
+            .collect();
+        let unpacked = |index: usize| {
+            let layer = &manifest.layers[index];
+            if missing.iter().any(|m| m.digest == layer.digest) {
+                report(Progress::layer(&layer.digest, "Pull complete"));
+            }
+        };
+        let id = ingest.commit(&config, &blobs, &unpacked)?;
+        for blob in &blobs {
+            self.blob_sources.add(&blob.digest, reference.name());
+        }
+        let mut moved = false;
+        if reference.tag().is_some() {
+            moved = self.images.tag(id.as_str(), reference)?.is_some();
+        }
+        let pinned = Reference::parse(reference.name())?.with_digest(digest.clone());
+        self.images.tag(id.as_str(), &pinned)?;
+        report(Progress::status(format!("Digest: {digest}")));
+        let shown = reference.familiar();
+        report(Progress::status(match existed && !moved {
+            true => format!("Status: Image is up to date for {shown}"),
+            false => format!("Status: Downloaded newer image for {shown}"),
+        }));
+        Ok(id)
+    }
+
+    /// Downloads layers, [`DOWNLOADS`] at once, each verified against its
+    /// digest as it is stored.
+    fn download(
+        &self,
+        registry: &Registry,
+        reference: &Reference,
+        layers: &[&Descriptor],
+        ingest: &keel_image::Ingest<'_>,
+        report: Report<'_>,
+    ) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let failed = || failure.lock().is_ok_and(|f| f.is_some());
+        std::thread::scope(|scope| {
+            for _ in 0..DOWNLOADS.min(layers.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= layers.len() || failed() {
+                            break;
+                        }
+                        let layer = layers[index];
+                        if let Err(error) =
+                            self.download_one(registry, reference, layer, ingest, report)
+                            && let Ok(mut failure) = failure.lock()
+                        {
+                            failure.get_or_insert(error);
+                        }
+                    }
+                });
+            }
+        });
+        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn download_one(
+        &self,
+        registry: &Registry,
+        reference: &Reference,
+        layer: &Descriptor,
+        ingest: &keel_image::Ingest<'_>,
+        report: Report<'_>,
+    ) -> Result<()> {
+        let blob = registry.blob(reference.path(), &layer.digest)?;
+        let total = blob.size.unwrap_or(layer.size);
+        let progress = |done: u64| {
+            report(Progress::transfer(
+                &layer.digest,
+                "Downloading",
+                done,
+                total,
+            ))
+        };
+        let reader = Counting {
+            inner: blob.reader,
+            done: 0,
+            last: Instant::now(),
+            report: &progress,
+        };
+        ingest
+            .write_blob(reader, &layer.digest, &format!("layer {}", layer.digest))
+            .map_err(|error| match error {
+                keel_image::Error::DigestMismatch { .. } => Error::LayerVerification {
+                    image: reference.familiar(),
+                    digest: layer.digest.clone(),
+                },
+                keel_image::Error::Io { source, .. } => Error::Transfer {
+                    image: reference.familiar(),
+                    what: format!("layer {}", layer.digest),
+                    source,
+                },
+                other => other.into(),
+            })?;
+        report(Progress::layer(&layer.digest, "Verifying Checksum"));
+        report(Progress::layer(&layer.digest, "Download complete"));
+        Ok(())
+    }
+
+    /// Pushes the image `reference` names to its registry under its tag:
+    /// the layers (gzipped first if stored plain), the config, then the
+    /// manifest. Returns the manifest's digest, also kept as a
+    /// `name@digest` reference.
+    pub fn push(
+        &self,
+        reference: &Reference,
+        auth: Option<AuthConfig>,
+        report: Report<'_>,
+    ) -> Result<Digest> {
+        let id = self
+            .images
+            .resolve(&reference.to_string())
+            .map_err(|_| Error::NoSuchTag(reference.familiar()))?;
+        let registry = self.registry(reference.domain(), auth)?;
+        let path = reference.path();
+        report(Progress::status(format!(
+            "The push refers to repository [{}]",
+            reference.name()
+        )));
+        let layers = self.images.compressed_layers(&id)?;
+        for layer in layers.iter().rev() {
+            report(Progress::layer(&layer.diff_id, "Preparing"));
+        }
+        let mut descriptors = Vec::new();
+        for layer in layers.iter().rev() {
+            let size = self.images.content().size(&layer.digest)?;
+            let status = self.push_blob(
+                &registry,
+                reference,
+                &layer.digest,
+                size,
+                &layer.diff_id,
+                report,
+            )?;
+            report(Progress::layer(&layer.diff_id, status));
+            descriptors.push(Descriptor {
+                media_type: layer.media_type.clone(),
+                digest: layer.digest.clone(),
+                size,
+                platform: None,
+            });
+        }
+        descriptors.reverse();
+        let config_size = self.images.content().size(&id)?;
+        self.push_blob(&registry, reference, &id, config_size, &id, &|_| {})?;
+        let manifest = ImageManifest::new(
+            Descriptor {
+                media_type: String::new(),
+                digest: id.clone(),
+                size: config_size,
+                platform: None,
+            },
+            descriptors,
+        );
+        let bytes = manifest.to_json();
+        let tag = reference.tag().unwrap_or("latest");
+        let digest = registry.put_manifest(path, tag, &manifest.media_type, &bytes)?;
+        let pinned = Reference::parse(reference.name())?.with_digest(digest.clone());
+        self.images.tag(id.as_str(), &pinned)?;
+        report(Progress::status(format!(
+            "{tag}: digest: {digest} size: {}",
+            bytes.len()
+        )));
+        Ok(digest)
+    }
+
+    /// Puts one blob in the repository unless it is there or can be
+    /// mounted from another repository of the registry that has it; says
+    /// which, as Docker does.
+    fn push_blob(
+        &self,
+        registry: &Registry,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+        shown: &Digest,
+        report: Report<'_>,
+    ) -> Result<String> {
+        let status = self.place_blob(registry, reference, digest, size, shown, report)?;
+        self.blob_sources.add(digest, reference.name());
+        Ok(status)
+    }
+
+    fn place_blob(
+        &self,
+        registry: &Registry,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+        shown: &Digest,
+        report: Report<'_>,
+    ) -> Result<String> {
+        let path = reference.path();
+        if registry.has_blob(path, digest)? {
+            return Ok("Layer already exists".to_owned());
+        }
+        let domain = format!("{}/", reference.domain());
+        for source in self.blob_sources.of(digest) {
+            let Some(from) = source.strip_prefix(&domain).filter(|from| *from != path) else {
+                continue;
+            };
+            if registry.mount_blob(path, digest, from)? {
+                return Ok(format!("Mounted from {from}"));
+            }
+        }
+        let progress = |done: u64| report(Progress::transfer(shown, "Pushing", done, size));
+        let mut reader = Counting {
+            inner: self.images.content().open_blob(digest)?,
+            done: 0,
+            last: Instant::now(),
+            report: &progress,
+        };
+        registry.upload_blob(path, digest, size, &mut reader, keel_registry::UPLOAD_CHUNK)?;
+        Ok("Pushed".to_owned())
+    }
+}

@@ -1,0 +1,202 @@
+//! Images arriving blob by blob (a pull): blobs are stored as they come,
+//! each checked against its digest, and become an image only when
+//! [`Ingest::commit`] records it. An ingest dropped uncommitted removes the
+//! blobs it added, so a failed pull leaves nothing half-stored.
+
+use std::io::{self, Read, Write};
+use std::sync::{Mutex, RwLockReadGuard};
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::store::{LayerBlob, NewLayer, Store};
+
+#[derive(Debug)]
+pub struct Ingest<'a> {
+    store: &'a Store,
+    /// Keeps garbage collection from taking blobs no image names yet.
+    _adding: RwLockReadGuard<'a, ()>,
+    added: Mutex<Vec<Digest>>,
+    committed: bool,
+}
+
+impl Store {
+    pub fn ingest(&self) -> Ingest<'_> {
+        Ingest {
+            store: self,
+            _adding: self.adding(),
+            added: Mutex::new(Vec::new()),
+            committed: false,
+        }
+    }
+
+    /// The image's layers as a push sends them, compressed: a layer stored
+    /// as a plain tar is gzipped once into the store and the image record
+    /// then names the gzip blob (same diff id), so every later push sends
+    /// the same bytes and the manifest keeps its digest.
+    pub fn compressed_layers(&self, id: &Digest) -> Result<Vec<LayerBlob>> {
+        let _adding = self.adding();
+        let mut record = self.record(id)?;
+        let mut replaced = Vec::new();
+        for layer in &mut record.layers {
+            let Some(media_type) = gzip_media_type(&layer.media_type) else {
+                continue;
+            };
+            let blob = self.content().open_blob(&layer.digest)?;
+            let (digest, _) = self.content().write(
+                GzipReader::new(blob),
+                None,
+                &format!("the gzip of layer {}", layer.diff_id),
+            )?;
+            replaced.push(std::mem::replace(&mut layer.digest, digest));
+            layer.media_type = media_type.to_owned();
+        }
+        if !replaced.is_empty() {
+            self.write_record(&record)?;
+            for digest in replaced {
+                if !self.is_referenced(&digest)? {
+                    self.content().remove(&digest)?;
+                }
+            }
+        }
+        Ok(record.layers)
+    }
+}
+
+/// The gzip media type of an uncompressed layer type; None when the layer
+/// is compressed already.
+fn gzip_media_type(media_type: &str) -> Option<&'static str> {
+    match media_type {
+        crate::store::DOCKER_LAYER => Some("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        "application/vnd.oci.image.layer.v1.tar" => {
+            Some("application/vnd.oci.image.layer.v1.tar+gzip")
+        }
+        _ => None,
+    }
+}
+
+/// Gzips a reader as it is read, so a blob is compressed straight into the
+/// store without a second copy.
+struct GzipReader<R> {
+    source: R,
+    encoder: flate2::write::GzEncoder<Vec<u8>>,
+    finished: bool,
+    buffer: Vec<u8>,
+    offset: usize,
+}
+
+impl<R: Read> GzipReader<R> {
+    fn new(source: R) -> Self {
+        Self {
+            source,
+            encoder: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()),
+            finished: false,
+            buffer: Vec::new(),
+            offset: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for GzipReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.offset < self.buffer.len() {
+                let n = out.len().min(self.buffer.len() - self.offset);
+                out[..n].copy_from_slice(&self.buffer[self.offset..self.offset + n]);
+                self.offset += n;
+                return Ok(n);
+            }
+            if self.finished {
+                return Ok(0);
+            }
+            let mut input = [0u8; 128 * 1024];
+            let n = self.source.read(&mut input)?;
+            if n == 0 {
+                self.encoder.try_finish()?;
+                self.finished = true;
+            } else {
+                self.encoder.write_all(&input[..n])?;
+            }
+            self.buffer.clear();
+            self.offset = 0;
+            std::mem::swap(&mut self.buffer, self.encoder.get_mut());
+        }
+    }
+}
+
+impl Ingest<'_> {
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.store.content().contains(digest)
+    }
+
+    /// Stores a blob read from `reader`, refusing content that does not
+    /// match `digest`. Returns its size.
+    pub fn write_blob(&self, reader: impl Read, digest: &Digest, what: &str) -> Result<u64> {
+        let existed = self.has_blob(digest);
+        let (_, size) = self.store.content().write(reader, Some(digest), what)?;
+        if !existed {
+            self.added
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(digest.clone());
+        }
+        Ok(size)
+    }
+
+    /// Records the image whose layer blobs are stored: unpacks its layers
+    /// (calling `unpacked` with each layer's index as it is done) and
+    /// returns its id.
+    pub fn commit(
+        mut self,
+        config: &[u8],
+        layers: &[LayerBlob],
+        unpacked: &(dyn Fn(usize) + Sync),
+    ) -> Result<Digest> {
+        let layers: Vec<NewLayer> = layers
+            .iter()
+            .map(|blob| NewLayer {
+                blob: blob.clone(),
+                verified: false,
+            })
+            .collect();
+        let id = self.store.add_image(config, &layers, unpacked)?;
+        self.committed = true;
+        Ok(id)
+    }
+}
+
+impl Drop for Ingest<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let added = std::mem::take(self.added.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for digest in added {
+            if let Ok(false) = self.store.is_referenced(&digest) {
+                // A blob left behind is collected when the store next opens.
+                let _ = self.store.content().remove(&digest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gzip_reader_yields_what_gunzips_to_its_input() {
+        let input: Vec<u8> = (0..1_000_000u32)
+            .flat_map(|n| (n % 251).to_le_bytes())
+            .collect();
+        let mut compressed = Vec::new();
+        GzipReader::new(&input[..])
+            .read_to_end(&mut compressed)
+            .unwrap();
+        assert!(compressed.len() < input.len() / 4);
+        let mut output = Vec::new();
+        flate2::read::GzDecoder::new(&compressed[..])
+            .read_to_end(&mut output)
+            .unwrap();
+        assert_eq!(output, input);
+    }
+}
