@@ -273,7 +273,7 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// Writes the benchmark image; returns the total size of its layers.
-fn write_image(path: &Path) -> Result<u64> {
+pub(crate) fn write_image(path: &Path) -> Result<u64> {
     let base = {
         let dir = tempfile::tempdir()?;
         let tar = dir.path().join("busybox.tar");

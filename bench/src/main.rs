@@ -5,6 +5,7 @@
 //!   keel-bench load [--iterations N]
 //!   keel-bench engine [--iterations N]
 //!   keel-bench network [--iterations N]
+//!   keel-bench pull [--iterations N]
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
 //! from the same busybox bundle, two ways: `run` (one command: create,
@@ -20,10 +21,14 @@
 //! `engine` times Keel's daemon against dockerd and Podman (see engine.rs).
 //!
 //! `network` measures published ports against dockerd's (see network.rs).
+//!
+//! `pull` times pulling one ~200 MB image of gzip layers from a registry
+//! on loopback: Keel against dockerd and Podman (see pull.rs).
 
 mod engine;
 mod load;
 mod network;
+mod pull;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,7 +39,7 @@ use anyhow::{Context, Result, bail};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(what) = args.next() else {
-        bail!("usage: keel-bench runtime|load|engine|network [--iterations N] [--keel PATH]");
+        bail!("usage: keel-bench runtime|load|engine|network|pull [--iterations N] [--keel PATH]");
     };
     if what == "load-once" {
         let (Some(root), Some(archive)) = (args.next(), args.next()) else {
@@ -61,7 +66,8 @@ fn main() -> Result<()> {
         "load" => load::load_bench(iterations),
         "engine" => engine::engine_bench(iterations),
         "network" => network::network_bench(iterations),
-        other => bail!("unknown benchmark {other:?}: try runtime, load, engine or network"),
+        "pull" => pull::pull_bench(iterations),
+        other => bail!("unknown benchmark {other:?}: try runtime, load, engine, network or pull"),
     }
 }
 

@@ -10,7 +10,7 @@ use keel_registry::{AuthConfig, ConfigFile};
 use lexopt::prelude::*;
 use serde_json::{Value, json};
 
-use crate::client::{Client, DaemonError, Upload, encode};
+use crate::client::{Client, DaemonError, Response, Upload, encode};
 use crate::format::human_size_with_precision;
 use crate::usage;
 
@@ -23,10 +23,20 @@ fn domain_of(name: &str) -> String {
     }
 }
 
-/// The saved credentials for `domain`, as the header the daemon reads.
-fn auth_header(domain: &str) -> Result<Option<String>> {
-    let config = ConfigFile::load()?;
-    Ok(config.credentials(domain)?.map(|auth| auth.to_header()))
+/// A request to the daemon carrying the saved credentials for `domain`
+/// in `X-Registry-Auth`, as the docker CLI sends them.
+fn authed_request(client: &Client, method: &str, path: &str, domain: &str) -> Result<Response> {
+    let auth = ConfigFile::load()?
+        .credentials(domain)?
+        .map(|auth| auth.to_header());
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|value| ("X-Registry-Auth", value))
+        .into_iter()
+        .collect();
+    client
+        .request_with(method, path, &headers, Upload::None)?
+        .success()
 }
 
 /// Where progress is shown.
@@ -42,15 +52,7 @@ pub enum Shown {
 /// Sends a request whose answer is Docker's JSON progress stream and
 /// shows it; a stream that ends in an error is that error.
 fn follow_progress(client: &Client, path: &str, domain: &str, shown: Shown) -> Result<()> {
-    let auth = auth_header(domain)?;
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|value| ("X-Registry-Auth", value))
-        .into_iter()
-        .collect();
-    let mut response = client
-        .request_with("POST", path, &headers, Upload::None)?
-        .success()?;
+    let mut response = authed_request(client, "POST", path, domain)?;
     let mut display = Display::new(shown);
     for line in BufReader::new(response.body()).lines() {
         let line = line.context("the daemon's progress stream was cut short")?;
@@ -410,15 +412,7 @@ pub fn search(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             encode(&serde_json::to_string(&filters)?)
         ));
     }
-    let auth = auth_header(&domain_of(&term))?;
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|value| ("X-Registry-Auth", value))
-        .into_iter()
-        .collect();
-    let mut response = client
-        .request_with("GET", &path, &headers, Upload::None)?
-        .success()?;
+    let mut response = authed_request(client, "GET", &path, &domain_of(&term))?;
     let results: Vec<Value> = serde_json::from_reader(response.body())?;
     let rows: Vec<Value> = results
         .iter()

@@ -440,7 +440,7 @@ impl Engine {
 
     /// Puts one blob in the repository unless it is there or can be
     /// mounted from another repository of the registry that has it; says
-    /// which, as Docker does.
+    /// which, as Docker does, and remembers the repository has it.
     fn push_blob(
         &self,
         registry: &Registry,
@@ -450,23 +450,13 @@ impl Engine {
         shown: &Digest,
         report: Report<'_>,
     ) -> Result<String> {
-        let status = self.place_blob(registry, reference, digest, size, shown, report)?;
-        self.blob_sources.add(digest, reference.name());
-        Ok(status)
-    }
-
-    fn place_blob(
-        &self,
-        registry: &Registry,
-        reference: &Reference,
-        digest: &Digest,
-        size: u64,
-        shown: &Digest,
-        report: Report<'_>,
-    ) -> Result<String> {
+        let placed = |status: String| {
+            self.blob_sources.add(digest, reference.name());
+            Ok(status)
+        };
         let path = reference.path();
         if registry.has_blob(path, digest)? {
-            return Ok("Layer already exists".to_owned());
+            return placed("Layer already exists".to_owned());
         }
         let domain = format!("{}/", reference.domain());
         for source in self.blob_sources.of(digest) {
@@ -474,7 +464,7 @@ impl Engine {
                 continue;
             };
             if registry.mount_blob(path, digest, from)? {
-                return Ok(format!("Mounted from {from}"));
+                return placed(format!("Mounted from {from}"));
             }
         }
         let progress = |done: u64| report(Progress::transfer(shown, "Pushing", done, size));
@@ -485,6 +475,6 @@ impl Engine {
             report: &progress,
         };
         registry.upload_blob(path, digest, size, &mut reader, keel_registry::UPLOAD_CHUNK)?;
-        Ok("Pushed".to_owned())
+        placed("Pushed".to_owned())
     }
 }
