@@ -6,6 +6,7 @@
 //!   keel-bench engine [--iterations N]
 //!   keel-bench network [--iterations N]
 //!   keel-bench pull [--iterations N]
+//!   keel-bench image PATH   (writes the load and pull image, as keel-busybox-bundle writes a bundle)
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
 //! from the same busybox bundle, two ways: `run` (one command: create,
@@ -41,6 +42,15 @@ fn main() -> Result<()> {
     let Some(what) = args.next() else {
         bail!("usage: keel-bench runtime|load|engine|network|pull [--iterations N] [--keel PATH]");
     };
+    if what == "image" {
+        // The load and pull benchmarks' image, to measure a step by hand.
+        let Some(path) = args.next() else {
+            bail!("usage: keel-bench image PATH");
+        };
+        let size = load::write_image(Path::new(&path))?;
+        println!("{path}: {:.0} MB uncompressed", size as f64 / 1e6);
+        return Ok(());
+    }
     if what == "load-once" {
         let (Some(root), Some(archive)) = (args.next(), args.next()) else {
             bail!("usage: keel-bench load-once ROOT ARCHIVE");

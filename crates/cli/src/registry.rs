@@ -53,7 +53,12 @@ pub enum Shown {
 /// shows it; a stream that ends in an error is that error.
 fn follow_progress(client: &Client, path: &str, domain: &str, shown: Shown) -> Result<()> {
     let mut response = authed_request(client, "POST", path, domain)?;
-    let mut display = Display::new(shown);
+    let (mut out, terminal): (Box<dyn Write>, bool) = match shown {
+        Shown::Stdout => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
+        Shown::Stderr => (Box::new(std::io::stderr()), std::io::stderr().is_terminal()),
+        Shown::Quiet => (Box::new(std::io::sink()), false),
+    };
+    let mut display = Display::new(terminal);
     for line in BufReader::new(response.body()).lines() {
         let line = line.context("the daemon's progress stream was cut short")?;
         if line.trim().is_empty() {
@@ -64,7 +69,7 @@ fn follow_progress(client: &Client, path: &str, domain: &str, shown: Shown) -> R
         if let Some(error) = message["error"].as_str() {
             bail!(DaemonError(error.to_owned()));
         }
-        display.show(&message)?;
+        display.show(&message, &mut out)?;
     }
     Ok(())
 }
@@ -72,31 +77,20 @@ fn follow_progress(client: &Client, path: &str, domain: &str, shown: Shown) -> R
 /// Docker's progress display: on a terminal, one line per layer redrawn
 /// in place; otherwise each status once, without the transfer bars.
 struct Display {
-    shown: Shown,
     terminal: bool,
     /// Layer ids in the order their lines were printed.
     lines: Vec<String>,
 }
 
 impl Display {
-    fn new(shown: Shown) -> Self {
+    fn new(terminal: bool) -> Self {
         Self {
-            shown,
-            terminal: match shown {
-                Shown::Stdout => std::io::stdout().is_terminal(),
-                Shown::Stderr => std::io::stderr().is_terminal(),
-                Shown::Quiet => false,
-            },
+            terminal,
             lines: Vec::new(),
         }
     }
 
-    fn show(&mut self, message: &Value) -> Result<()> {
-        let mut out: Box<dyn Write> = match self.shown {
-            Shown::Quiet => return Ok(()),
-            Shown::Stdout => Box::new(std::io::stdout().lock()),
-            Shown::Stderr => Box::new(std::io::stderr().lock()),
-        };
+    fn show(&mut self, message: &Value, out: &mut dyn Write) -> Result<()> {
         let status = message["status"].as_str().unwrap_or_default();
         let id = message["id"].as_str().unwrap_or_default();
         let detail = &message["progressDetail"];
@@ -461,6 +455,40 @@ mod tests {
         assert_eq!(canonical("localhost:5000/a/b:1"), "localhost:5000/a/b:1");
         assert!(has_tag_or_digest("localhost:5000/a@sha256:00"));
         assert!(!has_tag_or_digest("localhost:5000/a"));
+    }
+
+    #[test]
+    fn a_terminal_redraws_each_layers_line_in_place_and_a_pipe_gets_statuses_once() {
+        let messages = [
+            json!({"status": "Pulling from team/app", "id": "1"}),
+            json!({"status": "Pulling fs layer", "id": "aaa"}),
+            json!({"status": "Pulling fs layer", "id": "bbb"}),
+            json!({"status": "Downloading", "id": "aaa", "progressDetail": {"current": 500, "total": 1000}}),
+            json!({"status": "Pull complete", "id": "bbb"}),
+            json!({"status": "Digest: sha256:00"}),
+        ];
+        let show = |terminal: bool| {
+            let mut display = Display::new(terminal);
+            let mut out = Vec::new();
+            for message in &messages {
+                display.show(message, &mut out).unwrap();
+            }
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            show(false),
+            "1: Pulling from team/app\naaa: Pulling fs layer\nbbb: Pulling fs layer\nbbb: Pull complete\nDigest: sha256:00\n"
+        );
+        assert_eq!(
+            show(true),
+            format!(
+                "1: Pulling from team/app\naaa: Pulling fs layer\nbbb: Pulling fs layer\n\
+                 \x1b[2A\r\x1b[2Kaaa: Downloading {}\r\x1b[2B\
+                 \x1b[1A\r\x1b[2Kbbb: Pull complete\r\x1b[1B\
+                 Digest: sha256:00\n",
+                bar(500, 1000)
+            )
+        );
     }
 
     #[test]

@@ -352,33 +352,49 @@ fn a_multi_platform_index_gives_the_platforms_image_or_a_clear_error() {
     assert!(err.contains("invalid platform \"linux//\""), "{err}");
 }
 
-/// A TCP relay to `upstream` that, while `cut_after` is nonzero, drops each
-/// connection once it has relayed that many bytes of answers: a registry
-/// that goes away in the middle of a blob.
-fn flaky_relay(upstream: String, cut_after: Arc<AtomicUsize>) -> String {
+/// What the relay in front of a registry does to its connections.
+const PASS: usize = 0;
+/// Cuts each connection after [`CUT_AFTER`] bytes of answers.
+const CUT: usize = 1;
+/// Cuts the first connection that gets that far, then takes no more: a
+/// registry gone in the middle of a pull.
+const VANISH: usize = 2;
+const CUT_AFTER: usize = 64 * 1024;
+
+/// A TCP relay to `upstream` behaving as `mode` says (read per connection).
+fn flaky_relay(upstream: String, mode: Arc<AtomicUsize>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
     std::thread::spawn(move || {
         for client in listener.incoming() {
             let Ok(client) = client else { return };
+            let mode = mode.load(Ordering::SeqCst);
+            if mode == PASS {
+                gone.store(false, Ordering::SeqCst);
+            }
+            if gone.load(Ordering::SeqCst) {
+                continue;
+            }
             let Ok(server) = TcpStream::connect(&upstream) else {
                 continue;
             };
-            let limit = cut_after.load(Ordering::SeqCst);
             let (mut client_in, mut server_out) =
                 (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut client_in, &mut server_out);
             });
+            let gone = Arc::clone(&gone);
             std::thread::spawn(move || {
                 let (mut server, mut client) = (server, client);
                 let mut relayed = 0;
                 let mut buffer = [0u8; 16 * 1024];
                 while let Ok(n) = server.read(&mut buffer) {
-                    if n == 0 || (limit > 0 && relayed + n > limit) {
+                    if mode != PASS && relayed + n > CUT_AFTER {
+                        gone.store(mode == VANISH, Ordering::SeqCst);
                         break;
                     }
-                    if client.write_all(&buffer[..n]).is_err() {
+                    if n == 0 || client.write_all(&buffer[..n]).is_err() {
                         break;
                     }
                     relayed += n;
@@ -413,12 +429,23 @@ fn bad_registry_answers_are_clear_errors_and_store_nothing() {
         )
     );
 
-    // A registry that drops the connection in the middle of the layers
-    // (the busybox layer is about a megabyte); then the same pull again,
-    // with the connection whole, succeeds.
-    let cut_after = Arc::new(AtomicUsize::new(64 * 1024));
-    let relay = flaky_relay(registry.address.clone(), Arc::clone(&cut_after));
+    // A network that cuts connections in the middle of the layers (the
+    // busybox layer is about a megabyte): the download resumes where it
+    // was cut, with Range requests, and the layer is whole.
+    let mode = Arc::new(AtomicUsize::new(CUT));
+    let relay = flaky_relay(registry.address.clone(), Arc::clone(&mode));
     let relayed = format!("{relay}/bad/app:1");
+    daemon.keel_ok(&["pull", &relayed]);
+    assert!(
+        registry.blob_downloads(&layers[0]) > 1,
+        "the busybox layer was fetched in one go"
+    );
+    daemon.keel_ok(&["rmi", &relayed]);
+    assert!(blobs(&daemon).is_empty());
+
+    // A registry that goes away in the middle: a clear error naming it,
+    // nothing stored; the same pull once it is back restarts cleanly.
+    mode.store(VANISH, Ordering::SeqCst);
     let (code, _, err) = daemon.keel(&["pull", &relayed]);
     assert_eq!(code, 1);
     assert!(err.contains("Error response from daemon: "), "{err}");
@@ -430,7 +457,7 @@ fn bad_registry_answers_are_clear_errors_and_store_nothing() {
             .count(),
         0
     );
-    cut_after.store(0, Ordering::SeqCst);
+    mode.store(PASS, Ordering::SeqCst);
     daemon.keel_ok(&["pull", &relayed]);
     daemon.keel_ok(&["rmi", &relayed]);
     assert!(blobs(&daemon).is_empty());

@@ -55,6 +55,15 @@ impl Progress {
     }
 }
 
+/// A layer to download, stored and unpacked as it comes.
+struct Download<'a> {
+    blob: &'a LayerBlob,
+    /// The size the manifest gives, if the registry gives none.
+    size: u64,
+    chain_id: &'a Digest,
+    parent: Option<&'a Digest>,
+}
+
 /// Where progress goes; called from several download threads.
 pub type Report<'a> = &'a (dyn Fn(Progress) + Sync);
 
@@ -76,6 +85,47 @@ impl<R: Read> Read for Counting<'_, R> {
             (self.report)(self.done);
         }
         Ok(n)
+    }
+}
+
+/// Attempts at resuming a blob download that make no progress before the
+/// pull gives up.
+const RESUMES: u32 = 3;
+
+/// A blob download that resumes where the network cut it (a `Range`
+/// request from the bytes already read), so the writer behind it sees one
+/// stream and checks its digest as if nothing happened.
+struct Resuming<'a> {
+    registry: &'a Registry,
+    path: &'a str,
+    digest: &'a Digest,
+    reader: Box<dyn Read + Send>,
+    offset: u64,
+    /// Failed resumes since bytes last came.
+    failures: u32,
+}
+
+impl Read for Resuming<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.reader.read(buf) {
+                Ok(n) => {
+                    self.offset += n as u64;
+                    if n > 0 {
+                        self.failures = 0;
+                    }
+                    return Ok(n);
+                }
+                Err(error) if self.failures < RESUMES => {
+                    self.failures += 1;
+                    match self.registry.blob_from(self.path, self.digest, self.offset) {
+                        Ok(blob) => self.reader = Box::new(blob.reader),
+                        Err(_) => return Err(error),
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 }
 
@@ -244,34 +294,34 @@ impl Engine {
             )));
         }
         let existed = self.images.image(&manifest.config.digest).is_ok();
-        let ingest = self.images.ingest();
-        let mut missing = Vec::new();
-        for layer in &manifest.layers {
-            if ingest.has_blob(&layer.digest) {
-                report(Progress::layer(&layer.digest, "Already exists"));
-            } else {
-                report(Progress::layer(&layer.digest, "Pulling fs layer"));
-                missing.push(layer);
-            }
-        }
-        self.download(&registry, reference, &missing, &ingest, report)?;
         let blobs: Vec<LayerBlob> = manifest
             .layers
             .iter()
-            .zip(diff_ids)
+            .zip(&diff_ids)
             .map(|(layer, diff_id)| LayerBlob {
-                diff_id,
+                diff_id: diff_id.clone(),
                 digest: layer.digest.clone(),
                 media_type: layer.media_type.clone(),
             })
             .collect();
-        let unpacked = |index: usize| {
-            let layer = &manifest.layers[index];
-            if missing.iter().any(|m| m.digest == layer.digest) {
-                report(Progress::layer(&layer.digest, "Pull complete"));
+        let chain = keel_image::digest::chain_ids(&diff_ids);
+        let ingest = self.images.ingest();
+        let mut missing = Vec::new();
+        for (index, layer) in manifest.layers.iter().enumerate() {
+            if ingest.has_blob(&layer.digest) {
+                report(Progress::layer(&layer.digest, "Already exists"));
+            } else {
+                report(Progress::layer(&layer.digest, "Pulling fs layer"));
+                missing.push(Download {
+                    blob: &blobs[index],
+                    size: layer.size,
+                    chain_id: &chain[index],
+                    parent: index.checked_sub(1).map(|parent| &chain[parent]),
+                });
             }
-        };
-        let id = ingest.commit(&config, &blobs, &unpacked)?;
+        }
+        self.download(&registry, reference, &missing, &ingest, report)?;
+        let id = ingest.commit(&config, &blobs)?;
         for blob in &blobs {
             self.blob_sources.add(&blob.digest, reference.name());
         }
@@ -296,7 +346,7 @@ impl Engine {
         &self,
         registry: &Registry,
         reference: &Reference,
-        layers: &[&Descriptor],
+        layers: &[Download<'_>],
         ingest: &keel_image::Ingest<'_>,
         report: Report<'_>,
     ) -> Result<()> {
@@ -311,7 +361,7 @@ impl Engine {
                         if index >= layers.len() || failed() {
                             break;
                         }
-                        let layer = layers[index];
+                        let layer = &layers[index];
                         if let Err(error) =
                             self.download_one(registry, reference, layer, ingest, report)
                             && let Ok(mut failure) = failure.lock()
@@ -332,42 +382,45 @@ impl Engine {
         &self,
         registry: &Registry,
         reference: &Reference,
-        layer: &Descriptor,
+        layer: &Download<'_>,
         ingest: &keel_image::Ingest<'_>,
         report: Report<'_>,
     ) -> Result<()> {
-        let blob = registry.blob(reference.path(), &layer.digest)?;
+        let digest = &layer.blob.digest;
+        let blob = registry.blob(reference.path(), digest)?;
         let total = blob.size.unwrap_or(layer.size);
-        let progress = |done: u64| {
-            report(Progress::transfer(
-                &layer.digest,
-                "Downloading",
-                done,
-                total,
-            ))
+        let progress = |done: u64| report(Progress::transfer(digest, "Downloading", done, total));
+        let resuming = Resuming {
+            registry,
+            path: reference.path(),
+            digest,
+            reader: Box::new(blob.reader),
+            offset: 0,
+            failures: 0,
         };
         let reader = Counting {
-            inner: blob.reader,
+            inner: resuming,
             done: 0,
             last: Instant::now(),
             report: &progress,
         };
         ingest
-            .write_blob(reader, &layer.digest, &format!("layer {}", layer.digest))
+            .write_layer(reader, layer.blob, layer.chain_id, layer.parent)
             .map_err(|error| match error {
                 keel_image::Error::DigestMismatch { .. } => Error::LayerVerification {
                     image: reference.familiar(),
-                    digest: layer.digest.clone(),
+                    digest: digest.clone(),
                 },
                 keel_image::Error::Io { source, .. } => Error::Transfer {
                     image: reference.familiar(),
-                    what: format!("layer {}", layer.digest),
+                    what: format!("layer {digest}"),
                     source,
                 },
                 other => other.into(),
             })?;
-        report(Progress::layer(&layer.digest, "Verifying Checksum"));
-        report(Progress::layer(&layer.digest, "Download complete"));
+        report(Progress::layer(digest, "Verifying Checksum"));
+        report(Progress::layer(digest, "Download complete"));
+        report(Progress::layer(digest, "Pull complete"));
         Ok(())
     }
 

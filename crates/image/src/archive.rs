@@ -192,7 +192,7 @@ impl Store {
                 },
             });
         }
-        let id = self.add_image(&config_bytes, &layers, &|_| {})?;
+        let id = self.add_image(&config_bytes, &layers)?;
         if image.names.is_empty() {
             return Ok(vec![Loaded {
                 id,

@@ -1,10 +1,12 @@
 //! Images arriving blob by blob (a pull): blobs are stored as they come,
-//! each checked against its digest, and become an image only when
-//! [`Ingest::commit`] records it. An ingest dropped uncommitted removes the
-//! blobs it added, so a failed pull leaves nothing half-stored.
+//! each checked against its digest, layers unpacked from the same bytes as
+//! they arrive, and all become an image only when [`Ingest::commit`]
+//! records it. An ingest dropped uncommitted removes the blobs and layers
+//! it added, so a failed pull leaves nothing half-stored.
 
 use std::io::{self, Read, Write};
-use std::sync::{Mutex, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLockReadGuard, mpsc};
 
 use crate::digest::Digest;
 use crate::error::Result;
@@ -16,6 +18,8 @@ pub struct Ingest<'a> {
     /// Keeps garbage collection from taking blobs no image names yet.
     _adding: RwLockReadGuard<'a, ()>,
     added: Mutex<Vec<Digest>>,
+    /// Chain ids of the layers it unpacked.
+    unpacked: Mutex<Vec<Digest>>,
     committed: bool,
 }
 
@@ -25,6 +29,7 @@ impl Store {
             store: self,
             _adding: self.adding(),
             added: Mutex::new(Vec::new()),
+            unpacked: Mutex::new(Vec::new()),
             committed: false,
         }
     }
@@ -142,15 +147,60 @@ impl Ingest<'_> {
         Ok(size)
     }
 
-    /// Records the image whose layer blobs are stored: unpacks its layers
-    /// (calling `unpacked` with each layer's index as it is done) and
-    /// returns its id.
-    pub fn commit(
-        mut self,
-        config: &[u8],
-        layers: &[LayerBlob],
-        unpacked: &(dyn Fn(usize) + Sync),
-    ) -> Result<Digest> {
+    /// Stores a layer's blob read from `reader` and unpacks it from the
+    /// same bytes as they come (in a thread of its own), checking the blob
+    /// against `layer.digest` and what it unpacks to against
+    /// `layer.diff_id`. Returns the blob's size.
+    pub fn write_layer(
+        &self,
+        reader: impl Read,
+        layer: &LayerBlob,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<u64> {
+        let what = format!("layer {}", layer.digest);
+        if self.store.layers().get(chain_id)?.is_some() {
+            return self.write_blob(reader, &layer.digest, &what);
+        }
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(64);
+        let broken = AtomicBool::new(false);
+        let (written, unpacked) = std::thread::scope(|scope| {
+            let unpacker = scope.spawn(|| {
+                let stream = ChannelReader {
+                    rx,
+                    chunk: Vec::new(),
+                    offset: 0,
+                };
+                self.store
+                    .layers()
+                    .unpack_stream(chain_id, parent, &layer.diff_id, stream, None)
+            });
+            let tee = Tee {
+                inner: reader,
+                tx,
+                broken: &broken,
+            };
+            let written = self.write_blob(tee, &layer.digest, &what);
+            (written, unpacker.join())
+        });
+        let unpacked = unpacked.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if unpacked.is_ok() {
+            self.unpacked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(chain_id.clone());
+        }
+        match (written, unpacked) {
+            (Ok(size), Ok(_)) => Ok(size),
+            // The unpack stopped reading first: its error is the cause.
+            (Err(_), Err(error)) if broken.load(Ordering::Relaxed) => Err(error),
+            (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+        }
+    }
+
+    /// Records the image whose layer blobs are stored, unpacking the layers
+    /// not unpacked yet, and returns its id.
+    pub fn commit(mut self, config: &[u8], layers: &[LayerBlob]) -> Result<Digest> {
         let layers: Vec<NewLayer> = layers
             .iter()
             .map(|blob| NewLayer {
@@ -158,7 +208,7 @@ impl Ingest<'_> {
                 verified: false,
             })
             .collect();
-        let id = self.store.add_image(config, &layers, unpacked)?;
+        let id = self.store.add_image(config, &layers)?;
         self.committed = true;
         Ok(id)
     }
@@ -169,13 +219,66 @@ impl Drop for Ingest<'_> {
         if self.committed {
             return;
         }
+        // What is left behind (on an error here) is collected when the
+        // store next opens.
+        let Ok((blobs, layers)) = self.store.in_use() else {
+            return;
+        };
         let added = std::mem::take(self.added.get_mut().unwrap_or_else(|p| p.into_inner()));
-        for digest in added {
-            if let Ok(false) = self.store.is_referenced(&digest) {
-                // A blob left behind is collected when the store next opens.
-                let _ = self.store.content().remove(&digest);
+        for digest in added.iter().filter(|d| !blobs.contains(d)) {
+            let _ = self.store.content().remove(digest);
+        }
+        let unpacked = std::mem::take(self.unpacked.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for chain_id in unpacked.iter().filter(|c| !layers.contains(c)) {
+            let _ = self.store.layers().remove(chain_id);
+        }
+    }
+}
+
+/// Passes a reader's bytes on, and a copy of each to a channel.
+struct Tee<'a, R> {
+    inner: R,
+    tx: mpsc::SyncSender<Vec<u8>>,
+    /// Set when the other end went away (the unpack failed).
+    broken: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 && self.tx.send(buf[..n].to_vec()).is_err() {
+            self.broken.store(true, Ordering::Relaxed);
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the layer's unpacking stopped",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Reads what a [`Tee`] sends; the end of the stream when it is dropped.
+struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    offset: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.offset == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.offset = 0;
+                }
+                Err(_) => return Ok(0),
             }
         }
+        let n = buf.len().min(self.chunk.len() - self.offset);
+        buf[..n].copy_from_slice(&self.chunk[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
     }
 }
 

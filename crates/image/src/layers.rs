@@ -44,6 +44,13 @@ pub struct LayerSource<'a> {
     pub verified: bool,
 }
 
+/// Where a layer sits in its stack.
+struct StreamSource<'a> {
+    chain_id: &'a Digest,
+    parent: Option<&'a Digest>,
+    diff_id: &'a Digest,
+}
+
 #[derive(Debug)]
 pub struct LayerStore {
     root: PathBuf,
@@ -90,6 +97,42 @@ impl LayerStore {
         if let Some(layer) = self.get(source.chain_id)? {
             return Ok(layer);
         }
+        let blob = File::open(source.blob)
+            .context(|| format!("cannot open the blob of layer {}", source.diff_id))?;
+        let verified_size = match source.verified {
+            true => Some(
+                fs::metadata(source.blob)
+                    .context(|| format!("cannot stat the blob of layer {}", source.diff_id))?
+                    .len(),
+            ),
+            false => None,
+        };
+        self.unpack_stream(
+            source.chain_id,
+            source.parent,
+            source.diff_id,
+            blob,
+            verified_size,
+        )
+    }
+
+    /// Unpacks a layer from its blob's bytes as they come (gzip, zstd or a
+    /// plain tar), checking the uncompressed stream against `diff_id`
+    /// unless `verified_size` says the blob is the verified plain tar of
+    /// that size.
+    pub fn unpack_stream(
+        &self,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: impl Read,
+        verified_size: Option<u64>,
+    ) -> Result<Layer> {
+        let source = StreamSource {
+            chain_id,
+            parent,
+            diff_id,
+        };
         let name = source.diff_id.to_string();
         let temp = tempfile::Builder::new()
             .prefix(&format!("{TEMP_PREFIX}{}-", source.chain_id.short()))
@@ -98,16 +141,13 @@ impl LayerStore {
         let diff = temp.path().join(DIFF);
         fs::create_dir(&diff).context(|| format!("cannot create {}", diff.display()))?;
         let diff_fd = File::open(&diff).context(|| format!("cannot open {}", diff.display()))?;
-        let blob =
-            File::open(source.blob).context(|| format!("cannot open the blob of layer {name}"))?;
         let bad = |source: io::Error| Error::BadLayer {
             layer: name.clone(),
             source,
         };
         let stream = decompress(blob).map_err(bad)?;
-        let (size, tar_size) = if source.verified {
-            let size = unpack(stream, &diff_fd, &name)?.size;
-            (size, fs::metadata(source.blob).map_err(bad)?.len())
+        let (size, tar_size) = if let Some(tar_size) = verified_size {
+            (unpack(stream, &diff_fd, &name)?.size, tar_size)
         } else {
             let mut hashed = DigestReader::new(stream);
             let size = unpack(&mut hashed, &diff_fd, &name)?.size;

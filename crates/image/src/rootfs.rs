@@ -67,7 +67,7 @@ impl Store {
                 verified: true,
             };
             let config = serde_json::to_vec(&config).expect("a config serializes");
-            let id = self.add_image(&config, &[layer], &|_| {})?;
+            let id = self.add_image(&config, &[layer])?;
             if let Some(reference) = reference {
                 self.set_ref(reference, &id)?;
             }

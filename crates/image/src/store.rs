@@ -218,12 +218,7 @@ impl Store {
     /// Records an image whose config and layer blobs are stored, unpacking
     /// its layers (several at once) first. The image appears only once
     /// every layer is whole.
-    pub(crate) fn add_image(
-        &self,
-        config: &[u8],
-        layers: &[NewLayer],
-        unpacked: &(dyn Fn(usize) + Sync),
-    ) -> Result<Digest> {
+    pub(crate) fn add_image(&self, config: &[u8], layers: &[NewLayer]) -> Result<Digest> {
         let id = self.content.write_bytes(config, "image config")?;
         let parsed = parse_config(config)?;
         let diff_ids = parsed
@@ -241,7 +236,7 @@ impl Store {
             )));
         }
         let chain = chain_ids(&diff_ids);
-        self.unpack_all(layers, &chain, unpacked)?;
+        self.unpack_all(layers, &chain)?;
         self.write_record(&ImageRecord {
             id: id.clone(),
             layers: layers.iter().map(|layer| layer.blob.clone()).collect(),
@@ -264,12 +259,7 @@ impl Store {
 
     /// Unpacks the layers not yet on disk, as many at once as there are
     /// CPUs: each goes to its own directory, so they need no ordering.
-    fn unpack_all(
-        &self,
-        layers: &[NewLayer],
-        chain: &[Digest],
-        unpacked: &(dyn Fn(usize) + Sync),
-    ) -> Result<()> {
+    fn unpack_all(&self, layers: &[NewLayer], chain: &[Digest]) -> Result<()> {
         let next = AtomicUsize::new(0);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
         let workers = std::thread::available_parallelism()
@@ -292,13 +282,10 @@ impl Store {
                             blob: &blob,
                             verified: layer.verified,
                         };
-                        match self.layers.unpack(&source) {
-                            Ok(_) => unpacked(index),
-                            Err(error) => {
-                                if let Ok(mut failure) = failure.lock() {
-                                    failure.get_or_insert(error);
-                                }
-                            }
+                        if let Err(error) = self.layers.unpack(&source)
+                            && let Ok(mut failure) = failure.lock()
+                        {
+                            failure.get_or_insert(error);
                         }
                     }
                 });
@@ -656,18 +643,7 @@ impl Store {
             .adding
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut blobs = BTreeSet::new();
-        let mut layers = BTreeSet::new();
-        for id in self.image_ids()? {
-            let record = self.record(&id)?;
-            blobs.insert(record.id.clone());
-            let diff_ids: Vec<Digest> = record.layers.iter().map(|l| l.diff_id.clone()).collect();
-            layers.extend(chain_ids(&diff_ids));
-            blobs.extend(record.layers.into_iter().map(|l| l.digest));
-        }
-        for snapshot in self.snapshots()? {
-            layers.extend(snapshot.layers);
-        }
+        let (blobs, layers) = self.in_use()?;
         let mut collected = Collected::default();
         for chain_id in self.layers.chain_ids()? {
             if !layers.contains(&chain_id) {
@@ -683,6 +659,23 @@ impl Store {
             }
         }
         Ok(collected)
+    }
+
+    /// The blobs and layers (chain ids) images and snapshots need.
+    pub(crate) fn in_use(&self) -> Result<(BTreeSet<Digest>, BTreeSet<Digest>)> {
+        let mut blobs = BTreeSet::new();
+        let mut layers = BTreeSet::new();
+        for id in self.image_ids()? {
+            let record = self.record(&id)?;
+            blobs.insert(record.id.clone());
+            let diff_ids: Vec<Digest> = record.layers.iter().map(|l| l.diff_id.clone()).collect();
+            layers.extend(chain_ids(&diff_ids));
+            blobs.extend(record.layers.into_iter().map(|l| l.digest));
+        }
+        for snapshot in self.snapshots()? {
+            layers.extend(snapshot.layers);
+        }
+        Ok((blobs, layers))
     }
 
     /// Ids of the snapshots (containers) made from the image `id`.

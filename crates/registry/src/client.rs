@@ -39,11 +39,11 @@ enum Payload<'a> {
     Stream(&'a mut dyn Read, u64),
 }
 
-/// A blob being downloaded.
+/// A blob being downloaded (from an offset, when resumed).
 #[allow(missing_debug_implementations)] // ureq's reader has no Debug
 pub struct Blob {
     pub reader: ureq::BodyReader<'static>,
-    /// The length the registry announced.
+    /// The length the registry announced (of what is left to send).
     pub size: Option<u64>,
 }
 
@@ -401,11 +401,30 @@ impl Registry {
 
     /// Starts downloading a blob; the caller verifies it as it reads.
     pub fn blob(&self, path: &str, digest: &Digest) -> Result<Blob> {
+        self.blob_from(path, digest, 0)
+    }
+
+    /// A blob from byte `offset` on (`Range`), to resume a download the
+    /// network cut; an error if the registry cannot serve a range.
+    pub fn blob_from(&self, path: &str, digest: &Digest, offset: u64) -> Result<Blob> {
         let url = self.url(path, "blobs", digest.as_str());
         let scope = repository_scope(path, "pull");
-        let response = self.send(Method::GET, &url, &scope, &[], Payload::Empty)?;
-        if !response.status().is_success() {
-            return Err(status_error(&format!("Get {url:?}"), response));
+        let range = format!("bytes={offset}-");
+        let headers: &[(&str, &str)] = match offset {
+            0 => &[],
+            _ => &[("Range", &range)],
+        };
+        let response = self.send(Method::GET, &url, &scope, headers, Payload::Empty)?;
+        match response.status().as_u16() {
+            206 if offset > 0 => {}
+            200..=299 if offset == 0 => {}
+            200..=299 => {
+                return Err(Error::BadAnswer {
+                    what: format!("Get {url:?}"),
+                    reason: format!("the registry cannot resume the blob at byte {offset}"),
+                });
+            }
+            _ => return Err(status_error(&format!("Get {url:?}"), response)),
         }
         let size = response.body().content_length();
         Ok(Blob {
