@@ -148,10 +148,6 @@ impl Registry {
         Err(last_error.expect("at least one endpoint was tried"))
     }
 
-    pub fn domain(&self) -> &str {
-        &self.domain
-    }
-
     /// `https://host/v2/`, as login messages name it.
     pub fn endpoint(&self) -> String {
         format!("{}/v2/", self.base)

@@ -66,10 +66,6 @@ impl ConfigFile {
         Ok(Self { path, value })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The helper that keeps credentials for `key`, if any.
     fn helper(&self, key: &str) -> Option<String> {
         let host = hostname(key);
