@@ -77,7 +77,9 @@ fn a_command_that_cannot_run_exits_127_and_rm_leaves_nothing() {
         "{err}"
     );
     assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
-    let (code, _, err) = daemon.keel(&["run", "keel-test/no-such-image"]);
+    // `--pull never`: a missing image is otherwise pulled, from Docker Hub
+    // for this name, and tests never leave the machine.
+    let (code, _, err) = daemon.keel(&["run", "--pull", "never", "keel-test/no-such-image"]);
     assert_eq!(code, 125);
     assert!(
         err.contains("No such image: keel-test/no-such-image:latest"),
