@@ -229,8 +229,9 @@ impl Registry {
                 self.agent.post(realm).send_form(form)
             }
             None => {
+                // One `scope` parameter per scope, as Docker asks.
                 let mut request = self.agent.get(realm).query("service", service);
-                if !scope.is_empty() {
+                for scope in scope.split(' ').filter(|s| !s.is_empty()) {
                     request = request.query("scope", scope);
                 }
                 if let Some(c) = credentials.filter(|c| !c.username.is_empty()) {
@@ -655,6 +656,18 @@ fn status_error(what: &str, response: Response<Body>) -> Error {
         code: String,
         #[serde(default)]
         message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Details {
+        details: String,
+    }
+    if let Ok(Details { details }) = serde_json::from_slice(&body) {
+        // An auth server's refusal, as Docker Hub's words it.
+        return Error::Status {
+            what: what.to_owned(),
+            status: status.as_u16(),
+            message: format!("unauthorized: {details}"),
+        };
     }
     let message = match serde_json::from_slice::<Errors>(&body) {
         Ok(errors) if !errors.errors.is_empty() => errors

@@ -1,7 +1,7 @@
 //! A real registry for tests: Debian's `docker-registry` (the Distribution
 //! project's own server) on a free loopback port, storing under the test's
-//! directory, optionally behind htpasswd basic auth; stopped (by its pid)
-//! when dropped.
+//! directory, optionally behind htpasswd basic auth or bearer tokens;
+//! stopped (by its pid) when dropped.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -11,6 +11,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+/// How the registry wants clients to authenticate.
+enum Auth<'a> {
+    None,
+    Basic {
+        user: &'a str,
+        password: &'a str,
+    },
+    Token {
+        realm: &'a str,
+        service: &'a str,
+        issuer: &'a str,
+        certificate: &'a Path,
+    },
+}
 
 #[derive(Debug)]
 pub struct Registry {
@@ -23,15 +38,31 @@ pub struct Registry {
 impl Registry {
     /// A registry anyone can pull from and push to.
     pub fn start() -> Registry {
-        Self::launch(None)
+        Self::launch(&Auth::None)
     }
 
     /// A registry that wants `user`'s password (basic auth).
     pub fn with_basic_auth(user: &str, password: &str) -> Registry {
-        Self::launch(Some((user, password)))
+        Self::launch(&Auth::Basic { user, password })
     }
 
-    fn launch(auth: Option<(&str, &str)>) -> Registry {
+    /// A registry that takes the bearer tokens an auth server at `realm`
+    /// issues (signed by the key of `certificate`, a PEM file).
+    pub fn with_token_auth(
+        realm: &str,
+        service: &str,
+        issuer: &str,
+        certificate: &Path,
+    ) -> Registry {
+        Self::launch(&Auth::Token {
+            realm,
+            service,
+            issuer,
+            certificate,
+        })
+    }
+
+    fn launch(auth: &Auth<'_>) -> Registry {
         let program = "/usr/bin/docker-registry";
         assert!(
             Path::new(program).exists(),
@@ -45,15 +76,30 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n",
             dir.path().join("data").display()
         );
-        if let Some((user, password)) = auth {
-            let hash = bcrypt::hash(password, 4).unwrap();
-            let htpasswd = dir.path().join("htpasswd");
-            fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
-            let _ = write!(
-                config,
-                "auth:\n  htpasswd:\n    realm: keel-test\n    path: {}\n",
-                htpasswd.display()
-            );
+        match auth {
+            Auth::None => {}
+            Auth::Basic { user, password } => {
+                let hash = bcrypt::hash(password, 4).unwrap();
+                let htpasswd = dir.path().join("htpasswd");
+                fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+                let _ = write!(
+                    config,
+                    "auth:\n  htpasswd:\n    realm: keel-test\n    path: {}\n",
+                    htpasswd.display()
+                );
+            }
+            Auth::Token {
+                realm,
+                service,
+                issuer,
+                certificate,
+            } => {
+                let _ = write!(
+                    config,
+                    "auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+                    certificate.display()
+                );
+            }
         }
         // A port free now may be taken before the registry binds it: try
         // a few.
