@@ -581,3 +581,40 @@ fn search_lists_the_registrys_answer_as_docker_does() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "busybox 3300\nsomeone/busybox 7\n");
 }
+
+#[test]
+fn all_tags_of_a_repository_are_pushed_and_pulled_with_all_tags() {
+    let registry = Registry::start();
+    let daemon = TestDaemon::with_busybox();
+    let repository = format!("{}/all/app", registry.address);
+    for tag in ["1", "2"] {
+        daemon.keel_ok(&["tag", BUSYBOX, &format!("{repository}:{tag}")]);
+    }
+    let out = daemon.keel_ok(&["push", "--all-tags", &repository]);
+    assert!(out.contains("\n1: digest: sha256:"), "{out}");
+    assert!(out.contains("\n2: digest: sha256:"), "{out}");
+    daemon.keel_ok(&[
+        "rmi",
+        &format!("{repository}:1"),
+        &format!("{repository}:2"),
+    ]);
+
+    let out = daemon.keel_ok(&["pull", "-a", &repository]);
+    assert!(out.ends_with(&format!("{repository}\n")), "{out}");
+    let tags = daemon.keel_ok(&[
+        "images",
+        &repository,
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, [format!("{repository}:1"), format!("{repository}:2")]);
+
+    let (code, _, err) = daemon.keel(&["pull", "-a", &format!("{repository}:1")]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("tag can't be used with --all-tags/-a"),
+        "{err}"
+    );
+}
