@@ -16,6 +16,8 @@ use crate::error::{Context, Error, Result};
 
 /// Layers downloaded at once, as dockerd's `max-concurrent-downloads`.
 const DOWNLOADS: usize = 3;
+/// Layers uploaded at once, as dockerd's `max-concurrent-uploads`.
+const UPLOADS: usize = 5;
 /// How often a transfer reports its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
@@ -162,6 +164,39 @@ impl BlobSources {
             let _ =
                 keel_durable::replace(&self.dir.join(digest.hex()), known.join("\n").as_bytes());
         }
+    }
+}
+
+/// Runs `work` on every item, `workers` at a time, in that order; stops
+/// starting new ones at the first error, which it returns.
+fn in_parallel<T: Sync>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let failed = || failure.lock().is_ok_and(|f| f.is_some());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(items.len()) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= items.len() || failed() {
+                        break;
+                    }
+                    if let Err(error) = work(&items[index])
+                        && let Ok(mut failure) = failure.lock()
+                    {
+                        failure.get_or_insert(error);
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
 }
 
@@ -320,7 +355,12 @@ impl Engine {
                 });
             }
         }
-        self.download(&registry, reference, &missing, &ingest, report)?;
+        for layer in missing.iter().skip(DOWNLOADS) {
+            report(Progress::layer(&layer.blob.digest, "Waiting"));
+        }
+        in_parallel(&missing, DOWNLOADS, |layer| {
+            self.download_one(&registry, reference, layer, &ingest, report)
+        })?;
         let id = ingest.commit(&config, &blobs)?;
         for blob in &blobs {
             self.blob_sources.add(&blob.digest, reference.name());
@@ -338,44 +378,6 @@ impl Engine {
             false => format!("Status: Downloaded newer image for {shown}"),
         }));
         Ok(id)
-    }
-
-    /// Downloads layers, [`DOWNLOADS`] at once, each verified against its
-    /// digest as it is stored.
-    fn download(
-        &self,
-        registry: &Registry,
-        reference: &Reference,
-        layers: &[Download<'_>],
-        ingest: &keel_image::Ingest<'_>,
-        report: Report<'_>,
-    ) -> Result<()> {
-        let next = AtomicUsize::new(0);
-        let failure: Mutex<Option<Error>> = Mutex::new(None);
-        let failed = || failure.lock().is_ok_and(|f| f.is_some());
-        std::thread::scope(|scope| {
-            for _ in 0..DOWNLOADS.min(layers.len()) {
-                scope.spawn(|| {
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= layers.len() || failed() {
-                            break;
-                        }
-                        let layer = &layers[index];
-                        if let Err(error) =
-                            self.download_one(registry, reference, layer, ingest, report)
-                            && let Ok(mut failure) = failure.lock()
-                        {
-                            failure.get_or_insert(error);
-                        }
-                    }
-                });
-            }
-        });
-        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
     }
 
     fn download_one(
@@ -448,26 +450,34 @@ impl Engine {
         for layer in layers.iter().rev() {
             report(Progress::layer(&layer.diff_id, "Preparing"));
         }
-        let mut descriptors = Vec::new();
-        for layer in layers.iter().rev() {
-            let size = self.images.content().size(&layer.digest)?;
+        for layer in layers.iter().rev().skip(UPLOADS) {
+            report(Progress::layer(&layer.diff_id, "Waiting"));
+        }
+        let descriptors = layers
+            .iter()
+            .map(|layer| {
+                Ok(Descriptor {
+                    media_type: layer.media_type.clone(),
+                    digest: layer.digest.clone(),
+                    size: self.images.content().size(&layer.digest)?,
+                    platform: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let top_first: Vec<(&LayerBlob, &Descriptor)> =
+            layers.iter().zip(&descriptors).rev().collect();
+        in_parallel(&top_first, UPLOADS, |(layer, descriptor)| {
             let status = self.push_blob(
                 &registry,
                 reference,
                 &layer.digest,
-                size,
+                descriptor.size,
                 &layer.diff_id,
                 report,
             )?;
             report(Progress::layer(&layer.diff_id, status));
-            descriptors.push(Descriptor {
-                media_type: layer.media_type.clone(),
-                digest: layer.digest.clone(),
-                size,
-                platform: None,
-            });
-        }
-        descriptors.reverse();
+            Ok(())
+        })?;
         let config_size = self.images.content().size(&id)?;
         self.push_blob(&registry, reference, &id, config_size, &id, &|_| {})?;
         let manifest = ImageManifest::new(
