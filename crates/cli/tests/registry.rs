@@ -334,8 +334,16 @@ fn a_multi_platform_index_gives_the_platforms_image_or_a_clear_error() {
     daemon.keel_ok(&["rmi", &amd, &arm]);
 
     let name = format!("{}/multi/app", registry.address);
-    daemon.keel_ok(&["pull", &name]);
+    let out = daemon.keel_ok(&["pull", &name]);
     assert_eq!(image_id(&daemon, &name), amd_id, "this machine is amd64");
+    let index_digest = format!(
+        "sha256:{}",
+        keel_testkit::archive::hex(&serde_json::to_vec(&index).unwrap())
+    );
+    assert!(
+        out.contains(&format!("Digest: {index_digest}\n")),
+        "the index's digest: {out}"
+    );
     daemon.keel_ok(&["pull", "--platform", "linux/arm64", &name]);
     assert_eq!(image_id(&daemon, &name), arm_id);
 

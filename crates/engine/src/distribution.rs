@@ -292,14 +292,15 @@ impl Engine {
             (Some(digest), _) => digest.to_string(),
             (None, tag) => tag.unwrap_or("latest").to_owned(),
         };
-        let (manifest, _, mut digest) = registry.manifest(path, &wanted)?;
+        // The digest pulled is what the tag names, an index's for a
+        // multi-platform image: Docker shows and records that one.
+        let (manifest, _, digest) = registry.manifest(path, &wanted)?;
         let from_index = matches!(manifest, Manifest::Index(_));
         let manifest = match manifest {
             Manifest::Image(manifest) => manifest,
             Manifest::Index(index) => {
                 let platform = platform.cloned().unwrap_or_else(Platform::host);
                 let entry = platform.choose(&index)?;
-                digest = entry.digest.clone();
                 match registry.manifest(path, entry.digest.as_str())? {
                     (Manifest::Image(manifest), _, _) => manifest,
                     (Manifest::Index(_), _, _) => {
