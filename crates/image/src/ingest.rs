@@ -10,6 +10,7 @@ use std::sync::{Mutex, RwLockReadGuard, mpsc};
 
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::pipe::{ChannelReader, Tee};
 use crate::store::{LayerBlob, NewLayer, Store};
 
 #[derive(Debug)]
@@ -166,11 +167,7 @@ impl Ingest<'_> {
         let broken = AtomicBool::new(false);
         let (written, unpacked) = std::thread::scope(|scope| {
             let unpacker = scope.spawn(|| {
-                let stream = ChannelReader {
-                    rx,
-                    chunk: Vec::new(),
-                    offset: 0,
-                };
+                let stream = ChannelReader::new(rx);
                 self.store
                     .layers()
                     .unpack_stream(chain_id, parent, &layer.diff_id, stream, None)
@@ -232,53 +229,6 @@ impl Drop for Ingest<'_> {
         for chain_id in unpacked.iter().filter(|c| !layers.contains(c)) {
             let _ = self.store.layers().remove(chain_id);
         }
-    }
-}
-
-/// Passes a reader's bytes on, and a copy of each to a channel.
-struct Tee<'a, R> {
-    inner: R,
-    tx: mpsc::SyncSender<Vec<u8>>,
-    /// Set when the other end went away (the unpack failed).
-    broken: &'a AtomicBool,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 && self.tx.send(buf[..n].to_vec()).is_err() {
-            self.broken.store(true, Ordering::Relaxed);
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the layer's unpacking stopped",
-            ));
-        }
-        Ok(n)
-    }
-}
-
-/// Reads what a [`Tee`] sends; the end of the stream when it is dropped.
-struct ChannelReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    offset: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.offset == self.chunk.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.chunk = chunk;
-                    self.offset = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.offset);
-        buf[..n].copy_from_slice(&self.chunk[self.offset..self.offset + n]);
-        self.offset += n;
-        Ok(n)
     }
 }
 

@@ -6,13 +6,15 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::content::write_atomically;
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Context, Error, Result};
-use crate::unpack::{decompress, unpack};
+use crate::pipe::ChannelReader;
+use crate::unpack::{Unpacked, decompress, unpack};
 
 const TEMP_PREFIX: &str = ".tmp-";
 const RECORD: &str = "layer.json";
@@ -42,6 +44,46 @@ pub struct LayerSource<'a> {
     /// Whether the blob was already verified to be the uncompressed tar
     /// with this diff id, which spares hashing it again.
     pub verified: bool,
+}
+
+/// Unpacks a blob while a second thread decompresses and hashes it ahead
+/// of the unpack (which spends its time in file system calls). Returns
+/// the unpack's result and the uncompressed stream's digest and length.
+fn unpack_hashed(
+    blob: impl Read + Send,
+    root: &File,
+    name: &str,
+) -> (Result<Unpacked>, io::Result<(Digest, u64)>) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut hashed = DigestReader::new(decompress(blob)?);
+            let mut buffer = vec![0u8; 256 * 1024];
+            loop {
+                let n = hashed.read(&mut buffer)?;
+                if n == 0 {
+                    return hashed.finish();
+                }
+                if tx.send(buffer[..n].to_vec()).is_err() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "the unpack stopped reading",
+                    ));
+                }
+            }
+        });
+        let mut stream = ChannelReader::new(rx);
+        let unpacked = unpack(&mut stream, root, name);
+        // What the tar reader left (its end padding) still counts.
+        if unpacked.is_ok() {
+            let _ = io::copy(&mut stream, &mut io::sink());
+        }
+        drop(stream);
+        let hashed = hasher
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (unpacked, hashed)
+    })
 }
 
 /// Where a layer sits in its stack.
@@ -125,7 +167,7 @@ impl LayerStore {
         chain_id: &Digest,
         parent: Option<&Digest>,
         diff_id: &Digest,
-        blob: impl Read,
+        blob: impl Read + Send,
         verified_size: Option<u64>,
     ) -> Result<Layer> {
         let source = StreamSource {
@@ -145,13 +187,21 @@ impl LayerStore {
             layer: name.clone(),
             source,
         };
-        let stream = decompress(blob).map_err(bad)?;
         let (size, tar_size) = if let Some(tar_size) = verified_size {
+            let stream = decompress(blob).map_err(bad)?;
             (unpack(stream, &diff_fd, &name)?.size, tar_size)
         } else {
-            let mut hashed = DigestReader::new(stream);
-            let size = unpack(&mut hashed, &diff_fd, &name)?.size;
-            let (actual, tar_size) = hashed.finish().map_err(bad)?;
+            let (size, (actual, tar_size)) = match unpack_hashed(blob, &diff_fd, &name) {
+                (Ok(unpacked), Ok(hashed)) => (unpacked.size, hashed),
+                // The unpack refused an entry and stopped reading.
+                (Err(error), Err(hashed)) if hashed.kind() == io::ErrorKind::BrokenPipe => {
+                    return Err(error);
+                }
+                // A stream that could not be read (bad gzip, cut short) is
+                // the cause of whatever the unpack then said.
+                (_, Err(hashed)) => return Err(bad(hashed)),
+                (Err(error), Ok(_)) => return Err(error),
+            };
             if actual != *source.diff_id {
                 return Err(Error::DigestMismatch {
                     what: format!("layer {name} (uncompressed)"),

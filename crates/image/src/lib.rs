@@ -10,6 +10,7 @@ pub mod digest;
 mod error;
 mod ingest;
 mod layers;
+mod pipe;
 pub mod reference;
 mod rootfs;
 mod snapshot;
