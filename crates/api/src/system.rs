@@ -62,10 +62,21 @@ pub fn info(daemon: &Daemon) -> Reply {
         .unwrap_or(0);
     let uname = rustix::system::uname();
     let containers = daemon.engine.containers();
+    let paused = containers.iter().filter(|c| c.state.paused).count();
     let running = containers
         .iter()
         .filter(|c| c.state.status == keel_engine::Status::Running)
-        .count();
+        .count()
+        - paused;
+    // Docker's registry settings: Docker Hub, loopback always insecure,
+    // and the registries `--insecure-registry` names.
+    let mut index_configs = json!({
+        "docker.io": { "Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true },
+    });
+    for name in daemon.engine.insecure_registries() {
+        index_configs[name] =
+            json!({ "Name": name, "Mirrors": [], "Secure": false, "Official": false });
+    }
     json(
         StatusCode::OK,
         &json!({
@@ -74,8 +85,8 @@ pub fn info(daemon: &Daemon) -> Reply {
             "ServerVersion": env!("CARGO_PKG_VERSION"),
             "Containers": containers.len(),
             "ContainersRunning": running,
-            "ContainersPaused": 0,
-            "ContainersStopped": containers.len() - running,
+            "ContainersPaused": paused,
+            "ContainersStopped": containers.len() - running - paused,
             "Images": images,
             "Driver": "overlay2",
             "DockerRootDir": daemon.store().root().parent(),
@@ -86,6 +97,12 @@ pub fn info(daemon: &Daemon) -> Reply {
             "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
             "CgroupDriver": "cgroupfs",
             "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {
+                "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+                "IndexConfigs": index_configs,
+                "Mirrors": [],
+            },
             "Warnings": [],
         }),
     )

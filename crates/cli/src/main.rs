@@ -362,5 +362,24 @@ fn info(client: &Client) -> Result<()> {
         info["Name"].as_str().unwrap_or_default(),
         info["DockerRootDir"].as_str().unwrap_or_default(),
     );
+    println!(
+        " Registry: {}\n Insecure Registries:",
+        info["IndexServerAddress"].as_str().unwrap_or_default()
+    );
+    let registries = &info["RegistryConfig"];
+    let named = registries["IndexConfigs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, config)| config["Secure"] == false)
+        .map(|(name, _)| name.as_str());
+    let cidrs = registries["InsecureRegistryCIDRs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|cidr| cidr.as_str());
+    for registry in named.chain(cidrs) {
+        println!("  {registry}");
+    }
     Ok(())
 }

@@ -419,6 +419,12 @@ fn pause_freezes_a_container_until_unpause_and_stop_still_works() {
         frozen,
         "a paused container ran on"
     );
+    let (_, counts, _) = daemon.docker(&[
+        "info",
+        "--format",
+        "{{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}",
+    ]);
+    assert_eq!(counts, "0 1 0\n", "running, paused, stopped");
     let (_, state, _) = daemon.docker(&[
         "inspect",
         "-f",

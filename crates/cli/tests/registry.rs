@@ -548,6 +548,19 @@ fn search_server() -> String {
 fn search_lists_the_registrys_answer_as_docker_does() {
     let server = search_server();
     let daemon = TestDaemon::start();
+    let info = daemon.keel_ok(&["info"]);
+    assert!(
+        info.contains(
+            " Registry: https://index.docker.io/v1/\n Insecure Registries:\n  127.0.0.0/8\n"
+        ),
+        "{info}"
+    );
+    let (code, out, err) = daemon.docker(&["info", "--format", "{{.IndexServerAddress}}"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "https://index.docker.io/v1/\n"),
+        "{err}"
+    );
     let term = format!("{server}/busy");
     let out = daemon.keel_ok(&["search", &term]);
     assert_eq!(

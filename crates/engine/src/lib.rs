@@ -206,6 +206,12 @@ impl Engine {
         &self.images
     }
 
+    /// Registries reached without TLS verification, as configured
+    /// (loopback ones are always).
+    pub fn insecure_registries(&self) -> &[String] {
+        &self.insecure_registries
+    }
+
     fn lock(&self) -> MutexGuard<'_, Table> {
         self.table
             .lock()
