@@ -82,18 +82,9 @@ impl Store {
         drop(guard);
         match result {
             Ok(loaded) => {
-                let kept: BTreeSet<Digest> = loaded
-                    .iter()
-                    .filter_map(|l| self.image(&l.id).ok())
-                    .flat_map(|image| {
-                        let layers = image.layers.into_iter().map(|layer| layer.digest);
-                        std::iter::once(image.id).chain(layers).collect::<Vec<_>>()
-                    })
-                    .collect();
+                let (kept, _) = self.in_use()?;
                 for digest in contents.added.difference(&kept) {
-                    if !self.is_referenced(digest)? {
-                        self.content().remove(digest)?;
-                    }
+                    self.content().remove(digest)?;
                 }
                 Ok(loaded)
             }
@@ -342,12 +333,6 @@ impl Store {
         tar.into_inner()
             .and_then(|mut out| out.flush())
             .map_err(failed)
-    }
-
-    pub(crate) fn is_referenced(&self, digest: &Digest) -> Result<bool> {
-        Ok(self.images()?.iter().any(|image| {
-            image.id == *digest || image.layers.iter().any(|layer| layer.digest == *digest)
-        }))
     }
 }
 

@@ -4,7 +4,7 @@
 //! records it. An ingest dropped uncommitted removes the blobs and layers
 //! it added, so a failed pull leaves nothing half-stored.
 
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLockReadGuard, mpsc};
 
@@ -48,8 +48,10 @@ impl Store {
                 continue;
             };
             let blob = self.content().open_blob(&layer.digest)?;
+            // Compressed as it is read, straight into the store.
+            let gzipped = flate2::read::GzEncoder::new(blob, flate2::Compression::default());
             let (digest, _) = self.content().write(
-                GzipReader::new(blob),
+                gzipped,
                 None,
                 &format!("the gzip of layer {}", layer.diff_id),
             )?;
@@ -58,10 +60,9 @@ impl Store {
         }
         if !replaced.is_empty() {
             self.write_record(&record)?;
-            for digest in replaced {
-                if !self.is_referenced(&digest)? {
-                    self.content().remove(&digest)?;
-                }
+            let (kept, _) = self.in_use()?;
+            for digest in replaced.iter().filter(|d| !kept.contains(d)) {
+                self.content().remove(digest)?;
             }
         }
         Ok(record.layers)
@@ -77,55 +78,6 @@ fn gzip_media_type(media_type: &str) -> Option<&'static str> {
             Some("application/vnd.oci.image.layer.v1.tar+gzip")
         }
         _ => None,
-    }
-}
-
-/// Gzips a reader as it is read, so a blob is compressed straight into the
-/// store without a second copy.
-struct GzipReader<R> {
-    source: R,
-    encoder: flate2::write::GzEncoder<Vec<u8>>,
-    finished: bool,
-    buffer: Vec<u8>,
-    offset: usize,
-}
-
-impl<R: Read> GzipReader<R> {
-    fn new(source: R) -> Self {
-        Self {
-            source,
-            encoder: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()),
-            finished: false,
-            buffer: Vec::new(),
-            offset: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for GzipReader<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.offset < self.buffer.len() {
-                let n = out.len().min(self.buffer.len() - self.offset);
-                out[..n].copy_from_slice(&self.buffer[self.offset..self.offset + n]);
-                self.offset += n;
-                return Ok(n);
-            }
-            if self.finished {
-                return Ok(0);
-            }
-            let mut input = [0u8; 128 * 1024];
-            let n = self.source.read(&mut input)?;
-            if n == 0 {
-                self.encoder.try_finish()?;
-                self.finished = true;
-            } else {
-                self.encoder.write_all(&input[..n])?;
-            }
-            self.buffer.clear();
-            self.offset = 0;
-            std::mem::swap(&mut self.buffer, self.encoder.get_mut());
-        }
     }
 }
 
@@ -229,27 +181,5 @@ impl Drop for Ingest<'_> {
         for chain_id in unpacked.iter().filter(|c| !layers.contains(c)) {
             let _ = self.store.layers().remove(chain_id);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_gzip_reader_yields_what_gunzips_to_its_input() {
-        let input: Vec<u8> = (0..1_000_000u32)
-            .flat_map(|n| (n % 251).to_le_bytes())
-            .collect();
-        let mut compressed = Vec::new();
-        GzipReader::new(&input[..])
-            .read_to_end(&mut compressed)
-            .unwrap();
-        assert!(compressed.len() < input.len() / 4);
-        let mut output = Vec::new();
-        flate2::read::GzDecoder::new(&compressed[..])
-            .read_to_end(&mut output)
-            .unwrap();
-        assert_eq!(output, input);
     }
 }
