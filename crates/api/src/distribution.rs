@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use keel_engine::Progress;
 use keel_image::Reference;
 use keel_registry::{AuthConfig, Platform};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -112,8 +113,8 @@ pub async fn pull(daemon: Arc<Daemon>, query: Query, headers: &hyper::HeaderMap)
         ("", true) => Some(base.clone()),
         ("", false) => None,
         (tag, _) => Some(match tag.parse() {
-            Ok(digest) => Reference::parse(base.name())?.with_digest(digest),
-            Err(_) => Reference::parse(base.name())?.with_tag(tag)?,
+            Ok(digest) => base.with_digest(digest),
+            Err(_) => base.with_tag(tag)?,
         }),
     };
     progress_stream(move |report| {
@@ -145,7 +146,7 @@ pub async fn push(
     let auth = registry_auth(headers)?;
     let base = Reference::parse_repository(&name).or_else(|_| Reference::parse(&name))?;
     let references = match query.get("tag").filter(|t| !t.is_empty()) {
-        Some(tag) => vec![Reference::parse(base.name())?.with_tag(tag)?],
+        Some(tag) => vec![base.with_tag(tag)?],
         None if base.tag().is_some() => vec![base],
         None => {
             let all: Vec<Reference> = daemon
@@ -192,6 +193,37 @@ pub async fn login(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
         ))
     })
     .await
+}
+
+/// Docker Hub's `/v1/search` answer.
+#[derive(Deserialize)]
+struct SearchAnswer {
+    #[serde(default)]
+    results: Vec<SearchResult>,
+}
+
+/// One search result, in the shape both Docker Hub and the Engine API use;
+/// a field missing or null is its default.
+#[derive(Serialize, Deserialize)]
+struct SearchResult {
+    #[serde(default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    description: String,
+    #[serde(default, deserialize_with = "nullable")]
+    star_count: u64,
+    #[serde(default, deserialize_with = "nullable")]
+    is_official: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    is_automated: bool,
+}
+
+fn nullable<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// GET /images/search?term=T&limit=N&filters=…: Docker Hub's search API
@@ -247,29 +279,18 @@ pub async fn search(
     }
     blocking(move || {
         let bytes = daemon.engine.search(&term, limit, auth)?;
-        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let answer: SearchAnswer = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 format!("the registry's search answer is not JSON: {e}"),
             )
         })?;
-        let results: Vec<Value> = answer["results"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let results: Vec<SearchResult> = answer
+            .results
             .into_iter()
-            .filter(|r| r["star_count"].as_u64().unwrap_or(0) >= min_stars)
-            .filter(|r| official.is_none_or(|o| r["is_official"].as_bool().unwrap_or(false) == o))
-            .filter(|r| automated.is_none_or(|a| r["is_automated"].as_bool().unwrap_or(false) == a))
-            .map(|r| {
-                json!({
-                    "name": r["name"],
-                    "description": r["description"].as_str().unwrap_or_default(),
-                    "star_count": r["star_count"].as_u64().unwrap_or(0),
-                    "is_official": r["is_official"].as_bool().unwrap_or(false),
-                    "is_automated": r["is_automated"].as_bool().unwrap_or(false),
-                })
-            })
+            .filter(|r| r.star_count >= min_stars)
+            .filter(|r| official.is_none_or(|o| r.is_official == o))
+            .filter(|r| automated.is_none_or(|a| r.is_automated == a))
             .collect();
         Ok(json(StatusCode::OK, &results))
     })

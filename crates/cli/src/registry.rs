@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 
 use anyhow::{Context, Result, bail};
+use keel_image::Reference;
+use keel_image::reference::{DEFAULT_DOMAIN, split_registry};
 use keel_registry::{AuthConfig, ConfigFile};
 use lexopt::prelude::*;
 use serde_json::{Value, json};
@@ -14,13 +16,9 @@ use crate::client::{Client, DaemonError, Response, Upload, encode};
 use crate::format::human_size_with_precision;
 use crate::usage;
 
-/// The registry a reference names, as the daemon normalizes it.
-fn domain_of(name: &str) -> String {
-    let first = name.split('/').next().unwrap_or_default();
-    match name.contains('/') && (first.contains(['.', ':']) || first == "localhost") {
-        true => first.to_owned(),
-        false => "docker.io".to_owned(),
-    }
+/// The registry a reference (or search term) names.
+fn domain_of(name: &str) -> &str {
+    split_registry(name).map_or(DEFAULT_DOMAIN, |(domain, _)| domain)
 }
 
 /// A request to the daemon carrying the saved credentials for `domain`
@@ -149,17 +147,12 @@ fn shown(quiet: bool) -> Shown {
     }
 }
 
-/// The canonical form Docker prints after a pull: `docker.io/library/busybox:latest`.
+/// The canonical form Docker prints after a pull:
+/// `docker.io/library/busybox:latest` (without a tag for `pull -a`).
 fn canonical(name: &str) -> String {
-    let domain = domain_of(name);
-    let path = match name.starts_with(&format!("{domain}/")) {
-        true => name[domain.len() + 1..].to_owned(),
-        false => match (domain.as_str(), name.contains('/')) {
-            ("docker.io", false) => format!("library/{name}"),
-            _ => name.to_owned(),
-        },
-    };
-    format!("{domain}/{path}")
+    Reference::parse_repository(name)
+        .or_else(|_| Reference::parse(name))
+        .map_or_else(|_| name.to_owned(), |reference| reference.to_string())
 }
 
 /// Whether a reference names a tag or digest (after its last `/`).
@@ -189,7 +182,7 @@ pub fn pull_image(client: &Client, name: &str, platform: Option<&str>, shown: Sh
     if let Some(platform) = platform {
         path.push_str(&format!("&platform={}", encode(platform)));
     }
-    follow_progress(client, &path, &domain_of(image), shown)
+    follow_progress(client, &path, domain_of(image), shown)
 }
 
 /// `keel pull [-a] [-q] [--platform P] NAME[:TAG|@DIGEST]`
@@ -214,7 +207,7 @@ pub fn pull(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             bail!("tag can't be used with --all-tags/-a");
         }
         let path = format!("/images/create?fromImage={}&tag=", encode(&name));
-        follow_progress(client, &path, &domain_of(&name), shown(quiet))?;
+        follow_progress(client, &path, domain_of(&name), shown(quiet))?;
         println!("{}", canonical(&name));
         return Ok(());
     }
@@ -262,26 +255,11 @@ pub fn push(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         }
     };
     let path = format!("/images/{}/push?tag={}", encode(&image), encode(&tag));
-    follow_progress(client, &path, &domain_of(&image), shown(quiet))?;
+    follow_progress(client, &path, domain_of(&image), shown(quiet))?;
     if quiet {
         println!("{}", canonical(&name));
     }
     Ok(())
-}
-
-/// The server a login or logout names, as the key Docker files it under.
-fn server_domain(server: Option<&str>) -> String {
-    let server = server.unwrap_or("docker.io");
-    let host = server
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or(server);
-    match host {
-        "" | "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
-        other => other.to_owned(),
-    }
 }
 
 fn prompt(question: &str) -> Result<String> {
@@ -332,7 +310,7 @@ pub fn login(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     } else if password.is_some() {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
     }
-    let domain = server_domain(server.as_deref());
+    let domain = keel_registry::server_domain(server.as_deref().unwrap_or_default());
     let username = match username {
         Some(name) => name,
         None => prompt("Username: ")?,
@@ -347,12 +325,12 @@ pub fn login(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     if password.is_empty() {
         bail!("Error: Password Required");
     }
-    let address = keel_registry::server_key(&domain);
+    let address = keel_registry::server_key(domain);
     let auth = AuthConfig::basic(&username, &password, &address);
     let body = json!({ "username": username, "password": password, "serveraddress": address });
     client.json("POST", "/auth", Upload::Json(&body))?;
     let mut config = ConfigFile::load()?;
-    config.store(&domain, &auth)?;
+    config.store(domain, &auth)?;
     println!("Login Succeeded");
     Ok(())
 }
@@ -366,10 +344,10 @@ pub fn logout(_client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             other => return Err(usage(other.unexpected(), "logout [SERVER]")),
         }
     }
-    let domain = server_domain(server.as_deref());
-    let shown = keel_registry::server_key(&domain);
+    let domain = keel_registry::server_domain(server.as_deref().unwrap_or_default());
+    let shown = keel_registry::server_key(domain);
     let mut config = ConfigFile::load()?;
-    match config.erase(&domain)? {
+    match config.erase(domain)? {
         true => println!("Removing login credentials for {shown}"),
         false => println!("Not logged in to {shown}"),
     }
@@ -406,7 +384,7 @@ pub fn search(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             encode(&serde_json::to_string(&filters)?)
         ));
     }
-    let mut response = authed_request(client, "GET", &path, &domain_of(&term))?;
+    let mut response = authed_request(client, "GET", &path, domain_of(&term))?;
     let results: Vec<Value> = serde_json::from_reader(response.body())?;
     let rows: Vec<Value> = results
         .iter()

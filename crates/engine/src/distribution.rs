@@ -202,26 +202,13 @@ fn in_parallel<T: Sync>(
 
 /// A single-platform image pulled with `--platform` must be of it.
 fn check_platform(reference: &Reference, wanted: &Platform, config: &[u8]) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    struct ConfigPlatform {
-        #[serde(default)]
-        os: String,
-        #[serde(default)]
-        architecture: String,
-        #[serde(default)]
-        variant: Option<String>,
-    }
-    let actual: ConfigPlatform = serde_json::from_slice(config).map_err(|e| {
+    // An image config names its platform with the fields an index uses.
+    let actual: Platform = serde_json::from_slice(config).map_err(|e| {
         Error::InvalidParameter(format!(
             "{}: invalid image config: {e}",
             reference.familiar()
         ))
     })?;
-    let actual = Platform {
-        os: actual.os,
-        architecture: actual.architecture,
-        variant: actual.variant,
-    };
     match wanted.matches(&actual) {
         true => Ok(()),
         false => Err(Error::InvalidParameter(format!(
@@ -240,16 +227,7 @@ impl Engine {
     /// Checks credentials with a registry, as `docker login` has the
     /// daemon do. `server` is a registry host (Docker Hub when empty).
     pub fn login(&self, server: &str, auth: AuthConfig) -> Result<()> {
-        let domain = match server
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-        {
-            None | Some("" | "index.docker.io" | "registry-1.docker.io") => "docker.io",
-            Some(host) => host,
-        };
-        let registry = self.registry(domain, Some(auth))?;
+        let registry = self.registry(keel_registry::server_domain(server), Some(auth))?;
         registry.login()?;
         Ok(())
     }
@@ -257,10 +235,8 @@ impl Engine {
     /// Runs Docker Hub's search API on the registry `term` names (Docker
     /// Hub unless it starts with a registry host), returning its JSON.
     pub fn search(&self, term: &str, limit: u32, auth: Option<AuthConfig>) -> Result<Vec<u8>> {
-        let (domain, term) = match term.split_once('/') {
-            Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => (host, rest),
-            _ => ("docker.io", term),
-        };
+        let (domain, term) = keel_image::reference::split_registry(term)
+            .unwrap_or((keel_image::reference::DEFAULT_DOMAIN, term));
         let registry = self.registry(domain, auth)?;
         Ok(registry.search(term, limit)?)
     }
@@ -370,7 +346,7 @@ impl Engine {
         if reference.tag().is_some() {
             moved = self.images.tag(id.as_str(), reference)?.is_some();
         }
-        let pinned = Reference::parse(reference.name())?.with_digest(digest.clone());
+        let pinned = reference.with_digest(digest.clone());
         self.images.tag(id.as_str(), &pinned)?;
         report(Progress::status(format!("Digest: {digest}")));
         let shown = reference.familiar();
@@ -493,7 +469,7 @@ impl Engine {
         let bytes = manifest.to_json();
         let tag = reference.tag().unwrap_or("latest");
         let digest = registry.put_manifest(path, tag, &manifest.media_type, &bytes)?;
-        let pinned = Reference::parse(reference.name())?.with_digest(digest.clone());
+        let pinned = reference.with_digest(digest.clone());
         self.images.tag(id.as_str(), &pinned)?;
         report(Progress::status(format!(
             "{tag}: digest: {digest} size: {}",

@@ -225,18 +225,22 @@ fn invalid(reference: &str, reason: &str) -> Error {
     }
 }
 
-/// Docker's splitDockerDomain: the first component is a registry when it
-/// has a '.' or ':', is `localhost`, or has an uppercase letter.
+/// The registry a name starts with, and the rest, as Docker's
+/// splitDockerDomain tells them: the first component is a registry when it
+/// has a '.' or ':', is `localhost`, or has an uppercase letter. None for a
+/// name on Docker Hub.
+pub fn split_registry(text: &str) -> Option<(&str, &str)> {
+    text.split_once('/').filter(|(first, _)| {
+        first.contains(['.', ':']) || *first == "localhost" || first.to_lowercase() != *first
+    })
+}
+
+/// Docker's splitDockerDomain, normalized: `docker.io` for Docker Hub,
+/// whose one-component names are under `library/`.
 fn split_domain(text: &str) -> (&str, String) {
-    let (domain, remainder) = match text.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.to_lowercase() != first =>
-        {
-            (first, rest.to_owned())
-        }
-        _ => (DEFAULT_DOMAIN, text.to_owned()),
+    let (domain, remainder) = match split_registry(text) {
+        Some((first, rest)) => (first, rest.to_owned()),
+        None => (DEFAULT_DOMAIN, text.to_owned()),
     };
     let domain = if domain == LEGACY_DEFAULT_DOMAIN {
         DEFAULT_DOMAIN

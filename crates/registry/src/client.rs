@@ -124,7 +124,8 @@ impl Registry {
                             .filter_map(|h| Challenge::parse(h.to_str().ok()?))
                             .next(),
                         _ => {
-                            last_error = Some(status_error(&format!("Get {url:?}"), response));
+                            last_error =
+                                Some(status_error(&request_name(&Method::GET, &url), response));
                             continue;
                         }
                     };
@@ -139,7 +140,7 @@ impl Registry {
                 }
                 Err(error) => {
                     last_error = Some(Error::Transport {
-                        what: format!("Get {url:?}"),
+                        what: request_name(&Method::GET, &url),
                         source: Box::new(error),
                     })
                 }
@@ -177,6 +178,12 @@ impl Registry {
         }
     }
 
+    /// `Basic …` for the credentials, when they have a username.
+    fn basic_authorization(&self) -> Option<String> {
+        let credentials = self.credentials.as_ref()?;
+        (!credentials.username.is_empty()).then(|| format!("Basic {}", credentials.basic_token()))
+    }
+
     /// The `Authorization` header for `scope`, fetching a token when the
     /// registry asks for bearer tokens (again when `refresh`).
     fn authorization(&self, scope: &str, refresh: bool) -> Result<Option<String>> {
@@ -185,8 +192,8 @@ impl Registry {
         };
         let credentials = self.credentials.as_ref();
         match challenge {
-            Challenge::Basic => match credentials.filter(|c| !c.username.is_empty()) {
-                Some(c) => Ok(Some(format!("Basic {}", c.basic_token()))),
+            Challenge::Basic => match self.basic_authorization() {
+                Some(basic) => Ok(Some(basic)),
                 None => Err(Error::NoCredentials {
                     what: format!("{} {}", self.domain, self.endpoint()),
                 }),
@@ -213,7 +220,7 @@ impl Registry {
     /// A token from the auth server: with an identity token by OAuth
     /// refresh, else by GET with basic auth (anonymous without credentials).
     fn fetch_token(&self, realm: &str, service: &str, scope: &str) -> Result<String> {
-        let what = format!("Get {realm:?}");
+        let what = request_name(&Method::GET, realm);
         let credentials = self.credentials.as_ref();
         let response = match credentials.filter(|c| !c.identitytoken.is_empty()) {
             Some(c) => {
@@ -234,8 +241,8 @@ impl Registry {
                 for scope in scope.split(' ').filter(|s| !s.is_empty()) {
                     request = request.query("scope", scope);
                 }
-                if let Some(c) = credentials.filter(|c| !c.username.is_empty()) {
-                    request = request.header("Authorization", format!("Basic {}", c.basic_token()));
+                if let Some(basic) = self.basic_authorization() {
+                    request = request.header("Authorization", basic);
                 }
                 request.call()
             }
@@ -274,7 +281,7 @@ impl Registry {
         headers: &[(&str, &str)],
         mut payload: Payload<'_>,
     ) -> Result<Response<Body>> {
-        let what = format!("{} {url:?}", title_case(method.as_str()));
+        let what = request_name(&method, url);
         for refresh in [false, true] {
             let mut request = http::Request::builder().method(method.clone()).uri(url);
             for (name, value) in headers {
@@ -340,11 +347,11 @@ impl Registry {
         if !response.status().is_success() {
             return Err(match response.status().as_u16() {
                 404 => status_error(&format!("{what} not found"), response),
-                _ => status_error(&format!("Get {url:?}"), response),
+                _ => status_error(&request_name(&Method::GET, &url), response),
             });
         }
         let content_type = header(&response, "content-type");
-        let bytes = read_small(&url, response)?;
+        let bytes = read_small(&request_name(&Method::GET, &url), response)?;
         let digest = Digest::of(&bytes);
         if let Ok(expected) = reference.parse::<Digest>()
             && expected != digest
@@ -364,14 +371,14 @@ impl Registry {
         let scope = repository_scope(path, "pull");
         let response = self.send(Method::GET, &url, &scope, &[], Payload::Empty)?;
         if !response.status().is_success() {
-            return Err(status_error(&format!("Get {url:?}"), response));
+            return Err(status_error(&request_name(&Method::GET, &url), response));
         }
         #[derive(serde::Deserialize)]
         struct Tags {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let tags: Tags = read_json(&url, response)?;
+        let tags: Tags = read_json(&request_name(&Method::GET, &url), response)?;
         Ok(tags.tags.unwrap_or_default())
     }
 
@@ -417,11 +424,11 @@ impl Registry {
             200..=299 if offset == 0 => {}
             200..=299 => {
                 return Err(Error::BadAnswer {
-                    what: format!("Get {url:?}"),
+                    what: request_name(&Method::GET, &url),
                     reason: format!("the registry cannot resume the blob at byte {offset}"),
                 });
             }
-            _ => return Err(status_error(&format!("Get {url:?}"), response)),
+            _ => return Err(status_error(&request_name(&Method::GET, &url), response)),
         }
         let size = response.body().content_length();
         Ok(Blob {
@@ -438,7 +445,7 @@ impl Registry {
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 => Ok(false),
-            _ => Err(status_error(&format!("Head {url:?}"), response)),
+            _ => Err(status_error(&request_name(&Method::HEAD, &url), response)),
         }
     }
 
@@ -459,12 +466,12 @@ impl Registry {
             201 => Ok(true),
             202 => {
                 // An upload was started instead: cancel it.
-                if let Ok(location) = self.location(&url, &response) {
+                if let Ok(location) = self.location(&request_name(&Method::POST, &url), &response) {
                     let _ = self.send(Method::DELETE, &location, &scope, &[], Payload::Empty);
                 }
                 Ok(false)
             }
-            _ => Err(status_error(&format!("Post {url:?}"), response)),
+            _ => Err(status_error(&request_name(&Method::POST, &url), response)),
         }
     }
 
@@ -482,9 +489,9 @@ impl Registry {
         let start = format!("{}/v2/{path}/blobs/uploads/", self.base);
         let response = self.send(Method::POST, &start, &scope, &[], Payload::Empty)?;
         if response.status() != 202 {
-            return Err(status_error(&format!("Post {start:?}"), response));
+            return Err(status_error(&request_name(&Method::POST, &start), response));
         }
-        let mut location = self.location(&start, &response)?;
+        let mut location = self.location(&request_name(&Method::POST, &start), &response)?;
         let octets = [("Content-Type", "application/octet-stream")];
         if size > chunk {
             let mut offset = 0;
@@ -500,9 +507,12 @@ impl Registry {
                     Payload::Stream(&mut part, length),
                 )?;
                 if response.status() != 202 {
-                    return Err(status_error(&format!("Patch {location:?}"), response));
+                    return Err(status_error(
+                        &request_name(&Method::PATCH, &location),
+                        response,
+                    ));
                 }
-                location = self.location(&location, &response)?;
+                location = self.location(&request_name(&Method::PATCH, &location), &response)?;
                 offset += length;
             }
         }
@@ -514,7 +524,10 @@ impl Registry {
         };
         let response = self.send(Method::PUT, &finish, &scope, &octets, payload)?;
         if response.status() != 201 {
-            return Err(status_error(&format!("Put {location:?}"), response));
+            return Err(status_error(
+                &request_name(&Method::PUT, &location),
+                response,
+            ));
         }
         Ok(())
     }
@@ -537,7 +550,7 @@ impl Registry {
             Payload::Bytes(bytes),
         )?;
         if !response.status().is_success() {
-            return Err(status_error(&format!("Put {url:?}"), response));
+            return Err(status_error(&request_name(&Method::PUT, &url), response));
         }
         Ok(Digest::of(bytes))
     }
@@ -550,10 +563,10 @@ impl Registry {
         };
         let url = format!("{base}/v1/search?q={}&n={limit}", query_escape(term));
         let mut request = self.agent.get(&url);
-        if let Some(c) = self.credentials.as_ref().filter(|c| !c.username.is_empty()) {
-            request = request.header("Authorization", format!("Basic {}", c.basic_token()));
+        if let Some(basic) = self.basic_authorization() {
+            request = request.header("Authorization", basic);
         }
-        let what = format!("Get {url:?}");
+        let what = request_name(&Method::GET, &url);
         let response = request.call().map_err(|source| Error::Transport {
             what: what.clone(),
             source: Box::new(source),
@@ -561,15 +574,16 @@ impl Registry {
         if !response.status().is_success() {
             return Err(status_error(&what, response));
         }
-        read_small(&url, response)
+        read_small(&what, response)
     }
 
-    /// The absolute URL of a response's `Location` header.
-    fn location(&self, url: &str, response: &Response<Body>) -> Result<String> {
+    /// The absolute URL of a response's `Location` header; `request`
+    /// names the request that answered.
+    fn location(&self, request: &str, response: &Response<Body>) -> Result<String> {
         let location = header(response, "location");
         if location.is_empty() {
             return Err(Error::BadAnswer {
-                what: format!("Post {url:?}"),
+                what: request.to_owned(),
                 reason: "the registry answered without a Location".to_owned(),
             });
         }
@@ -596,13 +610,15 @@ fn header(response: &Response<Body>, name: &str) -> String {
         .to_owned()
 }
 
-fn title_case(method: &str) -> String {
-    let lower = method.to_ascii_lowercase();
+/// A request as errors name it, as Go's HTTP client does: `Get "URL"`.
+fn request_name(method: &Method, url: &str) -> String {
+    let lower = method.as_str().to_ascii_lowercase();
     let mut chars = lower.chars();
-    chars
+    let title = chars
         .next()
         .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    format!("{title} {url:?}")
 }
 
 fn query_escape(text: &str) -> String {
@@ -616,14 +632,15 @@ fn query_escape(text: &str) -> String {
         .collect()
 }
 
-fn read_small(url: &str, response: Response<Body>) -> Result<Vec<u8>> {
+/// A small answer read whole; `what` names the request.
+fn read_small(what: &str, response: Response<Body>) -> Result<Vec<u8>> {
     response
         .into_body()
         .into_with_config()
         .limit(SMALL_LIMIT)
         .read_to_vec()
         .map_err(|source| Error::Transport {
-            what: format!("Get {url:?}"),
+            what: what.to_owned(),
             source: Box::new(source),
         })
 }

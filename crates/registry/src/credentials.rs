@@ -15,11 +15,21 @@ use crate::error::{Error, Result};
 /// Docker Hub's key in config.json, for historical reasons.
 const HUB_KEY: &str = "https://index.docker.io/v1/";
 
+/// The registry a server address names, as `login` and `logout` take it:
+/// `https://index.docker.io/v1/` or nothing is Docker Hub (`docker.io`),
+/// `http://host:5000/` is `host:5000`.
+pub fn server_domain(server: &str) -> &str {
+    match hostname(server) {
+        "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" => "docker.io",
+        host => host,
+    }
+}
+
 /// The key config.json files credentials for `domain` under.
 pub fn server_key(domain: &str) -> String {
-    match domain {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => HUB_KEY.to_owned(),
-        other => hostname(other).to_owned(),
+    match server_domain(domain) {
+        "docker.io" => HUB_KEY.to_owned(),
+        host => host.to_owned(),
     }
 }
 

@@ -11,7 +11,7 @@ mod manifest;
 
 pub use auth::{AuthConfig, Challenge, decode_basic};
 pub use client::{Blob, Registry, UPLOAD_CHUNK, is_insecure};
-pub use credentials::{ConfigFile, server_key};
+pub use credentials::{ConfigFile, server_domain, server_key};
 pub use error::{Error, Result};
 pub use manifest::{
     ACCEPTED, DOCKER_CONFIG, DOCKER_LIST, DOCKER_MANIFEST, Descriptor, ImageManifest, Index,
