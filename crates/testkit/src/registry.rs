@@ -68,7 +68,7 @@ impl Registry {
             Path::new(program).exists(),
             "{program} is missing: install Debian's docker-registry (scripts/install-deps)"
         );
-        let mut dir = tempfile::Builder::new()
+        let dir = tempfile::Builder::new()
             .prefix("keel-registry-")
             .tempdir()
             .unwrap();
@@ -113,7 +113,7 @@ impl Registry {
             let file = dir.path().join("config.yml");
             fs::write(&file, format!("{config}http:\n  addr: {address}\n")).unwrap();
             let log = fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new(program)
+            let mut child = Command::new(program)
                 .arg("serve")
                 .arg(&file)
                 .stdin(Stdio::null())
@@ -121,39 +121,17 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            let mut registry = Registry {
-                dir,
-                child: Some(child),
-                address,
-            };
-            if registry.wait_until_listening() {
-                return registry;
+            if listens(&mut child, &address) {
+                return Registry {
+                    dir,
+                    child: Some(child),
+                    address,
+                };
             }
-            registry.stop();
-            dir = registry.take_dir();
+            let _ = child.kill();
+            let _ = child.wait();
         }
         panic!("docker-registry did not start on a free loopback port");
-    }
-
-    fn take_dir(mut self) -> TempDir {
-        self.stop();
-        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
-    }
-
-    fn wait_until_listening(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(child) = &mut self.child
-                && child.try_wait().ok().flatten().is_some()
-            {
-                return false;
-            }
-            if TcpStream::connect(&self.address).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
     }
 
     /// Stops the server (SIGKILL, by the pid this fixture started).
@@ -189,6 +167,21 @@ impl Registry {
             .join(hex)
             .join("data")
     }
+}
+
+/// Whether the server comes to listen on `address` (false if it exits).
+fn listens(child: &mut Child, address: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if TcpStream::connect(address).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 impl Drop for Registry {
