@@ -7,8 +7,9 @@ use std::collections::HashSet;
 
 use common::{Bundle, Runtime, unique_name};
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespaceType,
-    LinuxPids, LinuxSeccomp, PosixRlimitBuilder, PosixRlimitType, User,
+    Capability, IOPriorityClass, LinuxCapabilities, LinuxIOPriorityBuilder, LinuxIdMappingBuilder,
+    LinuxMemory, LinuxNamespaceType, LinuxPersonality, LinuxPersonalityDomain, LinuxPids,
+    LinuxSeccomp, PosixRlimitBuilder, PosixRlimitType, User,
 };
 
 fn run(bundle: &Bundle, id: &str) -> (i32, String, String) {
@@ -247,21 +248,7 @@ fn a_read_only_bind_mount_reads_but_refuses_writes() {
 fn a_new_user_namespace_maps_root_to_the_configured_host_range() {
     let id = unique_name("userns");
     let mut bundle = shell(&id, "id -u; cat /proc/self/uid_map /proc/self/gid_map");
-    bundle.edit(|spec| {
-        common::edit_namespaces(spec, |list| {
-            list.push(common::namespace(LinuxNamespaceType::User))
-        });
-        let linux = spec.linux_mut().as_mut().unwrap();
-        let map = LinuxIdMappingBuilder::default()
-            .container_id(0u32)
-            .host_id(200_000u32)
-            .size(65536u32)
-            .build()
-            .unwrap();
-        linux
-            .set_uid_mappings(Some(vec![map]))
-            .set_gid_mappings(Some(vec![map]));
-    });
+    bundle.edit(|spec| new_user_namespace(spec, 200_000));
     let (code, out, err) = run(&bundle, &id);
     assert_eq!(code, 0, "{err}");
     let words: Vec<&str> = out.split_whitespace().collect();
@@ -270,6 +257,66 @@ fn a_new_user_namespace_maps_root_to_the_configured_host_range() {
         ["0", "0", "200000", "65536", "0", "200000", "65536"],
         "{out}"
     );
+}
+
+/// The namespaces a container makes while joining another's user namespace
+/// must belong to that user namespace: only then may its root set the
+/// hostname of its own UTS namespace, mount its own /proc and be pid 1.
+#[test]
+fn namespaces_made_beside_a_joined_user_namespace_belong_to_it() {
+    let runtime = Runtime::new();
+    let owner_id = unique_name("usernsowner");
+    let mut owner_bundle = Bundle::busybox(&owner_id, &["sleep", "100"]);
+    owner_bundle.edit(|spec| new_user_namespace(spec, 300_000));
+    let owner = runtime.create(&owner_bundle, &owner_id);
+    owner.start();
+    let path = format!("/proc/{}/ns/user", owner.pid());
+    let theirs = std::fs::read_link(&path).unwrap();
+
+    let id = unique_name("usernsjoin");
+    let mut bundle = shell(
+        &id,
+        "readlink /proc/self/ns/user; hostname; id -u; cat /proc/self/uid_map; echo $$",
+    );
+    bundle.edit(|spec| {
+        common::edit_namespaces(spec, |list| {
+            list.push(common::namespace(LinuxNamespaceType::User))
+        });
+        common::join_namespace(spec, LinuxNamespaceType::User, &path);
+    });
+    let (code, out, err) = runtime.run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            theirs.to_str().unwrap(),
+            "keel",
+            "0",
+            "0",
+            "300000",
+            "65536",
+            "1"
+        ],
+        "{out}"
+    );
+}
+
+/// Gives `spec` a new user namespace mapping 65536 ids from `host_id` on.
+fn new_user_namespace(spec: &mut oci_spec::runtime::Spec, host_id: u32) {
+    common::edit_namespaces(spec, |list| {
+        list.push(common::namespace(LinuxNamespaceType::User))
+    });
+    let linux = spec.linux_mut().as_mut().unwrap();
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(host_id)
+        .size(65536u32)
+        .build()
+        .unwrap();
+    linux
+        .set_uid_mappings(Some(vec![map]))
+        .set_gid_mappings(Some(vec![map]));
 }
 
 #[test]
@@ -473,4 +520,60 @@ fn an_rslave_bind_sees_mounts_the_host_makes_later() {
     unmount(&shared);
     let (code, out, err) = seen.unwrap();
     assert_eq!((code, out.trim()), (0, "1"), "{err}");
+}
+
+#[test]
+fn the_personality_and_io_priority_apply_to_the_process() {
+    let id = unique_name("persona");
+    let mut bundle = shell(&id, "uname -m; ionice");
+    bundle.edit(|spec| {
+        let mut persona = LinuxPersonality::default();
+        persona.set_domain(LinuxPersonalityDomain::PerLinux32);
+        spec.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_personality(Some(persona));
+        let priority = LinuxIOPriorityBuilder::default()
+            .class(IOPriorityClass::IoprioClassBe)
+            .priority(3)
+            .build()
+            .unwrap();
+        spec.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_io_priority(Some(priority));
+    });
+    let (code, out, err) = run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "i686\nbest-effort: prio 3\n");
+}
+
+/// `--no-pivot` (for roots pivot_root cannot leave, such as a ramfs) moves
+/// the rootfs onto / and chroots into it: the container still sees only
+/// its own files.
+#[test]
+fn with_no_pivot_the_container_sees_only_its_rootfs() {
+    let runtime = Runtime::new();
+    let id = unique_name("nopivot");
+    let bundle = shell(&id, "cat /marker; ls /");
+    std::fs::write(bundle.rootfs().join("marker"), "in the rootfs\n").unwrap();
+    let out = runtime.output(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    let (stdout, stderr) = (common::text(&out.stdout), common::text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("in the rootfs"));
+    let listed: Vec<&str> = lines.collect();
+    let mut expected: Vec<String> = std::fs::read_dir(bundle.rootfs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{stdout}");
+    assert!(!runtime.root().join(&id).exists(), "run leaves no state");
 }

@@ -273,9 +273,13 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
             .context(|| "setting time namespace offsets".into())?;
     }
     plan.namespaces.join_for_children()?;
+    let join_user = || plan.namespaces.join_user();
     let (pid, ours) = sync::fork_child(
         plan.namespaces.clone_flags(),
         "the container's init",
+        plan.namespaces
+            .joins_user()
+            .then_some(&join_user as &dyn Fn() -> Result<()>),
         |channel| init::run(&plan, channel, &fifo, console.as_ref(), &cgroup),
     )?;
     undo.pid = Some(pid);

@@ -54,7 +54,7 @@ pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
         .map(crate::console::connect)
         .transpose()?;
     namespaces.join_for_children()?;
-    let (pid, ours) = sync::fork_child(0, "the exec process", |channel| {
+    let (pid, ours) = sync::fork_child(0, "the exec process", None, |channel| {
         child(
             &plan,
             &namespaces,
@@ -98,7 +98,8 @@ fn child(
     preserve_fds: u32,
 ) -> Error {
     let setup = || -> Result<std::ffi::CString> {
-        namespaces.join_in_child()?;
+        namespaces.join_user()?;
+        namespaces.join_mount()?;
         match channel.recv()? {
             Some(Message::Go(_)) => {}
             _ => return Err(Error::Container("the runtime went away during exec".into())),

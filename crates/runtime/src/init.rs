@@ -56,11 +56,12 @@ fn prepare(
             ));
         }
     };
-    if plan.namespaces.is_new(LinuxNamespaceType::User) {
+    if plan.namespaces.has(LinuxNamespaceType::User) {
         become_root()?;
     }
     rustix::process::setsid().context(|| "starting a session".into())?;
-    plan.namespaces.join_in_child()?;
+    // A user namespace to join was joined by the process that forked init.
+    plan.namespaces.join_mount()?;
     plan.namespaces.unshare_cgroup()?;
     if plan.namespaces.is_new(LinuxNamespaceType::Network) {
         sys::loopback_up().context(|| "bringing up the loopback interface".into())?;
@@ -133,7 +134,7 @@ fn start(plan: &Plan, fifo: &OwnedFd, pid: i32, program: &CString) -> Error {
     plan.process.exec(program)
 }
 
-/// In a new user namespace, take the mapped root as real, effective and
+/// In a user namespace, take the mapped root as real, effective and
 /// saved ids, so setup runs as root of the namespace.
 fn become_root() -> Result<()> {
     let root_gid = rustix::process::Gid::ROOT;

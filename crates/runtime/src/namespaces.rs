@@ -103,10 +103,22 @@ impl Namespaces {
         self.join(|typ| !matches!(typ, LinuxNamespaceType::User | LinuxNamespaceType::Mount))
     }
 
-    /// In the forked child: the user namespace first, so that the mount
+    /// Whether the container joins an existing user namespace; its new
+    /// namespaces are then made from inside it (see sync::fork_child).
+    pub(crate) fn joins_user(&self) -> bool {
+        self.joined
+            .iter()
+            .any(|j| j.typ == LinuxNamespaceType::User)
+    }
+
+    /// In a forked child: the user namespace to join, if any.
+    pub(crate) fn join_user(&self) -> Result<()> {
+        self.join(|typ| typ == LinuxNamespaceType::User)
+    }
+
+    /// In the forked child, after the user namespace, so that the mount
     /// namespace is joined with the user namespace's privileges.
-    pub(crate) fn join_in_child(&self) -> Result<()> {
-        self.join(|typ| typ == LinuxNamespaceType::User)?;
+    pub(crate) fn join_mount(&self) -> Result<()> {
         self.join(|typ| typ == LinuxNamespaceType::Mount)
     }
 

@@ -19,6 +19,8 @@ pub(crate) enum Message {
     Created,
     /// Child to runtime: setting up failed, for this reason.
     Failed(String),
+    /// Intermediate to runtime: the child it forked has this pid.
+    Forked(i32),
 }
 
 #[derive(Debug)]
@@ -28,21 +30,67 @@ pub(crate) struct Channel(OwnedFd);
 /// child runs `body`, which returns only the error that stopped it; the
 /// error goes back over the channel and the child exits. The parent gets
 /// the child's pid and its end of the channel.
+///
+/// With `enter`, the child is forked by an intermediate process that runs
+/// `enter` first (joining a user namespace): a namespace belongs to the
+/// user namespace of the process that makes it, so namespaces meant to
+/// belong to a joined one must be cloned from inside it, as runc's nsexec
+/// does. The intermediate says the child's pid and exits; the caller
+/// becomes a subreaper so that the child is still its own to wait for.
 pub(crate) fn fork_child(
     flags: libc::c_int,
     what: &str,
+    enter: Option<&dyn Fn() -> Result<()>>,
     body: impl FnOnce(&Channel) -> Error,
 ) -> Result<(i32, Channel)> {
     let (ours, theirs) = pair()?;
-    match sys::clone_process(flags).context(|| format!("forking {what}"))? {
+    let Some(enter) = enter else {
+        return match sys::clone_process(flags).context(|| format!("forking {what}"))? {
+            Forked::Child => become_child(ours, theirs, body),
+            Forked::Parent(pid) => Ok((pid, ours)),
+        };
+    };
+    sys::set_child_subreaper().context(|| "becoming a subreaper".into())?;
+    match sys::clone_process(0).context(|| format!("forking to set up {what}"))? {
         Forked::Child => {
-            drop(ours);
-            let error = body(&theirs);
-            let _ = theirs.send(&Message::Failed(report(&error)));
-            sys::exit_child(crate::init::exit_code(&error));
+            let forked = enter()
+                .and_then(|()| sys::clone_process(flags).context(|| format!("forking {what}")));
+            match forked {
+                Ok(Forked::Child) => become_child(ours, theirs, body),
+                Ok(Forked::Parent(pid)) => {
+                    let _ = theirs.send(&Message::Forked(pid));
+                    sys::exit_child(0);
+                }
+                Err(error) => {
+                    let _ = theirs.send(&Message::Failed(report(&error)));
+                    sys::exit_child(1);
+                }
+            }
         }
-        Forked::Parent(pid) => Ok((pid, ours)),
+        Forked::Parent(middle) => {
+            let said = ours.recv();
+            if let Some(middle) = rustix::process::Pid::from_raw(middle) {
+                let _ =
+                    rustix::process::waitpid(Some(middle), rustix::process::WaitOptions::empty());
+            }
+            match said? {
+                Some(Message::Forked(pid)) => Ok((pid, ours)),
+                Some(Message::Failed(reason)) => Err(Error::Container(reason)),
+                other => Err(Error::Container(format!(
+                    "the process forking {what} sent {other:?}"
+                ))),
+            }
+        }
     }
+}
+
+/// The forked child's side: runs `body` and reports the error that stopped
+/// it.
+fn become_child(ours: Channel, theirs: Channel, body: impl FnOnce(&Channel) -> Error) -> ! {
+    drop(ours);
+    let error = body(&theirs);
+    let _ = theirs.send(&Message::Failed(report(&error)));
+    sys::exit_child(crate::init::exit_code(&error));
 }
 
 /// Two connected ends: one for the runtime, one for the child.
@@ -63,6 +111,10 @@ impl Channel {
         match message {
             Message::Go(pid) => {
                 packet.push(b'G');
+                packet.extend_from_slice(&pid.to_le_bytes());
+            }
+            Message::Forked(pid) => {
+                packet.push(b'P');
                 packet.extend_from_slice(&pid.to_le_bytes());
             }
             Message::RunHooks => packet.push(b'H'),
@@ -94,9 +146,8 @@ impl Channel {
         let packet = &buf[..n];
         let message = match packet {
             [] => return Ok(None),
-            [b'G', pid @ ..] if pid.len() == 4 => {
-                Message::Go(i32::from_le_bytes([pid[0], pid[1], pid[2], pid[3]]))
-            }
+            [b'G', a, b, c, d] => Message::Go(i32::from_le_bytes([*a, *b, *c, *d])),
+            [b'P', a, b, c, d] => Message::Forked(i32::from_le_bytes([*a, *b, *c, *d])),
             [b'H'] => Message::RunHooks,
             [b'C'] => Message::Created,
             [b'F', reason @ ..] => Message::Failed(String::from_utf8_lossy(reason).into_owned()),

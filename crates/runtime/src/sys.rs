@@ -53,6 +53,11 @@ fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Resul
     check(rc.into()).map(drop)
 }
 
+/// Makes orphaned descendants this process's children, to wait for.
+pub(crate) fn set_child_subreaper() -> Result<(), Errno> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0)
+}
+
 pub(crate) fn drop_bounding_capability(cap: u32) -> Result<(), Errno> {
     prctl(libc::PR_CAPBSET_DROP, cap.into(), 0)
 }
