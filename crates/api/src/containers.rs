@@ -662,32 +662,6 @@ struct LogOptions {
     raw: bool,
 }
 
-/// The API's `since`/`until`: `SECONDS[.NANOSECONDS]`, 0 for none.
-fn api_time(query: &Query, name: &str) -> Result<Option<i128>> {
-    let Some(text) = query.get(name).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = || {
-        ApiError::bad_request(format!(
-            "invalid value for \"{name}\": {text:?}: expected Unix seconds, optionally with a fraction"
-        ))
-    };
-    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let seconds: i128 = seconds.parse().map_err(|_| bad())?;
-    let nanos: i128 = format!("{fraction:0<9}").parse().map_err(|_| bad())?;
-    let time = seconds * 1_000_000_000 + nanos;
-    Ok((time != 0).then_some(time))
-}
-
-fn now_nanos() -> i128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i128)
-}
-
 /// Whether a follower should keep waiting for more output: while the
 /// container runs, or has been created and not yet (tried to) start.
 fn may_write_more(daemon: &Daemon, id: &str) -> bool {
@@ -781,8 +755,10 @@ fn stream_log(
             return;
         }
         // Checked before reading, so nothing written before the end is missed.
-        let more =
-            may_write_more(&daemon, &id) && options.until.is_none_or(|until| now_nanos() <= until);
+        let more = may_write_more(&daemon, &id)
+            && options
+                .until
+                .is_none_or(|until| keel_time::now_unix_nanos() <= until);
         lines = read_new_lines(&mut file, &mut position);
         lines.retain(|line| in_window(line, &options));
         if lines.is_empty() && rotated(&file, &current) {
@@ -861,8 +837,8 @@ fn next_log(files: &[std::path::PathBuf], file: &std::fs::File) -> Option<std::p
 
 fn log_options(query: &Query, tty: bool) -> Result<LogOptions> {
     Ok(LogOptions {
-        since: api_time(query, "since")?,
-        until: api_time(query, "until")?,
+        since: query.time("since")?,
+        until: query.time("until")?,
         raw: tty,
         stdout: query.flag("stdout"),
         stderr: query.flag("stderr"),

@@ -241,7 +241,11 @@ pub async fn tag(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Repl
         let reference = Reference::parse_repository(&repo)
             .or_else(|_| Reference::parse(&repo))?
             .with_tag(&tag)?;
+        let id = daemon.store().resolve(&name)?;
         daemon.store().tag(&name, &reference)?;
+        daemon
+            .engine
+            .image_event(id.as_str(), &reference.familiar(), "tag");
         Ok(crate::http::empty(StatusCode::CREATED))
     })
     .await
@@ -252,9 +256,18 @@ pub async fn remove(daemon: Arc<Daemon>, name: String, query: Query) -> Result<R
     let force = query.flag("force");
     blocking(move || {
         let engine = &daemon.engine;
+        let id = engine.images().resolve(&name)?;
         let removals = engine
             .images()
             .remove_image(&name, force, |id| engine.is_running(id))?;
+        for removal in &removals {
+            match removal {
+                Removal::Untagged(_) => engine.image_event(id.as_str(), id.as_str(), "untag"),
+                Removal::Deleted(digest) => {
+                    engine.image_event(digest.as_str(), digest.as_str(), "delete")
+                }
+            }
+        }
         Ok(json(
             StatusCode::OK,
             &removals.iter().map(removal_json).collect::<Vec<_>>(),
@@ -303,6 +316,8 @@ pub async fn load(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
         let loaded = daemon.store().load(reader, "the uploaded archive")?;
         let mut lines = Vec::new();
         for image in loaded {
+            let id = image.id.as_str();
+            daemon.engine.image_event(id, id, "load");
             if let (Some(reference), Some(old)) = (&image.reference, &image.replaced) {
                 lines.push(format!(
                     "The image {} already exists, renaming the old one with ID {old} to empty string\n",
@@ -336,7 +351,8 @@ pub async fn save(daemon: Arc<Daemon>, names: Vec<String>) -> Result<Reply> {
     let checked = Arc::clone(&daemon);
     let names = blocking(move || {
         for name in &names {
-            checked.store().resolve(name)?;
+            let id = checked.store().resolve(name)?;
+            checked.engine.image_event(id.as_str(), id.as_str(), "save");
         }
         Ok(names)
     })
@@ -385,6 +401,9 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         let id: Digest = daemon
             .store()
             .import(reader, &options, reference.as_ref())?;
+        daemon
+            .engine
+            .image_event(id.as_str(), id.as_str(), "import");
         Ok(json(StatusCode::OK, &json!({ "status": id })))
     })
     .await

@@ -6,6 +6,7 @@
 mod attach;
 mod containers;
 mod distribution;
+mod events;
 mod exec;
 mod http;
 mod images;
@@ -129,6 +130,7 @@ async fn dispatch(
         (&Method::HEAD, "/_ping") => return Ok(system::ping(true)),
         (&Method::GET, "/version") => return Ok(system::version()),
         (&Method::GET, "/info") => return Ok(system::info(&daemon)),
+        (&Method::GET, "/events") => return events::events(daemon, query).await,
         (&Method::GET, "/images/json") => return images::list(daemon, query).await,
         (&Method::GET, "/system/df") => return images::disk_usage(daemon).await,
         (&Method::POST, "/images/load") => return images::load(daemon, request.into_body()).await,

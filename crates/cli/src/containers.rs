@@ -1030,62 +1030,6 @@ pub fn wait(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     })
 }
 
-/// `--since`/`--until` as the API takes them (`SECONDS.NANOSECONDS`), from
-/// what docker's CLI takes: a Go duration before now (`10m`, `1h30m`), an
-/// RFC 3339 time, or Unix seconds.
-fn log_time(flag: &str, text: &str) -> Result<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as i128;
-    let nanos = if let Some(ago) = go_duration(text) {
-        now - ago
-    } else if let Some(time) = keel_time::unix_nanos(text) {
-        time
-    } else if text
-        .split_once('.')
-        .map_or(text, |(s, _)| s)
-        .parse::<i64>()
-        .is_ok()
-        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-    {
-        return Ok(text.to_owned());
-    } else {
-        bail!(
-            "invalid value for \"{flag}\": failed to parse value as time or duration: \"{text}\""
-        );
-    };
-    Ok(format!(
-        "{}.{:09}",
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000)
-    ))
-}
-
-/// A Go duration (`300ms`, `1.5h`, `2h45m`) in nanoseconds.
-fn go_duration(text: &str) -> Option<i128> {
-    let mut rest = text;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let number: f64 = rest[..digits].parse().ok()?;
-        let unit_end = rest[digits..]
-            .find(|c: char| c.is_ascii_digit())
-            .map_or(rest.len(), |i| digits + i);
-        let scale = match &rest[digits..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = &rest[unit_end..];
-    }
-    (!text.is_empty()).then_some(total as i128)
-}
-
 /// `keel logs [-f] [-t] [--tail N] [--since T] [--until T] NAME`
 pub fn logs(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let (mut follow, mut timestamps, mut tail) = (false, false, "all".to_owned());
@@ -1096,8 +1040,10 @@ pub fn logs(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             Short('f') | Long("follow") => follow = true,
             Short('t') | Long("timestamps") => timestamps = true,
             Short('n') | Long("tail") => tail = parser.value()?.string()?,
-            Long("since") => since = log_time("since", &parser.value()?.string()?)?,
-            Short('u') | Long("until") => until = log_time("until", &parser.value()?.string()?)?,
+            Long("since") => since = crate::times::api_time("since", &parser.value()?.string()?)?,
+            Short('u') | Long("until") => {
+                until = crate::times::api_time("until", &parser.value()?.string()?)?
+            }
             Value(value) if name.is_none() => name = Some(value.string()?),
             other => return Err(usage(other.unexpected(), "logs [OPTIONS] CONTAINER")),
         }

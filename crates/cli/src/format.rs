@@ -170,8 +170,19 @@ impl Template {
 }
 
 /// A field by its dotted path: `NetworkSettings.IPAddress`.
+/// A field by its path; a name differing only in case stands for a JSON
+/// key, as a Go template's struct field does (`.Status` for an event's
+/// `status`, `.TimeNano` for `timeNano`).
 fn lookup<'a>(row: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(row, |value, name| value.get(name))
+    path.split('.').try_fold(row, |value, name| {
+        value.get(name).or_else(|| {
+            value
+                .as_object()?
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 mod client;
 mod containers;
 mod daemon;
+mod events;
 mod format;
 mod images;
 mod networks;
 mod objects;
 mod registry;
 mod session;
+mod times;
 mod volumes;
 
 use std::io::ErrorKind;
@@ -70,6 +72,7 @@ Commands:
   volume      Manage volumes (create, ls, inspect, rm, prune)
   network     Manage networks (create, ls, inspect, rm, connect, disconnect, prune)
   info        Display system-wide information
+  events      Get real time events from the server
   system df   Show disk usage
   version     Show the Keel version information
   daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST;
@@ -204,8 +207,10 @@ fn run() -> Result<()> {
         }
         "system" => match parser.next()? {
             Some(Value(sub)) if sub == "df" => images::system_df(&client, parser),
-            _ => bail!("Usage:  keel system COMMAND\n\nCommands: df"),
+            Some(Value(sub)) if sub == "events" => events::events(&client, parser),
+            _ => bail!("Usage:  keel system COMMAND\n\nCommands: df, events"),
         },
+        "events" => events::events(&client, parser),
         "pull" => registry::pull(&client, parser),
         "push" => registry::push(&client, parser),
         "login" => registry::login(&client, parser),

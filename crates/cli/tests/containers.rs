@@ -773,3 +773,151 @@ fn attach_and_start_a_stream_the_output_and_pass_the_exit_code_through() {
     );
     assert_eq!((code, out.as_str()), (0, "piped in\n"), "{err}");
 }
+
+/// Unix seconds with nanoseconds, as `--since` takes them.
+fn unix_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+#[test]
+fn events_tell_a_containers_life_to_keel_and_docker_past_and_live() {
+    let daemon = TestDaemon::with_busybox();
+    let since = unix_now();
+    daemon.keel_ok(&["volume", "create", "evvol"]);
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ev",
+        "--label",
+        "tier=front",
+        "-v",
+        "evvol:/data",
+        "keel-test/busybox",
+        "sleep",
+        "60",
+    ]);
+    daemon.keel_ok(&["exec", "ev", "true"]);
+    daemon.keel_ok(&["stop", "-t", "1", "ev"]);
+    daemon.keel_ok(&["rename", "ev", "ev2"]);
+    daemon.keel_ok(&["rm", "ev2"]);
+    daemon.keel_ok(&["volume", "rm", "evvol"]);
+    daemon.keel_ok(&["tag", "keel-test/busybox", "keel-test/evtag:1"]);
+    let until = unix_now();
+
+    let actions = daemon.keel_ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(
+        actions.lines().collect::<Vec<_>>(),
+        [
+            "create",
+            "start",
+            "exec_create: true",
+            "exec_start: true",
+            "exec_die",
+            "kill",
+            "kill",
+            "die",
+            "stop",
+            "rename",
+            "destroy"
+        ],
+        "{actions}"
+    );
+    // docker's own CLI, its default format and filters by name and event.
+    let (code, out, err) = daemon.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev",
+        "--filter",
+        "event=die",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let line = out.trim();
+    assert!(
+        line.contains(" container die ")
+            && line.contains(" (execDuration=")
+            && line.ends_with(", exitCode=137, image=keel-test/busybox, name=ev, tier=front)"),
+        "{out}"
+    );
+    let events_of = |kind: &str, format: &str| {
+        daemon.keel_ok(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            &format!("type={kind}"),
+            "--format",
+            format,
+        ])
+    };
+    assert_eq!(
+        events_of("volume", "{{.Action}} {{.Actor.ID}}"),
+        "create evvol\ndestroy evvol\n"
+    );
+    assert_eq!(
+        events_of("image", "{{.Action}} {{.Actor.Attributes.name}}"),
+        "tag keel-test/evtag:1\n"
+    );
+    let (code, _, err) = daemon.keel(&["events", "--until", &until, "--filter", "colour=red"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+
+    // Live: a follower sees a start as it happens.
+    let mut follower = daemon
+        .keel_command(&[
+            "events",
+            "--filter",
+            "event=start",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    // The follower subscribes once its request arrives: start until it sees one.
+    let mut seen = None;
+    for round in 0..50 {
+        daemon.keel_ok(&[
+            "run",
+            "--rm",
+            "--name",
+            &format!("live{round}"),
+            "keel-test/busybox",
+            "true",
+        ]);
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen = Some(line);
+            break;
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let seen = seen.expect("the follower printed a start");
+    assert!(seen.starts_with("live"), "{seen}");
+}

@@ -354,6 +354,7 @@ impl Engine {
             true => format!("Status: Image is up to date for {shown}"),
             false => format!("Status: Downloaded newer image for {shown}"),
         }));
+        self.image_event(&shown, &shown, "pull");
         Ok(id)
     }
 
@@ -475,6 +476,8 @@ impl Engine {
             "{tag}: digest: {digest} size: {}",
             bytes.len()
         )));
+        let shown = reference.familiar();
+        self.image_event(&shown, &shown, "push");
         Ok(digest)
     }
 

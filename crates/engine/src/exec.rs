@@ -52,6 +52,8 @@ impl Engine {
         }
         Self::check_not_paused(&container)?;
         let id = random_id()?;
+        let action = format!("exec_create: {}", config.cmd.join(" "));
+        self.container_event(&container, &action, &[("execID", id.clone())]);
         self.lock().execs.insert(
             id.clone(),
             Exec {
@@ -145,6 +147,8 @@ impl Engine {
             e.running = true;
             e.pid = launched.pid;
         });
+        let action = format!("exec_start: {}", exec.config.cmd.join(" "));
+        self.container_event(&container, &action, &[("execID", exec.id.clone())]);
         let engine = Arc::clone(self);
         let exec = exec.clone();
         std::thread::Builder::new()
@@ -163,6 +167,11 @@ impl Engine {
                     e.running = false;
                     e.exit_code = Some(code);
                 });
+                engine.container_event(
+                    &container,
+                    "exec_die",
+                    &[("execID", exec.id.clone()), ("exitCode", code.to_string())],
+                );
                 engine.remove_exec_files(&exec);
             })
             .context(|| "cannot watch the exec".to_owned())?;

@@ -6,6 +6,7 @@
 mod container;
 mod distribution;
 mod error;
+mod events;
 mod exec;
 pub mod log;
 pub mod monitor;
@@ -33,6 +34,7 @@ use std::time::Duration;
 pub use container::{Config, Container, State, Status};
 pub use distribution::{Progress, Report};
 pub use error::{Error, Result};
+pub use events::{Event, Events};
 pub use exec::{Exec, ExecConfig};
 pub use network::{
     BRIDGE, Endpoint, Mode, Network, NetworkConfig, NetworkOptions, NetworkRequest, Published,
@@ -122,6 +124,7 @@ pub struct Engine {
     /// Registries reached without TLS verification, besides loopback ones.
     insecure_registries: Vec<String>,
     blob_sources: distribution::BlobSources,
+    events: Events,
     /// The engine itself, for the threads it starts (the DNS server's).
     me: std::sync::Weak<Engine>,
 }
@@ -156,6 +159,7 @@ impl Engine {
             networks,
             insecure_registries: options.insecure_registries,
             blob_sources,
+            events: Events::default(),
             runtime_root,
             containers_dir,
             monitor,
@@ -210,6 +214,53 @@ impl Engine {
     /// (loopback ones are always).
     pub fn insecure_registries(&self) -> &[String] {
         &self.insecure_registries
+    }
+
+    /// What happened, for `events`.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Publishes a container's event with the attributes Docker gives
+    /// them (its labels, image and name) and `extra`.
+    fn container_event(&self, container: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut event = Event::new("container", action, &container.id);
+        event.attributes = container.config.labels.clone();
+        event = event
+            .with("image", &container.config.image)
+            .with("name", &container.name);
+        for (key, value) in extra {
+            event = event.with(key, value);
+        }
+        self.events.publish(event);
+    }
+
+    /// Publishes an image's event as Docker does: `id` is the image's id or
+    /// the reference acted on, `name` the name it goes by; the image's
+    /// labels are attributes too.
+    pub fn image_event(&self, id: &str, name: &str, action: &str) {
+        let mut event = Event::new("image", action, id);
+        if let Ok(image) = self
+            .images
+            .resolve(id)
+            .and_then(|id| self.images.image(&id))
+        {
+            event.attributes = image
+                .config
+                .config()
+                .as_ref()
+                .and_then(|c| c.labels().clone())
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+        }
+        self.events.publish(event.with("name", name));
+    }
+
+    /// Publishes a volume's event (all of Keel's volumes are `local`).
+    fn volume_event(&self, name: &str, action: &str) {
+        self.events
+            .publish(Event::new("volume", action, name).with("driver", "local"));
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -436,6 +487,11 @@ impl Engine {
             return Err(error);
         }
         table.containers.insert(id, container.clone());
+        drop(table);
+        for volume in new_volumes {
+            self.volume_event(&volume, "create");
+        }
+        self.container_event(&container, "create", &[]);
         Ok(container)
     }
 
@@ -515,7 +571,7 @@ impl Engine {
             }
         };
         let monitor_pid = launched.child.id() as i32;
-        self.update(&id, |c| {
+        let started = self.update(&id, |c| {
             if by_user {
                 c.state.restart_count = 0;
                 c.state.manually_stopped = false;
@@ -526,6 +582,7 @@ impl Engine {
             c.state.error.clear();
             c.state.started_at = keel_time::now_rfc3339();
         })?;
+        self.container_event(&started, "start", &[]);
         // Any that came while it started.
         self.connect_waiting(&id);
         let engine = Arc::clone(self);
@@ -655,12 +712,17 @@ impl Engine {
     pub fn attach(&self, name: &str) -> Result<Attachment> {
         let mut table = self.lock();
         let id = Self::find(&table, name)?;
-        if table.containers[&id].state.status == Status::Running {
+        let container = table.containers[&id].clone();
+        if container.state.status == Status::Running {
             drop(table);
-            return Ok(Attachment::Now(self.connect(&id, None)?));
+            let connection = self.connect(&id, None)?;
+            self.container_event(&container, "attach", &[]);
+            return Ok(Attachment::Now(connection));
         }
         let (sender, receiver) = std::sync::mpsc::channel();
         table.attaching.entry(id).or_default().push(sender);
+        drop(table);
+        self.container_event(&container, "attach", &[]);
         Ok(Attachment::AtStart(receiver))
     }
 
@@ -688,13 +750,21 @@ impl Engine {
         let Ok(container) = self.update(id, |c| record_exit(&mut c.state, exit)) else {
             return;
         };
+        let ran_for = keel_time::unix_seconds(&container.state.finished_at)
+            .zip(keel_time::unix_seconds(&container.state.started_at))
+            .map_or(0, |(end, start)| end - start);
+        self.container_event(
+            &container,
+            "die",
+            &[
+                ("exitCode", container.state.exit_code.to_string()),
+                ("execDuration", ran_for.max(0).to_string()),
+            ],
+        );
         if container.config.auto_remove {
             self.remove(id, true, true).ok();
             return;
         }
-        let ran_for = keel_time::unix_seconds(&container.state.finished_at)
-            .zip(keel_time::unix_seconds(&container.state.started_at))
-            .map_or(0, |(end, start)| end - start);
         let delay = container
             .config
             .restart
@@ -836,13 +906,16 @@ impl Engine {
             let _ = self.signal(&container, libc::SIGKILL);
             self.wait(&container.id, WaitCondition::NotRunning)?;
         }
+        self.container_event(&container, "stop", &[]);
         Ok(())
     }
 
     /// Stops a container (as `stop` does) and starts it again.
     pub fn restart(self: &Arc<Self>, name: &str, timeout: Option<Duration>) -> Result<()> {
         self.stop(name, timeout)?;
-        self.start(name)
+        self.start(name)?;
+        self.container_event(&self.container(name)?, "restart", &[]);
+        Ok(())
     }
 
     /// Gives a container another name, as `docker rename` does.
@@ -872,7 +945,9 @@ impl Engine {
             }
             id
         };
-        self.update(&id, |c| c.name = new_name.to_owned())?;
+        let old_name = self.container(&id)?.name;
+        let renamed = self.update(&id, |c| c.name = new_name.to_owned())?;
+        self.container_event(&renamed, "rename", &[("oldName", format!("/{old_name}"))]);
         Ok(())
     }
 
@@ -918,6 +993,7 @@ impl Engine {
                 fs::remove_dir_all(&dir).context(|| format!("cannot remove {}", dir.display()))
             });
         self.changed.notify_all();
+        self.container_event(&container, "destroy", &[]);
         removed
     }
 

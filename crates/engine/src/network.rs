@@ -442,10 +442,24 @@ impl Engine {
     /// it fails half way.
     pub(crate) fn join_network(&self, id: &str) -> Result<Wiring> {
         let wired = self.wire(id);
-        if wired.is_err() {
-            self.leave_network(id);
+        match wired.is_ok() {
+            true => self.endpoint_events(id, "connect"),
+            false => self.leave_network(id),
         }
         wired
+    }
+
+    /// Publishes a network event for each network container `id` is on, as
+    /// Docker does when it starts (connect) and stops (disconnect).
+    fn endpoint_events(&self, id: &str, action: &str) {
+        let Ok(container) = self.container(id) else {
+            return;
+        };
+        for name in container.state.endpoints.keys() {
+            if let Ok(network) = self.networks.find(name) {
+                self.network_event(&network, action, Some(id));
+            }
+        }
     }
 
     fn wire(&self, id: &str) -> Result<Wiring> {
@@ -734,7 +748,12 @@ impl Engine {
         {
             server.remove(id);
         }
-        netns::remove(&self.networks.netns_path(id)).ok();
+        let netns = self.networks.netns_path(id);
+        let joined = netns.exists();
+        netns::remove(&netns).ok();
+        if joined {
+            self.endpoint_events(id, "disconnect");
+        }
         if !container.state.published.is_empty() {
             self.update(id, |c| c.state.published.clear()).ok();
         }
@@ -931,6 +950,8 @@ impl Engine {
             &serde_json::to_vec(&network).expect("a network serializes"),
         )?;
         list.insert(network.id.clone(), network.clone());
+        drop(list);
+        self.network_event(&network, "create", None);
         Ok(network)
     }
 
@@ -981,6 +1002,7 @@ impl Engine {
         let record = self.networks.dir.join(format!("{}.json", network.id));
         fs::remove_file(&record).context(|| format!("cannot remove {}", record.display()))?;
         self.networks.list().remove(&network.id);
+        self.network_event(&network, "destroy", None);
         Ok(())
     }
 
@@ -1041,6 +1063,7 @@ impl Engine {
                 return Err(error);
             }
         }
+        self.network_event(&network, "connect", Some(&container.id));
         Ok(())
     }
 
@@ -1062,7 +1085,19 @@ impl Engine {
             bridge::detach(&veth_name(&container.id, &endpoint.interface))?;
         }
         self.forget_endpoint(&container.id, &network.name);
+        self.network_event(&network, "disconnect", Some(&container.id));
         Ok(())
+    }
+
+    /// Publishes a network's event, naming the container it concerns.
+    fn network_event(&self, network: &Network, action: &str, container: Option<&str>) {
+        let mut event = crate::Event::new("network", action, &network.id)
+            .with("name", &network.name)
+            .with("type", "bridge");
+        if let Some(container) = container {
+            event = event.with("container", container);
+        }
+        self.events.publish(event);
     }
 
     fn forget_endpoint(&self, id: &str, network: &str) {

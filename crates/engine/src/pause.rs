@@ -22,6 +22,7 @@ impl Engine {
         }
         self.runtime().pause(&container.id)?;
         self.update(&container.id, |c| c.state.paused = true)?;
+        self.container_event(&container, "pause", &[]);
         Ok(())
     }
 
@@ -36,6 +37,7 @@ impl Engine {
         }
         self.runtime().resume(&container.id)?;
         self.update(&container.id, |c| c.state.paused = false)?;
+        self.container_event(&container, "unpause", &[]);
         Ok(())
     }
 
@@ -44,6 +46,7 @@ impl Engine {
     pub(crate) fn signal(&self, container: &Container, signal: i32) -> Result<()> {
         let runtime = self.runtime();
         runtime.kill(&container.id, signal, false)?;
+        self.container_event(container, "kill", &[("signal", signal.to_string())]);
         if container.state.paused {
             runtime.resume(&container.id)?;
             self.update(&container.id, |c| c.state.paused = false)?;

@@ -226,8 +226,9 @@ impl crate::Engine {
                 && users(table, &mount.source)
                     .iter()
                     .all(|id| *id == container.id)
+                && self.volumes.remove(&mount.source).is_ok()
             {
-                self.volumes.remove(&mount.source).ok();
+                self.volume_event(&mount.source, "destroy");
             }
         }
     }
@@ -244,7 +245,11 @@ impl crate::Engine {
             Some(name) => name.to_owned(),
             None => crate::random_id()?,
         };
-        Ok(self.volumes.create(&name, labels, false)?.0)
+        let (volume, new) = self.volumes.create(&name, labels, false)?;
+        if new {
+            self.volume_event(&name, "create");
+        }
+        Ok(volume)
     }
 
     pub fn volume(&self, name: &str) -> Result<Volume> {
@@ -280,7 +285,9 @@ impl crate::Engine {
                 users,
             });
         }
-        self.volumes.remove(name)
+        self.volumes.remove(name)?;
+        self.volume_event(name, "destroy");
+        Ok(())
     }
 
     /// Removes the volumes no container uses: anonymous ones, or with
@@ -292,6 +299,7 @@ impl crate::Engine {
             if (all || volume.anonymous) && users(&table, &volume.name).is_empty() {
                 let size = self.volumes.size(&volume.name);
                 self.volumes.remove(&volume.name)?;
+                self.volume_event(&volume.name, "destroy");
                 removed.0.push(volume.name);
                 removed.1 += size;
             }
