@@ -90,6 +90,7 @@ struct CreateBody {
     mac_address: Option<String>,
     stop_signal: Option<String>,
     stop_timeout: Option<u64>,
+    healthcheck: Option<keel_engine::Healthcheck>,
     host_config: Option<HostConfig>,
     networking_config: Option<NetworkingConfig>,
 }
@@ -242,6 +243,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
                 .collect(),
         },
         stop_signal: request.stop_signal.filter(|s| !s.is_empty()),
+        healthcheck: request.healthcheck,
         stop_timeout: request.stop_timeout,
         tty: request.tty,
         open_stdin: request.open_stdin,
@@ -399,7 +401,14 @@ fn status_text(container: &Container) -> String {
         Status::Running if container.state.paused => {
             format!("Up {} (Paused)", since(&container.state.started_at))
         }
-        Status::Running => format!("Up {}", since(&container.state.started_at)),
+        Status::Running => match container.state.health.as_ref().map(|h| h.status.as_str()) {
+            Some("starting") => format!(
+                "Up {} (health: starting)",
+                since(&container.state.started_at)
+            ),
+            Some(health) => format!("Up {} ({health})", since(&container.state.started_at)),
+            None => format!("Up {}", since(&container.state.started_at)),
+        },
         Status::Exited => format!(
             "Exited ({}) {} ago",
             container.state.exit_code,
@@ -515,6 +524,9 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
     Ok(json(StatusCode::OK, &out))
 }
 
+/// Docker's `health` filter values.
+const HEALTH: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
+
 /// The `ps --filter` keys Keel knows, with their values checked.
 fn check_filter(key: &str, value: &str) -> Result<()> {
     const STATUSES: [&str; 7] = [
@@ -528,13 +540,17 @@ fn check_filter(key: &str, value: &str) -> Result<()> {
     ];
     match key {
         "id" | "name" | "label" | "ancestor" | "network" => Ok(()),
+        "health" if HEALTH.contains(&value) => Ok(()),
+        "health" => Err(ApiError::bad_request(format!(
+            "Unrecognised filter value for health: {value}"
+        ))),
         "status" if STATUSES.contains(&value) => Ok(()),
         "exited" if value.parse::<i32>().is_ok() => Ok(()),
         "status" | "exited" => Err(ApiError::bad_request(format!(
             "invalid filter '{key}={value}'"
         ))),
         _ => Err(ApiError::bad_request(format!(
-            "invalid filter '{key}': Keel filters containers by id, name, label, status, exited, ancestor and network"
+            "invalid filter '{key}': Keel filters containers by id, name, label, status, exited, health, ancestor and network"
         ))),
     }
 }
@@ -550,6 +566,13 @@ fn matches(c: &Container, key: &str, value: &str) -> bool {
         },
         "status" => state_name(c) == value,
         "exited" => c.state.status == Status::Exited && value.parse() == Ok(c.state.exit_code),
+        "health" => {
+            c.state
+                .health
+                .as_ref()
+                .map_or("none", |h| h.status.as_str())
+                == value
+        }
         "ancestor" => {
             // By the name it was run as, or an id (12 hex digits at least).
             let short_id = value.trim_start_matches("sha256:");
@@ -590,6 +613,7 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
             "Error": c.state.error,
             "StartedAt": if c.state.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.started_at },
             "FinishedAt": if c.state.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.finished_at },
+            "Health": c.state.health,
         },
         "Image": c.image_id,
         "LogPath": log_path,
@@ -634,6 +658,7 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
             "StopSignal": c.config.stop_signal,
             "StopTimeout": c.config.stop_timeout,
             "ExposedPorts": network::exposed(&c),
+            "Healthcheck": c.config.healthcheck,
         },
         "NetworkSettings": network::settings(&daemon, &c),
     });

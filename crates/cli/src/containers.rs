@@ -87,9 +87,27 @@ struct CreateFlags {
     /// `--pull`: always, missing (the default) or never.
     pull: Option<String>,
     platform: Option<String>,
+    /// `--health-*`: the API's Healthcheck fields.
+    health: serde_json::Map<String, Value>,
+    no_healthcheck: bool,
 }
 
+/// `run`'s and `create`'s flags, image and command; a bad flag exits 125,
+/// as docker's do.
 fn parse_create(
+    parser: &mut lexopt::Parser,
+    synopsis: &str,
+) -> Result<(CreateFlags, String, Vec<String>)> {
+    parse_create_flags(parser, synopsis).map_err(|e| {
+        Exit {
+            code: EXIT_DAEMON,
+            message: Some(format!("keel: {e:#}")),
+        }
+        .into()
+    })
+}
+
+fn parse_create_flags(
     parser: &mut lexopt::Parser,
     synopsis: &str,
 ) -> Result<(CreateFlags, String, Vec<String>)> {
@@ -269,6 +287,37 @@ fn parse_create(
                 flags.pull = Some(policy);
             }
             Some(Long("platform")) => flags.platform = Some(parser.value()?.string()?),
+            Some(Long("health-cmd")) => {
+                let command: String = parser.value()?.string()?;
+                flags
+                    .health
+                    .insert("Test".into(), json!(["CMD-SHELL", command]));
+            }
+            Some(Long("health-interval")) => {
+                health_duration(parser, &mut flags.health, "Interval", "--health-interval")?
+            }
+            Some(Long("health-timeout")) => {
+                health_duration(parser, &mut flags.health, "Timeout", "--health-timeout")?
+            }
+            Some(Long("health-start-period")) => health_duration(
+                parser,
+                &mut flags.health,
+                "StartPeriod",
+                "--health-start-period",
+            )?,
+            Some(Long("health-start-interval")) => health_duration(
+                parser,
+                &mut flags.health,
+                "StartInterval",
+                "--health-start-interval",
+            )?,
+            Some(Long("health-retries")) => {
+                number_flag(parser, &mut flags.health, "Retries", "--health-retries")?;
+                if flags.health["Retries"].as_i64() < Some(0) {
+                    bail!("--health-retries cannot be negative");
+                }
+            }
+            Some(Long("no-healthcheck")) => flags.no_healthcheck = true,
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -277,8 +326,34 @@ fn parse_create(
             ),
         }
     };
+    if flags.no_healthcheck {
+        if !flags.health.is_empty() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        flags.health.insert("Test".into(), json!(["NONE"]));
+    }
     let command = rest_of_line(parser)?;
     Ok((flags, image, command))
+}
+
+/// A `--health-*` duration (Go's syntax), into the API's nanoseconds.
+fn health_duration(
+    parser: &mut lexopt::Parser,
+    into: &mut serde_json::Map<String, Value>,
+    key: &str,
+    flag: &str,
+) -> Result<()> {
+    let text: String = parser.value()?.string()?;
+    let nanos = crate::times::go_duration(&text).with_context(|| {
+        format!(
+            "invalid argument \"{text}\" for \"{flag}\" flag: time: invalid duration \"{text}\""
+        )
+    })?;
+    if nanos < 0 {
+        bail!("{flag} cannot be negative");
+    }
+    into.insert(key.to_owned(), json!(nanos as i64));
+    Ok(())
 }
 
 /// `--mount type=bind,source=/a,target=/b,readonly` as the API's Mount.
@@ -442,6 +517,7 @@ fn create_container(
         "Tty": flags.tty,
         "StopSignal": flags.stop_signal,
         "StopTimeout": flags.stop_timeout,
+        "Healthcheck": (!flags.health.is_empty()).then_some(&flags.health),
         "Volumes": flags.volumes,
         "ExposedPorts": flags.exposed,
         "OpenStdin": flags.interactive,
@@ -538,11 +614,7 @@ fn run_failure(error: anyhow::Error) -> anyhow::Error {
 
 /// `keel run [OPTIONS] IMAGE [COMMAND] [ARG...]`
 pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let (flags, image, command) = parse_create(parser, "run [OPTIONS] IMAGE [COMMAND] [ARG...]")
-        .map_err(|e| Exit {
-            code: EXIT_DAEMON,
-            message: Some(format!("keel: {e:#}")),
-        })?;
+    let (flags, image, command) = parse_create(parser, "run [OPTIONS] IMAGE [COMMAND] [ARG...]")?;
     if flags.tty && flags.interactive && !flags.detach && !std::io::stdin().is_terminal() {
         return Err(Exit {
             code: EXIT_DAEMON,

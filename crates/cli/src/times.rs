@@ -33,9 +33,16 @@ pub fn api_time(flag: &str, text: &str) -> Result<String> {
     ))
 }
 
-/// A Go duration (`300ms`, `1.5h`, `2h45m`) in nanoseconds.
-fn go_duration(text: &str) -> Option<i128> {
-    let mut rest = text;
+/// A Go duration (`300ms`, `1.5h`, `2h45m`, `-1s`, `0`) in nanoseconds.
+pub fn go_duration(text: &str) -> Option<i128> {
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if unsigned == "0" {
+        return Some(0);
+    }
+    let mut rest = unsigned;
     let mut total = 0f64;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
@@ -55,5 +62,20 @@ fn go_duration(text: &str) -> Option<i128> {
         total += number * scale;
         rest = &rest[unit_end..];
     }
-    (!text.is_empty()).then_some(total as i128)
+    (!unsigned.is_empty()).then_some((sign * total) as i128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_read_as_go_reads_them() {
+        assert_eq!(go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(go_duration("2h45m"), Some(9_900_000_000_000));
+        assert_eq!(go_duration("-1s"), Some(-1_000_000_000));
+        assert_eq!(go_duration("0"), Some(0));
+        assert_eq!(go_duration("10"), None);
+        assert_eq!(go_duration(""), None);
+    }
 }

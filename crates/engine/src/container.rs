@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::{Health, Healthcheck};
 use crate::log::LogConfig;
 use crate::mounts::Mount;
 use crate::network::{Endpoint, NetworkConfig, Published};
@@ -56,6 +57,9 @@ pub struct Config {
     /// `--log-driver`, `--log-opt`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `--health-cmd` and friends, merged with the image's HEALTHCHECK.
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
 }
 
 /// Docker's container states.
@@ -109,6 +113,31 @@ pub struct State {
     /// Frozen by `pause` (it still runs).
     #[serde(default)]
     pub paused: bool,
+    /// What its health check found, when it has one.
+    #[serde(default)]
+    pub health: Option<Health>,
+}
+
+impl State {
+    /// A container's state before its first start.
+    pub(crate) fn created() -> Self {
+        State {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            exits: 0,
+            monitor_pid: 0,
+            restart_count: 0,
+            manually_stopped: false,
+            endpoints: BTreeMap::new(),
+            published: Vec::new(),
+            paused: false,
+            health: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ mod distribution;
 mod error;
 mod events;
 mod exec;
+mod health;
 pub mod log;
 pub mod monitor;
 pub mod mounts;
@@ -36,6 +37,7 @@ pub use distribution::{Progress, Report};
 pub use error::{Error, Result};
 pub use events::{Event, Events};
 pub use exec::{Exec, ExecConfig};
+pub use health::{Health, Healthcheck, ProbeResult};
 pub use network::{
     BRIDGE, Endpoint, Mode, Network, NetworkConfig, NetworkOptions, NetworkRequest, Published,
     fixed_network_id,
@@ -169,6 +171,7 @@ impl Engine {
         let still_running = engine.load_containers()?;
         engine.reconcile_networks();
         for id in still_running {
+            engine.watch_health(&id);
             let watcher = Arc::clone(&engine);
             std::thread::Builder::new()
                 .name(format!("watch-{}", &id[..12]))
@@ -384,6 +387,10 @@ impl Engine {
         }
         let image_id = self.images.resolve(&config.image)?;
         let image = self.images.image(&image_id)?;
+        let image_check =
+            serde_json::from_slice::<serde_json::Value>(&self.images.raw_config(&image_id)?)
+                .ok()
+                .and_then(|raw| serde_json::from_value(raw["config"]["Healthcheck"].clone()).ok());
         let image_config = image.config.config().clone().unwrap_or_default();
         let entrypoint = match &config.entrypoint {
             Some(entrypoint) => entrypoint.clone(),
@@ -399,6 +406,10 @@ impl Engine {
         let path = argv.next().ok_or(Error::NoCommand)?;
         let args: Vec<String> = argv.collect();
         let mut config = config;
+        config.healthcheck = Healthcheck::merged(config.healthcheck.take(), image_check);
+        if let Some(check) = &config.healthcheck {
+            check.check()?;
+        }
         if config.working_dir.is_none() {
             config.working_dir = image_config.working_dir().clone();
         }
@@ -450,21 +461,7 @@ impl Engine {
             path,
             args,
             config,
-            state: State {
-                status: Status::Created,
-                pid: 0,
-                exit_code: 0,
-                error: String::new(),
-                started_at: String::new(),
-                finished_at: String::new(),
-                exits: 0,
-                monitor_pid: 0,
-                restart_count: 0,
-                manually_stopped: false,
-                endpoints: BTreeMap::new(),
-                paused: false,
-                published: Vec::new(),
-            },
+            state: State::created(),
         };
         let dir = self.dir(&id);
         let mut new_volumes = Vec::new();
@@ -581,8 +578,17 @@ impl Engine {
             c.state.monitor_pid = monitor_pid;
             c.state.error.clear();
             c.state.started_at = keel_time::now_rfc3339();
+            if c.config
+                .healthcheck
+                .as_ref()
+                .and_then(Healthcheck::command)
+                .is_some()
+            {
+                Health::restart(&mut c.state.health);
+            }
         })?;
         self.container_event(&started, "start", &[]);
+        self.watch_health(&id);
         // Any that came while it started.
         self.connect_waiting(&id);
         let engine = Arc::clone(self);

@@ -71,23 +71,14 @@ impl RestartPolicy {
 mod tests {
     use super::*;
     use crate::container::Status;
-    use std::collections::BTreeMap;
 
     fn exited(code: i32, restarts: u32) -> State {
         State {
             status: Status::Exited,
-            pid: 0,
             exit_code: code,
-            error: String::new(),
-            started_at: String::new(),
-            finished_at: String::new(),
             exits: 1,
-            monitor_pid: 0,
             restart_count: restarts,
-            manually_stopped: false,
-            endpoints: BTreeMap::new(),
-            paused: false,
-            published: Vec::new(),
+            ..State::created()
         }
     }
 

@@ -1,0 +1,433 @@
+//! Health checks (`--health-cmd`, an image's HEALTHCHECK), as Docker runs
+//! them: a probe exec'd in the running container every interval; `healthy`
+//! after a probe that exits 0, `unhealthy` after `retries` failures in a
+//! row (failures within the start period do not count until one probe has
+//! passed); the last five results kept; each change an event.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::exec::ExecConfig;
+use crate::stream::{Frames, STDERR, STDOUT};
+use crate::{Engine, Status};
+
+/// Docker's defaults for a zero setting.
+const INTERVAL: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(30);
+const START_INTERVAL: Duration = Duration::from_secs(5);
+const RETRIES: i64 = 3;
+/// Results kept, and bytes of output kept per result, as Docker's.
+const KEPT_RESULTS: usize = 5;
+const KEPT_OUTPUT: usize = 4096;
+
+/// A container's health check, in the Engine API's shape (durations in
+/// nanoseconds; zero for the default or the image's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Healthcheck {
+    /// `["CMD", program, args...]`, `["CMD-SHELL", command]`, `["NONE"]`,
+    /// or empty for the image's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+impl Healthcheck {
+    /// Refuses what Docker's daemon refuses, in its words.
+    pub(crate) fn check(&self) -> Result<()> {
+        for (name, value) in [
+            ("Interval", self.interval),
+            ("Timeout", self.timeout),
+            ("StartPeriod", self.start_period),
+            ("StartInterval", self.start_interval),
+        ] {
+            if value != 0 && value < 1_000_000 {
+                return Err(Error::InvalidParameter(format!(
+                    "{name} in Healthcheck cannot be less than 1ms"
+                )));
+            }
+        }
+        if self.retries < 0 {
+            return Err(Error::InvalidParameter(
+                "Retries in Healthcheck cannot be negative".to_owned(),
+            ));
+        }
+        match self.test.first().map(String::as_str) {
+            None | Some("NONE" | "CMD" | "CMD-SHELL") => Ok(()),
+            Some(other) => Err(Error::InvalidParameter(format!(
+                "unknown health check type {other:?}: Healthcheck.Test starts with CMD, CMD-SHELL or NONE"
+            ))),
+        }
+    }
+
+    /// The container's check over the image's, as Docker merges them: the
+    /// image's test when none is given, its settings where these are zero.
+    pub(crate) fn merged(own: Option<Self>, image: Option<Self>) -> Option<Self> {
+        let Some(mut own) = own else {
+            return image;
+        };
+        if let Some(image) = image {
+            if own.test.is_empty() {
+                own.test = image.test;
+            }
+            for (mine, theirs) in [
+                (&mut own.interval, image.interval),
+                (&mut own.timeout, image.timeout),
+                (&mut own.start_period, image.start_period),
+                (&mut own.start_interval, image.start_interval),
+                (&mut own.retries, image.retries),
+            ] {
+                if *mine == 0 {
+                    *mine = theirs;
+                }
+            }
+        }
+        Some(own)
+    }
+
+    /// The probe's command line, or None when there is nothing to run.
+    pub(crate) fn command(&self) -> Option<Vec<String>> {
+        match self.test.split_first() {
+            Some((kind, args)) if kind == "CMD" && !args.is_empty() => Some(args.to_vec()),
+            Some((kind, args)) if kind == "CMD-SHELL" && !args.is_empty() => {
+                Some(vec!["/bin/sh".into(), "-c".into(), args.join(" ")])
+            }
+            _ => None,
+        }
+    }
+
+    fn duration(nanos: i64, default: Duration) -> Duration {
+        match nanos {
+            0 => default,
+            n => Duration::from_nanos(n as u64),
+        }
+    }
+}
+
+/// A container's health, as inspect shows it under State.Health.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<ProbeResult>,
+}
+
+impl Health {
+    /// At each start: probing begins again (the log is kept).
+    pub(crate) fn restart(health: &mut Option<Health>) {
+        let health = health.get_or_insert_with(Health::starting);
+        health.status = "starting".to_owned();
+        health.failing_streak = 0;
+    }
+
+    fn starting() -> Self {
+        Health {
+            status: "starting".to_owned(),
+            failing_streak: 0,
+            log: Vec::new(),
+        }
+    }
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProbeResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
+}
+
+impl Engine {
+    /// Starts probing container `id` if it has a check to run: until the
+    /// run it is in (counted by its exits) ends.
+    pub(crate) fn watch_health(self: &Arc<Self>, id: &str) {
+        let Ok(container) = self.container(id) else {
+            return;
+        };
+        let Some(check) = container.config.healthcheck.clone() else {
+            return;
+        };
+        let Some(command) = check.command() else {
+            return;
+        };
+        let run = container.state.exits;
+        let engine = Arc::clone(self);
+        let id = id.to_owned();
+        let _ = std::thread::Builder::new()
+            .name(format!("health-{}", &id[..12]))
+            .stack_size(256 * 1024)
+            .spawn(move || engine.probe_until_exit(&id, run, &check, &command));
+    }
+
+    fn probe_until_exit(
+        self: &Arc<Self>,
+        id: &str,
+        run: u64,
+        check: &Healthcheck,
+        command: &[String],
+    ) {
+        let interval = Healthcheck::duration(check.interval, INTERVAL);
+        let timeout = Healthcheck::duration(check.timeout, TIMEOUT);
+        let start_period = Healthcheck::duration(check.start_period, Duration::ZERO);
+        let start_interval = Healthcheck::duration(check.start_interval, START_INTERVAL);
+        let retries = match check.retries {
+            0 => RETRIES,
+            n => n,
+        };
+        // From the start, which a daemon restart (probing again) keeps.
+        let Ok(container) = self.container(id) else {
+            return;
+        };
+        let started = keel_time::unix_nanos(&container.state.started_at).unwrap_or(0);
+        let in_start_period = || {
+            let since = keel_time::now_unix_nanos() - started;
+            since < start_period.as_nanos() as i128
+        };
+        let mut status = container.state.health.map(|h| h.status);
+        loop {
+            let starting = status.as_deref() == Some("starting");
+            let wait = match starting && in_start_period() {
+                true => start_interval,
+                false => interval,
+            };
+            if !self.still_in_run(id, run, wait) {
+                return;
+            }
+            let result = self.probe(id, command, timeout);
+            // Failures in the start period count only once a probe passed.
+            let counts = !(starting && in_start_period());
+            let before = status.clone();
+            status = self.set_health(id, |health| {
+                if result.exit_code == 0 {
+                    health.failing_streak = 0;
+                    health.status = "healthy".to_owned();
+                } else if counts {
+                    health.failing_streak += 1;
+                    if i64::from(health.failing_streak) >= retries {
+                        health.status = "unhealthy".to_owned();
+                    }
+                }
+                health.log.push(result);
+                let excess = health.log.len().saturating_sub(KEPT_RESULTS);
+                health.log.drain(..excess);
+            });
+            if status != before
+                && let (Some(now), Ok(container)) = (&status, self.container(id))
+            {
+                self.container_event(&container, &format!("health_status: {now}"), &[]);
+            }
+        }
+    }
+
+    /// Waits `wait`; whether the container is still in run `run` after.
+    fn still_in_run(&self, id: &str, run: u64, wait: Duration) -> bool {
+        let in_run = |table: &crate::Table| {
+            table
+                .containers
+                .get(id)
+                .is_some_and(|c| c.state.status == Status::Running && c.state.exits == run)
+        };
+        let table = self.lock();
+        let (table, _) = self
+            .changed
+            .wait_timeout_while(table, wait, |table| in_run(table))
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        in_run(&table)
+    }
+
+    /// Changes the container's health; returns its status after.
+    fn set_health(&self, id: &str, change: impl FnOnce(&mut Health)) -> Option<String> {
+        let updated = self.update(id, |c| {
+            change(c.state.health.get_or_insert_with(Health::starting))
+        });
+        updated.ok()?.state.health.map(|h| h.status)
+    }
+
+    /// Runs the probe as an exec of its own, its output kept (4 KiB), killed
+    /// at the timeout.
+    fn probe(self: &Arc<Self>, id: &str, command: &[String], timeout: Duration) -> ProbeResult {
+        let start = keel_time::now_rfc3339();
+        let config = ExecConfig {
+            cmd: command.to_vec(),
+            attach_stdout: true,
+            attach_stderr: true,
+            ..ExecConfig::default()
+        };
+        let (exit_code, output) = match self.exec_create(id, config) {
+            Ok(exec) => {
+                let outcome = self.run_probe(&exec, timeout);
+                self.lock().execs.remove(&exec);
+                outcome
+            }
+            Err(error) => (-1, error.to_string()),
+        };
+        ProbeResult {
+            start,
+            end: keel_time::now_rfc3339(),
+            exit_code,
+            output,
+        }
+    }
+
+    fn run_probe(self: &Arc<Self>, exec: &str, timeout: Duration) -> (i32, String) {
+        let deadline = Instant::now() + timeout;
+        let mut connection = match self.exec_start(exec, true, None) {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return (-1, "the probe's output could not be read".to_owned()),
+            Err(error) => {
+                let code = self.exec(exec).ok().and_then(|e| e.exit_code).unwrap_or(-1);
+                return (code, error.to_string());
+            }
+        };
+        let mut output = Vec::new();
+        let mut frames = Frames::default();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || connection.set_read_timeout(Some(left)).is_err() {
+                return self.time_out(exec, timeout);
+            }
+            match connection.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    frames.push(&buffer[..n]);
+                    for (kind, payload) in frames.by_ref() {
+                        if matches!(kind, STDOUT | STDERR) {
+                            let room = KEPT_OUTPUT - output.len();
+                            output.extend_from_slice(&payload[..payload.len().min(room)]);
+                        }
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return self.time_out(exec, timeout),
+            }
+        }
+        let code = self.exec_wait(exec).unwrap_or(-1);
+        (code, String::from_utf8_lossy(&output).into_owned())
+    }
+
+    /// Kills a probe past its timeout; Docker's result for it.
+    fn time_out(&self, exec: &str, timeout: Duration) -> (i32, String) {
+        if let Ok(exec) = self.exec(exec)
+            && exec.pid > 0
+        {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(exec.pid).expect("a positive pid"),
+                rustix::process::Signal::KILL,
+            );
+        }
+        (
+            -1,
+            format!("Health check exceeded timeout ({})", go_duration(timeout)),
+        )
+    }
+}
+
+/// A duration as Go prints one: `500ms`, `30s`, `1m30s`.
+fn go_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let seconds = duration.as_secs_f64() % 60.0;
+    let minutes = duration.as_secs() / 60;
+    let seconds = format!("{seconds}").trim_end_matches(".0").to_owned() + "s";
+    match minutes {
+        0 => seconds,
+        m if m < 60 => format!("{m}m{seconds}"),
+        m => format!("{}h{}m{seconds}", m / 60, m % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_takes_the_images_test_and_settings_where_its_own_are_unset() {
+        let image = Healthcheck {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 5_000_000_000,
+            retries: 7,
+            ..Healthcheck::default()
+        };
+        let own = Healthcheck {
+            interval: 1_000_000_000,
+            ..Healthcheck::default()
+        };
+        let merged = Healthcheck::merged(Some(own), Some(image.clone())).unwrap();
+        assert_eq!(merged.test, ["CMD", "true"]);
+        assert_eq!((merged.interval, merged.retries), (1_000_000_000, 7));
+        assert_eq!(Healthcheck::merged(None, Some(image.clone())), Some(image));
+        let none = Healthcheck {
+            test: vec!["NONE".into()],
+            ..Healthcheck::default()
+        };
+        assert_eq!(none.command(), None);
+        let shell = Healthcheck {
+            test: vec!["CMD-SHELL".into(), "test -f /ok".into()],
+            ..Healthcheck::default()
+        };
+        assert_eq!(shell.command().unwrap(), ["/bin/sh", "-c", "test -f /ok"]);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_in_dockers_words() {
+        let short = Healthcheck {
+            interval: 1000,
+            ..Healthcheck::default()
+        };
+        assert!(
+            short
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("Interval in Healthcheck cannot be less than 1ms")
+        );
+        let negative = Healthcheck {
+            retries: -1,
+            ..Healthcheck::default()
+        };
+        assert!(
+            negative
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("Retries in Healthcheck cannot be negative")
+        );
+        let unknown = Healthcheck {
+            test: vec!["RUN".into()],
+            ..Healthcheck::default()
+        };
+        assert!(unknown.check().unwrap_err().to_string().contains("\"RUN\""));
+    }
+
+    #[test]
+    fn timeouts_read_as_go_prints_them() {
+        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+    }
+}
