@@ -133,6 +133,7 @@ struct HostConfig {
     dns_options: Option<Vec<String>>,
     extra_hosts: Option<Vec<String>>,
     links: Option<Vec<String>>,
+    init: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -244,6 +245,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         },
         stop_signal: request.stop_signal.filter(|s| !s.is_empty()),
         healthcheck: request.healthcheck,
+        init: host.init.unwrap_or(false),
         stop_timeout: request.stop_timeout,
         tty: request.tty,
         open_stdin: request.open_stdin,
@@ -623,6 +625,7 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
         "Platform": "linux",
         "HostConfig": {
             "AutoRemove": c.config.auto_remove,
+            "Init": c.config.init.then_some(true),
             "LogConfig": {"Type": "json-file", "Config": c.config.log.options},
             "RestartPolicy": {
                 "Name": if c.config.restart.name.is_empty() { "no" } else { &c.config.restart.name },

@@ -90,6 +90,7 @@ struct CreateFlags {
     /// `--health-*`: the API's Healthcheck fields.
     health: serde_json::Map<String, Value>,
     no_healthcheck: bool,
+    init: bool,
 }
 
 /// `run`'s and `create`'s flags, image and command; a bad flag exits 125,
@@ -318,6 +319,7 @@ fn parse_create_flags(
                 }
             }
             Some(Long("no-healthcheck")) => flags.no_healthcheck = true,
+            Some(Long("init")) => flags.init = true,
             Some(Value(image)) => break image.string()?,
             Some(other) => return Err(usage(other.unexpected(), synopsis)),
             None => bail!(
@@ -526,6 +528,7 @@ fn create_container(
         "StdinOnce": flags.interactive && !flags.detach,
         "HostConfig": {
             "AutoRemove": flags.auto_remove,
+            "Init": flags.init.then_some(true),
             "Privileged": flags.privileged,
             "ReadonlyRootfs": flags.read_only,
             "CapAdd": flags.cap_add,

@@ -76,7 +76,8 @@ Commands:
   system df   Show disk usage
   version     Show the Keel version information
   daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST;
-              --bridge NAME, --bip ADDRESS/PREFIX for the default bridge)
+              --bridge NAME, --bip ADDRESS/PREFIX for the default bridge;
+              --insecure-registry HOST[:PORT]; --init-path PATH for --init)
 ";
 
 fn main() -> ExitCode {
@@ -286,10 +287,11 @@ fn daemon_command(
     mut root: PathBuf,
     mut socket: PathBuf,
 ) -> Result<()> {
-    const SYNOPSIS: &str = "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]...";
+    const SYNOPSIS: &str = "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]... [--init-path PATH]";
     let mut network = keel_engine::NetworkOptions::default();
     let mut bip = None;
     let mut insecure_registries = Vec::new();
+    let mut init_path = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Long("root") | Long("data-root") => root = PathBuf::from(parser.value()?),
@@ -297,6 +299,7 @@ fn daemon_command(
             Short('b') | Long("bridge") => network.bridge = parser.value()?.string()?,
             Long("bip") => bip = Some(parser.value()?.string()?),
             Long("insecure-registry") => insecure_registries.push(parser.value()?.string()?),
+            Long("init-path") => init_path = Some(PathBuf::from(parser.value()?)),
             other => return Err(usage(other.unexpected(), SYNOPSIS)),
         }
     }
@@ -307,6 +310,7 @@ fn daemon_command(
     let options = keel_engine::Options {
         network,
         insecure_registries,
+        init_path,
     };
     daemon::run(&root, &socket, options)
 }

@@ -921,3 +921,56 @@ fn events_tell_a_containers_life_to_keel_and_docker_past_and_live() {
     let seen = seen.expect("the follower printed a start");
     assert!(seen.starts_with("live"), "{seen}");
 }
+
+#[test]
+fn with_init_tini_runs_as_pid_1_and_passes_the_stop_signal_on() {
+    let daemon = TestDaemon::with_busybox();
+    let out = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; echo $$",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("/sbin/docker-init -- sh -c "), "{out}");
+    assert_ne!(lines[1], "1", "the command is not pid 1: {out}");
+
+    // A sleep as pid 1 ignores SIGTERM; under tini it gets it and ends.
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tini",
+        "--init",
+        "keel-test/busybox",
+        "sleep",
+        "60",
+    ]);
+    let (_, out, _) = daemon.docker(&["inspect", "--format", "{{.HostConfig.Init}}", "tini"]);
+    assert_eq!(out, "true\n");
+    let began = std::time::Instant::now();
+    daemon.keel_ok(&["stop", "-t", "20", "tini"]);
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(10),
+        "stop waited for SIGKILL"
+    );
+    assert_eq!(
+        daemon.keel_ok(&["inspect", "--format", "{{.State.ExitCode}}", "tini"]),
+        "143\n"
+    );
+    daemon.keel_ok(&["rm", "tini"]);
+    // The docker CLI asks for it the same way.
+    let (code, out, err) = daemon.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "keel-test/busybox",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("/sbin/docker-init\0--\0cat\0"), "{out:?}");
+}

@@ -57,6 +57,10 @@ pub struct Config {
     /// `--log-driver`, `--log-opt`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `--init`: an init (tini) as pid 1 runs the process, reaping
+    /// orphans and passing signals on.
+    #[serde(default)]
+    pub init: bool,
     /// `--health-cmd` and friends, merged with the image's HEALTHCHECK.
     #[serde(default)]
     pub healthcheck: Option<Healthcheck>,

@@ -125,6 +125,7 @@ pub struct Engine {
     changed: Condvar,
     /// Registries reached without TLS verification, besides loopback ones.
     insecure_registries: Vec<String>,
+    init_path: Option<PathBuf>,
     blob_sources: distribution::BlobSources,
     events: Events,
     /// The engine itself, for the threads it starts (the DNS server's).
@@ -138,6 +139,9 @@ pub struct Options {
     /// `--insecure-registry`: registries (host or host:port) reached over
     /// plain HTTP or unverified TLS, as Docker's `insecure-registries`.
     pub insecure_registries: Vec<String>,
+    /// `--init-path`: the init `--init` runs (else `docker-init` or
+    /// `tini-static` from $PATH, as Docker finds its docker-init).
+    pub init_path: Option<PathBuf>,
 }
 
 impl Engine {
@@ -160,6 +164,7 @@ impl Engine {
             volumes,
             networks,
             insecure_registries: options.insecure_registries,
+            init_path: options.init_path,
             blob_sources,
             events: Events::default(),
             runtime_root,
@@ -217,6 +222,24 @@ impl Engine {
     /// (loopback ones are always).
     pub fn insecure_registries(&self) -> &[String] {
         &self.insecure_registries
+    }
+
+    /// The init `--init` runs as the container's pid 1: the configured
+    /// one, else Docker's `docker-init` (tini) or `tini-static` from $PATH.
+    fn init_binary(&self) -> Result<PathBuf> {
+        if let Some(path) = &self.init_path {
+            return Ok(path.clone());
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        ["docker-init", "tini-static"]
+            .iter()
+            .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+            .find(|candidate| candidate.is_file())
+            .ok_or_else(|| {
+                Error::Start(
+                    "exec: \"docker-init\": executable file not found in $PATH (--init runs tini: install it, or give keel daemon --init-path)".to_owned(),
+                )
+            })
     }
 
     /// What happened, for `events`.
@@ -519,8 +542,19 @@ impl Engine {
             .and_then(|image| image.config.config().clone()?.env().clone())
             .unwrap_or_default();
         let prepared = self.fill_new_volumes(&container, &rootfs).and_then(|()| {
+            let init = match container.config.init {
+                true => Some(self.init_binary()?),
+                false => None,
+            };
             let wiring = self.join_network(&id)?;
-            spec::build(&container, &image_env, &rootfs, &self.volumes, &wiring)
+            spec::build(
+                &container,
+                &image_env,
+                &rootfs,
+                &self.volumes,
+                &wiring,
+                init.as_deref(),
+            )
         });
         let spec = match prepared {
             Ok(spec) => spec,

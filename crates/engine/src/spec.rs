@@ -42,16 +42,25 @@ pub(crate) fn with_terminal_type(env: &mut Vec<String>) {
 
 /// The config for `container`, whose root filesystem is mounted at
 /// `rootfs`, put on its network as `wiring` says.
+/// Where `--init` puts the init, as Docker does.
+const INIT_TARGET: &str = "/sbin/docker-init";
+
 pub(crate) fn build(
     container: &Container,
     image_env: &[String],
     rootfs: &Path,
     volumes: &Volumes,
     wiring: &Wiring,
+    init: Option<&Path>,
 ) -> Result<Spec> {
     let mut spec = keel_runtime::default_spec();
     let hostname = network::hostname(container);
-    let mut args = vec![container.path.clone()];
+    // With an init, Docker's: it runs the process (`docker-init -- …`).
+    let mut args = match init {
+        Some(_) => vec![INIT_TARGET.to_owned(), "--".to_owned()],
+        None => Vec::new(),
+    };
+    args.push(container.path.clone());
     args.extend(container.args.iter().cloned());
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_terminal(Some(container.config.tty));
@@ -123,6 +132,17 @@ pub(crate) fn build(
             Kind::Bind | Kind::Tmpfs => PathBuf::from(&mount.source),
         };
         mount_list.push(mounts::oci_mount(mount, &source));
+    }
+    if let Some(init) = init {
+        mount_list.push(
+            MountBuilder::default()
+                .destination(INIT_TARGET)
+                .typ("bind")
+                .source(init)
+                .options(vec!["bind".to_owned(), "ro".to_owned()])
+                .build()
+                .map_err(|e| Error::Unsupported(e.to_string()))?,
+        );
     }
     spec.set_mounts(Some(mount_list));
     container.config.resources.apply(&mut spec);
