@@ -441,13 +441,11 @@ pub async fn pause(daemon: Arc<Daemon>, name: String, pause: bool) -> Result<Rep
 
 /// POST /containers/prune (no filters yet: refused, not ignored)
 pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    if !query.filters()?.is_empty() {
-        return Err(ApiError::bad_request(
-            "container prune filters are not supported by Keel yet: prune without --filter",
-        ));
-    }
+    let (filter, _) = crate::prune::PruneFilter::parse(&query, &[])?;
     blocking(move || {
-        let (ids, bytes) = daemon.engine.prune();
+        let (ids, bytes) = daemon
+            .engine
+            .prune(|c| filter.selects(&c.created, &c.config.labels));
         Ok(json(
             StatusCode::OK,
             &json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes}),
@@ -512,6 +510,14 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
     }
     // A status filter looks at every container, as Docker's.
     let all = query.flag("all") || filters.contains_key("status");
+    // `before` and `since` name containers: compared by creation time.
+    for key in ["before", "since"] {
+        if let Some(values) = filters.get_mut(key) {
+            for value in values.iter_mut() {
+                *value = daemon.engine.container(value)?.created;
+            }
+        }
+    }
     let containers = daemon.engine.containers();
     let out: Vec<Value> = containers
         .iter()
@@ -541,7 +547,7 @@ fn check_filter(key: &str, value: &str) -> Result<()> {
         "dead",
     ];
     match key {
-        "id" | "name" | "label" | "ancestor" | "network" => Ok(()),
+        "id" | "name" | "label" | "ancestor" | "network" | "before" | "since" | "volume" => Ok(()),
         "health" if HEALTH.contains(&value) => Ok(()),
         "health" => Err(ApiError::bad_request(format!(
             "Unrecognised filter value for health: {value}"
@@ -552,7 +558,7 @@ fn check_filter(key: &str, value: &str) -> Result<()> {
             "invalid filter '{key}={value}'"
         ))),
         _ => Err(ApiError::bad_request(format!(
-            "invalid filter '{key}': Keel filters containers by id, name, label, status, exited, health, ancestor and network"
+            "invalid filter '{key}': Keel filters containers by id, name, label, status, exited, health, ancestor, network, before, since and volume"
         ))),
     }
 }
@@ -586,6 +592,15 @@ fn matches(c: &Container, key: &str, value: &str) -> bool {
                         .starts_with(short_id))
         }
         "network" => c.config.network.mode_name() == value || c.state.endpoints.contains_key(value),
+        // By then resolved to the named container's creation time.
+        "before" => keel_time::unix_nanos(&c.created) < keel_time::unix_nanos(value),
+        "since" => keel_time::unix_nanos(&c.created) > keel_time::unix_nanos(value),
+        // A volume's name (a bind's source) or the mount's destination.
+        "volume" => c
+            .config
+            .mounts
+            .iter()
+            .any(|m| m.source == value || m.target == value),
         _ => false,
     }
 }

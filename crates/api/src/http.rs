@@ -246,24 +246,18 @@ impl Query {
             .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
     }
 
-    /// A time as `since`/`until` give it: `SECONDS[.NANOSECONDS]` since
-    /// the epoch, as Unix nanoseconds; absent or 0 for none.
+    /// A time as `since`/`until` give it (Unix seconds with an optional
+    /// fraction; also what [`keel_time::parse_time`] reads), as Unix
+    /// nanoseconds; absent or 0 for none.
     pub fn time(&self, name: &str) -> Result<Option<i128>, ApiError> {
         let Some(text) = self.get(name).filter(|t| !t.is_empty()) else {
             return Ok(None);
         };
-        let bad = || {
+        let time = keel_time::parse_time(text).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "invalid value for \"{name}\": {text:?}: expected Unix seconds, optionally with a fraction"
             ))
-        };
-        let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
-        if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let seconds: i128 = seconds.parse().map_err(|_| bad())?;
-        let nanos: i128 = format!("{fraction:0<9}").parse().map_err(|_| bad())?;
-        let time = seconds * 1_000_000_000 + nanos;
+        })?;
         Ok((time != 0).then_some(time))
     }
 

@@ -285,11 +285,12 @@ fn removal_json(removal: &Removal) -> Value {
 
 /// POST /images/prune?filters=
 pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
+    let (filter, own) = crate::prune::PruneFilter::parse(&query, &["dangling"])?;
     let mut all = false;
-    for (name, value) in query.filters()? {
-        match (name.as_str(), value.as_str()) {
-            ("dangling", "false" | "0") => all = true,
-            ("dangling", "true" | "1") => all = false,
+    for (name, value) in own {
+        match value.as_str() {
+            "false" | "0" => all = true,
+            "true" | "1" => all = false,
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "invalid filter '{name}={value}'"
@@ -298,7 +299,17 @@ pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
         }
     }
     blocking(move || {
-        let pruned = daemon.store().prune_images(all)?;
+        let pruned = daemon.store().prune_images(all, |image| {
+            let config = &image.config;
+            let labels = config
+                .config()
+                .as_ref()
+                .and_then(|c| c.labels().clone())
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            filter.selects(config.created().as_deref().unwrap_or_default(), &labels)
+        })?;
         let deleted: Vec<Value> = pruned.removals.iter().map(removal_json).collect();
         Ok(json(
             StatusCode::OK,

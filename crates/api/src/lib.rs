@@ -12,6 +12,7 @@ mod http;
 mod images;
 mod network;
 mod networks;
+mod prune;
 mod system;
 mod top;
 mod volumes;
@@ -159,7 +160,7 @@ async fn dispatch(
         (&Method::POST, "/networks/create") => {
             return networks::create(daemon, request.into_body()).await;
         }
-        (&Method::POST, "/networks/prune") => return networks::prune(daemon).await,
+        (&Method::POST, "/networks/prune") => return networks::prune(daemon, query).await,
         (&Method::GET, "/images/get") => {
             let names = query.all("names").into_iter().map(str::to_owned).collect();
             return images::save(daemon, names).await;

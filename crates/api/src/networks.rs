@@ -196,9 +196,12 @@ pub async fn remove(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
 }
 
 /// POST /networks/prune
-pub async fn prune(daemon: Arc<Daemon>) -> Result<Reply> {
+pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
+    let (filter, _) = crate::prune::PruneFilter::parse(&query, &[])?;
     blocking(move || {
-        let names = daemon.engine.prune_networks();
+        let names = daemon
+            .engine
+            .prune_networks(|n| filter.selects(&n.created, &n.labels));
         Ok(json(StatusCode::OK, &json!({"NetworksDeleted": names})))
     })
     .await

@@ -126,12 +126,12 @@ pub async fn remove(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
 /// POST /volumes/prune?filters={"all":["true"]}: unused anonymous volumes,
 /// or with `all` every unused one.
 pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let all = query
-        .filters()?
-        .iter()
-        .any(|(name, value)| name == "all" && (value == "true" || value == "1"));
+    let (filter, own) = crate::prune::PruneFilter::parse(&query, &["all"])?;
+    let all = own.iter().any(|(_, value)| value == "true" || value == "1");
     blocking(move || {
-        let (names, bytes) = daemon.engine.volume_prune(all)?;
+        let (names, bytes) = daemon
+            .engine
+            .volume_prune(all, |v| filter.selects(&v.created_at, &v.labels))?;
         Ok(json(
             StatusCode::OK,
             &json!({"VolumesDeleted": names, "SpaceReclaimed": bytes}),

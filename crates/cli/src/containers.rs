@@ -346,7 +346,7 @@ fn health_duration(
     flag: &str,
 ) -> Result<()> {
     let text: String = parser.value()?.string()?;
-    let nanos = crate::times::go_duration(&text).with_context(|| {
+    let nanos = keel_time::parse_go_duration(&text).with_context(|| {
         format!(
             "invalid argument \"{text}\" for \"{flag}\" flag: time: invalid duration \"{text}\""
         )
@@ -1077,19 +1077,13 @@ pub fn top(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     Ok(())
 }
 
-/// `keel container prune [-f]`
+/// `keel container prune [-f] [--filter until=T|label=K[=V]|label!=K[=V]]`
 pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let mut force = false;
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Short('f') | Long("force") => force = true,
-            other => return Err(usage(other.unexpected(), "container prune [OPTIONS]")),
-        }
-    }
-    if !force && !crate::confirm("WARNING! This will remove all stopped containers.")? {
+    let flags = crate::objects::PruneFlags::parse(parser, "container prune [OPTIONS]", false)?;
+    if !flags.force && !crate::confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(());
     }
-    let result = client.json("POST", "/containers/prune", Upload::None)?;
+    let result = flags.request(client, "/containers/prune")?;
     crate::objects::print_pruned(&result, "ContainersDeleted", "Deleted Containers:");
     Ok(())
 }

@@ -537,18 +537,11 @@ pub fn import(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     Ok(())
 }
 
-/// `keel image prune [-a] [-f]`
+/// `keel image prune [-a] [-f] [--filter until=T|label=K[=V]|label!=K[=V]]`
 pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let (mut all, mut force) = (false, false);
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Short('a') | Long("all") => all = true,
-            Short('f') | Long("force") => force = true,
-            other => return Err(usage(other.unexpected(), "image prune [OPTIONS]")),
-        }
-    }
-    if !force {
-        let warning = if all {
+    let mut flags = crate::objects::PruneFlags::parse(parser, "image prune [OPTIONS]", true)?;
+    if !flags.force {
+        let warning = if flags.all {
             "WARNING! This will remove all images without at least one container associated to them."
         } else {
             "WARNING! This will remove all dangling images."
@@ -557,16 +550,11 @@ pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             return Ok(());
         }
     }
-    let filters = if all {
-        r#"{"dangling":["false"]}"#
-    } else {
-        r#"{"dangling":["true"]}"#
-    };
-    let result = client.json(
-        "POST",
-        &format!("/images/prune?filters={}", encode(filters)),
-        Upload::None,
-    )?;
+    let dangling = if flags.all { "false" } else { "true" };
+    flags
+        .filters
+        .insert("dangling".into(), vec![dangling.into()]);
+    let result = flags.request(client, "/images/prune")?;
     let deleted = result["ImagesDeleted"]
         .as_array()
         .cloned()

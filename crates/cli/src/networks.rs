@@ -195,21 +195,15 @@ fn disconnect(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 
 /// `keel network prune [-f]`
 fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let mut force = false;
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Short('f') | Long("force") => force = true,
-            other => return Err(usage(other.unexpected(), "network prune [OPTIONS]")),
-        }
-    }
-    if !force
+    let flags = crate::objects::PruneFlags::parse(parser, "network prune [OPTIONS]", false)?;
+    if !flags.force
         && !confirm(
             "WARNING! This will remove all custom networks not used by at least one container.",
         )?
     {
         return Ok(());
     }
-    let result = client.json("POST", "/networks/prune", Upload::None)?;
+    let result = flags.request(client, "/networks/prune")?;
     crate::objects::print_pruned(&result, "NetworksDeleted", "Deleted Networks:");
     Ok(())
 }

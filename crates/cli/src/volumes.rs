@@ -136,26 +136,20 @@ fn remove(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 
 /// `keel volume prune [-a] [-f]`
 fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let (mut all, mut force) = (false, false);
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Short('a') | Long("all") => all = true,
-            Short('f') | Long("force") => force = true,
-            other => return Err(usage(other.unexpected(), "volume prune [OPTIONS]")),
-        }
-    }
-    let warning = match all {
+    let mut flags = crate::objects::PruneFlags::parse(parser, "volume prune [OPTIONS]", true)?;
+    let warning = match flags.all {
         true => "WARNING! This will remove all local volumes not used by at least one container.",
         false => {
             "WARNING! This will remove anonymous local volumes not used by at least one container."
         }
     };
-    if !force && !confirm(warning)? {
+    if !flags.force && !confirm(warning)? {
         return Ok(());
     }
-    let filters = if all { r#"{"all":["true"]}"# } else { "{}" };
-    let path = format!("/volumes/prune?filters={}", encode(filters));
-    let result = client.json("POST", &path, Upload::None)?;
+    if flags.all {
+        flags.filters.insert("all".into(), vec!["true".into()]);
+    }
+    let result = flags.request(client, "/volumes/prune")?;
     crate::objects::print_pruned(&result, "VolumesDeleted", "Deleted Volumes:");
     Ok(())
 }

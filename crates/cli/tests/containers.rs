@@ -974,3 +974,61 @@ fn with_init_tini_runs_as_pid_1_and_passes_the_stop_signal_on() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("/sbin/docker-init\0--\0cat\0"), "{out:?}");
 }
+
+#[test]
+fn ps_filters_by_creation_order_and_volume_and_prune_takes_until_and_label_filters() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "create",
+        "--name",
+        "first",
+        "-v",
+        "ordervol:/data",
+        "keel-test/busybox",
+        "true",
+    ]);
+    daemon.keel_ok(&[
+        "create",
+        "--name",
+        "second",
+        "--label",
+        "keep=1",
+        "keel-test/busybox",
+        "true",
+    ]);
+    daemon.keel_ok(&["create", "--name", "third", "keel-test/busybox", "true"]);
+    let names =
+        |filter: &str| daemon.keel_ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"]);
+    assert_eq!(names("before=third"), "second\nfirst\n");
+    assert_eq!(names("since=first"), "third\nsecond\n");
+    assert_eq!(names("volume=ordervol"), "first\n");
+    assert_eq!(names("volume=/data"), "first\n");
+    let (code, out, err) = daemon.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "before=second",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "first\n"), "{err}");
+    let (code, _, err) = daemon.keel(&["ps", "-a", "--filter", "since=nosuch"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+
+    // Nothing made an hour ago; then everything but the labelled one.
+    let pruned = daemon.keel_ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(pruned, "Total reclaimed space: 0B\n");
+    let (code, _, err) = daemon.docker(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        daemon.keel_ok(&["ps", "-a", "--format", "{{.Names}}"]),
+        "second\n"
+    );
+    let (code, _, err) = daemon.keel(&["container", "prune", "-f", "--filter", "colour=red"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+    let pruned = daemon.keel_ok(&["container", "prune", "-f", "--filter", "label=keep=1"]);
+    assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");
+    assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
+}

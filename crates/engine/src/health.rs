@@ -339,24 +339,11 @@ impl Engine {
         }
         (
             -1,
-            format!("Health check exceeded timeout ({})", go_duration(timeout)),
+            format!(
+                "Health check exceeded timeout ({})",
+                keel_time::go_duration_text(timeout)
+            ),
         )
-    }
-}
-
-/// A duration as Go prints one: `500ms`, `30s`, `1m30s`.
-fn go_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis < 1000 {
-        return format!("{millis}ms");
-    }
-    let seconds = duration.as_secs_f64() % 60.0;
-    let minutes = duration.as_secs() / 60;
-    let seconds = format!("{seconds}").trim_end_matches(".0").to_owned() + "s";
-    match minutes {
-        0 => seconds,
-        m if m < 60 => format!("{m}m{seconds}"),
-        m => format!("{}h{}m{seconds}", m / 60, m % 60),
     }
 }
 
@@ -421,13 +408,5 @@ mod tests {
             ..Healthcheck::default()
         };
         assert!(unknown.check().unwrap_err().to_string().contains("\"RUN\""));
-    }
-
-    #[test]
-    fn timeouts_read_as_go_prints_them() {
-        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
     }
 }

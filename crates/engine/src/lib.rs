@@ -1046,13 +1046,13 @@ impl Engine {
         Ok(self.runtime().processes(&container.id)?)
     }
 
-    /// Removes every container that does not run (`container prune`):
-    /// their ids, and the bytes their layers held.
-    pub fn prune(&self) -> (Vec<String>, u64) {
+    /// Removes every container that does not run and that `selected`
+    /// picks (`container prune`): their ids, and the bytes their layers held.
+    pub fn prune(&self, selected: impl Fn(&Container) -> bool) -> (Vec<String>, u64) {
         let mut removed = Vec::new();
         let mut reclaimed = 0;
         for container in self.containers() {
-            if container.state.status == Status::Running {
+            if container.state.status == Status::Running || !selected(&container) {
                 continue;
             }
             let size = self.size_rw(&container.id);

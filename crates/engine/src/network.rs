@@ -1007,10 +1007,10 @@ impl Engine {
     }
 
     /// Removes every user network no container is on; returns their names.
-    pub fn prune_networks(&self) -> Vec<String> {
+    pub fn prune_networks(&self, selected: impl Fn(&Network) -> bool) -> Vec<String> {
         self.networks()
             .into_iter()
-            .filter(|n| !n.is_default())
+            .filter(|n| !n.is_default() && selected(n))
             .filter(|n| self.remove_network(&n.id).is_ok())
             .map(|n| n.name)
             .collect()

@@ -291,12 +291,20 @@ impl crate::Engine {
     }
 
     /// Removes the volumes no container uses: anonymous ones, or with
-    /// `all` named ones too. Returns their names and the bytes freed.
-    pub fn volume_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+    /// `all` named ones too, that `selected` picks. Returns their names and
+    /// the bytes freed.
+    pub fn volume_prune(
+        &self,
+        all: bool,
+        selected: impl Fn(&Volume) -> bool,
+    ) -> Result<(Vec<String>, u64)> {
         let table = self.lock();
         let mut removed = (Vec::new(), 0);
         for volume in self.volumes.list() {
-            if (all || volume.anonymous) && users(&table, &volume.name).is_empty() {
+            if (all || volume.anonymous)
+                && selected(&volume)
+                && users(&table, &volume.name).is_empty()
+            {
                 let size = self.volumes.size(&volume.name);
                 self.volumes.remove(&volume.name)?;
                 self.volume_event(&volume.name, "destroy");

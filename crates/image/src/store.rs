@@ -607,13 +607,15 @@ impl Store {
     }
 
     /// Removes dangling images (no reference), or with `all` every image no
-    /// container uses, then what no image references any more.
-    pub fn prune_images(&self, all: bool) -> Result<Pruned> {
+    /// container uses, of those `selected` picks; then what no image
+    /// references any more.
+    pub fn prune_images(&self, all: bool, selected: impl Fn(&Image) -> bool) -> Result<Pruned> {
         let used: HashSet<Digest> = self.snapshots()?.into_iter().map(|s| s.image).collect();
         let mut pruned = Pruned::default();
         for image in self.images()? {
             let keep = used.contains(&image.id)
-                || !(all || image.tags.is_empty() && image.digests.is_empty());
+                || !(all || image.tags.is_empty() && image.digests.is_empty())
+                || !selected(&image);
             if keep {
                 continue;
             }

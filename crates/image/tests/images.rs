@@ -148,7 +148,7 @@ fn loading_a_tag_that_exists_moves_it_and_leaves_the_old_image_dangling() {
     assert_eq!(second[0].replaced, Some(first.clone()));
     assert!(test.store.image(&first).unwrap().tags.is_empty());
 
-    let pruned = test.store.prune_images(false).unwrap();
+    let pruned = test.store.prune_images(false, |_| true).unwrap();
     assert!(
         pruned.removals.contains(&Removal::Deleted(first.clone())),
         "{:?}",
@@ -161,7 +161,7 @@ fn loading_a_tag_that_exists_moves_it_and_leaves_the_old_image_dangling() {
         Err(Error::NoSuchImage(_))
     ));
 
-    let pruned = test.store.prune_images(true).unwrap();
+    let pruned = test.store.prune_images(true, |_| true).unwrap();
     assert!(
         pruned
             .removals

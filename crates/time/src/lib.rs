@@ -106,6 +106,73 @@ pub fn now_unix_nanos() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
+/// A duration as Go prints one: `500ms`, `30s`, `1m30s`.
+pub fn go_duration_text(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let seconds = duration.as_secs_f64() % 60.0;
+    let minutes = duration.as_secs() / 60;
+    let seconds = format!("{seconds}").trim_end_matches(".0").to_owned() + "s";
+    match minutes {
+        0 => seconds,
+        m if m < 60 => format!("{m}m{seconds}"),
+        m => format!("{}h{}m{seconds}", m / 60, m % 60),
+    }
+}
+
+/// A time as Docker takes one for `since`, `until` and prune's `until`:
+/// a Go duration before now (`10m`, `1h30m`), an RFC 3339 time, or Unix
+/// seconds with an optional fraction. Unix nanoseconds.
+pub fn parse_time(text: &str) -> Option<i128> {
+    if let Some(ago) = parse_go_duration(text) {
+        return Some(now_unix_nanos() - ago);
+    }
+    if let Some(time) = unix_nanos(text) {
+        return Some(time);
+    }
+    let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seconds: i128 = seconds.parse().ok()?;
+    let nanos: i128 = format!("{fraction:0<9}").parse().ok()?;
+    Some(seconds * 1_000_000_000 + nanos)
+}
+
+/// A Go duration (`300ms`, `1.5h`, `2h45m`, `-1s`, `0`) in nanoseconds.
+pub fn parse_go_duration(text: &str) -> Option<i128> {
+    let (sign, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if unsigned == "0" {
+        return Some(0);
+    }
+    let mut rest = unsigned;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let number: f64 = rest[..digits].parse().ok()?;
+        let unit_end = rest[digits..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(rest.len(), |i| digits + i);
+        let scale = match &rest[digits..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    (!unsigned.is_empty()).then_some((sign * total) as i128)
+}
+
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
@@ -182,5 +249,39 @@ mod tests {
             .unwrap()
             .as_secs() as i64;
         assert!((unix_seconds(&now).unwrap() - expected).abs() < 5, "{now}");
+    }
+
+    #[test]
+    fn go_durations_read_as_go_reads_them() {
+        assert_eq!(parse_go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_go_duration("2h45m"), Some(9_900_000_000_000));
+        assert_eq!(parse_go_duration("-1s"), Some(-1_000_000_000));
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration(""), None);
+    }
+
+    #[test]
+    fn times_are_durations_before_now_rfc_3339_or_unix_seconds() {
+        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000_500_000_000));
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z"),
+            Some(1_767_225_600_000_000_000)
+        );
+        let then = parse_time("1h").unwrap();
+        let ago = now_unix_nanos() - then;
+        assert!(
+            (3_600_000_000_000..3_601_000_000_000).contains(&ago),
+            "{ago}"
+        );
+        assert_eq!(parse_time("soon"), None);
+    }
+
+    #[test]
+    fn timeouts_read_as_go_prints_them() {
+        assert_eq!(go_duration_text(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration_text(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration_text(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration_text(Duration::from_millis(1500)), "1.5s");
     }
 }
