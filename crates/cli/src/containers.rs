@@ -1052,13 +1052,24 @@ fn freeze(client: &Client, parser: &mut lexopt::Parser, verb: &str) -> Result<()
 
 /// `keel top CONTAINER`: its processes, as `docker top` prints them.
 pub fn top(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let names = names(parser, "top CONTAINER", &mut |_, _| Ok(false))?;
-    let [name] = names.as_slice() else {
-        bail!("\"keel top\" requires exactly 1 argument.\nUsage:  keel top CONTAINER");
+    const SYNOPSIS: &str = "top CONTAINER [ps OPTIONS]";
+    let name = match parser.next()? {
+        Some(Value(name)) => name.string()?,
+        Some(other) => return Err(usage(other.unexpected(), SYNOPSIS)),
+        None => bail!("\"keel top\" requires at least 1 argument.\nUsage:  keel {SYNOPSIS}"),
     };
+    // After the container, every argument is ps's.
+    let ps_args: Vec<String> = parser
+        .raw_args()?
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     let top = client.json(
         "GET",
-        &format!("/containers/{}/top", encode(name)),
+        &format!(
+            "/containers/{}/top?ps_args={}",
+            encode(&name),
+            encode(&ps_args.join(" "))
+        ),
         Upload::None,
     )?;
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();

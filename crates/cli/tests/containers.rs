@@ -489,6 +489,28 @@ fn top_lists_a_containers_processes_and_prune_removes_the_stopped_ones() {
     let (code, docker_top, err) = daemon.docker(&["top", "sleeper"]);
     assert_eq!(code, 0, "{err}");
     assert!(docker_top.contains("sleep 321"), "{docker_top}");
+    // ps options, as docker passes them on to the host's ps.
+    let top = daemon.keel_ok(&["top", "sleeper", "-o", "pid,args"]);
+    let lines: Vec<&str> = top.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["PID", "COMMAND"],
+        "{top}"
+    );
+    assert_eq!(lines.len(), 2, "only the container's process: {top}");
+    assert!(lines[1].ends_with("sleep 321"), "{top}");
+    let (code, docker_top, err) = daemon.docker(&["top", "sleeper", "aux"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        docker_top.starts_with("USER") && docker_top.contains("sleep 321"),
+        "{docker_top}"
+    );
+    let (code, _, err) = daemon.keel(&["top", "sleeper", "-o", "user"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Couldn't find PID field in ps output"),
+        "{err}"
+    );
 
     daemon.keel_ok(&["run", "--name", "done1", common::BUSYBOX, "true"]);
     daemon.keel_ok(&["create", "--name", "never", common::BUSYBOX, "true"]);
