@@ -1,11 +1,14 @@
-//! The embedded DNS server of user networks, as Docker's 127.0.0.11: one
-//! UDP socket inside each container's namespace, all served by one thread
-//! of the daemon. Names the caller knows (containers, aliases) are answered
-//! at once; others are forwarded to the host's resolvers and the answer
-//! relayed.
+//! The embedded DNS server of user networks, as Docker's 127.0.0.11: a UDP
+//! socket and a TCP listener inside each container's namespace, all served
+//! by one thread of the daemon (a TCP connection gets a thread of its own).
+//! Names the caller knows (containers, aliases) are answered at once;
+//! others are forwarded to the host's resolvers, over the transport the
+//! question came by (a client asks over TCP when a UDP answer was cut
+//! short), and the answer relayed.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +24,8 @@ const RCODE_SERVFAIL: u8 = 2;
 const RCODE_NXDOMAIN: u8 = 3;
 /// How long a forwarded query waits for the upstream server.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a TCP connection may sit idle between queries.
+const TCP_IDLE: Duration = Duration::from_secs(10);
 
 /// A question: its name (lowercase, no final dot) and type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +104,14 @@ pub trait Names: Send + Sync {
     fn upstream(&self, asker: &str) -> Vec<SocketAddr>;
 }
 
+/// The sockets served in one container's namespace.
+struct Endpoint {
+    udp: Arc<UdpSocket>,
+    tcp: Arc<TcpListener>,
+}
+
 /// The sockets served, by key (a container's id).
-type Sockets = BTreeMap<String, Arc<UdpSocket>>;
+type Sockets = BTreeMap<String, Endpoint>;
 
 /// The server: sockets come and go as containers start and stop.
 pub struct Server {
@@ -131,7 +142,7 @@ impl Server {
         let wake = Arc::clone(&server.wake);
         std::thread::Builder::new()
             .name("dns".to_owned())
-            .spawn(move || serve(&sockets, &wake, names.as_ref()))
+            .spawn(move || serve(&sockets, &wake, &names))
             .map_err(|source| Error::Io {
                 what: "starting the DNS server".to_owned(),
                 source,
@@ -139,16 +150,25 @@ impl Server {
         Ok(server)
     }
 
-    /// Serves `key`'s namespace at `netns` on 127.0.0.11:53.
+    /// Serves `key`'s namespace at `netns` on 127.0.0.11:53, UDP and TCP.
     pub fn add(&self, key: &str, netns: &Path) -> Result<()> {
         let address = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 11), 53);
-        let socket =
-            netns::run_in(netns, || UdpSocket::bind(address))?.map_err(|source| Error::Io {
-                what: format!("binding the DNS server to {address} in {}", netns.display()),
-                source,
-            })?;
-        socket.set_nonblocking(true).ok();
-        self.lock().insert(key.to_owned(), Arc::new(socket));
+        let (udp, tcp) = netns::run_in(netns, || {
+            let udp = UdpSocket::bind(address)?;
+            let tcp = TcpListener::bind(address)?;
+            udp.set_nonblocking(true)?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
+        })?
+        .map_err(|source: std::io::Error| Error::Io {
+            what: format!("binding the DNS server to {address} in {}", netns.display()),
+            source,
+        })?;
+        let endpoint = Endpoint {
+            udp: Arc::new(udp),
+            tcp: Arc::new(tcp),
+        };
+        self.lock().insert(key.to_owned(), endpoint);
         self.wake();
         Ok(())
     }
@@ -172,21 +192,20 @@ impl Server {
     }
 }
 
-fn serve(sockets: &Mutex<Sockets>, wake: &rustix::fd::OwnedFd, names: &dyn Names) {
+fn serve(sockets: &Mutex<Sockets>, wake: &rustix::fd::OwnedFd, names: &Arc<dyn Names>) {
     let mut buffer = [0u8; 1500];
     loop {
-        let current: Vec<(String, Arc<UdpSocket>)> = sockets
+        let current: Vec<(String, Arc<UdpSocket>, Arc<TcpListener>)> = sockets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(key, socket)| (key.clone(), Arc::clone(socket)))
+            .map(|(key, e)| (key.clone(), Arc::clone(&e.udp), Arc::clone(&e.tcp)))
             .collect();
         let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(wake, PollFlags::IN)];
-        fds.extend(
-            current
-                .iter()
-                .map(|(_, s)| PollFd::new(s.as_ref(), PollFlags::IN)),
-        );
+        for (_, udp, tcp) in &current {
+            fds.push(PollFd::new(udp.as_ref(), PollFlags::IN));
+            fds.push(PollFd::new(tcp.as_ref(), PollFlags::IN));
+        }
         if rustix::event::poll(&mut fds, None).is_err() {
             continue;
         }
@@ -196,65 +215,128 @@ fn serve(sockets: &Mutex<Sockets>, wake: &rustix::fd::OwnedFd, names: &dyn Names
             let mut counter = [0u8; 8];
             let _ = rustix::io::read(wake, &mut counter);
         }
-        for ((key, socket), _) in current.iter().zip(&ready[1..]).filter(|(_, r)| **r) {
-            while let Ok((length, from)) = socket.recv_from(&mut buffer) {
-                let query = &buffer[..length];
-                let Some(question) = parse_query(query) else {
-                    continue;
-                };
-                match names.lookup(key, &question.name) {
-                    Some(addresses) => {
-                        let reply = answer(query, &question, &addresses, 0);
-                        let _ = socket.send_to(&reply, from);
+        for ((key, udp, tcp), ready) in current.iter().zip(ready[1..].chunks(2)) {
+            if ready[0] {
+                while let Ok((length, from)) = udp.recv_from(&mut buffer) {
+                    let query = &buffer[..length];
+                    // Known names at once; a forward off the serving thread.
+                    if let Some(reply) = local_reply(names.as_ref(), key, query) {
+                        let _ = udp.send_to(&reply, from);
+                        continue;
                     }
-                    None => {
-                        let servers = names.upstream(key);
-                        let query = query.to_vec();
-                        let socket = Arc::clone(socket);
-                        // Off the serving thread: the answer may be slow.
-                        let _ = std::thread::Builder::new()
-                            .name("dns-forward".to_owned())
-                            .stack_size(64 * 1024)
-                            .spawn(move || forward(&query, &question, &servers, &socket, from));
-                    }
+                    let (names, key, query, udp) = (
+                        Arc::clone(names),
+                        key.clone(),
+                        query.to_vec(),
+                        Arc::clone(udp),
+                    );
+                    spawn("dns-forward", move || {
+                        if let Some(reply) = forwarded_reply(names.as_ref(), &key, &query, false) {
+                            let _ = udp.send_to(&reply, from);
+                        }
+                    });
+                }
+            }
+            if ready[1] {
+                while let Ok((connection, _)) = tcp.accept() {
+                    let (names, key) = (Arc::clone(names), key.clone());
+                    spawn("dns-tcp", move || {
+                        serve_tcp(connection, names.as_ref(), &key)
+                    });
                 }
             }
         }
     }
 }
 
-/// Asks the upstream servers in turn, and relays the first answer (or
-/// SERVFAIL; NXDOMAIN when there is no server to ask).
-fn forward(
-    query: &[u8],
-    question: &Question,
-    servers: &[SocketAddr],
-    socket: &UdpSocket,
-    from: SocketAddr,
-) {
-    let mut buffer = [0u8; 4096];
-    for server in servers {
-        let Ok(out) = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))) else {
-            continue;
-        };
-        let _ = out.set_read_timeout(Some(FORWARD_TIMEOUT));
-        if out.send_to(query, server).is_err() {
-            continue;
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) {
+    let _ = std::thread::Builder::new()
+        .name(name.to_owned())
+        .stack_size(64 * 1024)
+        .spawn(work);
+}
+
+/// The answer to `query` when its name is one the containers know.
+fn local_reply(names: &dyn Names, key: &str, query: &[u8]) -> Option<Vec<u8>> {
+    let question = parse_query(query)?;
+    let addresses = names.lookup(key, &question.name)?;
+    Some(answer(query, &question, &addresses, 0))
+}
+
+/// The upstream servers' answer to `query` (the first to answer), else
+/// SERVFAIL (NXDOMAIN when there is no server to ask). None for a message
+/// that is not a query.
+fn forwarded_reply(names: &dyn Names, key: &str, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    let question = parse_query(query)?;
+    let servers = names.upstream(key);
+    if let Some(reply) = servers.iter().find_map(|server| ask(server, query, tcp)) {
+        return Some(reply);
+    }
+    let rcode = match servers.is_empty() {
+        true => RCODE_NXDOMAIN,
+        false => RCODE_SERVFAIL,
+    };
+    Some(answer(query, &question, &[], rcode))
+}
+
+/// Asks one upstream server, over UDP or TCP; its answer to this query.
+fn ask(server: &SocketAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    let reply = match tcp {
+        false => {
+            let out = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).ok()?;
+            out.set_read_timeout(Some(FORWARD_TIMEOUT)).ok()?;
+            out.send_to(query, server).ok()?;
+            let mut buffer = [0u8; 4096];
+            let (length, answered_by) = out.recv_from(&mut buffer).ok()?;
+            (answered_by == *server).then(|| buffer[..length].to_vec())?
         }
-        if let Ok((length, answered_by)) = out.recv_from(&mut buffer)
-            && answered_by == *server
-            && buffer[..2] == query[..2]
-        {
-            let _ = socket.send_to(&buffer[..length], from);
-            return;
+        true => {
+            let mut out = TcpStream::connect_timeout(server, FORWARD_TIMEOUT).ok()?;
+            out.set_read_timeout(Some(FORWARD_TIMEOUT)).ok()?;
+            write_framed(&mut out, query).ok()?;
+            read_framed(&mut out).ok()??
+        }
+    };
+    (reply.get(..2) == query.get(..2)).then_some(reply)
+}
+
+/// Answers the queries of one TCP connection (each framed by its length)
+/// until the client closes it or leaves it idle.
+fn serve_tcp(mut connection: TcpStream, names: &dyn Names, key: &str) {
+    if connection.set_nonblocking(false).is_err()
+        || connection.set_read_timeout(Some(TCP_IDLE)).is_err()
+    {
+        return;
+    }
+    while let Ok(Some(query)) = read_framed(&mut connection) {
+        let reply =
+            local_reply(names, key, &query).or_else(|| forwarded_reply(names, key, &query, true));
+        match reply {
+            Some(reply) if write_framed(&mut connection, &reply).is_ok() => {}
+            _ => return,
         }
     }
-    let rcode = if servers.is_empty() {
-        RCODE_NXDOMAIN
-    } else {
-        RCODE_SERVFAIL
-    };
-    let _ = socket.send_to(&answer(query, question, &[], rcode), from);
+}
+
+/// A DNS message over TCP: two bytes of length, then the message; None at
+/// the end of the stream.
+fn read_framed(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut length = [0u8; 2];
+    match stream.read_exact(&mut length) {
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut message)?;
+    Ok(Some(message))
+}
+
+fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+    let length = u16::try_from(message.len())
+        .map_err(|_| std::io::Error::other("a DNS message over 64 KiB"))?;
+    let mut framed = length.to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed)
 }
 
 #[cfg(test)]

@@ -215,3 +215,94 @@ fn a_failed_attach_leaves_no_veth() {
     assert!(error.to_string().contains("kn-nobridge"), "{error}");
     assert!(!link_exists("kn-bad0-a"));
 }
+
+/// Knows `web`; sends every other name to `upstream`.
+struct KnownWeb {
+    upstream: std::net::SocketAddr,
+}
+
+impl keel_network::dns::Names for KnownWeb {
+    fn lookup(&self, _asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+        (name == "web").then(|| vec![Ipv4Addr::new(10, 231, 3, 5)])
+    }
+
+    fn upstream(&self, _asker: &str) -> Vec<std::net::SocketAddr> {
+        vec![self.upstream]
+    }
+}
+
+/// An A query for `name`, framed for TCP (two bytes of length first).
+fn framed_query(id: u16, name: &str) -> Vec<u8> {
+    let mut query = id.to_be_bytes().to_vec();
+    query.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend(query);
+    framed
+}
+
+fn read_framed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).unwrap();
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut message).unwrap();
+    message
+}
+
+#[test]
+fn the_embedded_dns_answers_over_tcp_and_forwards_tcp_questions_over_tcp() {
+    let mut lab = Lab::new("kn-dns0", "10.231.3.0/24");
+    let netns = lab.namespace("dns", "kn-dns0-a", Ipv4Addr::new(10, 231, 3, 2));
+    // An upstream of the test's own that speaks only TCP: it answers every
+    // question with 10.9.8.7.
+    let upstream = TcpListener::bind("127.231.3.53:0").unwrap();
+    let upstream_address = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut connection in upstream.incoming().flatten() {
+            let query = read_framed(&mut connection);
+            let question = keel_network::dns::parse_query(&query).unwrap();
+            let reply =
+                keel_network::dns::answer(&query, &question, &[Ipv4Addr::new(10, 9, 8, 7)], 0);
+            let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+            framed.extend(reply);
+            let _ = connection.write_all(&framed);
+        }
+    });
+    let server = keel_network::dns::Server::start(std::sync::Arc::new(KnownWeb {
+        upstream: upstream_address,
+    }))
+    .unwrap();
+    server.add("c1", &netns).unwrap();
+
+    let answers = netns::run_in(&netns, || {
+        let mut connection = TcpStream::connect("127.0.0.11:53").unwrap();
+        connection
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // Two questions on one connection: one known, one forwarded.
+        let mut replies = Vec::new();
+        for (id, name) in [(7u16, "web"), (8, "elsewhere.test")] {
+            connection.write_all(&framed_query(id, name)).unwrap();
+            replies.push(read_framed(&mut connection));
+        }
+        replies
+    })
+    .unwrap();
+    for (reply, (id, address)) in answers
+        .iter()
+        .zip([(7u16, [10, 231, 3, 5]), (8, [10, 9, 8, 7])])
+    {
+        assert_eq!(
+            reply[..2],
+            id.to_be_bytes(),
+            "the reply carries the query's id"
+        );
+        assert_eq!(reply[3] & 0x0f, 0, "no error: {reply:?}");
+        assert_eq!(reply[reply.len() - 4..], address, "{reply:?}");
+    }
+    server.remove("c1");
+}
