@@ -480,6 +480,22 @@ fn the_docker_cli_and_docker_py_create_connect_and_remove_networks() {
     assert_eq!(code, 0, "{err}");
     let (code, _, _) = daemon.docker(&["exec", "api", "ping", "-c1", "-W1", "store"]);
     assert_ne!(code, 0, "disconnected, the alias is gone");
+    // Connected again at an address of its own choosing.
+    let chosen = subnet.replace(".0/24", ".77");
+    daemon.keel_ok(&["network", "connect", "--ip", &chosen, "dnet", "db"]);
+    let (_, address, _) = daemon.docker(&[
+        "inspect",
+        "--format",
+        "{{(index .NetworkSettings.Networks \"dnet\").IPAddress}}",
+        "db",
+    ]);
+    assert_eq!(address.trim(), chosen);
+    let (_, seen, _) = daemon.docker(&["exec", "api", "ping", "-c1", "-W2", &chosen]);
+    assert!(seen.contains("1 packets received"), "{seen}");
+    daemon.keel_ok(&["network", "disconnect", "dnet", "db"]);
+    let (code, _, err) = daemon.keel(&["network", "connect", "--ip", "192.0.2.9", "dnet", "db"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("192.0.2.9"), "{err}");
 
     let script = format!(
         r#"
