@@ -237,7 +237,8 @@ fn the_cli_starts_a_daemon_when_none_answers() {
         std::process::Command::new(common::KEEL)
             .arg("images")
             .env("KEEL_HOST", format!("unix://{}", socket.display()))
-            .env("KEEL_ROOT", dir.path().join("root")),
+            .env("KEEL_ROOT", dir.path().join("root"))
+            .env_remove("KEEL_AUTOSTART"),
     );
     let started = std::os::unix::net::UnixStream::connect(&socket).ok();
     let pid = started
