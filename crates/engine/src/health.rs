@@ -258,7 +258,7 @@ impl Engine {
 
     /// Changes the container's health; returns its status after.
     fn set_health(&self, id: &str, change: impl FnOnce(&mut Health)) -> Option<String> {
-        let updated = self.update(id, |c| {
+        let updated = self.update_state(id, |c| {
             change(c.state.health.get_or_insert_with(Health::starting))
         });
         updated.ok()?.state.health.map(|h| h.status)

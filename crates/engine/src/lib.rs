@@ -564,7 +564,8 @@ impl Engine {
                 return Err(error);
             }
         };
-        monitor::write_atomically(
+        // Made again at each start: no sync.
+        monitor::replace(
             &dir.join("config.json"),
             &serde_json::to_vec(&spec).expect("a spec serializes"),
         )?;
@@ -583,7 +584,7 @@ impl Engine {
             Ok(launched) => launched,
             Err(Error::Start(message)) => {
                 let code = failure_code(&message).unwrap_or(128);
-                self.update(&id, |c| {
+                self.update_state(&id, |c| {
                     c.state.error = message.clone();
                     c.state.exit_code = code;
                 })?;
@@ -602,7 +603,7 @@ impl Engine {
             }
         };
         let monitor_pid = launched.child.id() as i32;
-        let started = self.update(&id, |c| {
+        let started = self.update_state(&id, |c| {
             if by_user {
                 c.state.restart_count = 0;
                 c.state.manually_stopped = false;
@@ -787,7 +788,7 @@ impl Engine {
         if let Ok(snapshot) = self.images.snapshot(id) {
             snapshot.unmount().ok();
         }
-        let Ok(container) = self.update(id, |c| record_exit(&mut c.state, exit)) else {
+        let Ok(container) = self.update_state(id, |c| record_exit(&mut c.state, exit)) else {
             return;
         };
         let ran_for = keel_time::unix_seconds(&container.state.finished_at)
@@ -831,13 +832,32 @@ impl Engine {
             .containers
             .get(id)
             .is_some_and(|c| c.state.status == Status::Exited && !c.state.manually_stopped);
-        if still_down && self.update(id, |c| c.state.restart_count += 1).is_ok() {
+        if still_down && self.update_state(id, |c| c.state.restart_count += 1).is_ok() {
             let _ = self.start_as(id, false);
         }
     }
 
-    /// Changes a container's record, saves it and wakes waiters.
+    /// Changes a container's record, saves it durably and wakes waiters:
+    /// for what must survive a crash of the machine (a name, a stop by a
+    /// user, an address kept).
     fn update(&self, id: &str, change: impl FnOnce(&mut Container)) -> Result<Container> {
+        self.change_record(id, true, change)
+    }
+
+    /// As [`Engine::update`], for the state of a run (running or exited,
+    /// pid, exit code, health, paused, published ports), saved without a
+    /// sync: after a crash of the machine nothing runs any more, whatever
+    /// the record said, and the daemon records the exits it finds.
+    fn update_state(&self, id: &str, change: impl FnOnce(&mut Container)) -> Result<Container> {
+        self.change_record(id, false, change)
+    }
+
+    fn change_record(
+        &self,
+        id: &str,
+        durable: bool,
+        change: impl FnOnce(&mut Container),
+    ) -> Result<Container> {
         let mut table = self.lock();
         let container = table
             .containers
@@ -846,7 +866,12 @@ impl Engine {
         change(container);
         let copy = container.clone();
         drop(table);
-        save(&self.dir(id), &copy)?;
+        let bytes = serde_json::to_vec(&copy).expect("a container serializes");
+        let path = self.dir(id).join(RECORD);
+        match durable {
+            true => monitor::write_atomically(&path, &bytes)?,
+            false => monitor::replace(&path, &bytes)?,
+        }
         self.changed.notify_all();
         Ok(copy)
     }

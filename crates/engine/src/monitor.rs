@@ -244,7 +244,8 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
             code,
             finished_at: keel_time::now_rfc3339(),
         };
-        write_atomically(
+        // Not synced: after a crash of the machine the exit is moot.
+        replace(
             &args.dir.join(EXIT),
             &serde_json::to_vec(&exit).expect("an exit serializes"),
         )?;
@@ -646,4 +647,9 @@ struct Ready {
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     keel_durable::write_atomically(path, bytes)
         .context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes a file atomically, without a sync (see keel-durable).
+pub(crate) fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    keel_durable::replace(path, bytes).context(|| format!("cannot write {}", path.display()))
 }

@@ -661,7 +661,7 @@ impl Engine {
             });
         }
         self.networks.held().insert(id.to_owned(), held);
-        self.update(id, |c| c.state.published = published.clone())?;
+        self.update_state(id, |c| c.state.published = published.clone())?;
         let network = self.primary_network(container)?;
         network.rules().add(&forwards(endpoint, &published))?;
         Ok(())
@@ -755,7 +755,7 @@ impl Engine {
             self.endpoint_events(id, "disconnect");
         }
         if !container.state.published.is_empty() {
-            self.update(id, |c| c.state.published.clear()).ok();
+            self.update_state(id, |c| c.state.published.clear()).ok();
         }
     }
 

@@ -21,7 +21,7 @@ impl Engine {
             )));
         }
         self.runtime().pause(&container.id)?;
-        self.update(&container.id, |c| c.state.paused = true)?;
+        self.update_state(&container.id, |c| c.state.paused = true)?;
         self.container_event(&container, "pause", &[]);
         Ok(())
     }
@@ -36,7 +36,7 @@ impl Engine {
             )));
         }
         self.runtime().resume(&container.id)?;
-        self.update(&container.id, |c| c.state.paused = false)?;
+        self.update_state(&container.id, |c| c.state.paused = false)?;
         self.container_event(&container, "unpause", &[]);
         Ok(())
     }
@@ -49,7 +49,7 @@ impl Engine {
         self.container_event(container, "kill", &[("signal", signal.to_string())]);
         if container.state.paused {
             runtime.resume(&container.id)?;
-            self.update(&container.id, |c| c.state.paused = false)?;
+            self.update_state(&container.id, |c| c.state.paused = false)?;
         }
         Ok(())
     }
