@@ -300,15 +300,8 @@ pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
     }
     blocking(move || {
         let pruned = daemon.store().prune_images(all, |image| {
-            let config = &image.config;
-            let labels = config
-                .config()
-                .as_ref()
-                .and_then(|c| c.labels().clone())
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            filter.selects(config.created().as_deref().unwrap_or_default(), &labels)
+            let created = image.config.created().as_deref().unwrap_or_default();
+            filter.selects(created, &image.labels())
         })?;
         let deleted: Vec<Value> = pruned.removals.iter().map(removal_json).collect();
         Ok(json(

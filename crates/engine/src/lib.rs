@@ -271,14 +271,7 @@ impl Engine {
             .resolve(id)
             .and_then(|id| self.images.image(&id))
         {
-            event.attributes = image
-                .config
-                .config()
-                .as_ref()
-                .and_then(|c| c.labels().clone())
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
+            event.attributes = image.labels();
         }
         self.events.publish(event.with("name", name));
     }

@@ -56,6 +56,19 @@ pub struct Image {
     pub digests: Vec<Reference>,
 }
 
+impl Image {
+    /// The image's labels (its config's `Labels`).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+}
+
 /// One step of an image's history, as `docker history` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryStep {
