@@ -1,5 +1,6 @@
 //! Load: 50 containers started at once, then 200 running together on a
-//! 2-core machine; all listed, all stopped and removed, nothing left.
+//! 2-core machine; all listed; 100 removed by `rm -f` side by side, 100
+//! stopped and removed; nothing left.
 
 mod common;
 
@@ -41,14 +42,27 @@ fn fifty_concurrent_starts_then_two_hundred_running_are_listed_stopped_and_remov
     assert_eq!(docker_listed.lines().count(), 200);
 
     let ids = daemon.keel_ok(&["ps", "-q", "--no-trunc"]);
-    let names: Vec<String> = (0..200).map(|i| format!("load-{i}")).collect();
+    // Half killed and removed at once, 100 `rm -f` side by side (each
+    // removal waits for its exit while the others' exits are recorded);
+    // half stopped, then removed.
+    let daemon = &daemon;
+    std::thread::scope(|scope| {
+        let removed: Vec<_> = (0..100)
+            .map(|i| scope.spawn(move || daemon.keel(&["rm", "-f", &format!("load-{i}")])))
+            .collect();
+        for (i, handle) in removed.into_iter().enumerate() {
+            let (code, _, err) = handle.join().unwrap();
+            assert_eq!(code, 0, "rm -f load-{i}: {err}");
+        }
+    });
+    let names: Vec<String> = (100..200).map(|i| format!("load-{i}")).collect();
     let mut stop = vec!["stop", "-t", "0"];
     stop.extend(names.iter().map(String::as_str));
-    assert_eq!(daemon.keel_ok(&stop).lines().count(), 200);
+    assert_eq!(daemon.keel_ok(&stop).lines().count(), 100);
     assert_eq!(daemon.keel_ok(&["ps", "-q"]), "", "none runs");
     let mut remove = vec!["rm"];
     remove.extend(names.iter().map(String::as_str));
-    assert_eq!(daemon.keel_ok(&remove).lines().count(), 200);
+    assert_eq!(daemon.keel_ok(&remove).lines().count(), 100);
     assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
     let snapshots = std::fs::read_dir(daemon.root().join("image/snapshots"))
         .unwrap()

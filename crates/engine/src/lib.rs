@@ -825,7 +825,11 @@ impl Engine {
             .containers
             .get(id)
             .is_some_and(|c| c.state.status == Status::Exited && !c.state.manually_stopped);
-        if still_down && self.update_state(id, |c| c.state.restart_count += 1).is_ok() {
+        if still_down
+            && self
+                .update_state(id, |c| c.state.restart_count += 1)
+                .is_ok()
+        {
             let _ = self.start_as(id, false);
         }
     }
@@ -858,15 +862,19 @@ impl Engine {
             .ok_or_else(|| Error::NoSuchContainer(id.to_owned()))?;
         change(container);
         let copy = container.clone();
-        drop(table);
+        // Written before the lock is let go: whoever sees the change (a
+        // removal waiting for the exit, another update) comes after the
+        // file, so no write lands in a removed directory or over a newer
+        // record.
         let bytes = serde_json::to_vec(&copy).expect("a container serializes");
         let path = self.dir(id).join(RECORD);
-        match durable {
-            true => monitor::write_atomically(&path, &bytes)?,
-            false => monitor::replace(&path, &bytes)?,
-        }
+        let written = match durable {
+            true => monitor::write_atomically(&path, &bytes),
+            false => monitor::replace(&path, &bytes),
+        };
+        drop(table);
         self.changed.notify_all();
-        Ok(copy)
+        written.map(|()| copy)
     }
 
     /// The id a `wait` on `name` will watch: a container's, or one removed
