@@ -899,6 +899,25 @@ fn events_tell_a_containers_life_to_keel_and_docker_past_and_live() {
         events_of("image", "{{.Action}} {{.Actor.Attributes.name}}"),
         "tag keel-test/evtag:1\n"
     );
+    // docker-py reads the same stream.
+    let script = format!(
+        r#"
+import docker
+client = docker.DockerClient(base_url="unix://{socket}")
+events = client.events(since={since}, until={until}, decode=True, filters={{"container": "ev", "type": "container"}})
+print(" ".join(e["Action"] for e in events if e["Action"] in ("create", "start", "die", "destroy")))
+"#,
+        socket = daemon.socket().display(),
+        since = since.split('.').next().unwrap(),
+        until = until.split('.').next().unwrap().parse::<u64>().unwrap() + 1,
+    );
+    let (code, out, err) =
+        common::output(std::process::Command::new("python3").args(["-c", &script]));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "create start die destroy\n"),
+        "{err}"
+    );
     let (code, _, err) = daemon.keel(&["events", "--until", &until, "--filter", "colour=red"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("invalid filter 'colour'"), "{err}");
