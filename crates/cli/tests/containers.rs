@@ -1073,3 +1073,57 @@ fn ps_filters_by_creation_order_and_volume_and_prune_takes_until_and_label_filte
     assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");
     assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn a_container_whose_monitor_is_killed_is_killed_too_and_leaves_no_cgroup() {
+    let daemon = TestDaemon::with_busybox();
+    let id = daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        common::BUSYBOX,
+        "sleep",
+        "600",
+    ]);
+    let id = id.trim();
+    let pid: i32 = daemon
+        .keel_ok(&["inspect", "--format", "{{.State.Pid}}", "orphan"])
+        .trim()
+        .parse()
+        .unwrap();
+    // The monitor is the process's parent.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let monitor: i32 = fields[1].parse().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{monitor}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("keel-monitor"));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(monitor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while daemon.keel_ok(&["inspect", "--format", "{{.State.Status}}", "orphan"]) != "exited\n" {
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        daemon.keel_ok(&["inspect", "--format", "{{.State.ExitCode}}", "orphan"]),
+        "255\n"
+    );
+    let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("sleep"));
+    assert!(!alive, "the process outlived its monitor");
+    let cgroup = format!("/sys/fs/cgroup/pids/keel/{id}");
+    assert!(
+        !std::path::Path::new(&cgroup).exists(),
+        "{cgroup} left behind"
+    );
+    daemon.keel_ok(&["rm", "orphan"]);
+}

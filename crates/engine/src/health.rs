@@ -176,7 +176,7 @@ impl Engine {
         let id = id.to_owned();
         let _ = std::thread::Builder::new()
             .name(format!("health-{}", &id[..12]))
-            .stack_size(256 * 1024)
+            .stack_size(crate::WORKER_STACK)
             .spawn(move || engine.probe_until_exit(&id, run, &check, &command));
     }
 

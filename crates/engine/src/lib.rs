@@ -52,6 +52,9 @@ use crate::error::Context;
 use crate::monitor::{EXIT, Exit, LOG};
 
 const RECORD: &str = "container.json";
+/// The stack of the threads that do an exit's bookkeeping (a runtime
+/// delete, a removal) or a start; 64 KiB overflowed in debug builds.
+const WORKER_STACK: usize = 1024 * 1024;
 
 /// What `wait` waits for, as the Engine API's `condition` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +183,7 @@ impl Engine {
             let watcher = Arc::clone(&engine);
             std::thread::Builder::new()
                 .name(format!("watch-{}", &id[..12]))
-                .stack_size(64 * 1024)
+                .stack_size(WORKER_STACK)
                 .spawn(move || watcher.watch_restored(&id))
                 .context(|| "cannot watch a container".to_owned())?;
         }
@@ -203,7 +206,7 @@ impl Engine {
             let starter = Arc::clone(&engine);
             std::thread::Builder::new()
                 .name("restart-policies".to_owned())
-                .stack_size(1024 * 1024)
+                .stack_size(WORKER_STACK)
                 .spawn(move || {
                     for id in comeback {
                         let _ = starter.start(&id);
@@ -313,7 +316,11 @@ impl Engine {
             {
                 still_running.push(container.id.clone());
             } else if container.state.status == Status::Running {
-                record_exit(&mut container.state, read_exit(&entry.path()));
+                let exit = read_exit(&entry.path());
+                if exit.is_none() {
+                    self.kill_orphan(&container.id);
+                }
+                record_exit(&mut container.state, exit);
                 save(&entry.path(), &container)?;
             }
             table.containers.insert(container.id.clone(), container);
@@ -622,7 +629,7 @@ impl Engine {
         let engine = Arc::clone(self);
         std::thread::Builder::new()
             .name(format!("watch-{}", &id[..12]))
-            .stack_size(64 * 1024)
+            .stack_size(WORKER_STACK)
             .spawn(move || {
                 let mut rest = String::new();
                 let _ = launched.lines.read_line(&mut rest);
@@ -774,6 +781,9 @@ impl Engine {
     /// again after a while if its restart policy says so.
     fn exited(self: &Arc<Self>, id: &str) {
         let exit = read_exit(&self.dir(id));
+        if exit.is_none() {
+            self.kill_orphan(id);
+        }
         // Unmounted and off the network before the exit is recorded:
         // whoever the record wakes (a restart's start) may set both up
         // again at once.
@@ -808,13 +818,20 @@ impl Engine {
             let id = id.to_owned();
             let _ = std::thread::Builder::new()
                 .name(format!("restart-{}", &id[..12]))
-                // A whole start runs on it (a config built, a monitor run).
-                .stack_size(1024 * 1024)
+                .stack_size(WORKER_STACK)
                 .spawn(move || {
                     std::thread::sleep(delay);
                     engine.restart_by_policy(&id);
                 });
         }
+    }
+
+    /// After a monitor died without recording the exit (killed, crashed),
+    /// the process it watched may still run, with nobody to read its output
+    /// or reap it: it is killed and its runtime state and cgroup removed,
+    /// as containerd does for a dead shim.
+    fn kill_orphan(&self, id: &str) {
+        let _ = self.runtime().delete(id, true);
     }
 
     /// Starts a container its restart policy brings back, unless a user
