@@ -400,17 +400,16 @@ fn status_text(container: &Container) -> String {
     };
     match container.state.status {
         Status::Created => "Created".to_owned(),
-        Status::Running if container.state.paused => {
-            format!("Up {} (Paused)", since(&container.state.started_at))
+        Status::Running => {
+            let up = format!("Up {}", since(&container.state.started_at));
+            let health = container.state.health.as_ref().map(|h| h.status.as_str());
+            match (container.state.paused, health) {
+                (true, _) => format!("{up} (Paused)"),
+                (false, Some("starting")) => format!("{up} (health: starting)"),
+                (false, Some(health)) => format!("{up} ({health})"),
+                (false, None) => up,
+            }
         }
-        Status::Running => match container.state.health.as_ref().map(|h| h.status.as_str()) {
-            Some("starting") => format!(
-                "Up {} (health: starting)",
-                since(&container.state.started_at)
-            ),
-            Some(health) => format!("Up {} ({health})", since(&container.state.started_at)),
-            None => format!("Up {}", since(&container.state.started_at)),
-        },
         Status::Exited => format!(
             "Exited ({}) {} ago",
             container.state.exit_code,

@@ -321,7 +321,7 @@ impl Engine {
                     self.kill_orphan(&container.id);
                 }
                 record_exit(&mut container.state, exit);
-                save(&entry.path(), &container)?;
+                write_record(&entry.path(), &container, true)?;
             }
             table.containers.insert(container.id.clone(), container);
         }
@@ -496,7 +496,7 @@ impl Engine {
                 .context(|| "cannot create the container log".to_owned())?;
             self.images.create_snapshot(&id, image_id.as_str())?;
             self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
-            save(&dir, &container)
+            write_record(&dir, &container, true)
         })();
         if let Err(error) = made {
             self.images.remove_snapshot(&id).ok();
@@ -883,12 +883,7 @@ impl Engine {
         // removal waiting for the exit, another update) comes after the
         // file, so no write lands in a removed directory or over a newer
         // record.
-        let bytes = serde_json::to_vec(&copy).expect("a container serializes");
-        let path = self.dir(id).join(RECORD);
-        let written = match durable {
-            true => monitor::write_atomically(&path, &bytes),
-            false => monitor::replace(&path, &bytes),
-        };
+        let written = write_record(&self.dir(id), &copy, durable);
         drop(table);
         self.changed.notify_all();
         written.map(|()| copy)
@@ -1028,8 +1023,10 @@ impl Engine {
             }
             id
         };
-        let old_name = self.container(&id)?.name;
-        let renamed = self.update(&id, |c| c.name = new_name.to_owned())?;
+        let mut old_name = String::new();
+        let renamed = self.update(&id, |c| {
+            old_name = std::mem::replace(&mut c.name, new_name.to_owned());
+        })?;
         self.container_event(&renamed, "rename", &[("oldName", format!("/{old_name}"))]);
         Ok(())
     }
@@ -1158,11 +1155,14 @@ fn send_resize(mut connection: UnixStream, rows: u16, cols: u16) -> Result<()> {
         .context(|| "resizing the terminal".to_owned())
 }
 
-fn save(dir: &Path, container: &Container) -> Result<()> {
-    monitor::write_atomically(
-        &dir.join(RECORD),
-        &serde_json::to_vec(container).expect("a container serializes"),
-    )
+/// Writes a container's record in its directory, synced when `durable`.
+fn write_record(dir: &Path, container: &Container, durable: bool) -> Result<()> {
+    let path = dir.join(RECORD);
+    let bytes = serde_json::to_vec(container).expect("a container serializes");
+    match durable {
+        true => monitor::write_atomically(&path, &bytes),
+        false => monitor::replace(&path, &bytes),
+    }
 }
 
 /// Whether `pid` is the monitor of container `id` (and not a process that

@@ -614,9 +614,10 @@ impl Engine {
             .state
             .endpoints
             .insert(network.name.clone(), endpoint.clone());
-        let copy = container.clone();
+        // Written under the lock, as every record update (see change_record).
+        let written = crate::write_record(&self.dir(id), container, true);
         drop(table);
-        crate::save(&self.dir(id), &copy)?;
+        written?;
         Ok(endpoint)
     }
 
