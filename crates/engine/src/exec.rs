@@ -163,15 +163,17 @@ impl Engine {
                     .strip_prefix("exited ")
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(255);
-                engine.update_exec(&exec.id, |e| {
-                    e.running = false;
-                    e.exit_code = Some(code);
-                });
+                // Published before the exit is visible, so that whoever
+                // acts on it publishes after it.
                 engine.container_event(
                     &container,
                     "exec_die",
                     &[("execID", exec.id.clone()), ("exitCode", code.to_string())],
                 );
+                engine.update_exec(&exec.id, |e| {
+                    e.running = false;
+                    e.exit_code = Some(code);
+                });
                 engine.remove_exec_files(&exec);
             })
             .context(|| "cannot watch the exec".to_owned())?;

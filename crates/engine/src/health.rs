@@ -217,7 +217,6 @@ impl Engine {
             let result = self.probe(id, command, timeout);
             // Failures in the start period count only once a probe passed.
             let counts = !(starting && in_start_period());
-            let before = status.clone();
             status = self.set_health(id, |health| {
                 if result.exit_code == 0 {
                     health.failing_streak = 0;
@@ -232,11 +231,6 @@ impl Engine {
                 let excess = health.log.len().saturating_sub(KEPT_RESULTS);
                 health.log.drain(..excess);
             });
-            if status != before
-                && let (Some(now), Ok(container)) = (&status, self.container(id))
-            {
-                self.container_event(&container, &format!("health_status: {now}"), &[]);
-            }
         }
     }
 
@@ -256,10 +250,17 @@ impl Engine {
         in_run(&table)
     }
 
-    /// Changes the container's health; returns its status after.
+    /// Changes the container's health; returns its status after. A new
+    /// status is published with the change, before it is visible.
     fn set_health(&self, id: &str, change: impl FnOnce(&mut Health)) -> Option<String> {
         let updated = self.update_state(id, |c| {
-            change(c.state.health.get_or_insert_with(Health::starting))
+            let health = c.state.health.get_or_insert_with(Health::starting);
+            let before = health.status.clone();
+            change(health);
+            let now = health.status.clone();
+            if now != before {
+                self.container_event(c, &format!("health_status: {now}"), &[]);
+            }
         });
         updated.ok()?.state.health.map(|h| h.status)
     }

@@ -791,20 +791,20 @@ impl Engine {
         if let Ok(snapshot) = self.images.snapshot(id) {
             snapshot.unmount().ok();
         }
-        let Ok(container) = self.update_state(id, |c| record_exit(&mut c.state, exit)) else {
+        // The event goes out with the change, before the exit is visible:
+        // whoever the record wakes (a stop, a removal) publishes after it.
+        let Ok(container) = self.update_state(id, |c| {
+            record_exit(&mut c.state, exit);
+            let ran_for = ran_for(&c.state);
+            let attributes = [
+                ("exitCode", c.state.exit_code.to_string()),
+                ("execDuration", ran_for.to_string()),
+            ];
+            self.container_event(c, "die", &attributes);
+        }) else {
             return;
         };
-        let ran_for = keel_time::unix_seconds(&container.state.finished_at)
-            .zip(keel_time::unix_seconds(&container.state.started_at))
-            .map_or(0, |(end, start)| end - start);
-        self.container_event(
-            &container,
-            "die",
-            &[
-                ("exitCode", container.state.exit_code.to_string()),
-                ("execDuration", ran_for.max(0).to_string()),
-            ],
-        );
+        let ran_for = ran_for(&container.state);
         if container.config.auto_remove {
             self.remove(id, true, true).ok();
             return;
@@ -812,7 +812,7 @@ impl Engine {
         let delay = container
             .config
             .restart
-            .delay(&container.state, Duration::from_secs(ran_for.max(0) as u64));
+            .delay(&container.state, Duration::from_secs(ran_for));
         if let Some(delay) = delay {
             let engine = Arc::clone(self);
             let id = id.to_owned();
@@ -1175,6 +1175,13 @@ fn is_monitor_of(pid: i32, id: &str) -> bool {
                 .is_some_and(|program| program.ends_with(b"keel-monitor"))
                 && args.contains(&id.as_bytes())
         })
+}
+
+/// Whole seconds a run lasted, from its start to its recorded end.
+fn ran_for(state: &State) -> u64 {
+    keel_time::unix_seconds(&state.finished_at)
+        .zip(keel_time::unix_seconds(&state.started_at))
+        .map_or(0, |(end, start)| (end - start).max(0) as u64)
 }
 
 /// The state after an exit, from the monitor's record of it (255 when
