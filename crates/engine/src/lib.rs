@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod mounts;
 mod network;
 mod pause;
+mod resident;
 mod resources;
 mod restart;
 mod security;

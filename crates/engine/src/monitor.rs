@@ -236,6 +236,8 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
         log,
         stdin_once: args.stdin_once,
     };
+    // From here on the monitor only relays and waits.
+    crate::resident::release_startup_pages();
     let code = relay.run(pid)?;
     drop(relay);
     let _ = fs::remove_file(&socket);

@@ -1,0 +1,108 @@
+//! Giving back the memory a monitor needed only to start its container.
+//!
+//! Creating a container runs most of the runtime's code (the spec's JSON,
+//! mounts, seccomp), and the kernel maps a binary's pages in 64 KiB runs
+//! around each fault, so a monitor that then only relays output would keep
+//! nearly its whole binary resident, for as long as the container runs.
+
+use std::ffi::c_void;
+
+/// Drops from this process's resident set the pages of its read-only file
+/// mappings (code, constants) that were never written, and returns the
+/// allocator's free memory to the kernel. Pages used later fault back in
+/// from the page cache, unchanged; written (copied) pages are kept, since
+/// dropping them would lose what was written. Best effort: the memory is
+/// only an economy.
+pub fn release_startup_pages() {
+    if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
+        for (start, end) in clean_read_only_file_mappings(&smaps) {
+            // SAFETY: the range is a whole mapping of a file, read-only and
+            // with no anonymous (written) page: MADV_DONTNEED only unmaps
+            // its pages, which fault back in with the file's same contents.
+            let _ = unsafe {
+                rustix::mm::madvise(
+                    start as *mut c_void,
+                    end - start,
+                    rustix::mm::Advice::LinuxDontNeed,
+                )
+            };
+        }
+    }
+    // SAFETY: malloc_trim only returns glibc's free heap pages; it touches
+    // no allocation in use.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// The address ranges of mappings in `smaps` that are backed by a file,
+/// not writable, and hold no anonymous page.
+fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-') {
+            let perms = fields.next().unwrap_or_default();
+            // offset, device, inode, then the path.
+            let inode = fields.nth(2).unwrap_or("0");
+            let path = fields.next().unwrap_or_default();
+            current = match (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                (Ok(start), Ok(end))
+                    if perms.starts_with('r')
+                        && !perms.contains('w')
+                        && inode != "0"
+                        && path.starts_with('/') =>
+                {
+                    Some((start, end))
+                }
+                _ => None,
+            };
+        } else if first == "Anonymous:"
+            && let Some(range) = current.take()
+            && fields.next() == Some("0")
+        {
+            ranges.push(range);
+        }
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMAPS: &str = "\
+55556974e000-55556978b000 rw-p 00000000 00:00 0                          [heap]
+Rss:                 208 kB
+Anonymous:           208 kB
+7fbff6200000-7fbff62e2000 r--p 00000000 08:01 1234                       /usr/bin/keel-monitor
+Rss:                 640 kB
+Anonymous:             0 kB
+7fbff62e2000-7fbff64ea000 r-xp 000e2000 08:01 1234                       /usr/bin/keel-monitor
+Rss:                2016 kB
+Anonymous:             0 kB
+7fbff64ea000-7fbff6515000 r--p 002ea000 08:01 1234                       /usr/bin/keel-monitor
+Rss:                 172 kB
+Anonymous:           172 kB
+7fbff6515000-7fbff6518000 rw-p 00315000 08:01 1234                       /usr/bin/keel-monitor
+Rss:                  12 kB
+Anonymous:            12 kB
+7fbff6595000-7fbff6597000 r-xp 00000000 00:00 0                          [vdso]
+Rss:                   4 kB
+Anonymous:             0 kB
+";
+
+    #[test]
+    fn only_unwritten_read_only_file_mappings_are_released() {
+        assert_eq!(
+            clean_read_only_file_mappings(SMAPS),
+            vec![
+                (0x7fbff6200000, 0x7fbff62e2000),
+                (0x7fbff62e2000, 0x7fbff64ea000)
+            ]
+        );
+    }
+}
