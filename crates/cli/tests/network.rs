@@ -236,6 +236,36 @@ fn host_and_none_networks_are_the_hosts_and_loopback_only() {
         "/sys/class/net",
     ]);
     assert_eq!(none, "lo\n");
+    // Its loopback is up (IFF_UP | IFF_LOOPBACK), and each has a namespace
+    // of its own, made ahead or not (more run at once than are made ahead).
+    let ids: Vec<String> = (0..6)
+        .map(|_| {
+            let id = daemon.keel_ok(&["run", "-d", "--network", "none", BUSYBOX, "sleep", "60"]);
+            id.trim().to_owned()
+        })
+        .collect();
+    let namespaces: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            daemon.keel_ok(&[
+                "exec",
+                id,
+                "sh",
+                "-c",
+                "cat /sys/class/net/lo/flags; readlink /proc/self/ns/net",
+            ])
+        })
+        .collect();
+    for id in &ids {
+        daemon.keel_ok(&["rm", "-f", id]);
+    }
+    let mut distinct = std::collections::BTreeSet::new();
+    for answer in &namespaces {
+        let (flags, namespace) = answer.trim().split_once('\n').unwrap();
+        assert_eq!(flags, "0x9", "{answer}");
+        distinct.insert(namespace.to_owned());
+    }
+    assert_eq!(distinct.len(), namespaces.len(), "{namespaces:?}");
     let host = daemon.keel_ok(&[
         "run",
         "--rm",

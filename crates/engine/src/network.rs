@@ -248,13 +248,18 @@ pub(crate) struct Networks {
     /// Networks whose bridge and table are set up (once per daemon).
     ready: Mutex<BTreeSet<String>>,
     dns: Mutex<Option<dns::Server>>,
+    /// Namespaces made ahead for the containers' starts.
+    spares: netns::Spares,
 }
+
+/// How many network namespaces to keep made ahead: enough for a burst of
+/// starts from a script while the next are made.
+const SPARE_NAMESPACES: usize = 4;
 
 /// How a container's process is to be put on the network.
 #[derive(Debug)]
 pub(crate) struct Wiring {
-    /// The namespace to join (`None`: a new one of its own, or the
-    /// host's with `host`).
+    /// The namespace to join (`None` with `host`: the host's).
     pub netns: Option<PathBuf>,
     pub host: bool,
     /// Where hosts, hostname and resolv.conf were written.
@@ -294,6 +299,7 @@ impl Networks {
             held: Mutex::new(BTreeMap::new()),
             ready: Mutex::new(BTreeSet::new()),
             dns: Mutex::new(None),
+            spares: netns::Spares::new(SPARE_NAMESPACES),
         })
     }
 
@@ -319,6 +325,15 @@ impl Networks {
 
     fn netns_path(&self, id: &str) -> PathBuf {
         self.netns_dir.join(id)
+    }
+
+    /// A new network namespace for container `id`, at its path (replacing
+    /// one an earlier start left).
+    fn fresh_netns(&self, id: &str) -> Result<PathBuf> {
+        let path = self.netns_path(id);
+        netns::remove(&path)?;
+        self.spares.create(&path)?;
+        Ok(path)
     }
 
     fn held(&self) -> MutexGuard<'_, BTreeMap<String, Vec<Reservation>>> {
@@ -484,7 +499,8 @@ impl Engine {
         let mut own = Vec::new();
         let mut embedded_dns = false;
         match config.mode() {
-            Mode::None => {}
+            // A namespace with only its loopback, as Docker's.
+            Mode::None => wiring.netns = Some(self.networks.fresh_netns(id)?),
             Mode::Host => {
                 wiring.host = true;
                 let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
@@ -507,9 +523,7 @@ impl Engine {
                 return Ok(wiring);
             }
             Mode::Network(primary) => {
-                let path = self.networks.netns_path(id);
-                netns::remove(&path)?;
-                netns::create(&path)?;
+                let path = self.networks.fresh_netns(id)?;
                 wiring.netns = Some(path.clone());
                 let primary = self.networks.find(&primary)?;
                 let wanted = Wanted {
@@ -768,10 +782,10 @@ impl Engine {
         let containers: Vec<Container> = self.lock().containers.values().cloned().collect();
         let mut held = self.networks.held();
         for container in &containers {
-            if container.state.endpoints.is_empty() {
-                continue;
-            }
             if container.state.status == Status::Running {
+                if container.state.endpoints.is_empty() {
+                    continue;
+                }
                 let reservations = container
                     .state
                     .published
