@@ -203,6 +203,48 @@ fn containers_keep_running_across_a_daemon_restart() {
 }
 
 #[test]
+fn rm_containers_that_ended_or_lost_their_records_while_the_daemon_was_down_are_removed_at_its_start()
+ {
+    let mut daemon = TestDaemon::with_busybox();
+    let ended = daemon.keel_ok(&["run", "-d", "--rm", common::BUSYBOX, "sleep", "0.5"]);
+    let cut = daemon.keel_ok(&["create", "--rm", common::BUSYBOX, "true"]);
+    let kept = daemon.keel_ok(&["create", "--name", "kept", common::BUSYBOX, "true"]);
+    let containers = daemon.root().join("containers");
+    let snapshots = daemon.root().join("image/snapshots");
+    daemon.kill_and_restart_after(|| {
+        // The first ends with no daemon to remove it.
+        let exit = containers.join(ended.trim()).join("exit.json");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !exit.exists() {
+            assert!(std::time::Instant::now() < deadline, "{ended} did not end");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The second's records, written without a sync, are what a crash
+        // of the machine leaves of them: empty files.
+        std::fs::write(containers.join(cut.trim()).join("container.json"), "").unwrap();
+        std::fs::write(snapshots.join(cut.trim()).join("snapshot.json"), "").unwrap();
+    });
+    assert_eq!(
+        daemon.keel_ok(&["ps", "-a", "--format", "{{.Names}}"]),
+        "kept\n"
+    );
+    let left = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(left(&containers), [kept.trim()]);
+    assert_eq!(left(&snapshots), [kept.trim()]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for id in [&ended, &cut] {
+        assert!(!mounts.contains(id.trim()), "{id} is still mounted");
+    }
+}
+
+#[test]
 fn the_docker_cli_runs_logs_stops_and_removes_containers_on_keel() {
     let daemon = TestDaemon::with_busybox();
     let (code, out, err) = daemon.docker(&[

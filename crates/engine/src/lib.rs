@@ -179,6 +179,13 @@ impl Engine {
         });
         let still_running = engine.load_containers()?;
         engine.reconcile_networks();
+        // As Docker at its start: --rm containers that no longer run (the
+        // machine or the daemon stopped under them) are removed.
+        for container in engine.containers() {
+            if container.config.auto_remove && container.state.status != Status::Running {
+                engine.remove(&container.id, true, true).ok();
+            }
+        }
         for id in still_running {
             engine.watch_health(&id);
             let watcher = Arc::clone(&engine);
@@ -304,11 +311,17 @@ impl Engine {
         for entry in entries.flatten() {
             keel_durable::remove_leftovers(&entry.path())
                 .context(|| format!("cannot clean {}", entry.path().display()))?;
-            let Ok(bytes) = fs::read(entry.path().join(RECORD)) else {
-                // Made but never recorded: a crash during create.
+            let bytes = fs::read(entry.path().join(RECORD)).unwrap_or_default();
+            if bytes.is_empty() {
+                // Made but never recorded (a crash during create), or a
+                // record not synced (a --rm container's) before a crash of
+                // the machine.
+                self.images
+                    .remove_snapshot(&entry.file_name().to_string_lossy())
+                    .ok();
                 fs::remove_dir_all(entry.path()).ok();
                 continue;
-            };
+            }
             let Ok(mut container) = serde_json::from_slice::<Container>(&bytes) else {
                 continue;
             };
@@ -489,15 +502,24 @@ impl Engine {
         };
         let dir = self.dir(&id);
         let mut new_volumes = Vec::new();
+        // A --rm container would not outlive a crash of the machine (a
+        // daemon that starts removes those that do not run, as Docker's):
+        // its records are not synced, which is most of a create's time.
+        let durable = !container.config.auto_remove;
         let made = (|| {
             fs::create_dir(&dir).context(|| format!("cannot create {}", dir.display()))?;
             // Made now, so that whoever attaches can open it before the
             // container runs, and keep reading after it is removed.
             fs::File::create(dir.join(LOG))
                 .context(|| "cannot create the container log".to_owned())?;
-            self.images.create_snapshot(&id, image_id.as_str())?;
+            match durable {
+                true => self.images.create_snapshot(&id, image_id.as_str())?,
+                false => self
+                    .images
+                    .create_snapshot_unsynced(&id, image_id.as_str())?,
+            };
             self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
-            write_record(&dir, &container, true)
+            write_record(&dir, &container, durable)
         })();
         if let Err(error) = made {
             self.images.remove_snapshot(&id).ok();

@@ -54,6 +54,7 @@ impl Snapshot {
         id: &str,
         image: &Digest,
         layers: Vec<Digest>,
+        durable: bool,
     ) -> Result<Self> {
         if id.is_empty() || id.contains('/') || id.starts_with('.') {
             return Err(Error::Io {
@@ -78,10 +79,13 @@ impl Snapshot {
             for sub in [snapshot.upper(), snapshot.work(), snapshot.merged()] {
                 fs::create_dir(&sub).context(|| format!("cannot create {}", sub.display()))?;
             }
-            write_atomically(
-                &snapshot.dir.join(RECORD),
-                &serde_json::to_vec(&snapshot).expect("a snapshot record serializes"),
-            )
+            let record = snapshot.dir.join(RECORD);
+            let bytes = serde_json::to_vec(&snapshot).expect("a snapshot record serializes");
+            match durable {
+                true => write_atomically(&record, &bytes),
+                false => keel_durable::replace(&record, &bytes)
+                    .context(|| format!("cannot write {}", record.display())),
+            }
         })();
         if let Err(error) = made {
             fs::remove_dir_all(&snapshot.dir).ok();
@@ -198,7 +202,10 @@ pub(crate) fn recover(root: &Path) -> Result<()> {
     let entries = fs::read_dir(root).context(|| format!("cannot list {}", root.display()))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".removing-") || !entry.path().join(RECORD).exists() {
+        // No record, or an empty one: made, but not synced, before a crash
+        // of the machine.
+        let recorded = fs::metadata(entry.path().join(RECORD)).is_ok_and(|m| m.len() > 0);
+        if name.starts_with(".removing-") || !recorded {
             unmount(entry.path().join("merged"), UnmountFlags::DETACH).ok();
             fs::remove_dir_all(entry.path())
                 .context(|| format!("cannot remove {}", entry.path().display()))?;

@@ -69,8 +69,15 @@ impl TestDaemon {
     /// Kills the daemon with SIGKILL (no chance to clean up) and starts
     /// another on the same root and socket.
     pub fn kill_and_restart(&mut self) {
+        self.kill_and_restart_after(|| {});
+    }
+
+    /// As [`kill_and_restart`](Self::kill_and_restart), doing `meanwhile`
+    /// while no daemon runs.
+    pub fn kill_and_restart_after(&mut self, meanwhile: impl FnOnce()) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        meanwhile();
         self.child = spawn_daemon(self.dir.path(), &self.bridge, &self.subnet);
         wait_for_socket(&self.socket());
     }
