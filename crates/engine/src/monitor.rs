@@ -355,6 +355,10 @@ struct Input {
 struct Client {
     stream: UnixStream,
     frames: Frames,
+    /// Took no more output (it hung up): kept until its input is read to
+    /// the end, since it may have said something first (the daemon's
+    /// resize connections write a size and hang up at once).
+    deaf: bool,
 }
 
 struct Relay {
@@ -416,8 +420,8 @@ impl Relay {
             .context(|| "the attach socket".to_owned())?;
         loop {
             let (exited, ready) = self.wait(&pidfd)?;
-            // Clients first, while the indices polled are theirs: pumping
-            // output drops clients that hung up.
+            // Clients first, while the indices polled are theirs (serving
+            // drops those whose input ended).
             for index in ready.clients.into_iter().rev() {
                 self.serve(index);
             }
@@ -515,6 +519,7 @@ impl Relay {
                 self.clients.push(Client {
                     stream,
                     frames: Frames::default(),
+                    deaf: false,
                 });
             }
         }
@@ -549,8 +554,9 @@ impl Relay {
             let kind = output.kind;
             let chunk = &buffer[..n];
             let frame = stream::frame(kind, chunk);
-            self.clients
-                .retain_mut(|client| client.stream.write_all(&frame).is_ok());
+            for client in self.clients.iter_mut().filter(|c| !c.deaf) {
+                client.deaf = client.stream.write_all(&frame).is_err();
+            }
             self.outputs[index].pending.extend_from_slice(chunk);
             self.log_lines(index)?;
             if !drain {
