@@ -22,7 +22,7 @@ mod spec;
 pub mod stream;
 mod volumes;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -75,6 +75,9 @@ struct Table {
     attaching: BTreeMap<String, Vec<std::sync::mpsc::Sender<UnixStream>>>,
     /// Exec instances, by id, until their container is removed.
     execs: BTreeMap<String, Exec>,
+    /// Containers whose monitor said the exit and still removes the
+    /// runtime's state and cgroup: a new start waits for it.
+    ending: BTreeSet<String>,
 }
 
 /// A client's way to a container's stdio.
@@ -548,9 +551,16 @@ impl Engine {
     /// by the restart policy keeps them.
     fn start_as(self: &Arc<Self>, name: &str, by_user: bool) -> Result<()> {
         let (id, container) = {
-            let table = self.lock();
+            let mut table = self.lock();
             let id = Self::find(&table, name)?;
-            (id.clone(), table.containers[&id].clone())
+            while table.ending.contains(&id) {
+                table = self.changed.wait(table).unwrap_or_else(|p| p.into_inner());
+            }
+            let container = table.containers.get(&id).cloned();
+            (
+                id,
+                container.ok_or_else(|| Error::NoSuchContainer(name.to_owned()))?,
+            )
         };
         if container.state.status == Status::Running {
             return Ok(());
@@ -654,10 +664,15 @@ impl Engine {
             .name(format!("watch-{}", &id[..12]))
             .stack_size(WORKER_STACK)
             .spawn(move || {
+                // The monitor says the exit, then removes the runtime's
+                // state and cgroup: the exit is taken at once.
                 let mut rest = String::new();
                 let _ = launched.lines.read_line(&mut rest);
-                let _ = launched.child.wait();
+                engine.lock().ending.insert(id.clone());
                 engine.exited(&id);
+                let _ = launched.child.wait();
+                engine.lock().ending.remove(&id);
+                engine.changed.notify_all();
             })
             .context(|| "cannot watch the container".to_owned())?;
         Ok(())

@@ -10,7 +10,8 @@
 //! Lines to the daemon on the monitor's stdout: `ready` once the socket
 //! listens (the daemon connects the clients waiting to attach and answers
 //! `go` on the monitor's stdin, so they miss no output), then `started
-//! PID`, then `exited CODE`; `error MESSAGE` ends it early.
+//! PID`, then `exited CODE` (before it removes the runtime's state and
+//! cgroup); `error MESSAGE` ends it early.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -251,9 +252,13 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
             &args.dir.join(EXIT),
             &serde_json::to_vec(&exit).expect("an exit serializes"),
         )?;
-        let _ = runtime.delete(&args.id, true);
     }
     let _ = writeln!(to_daemon, "exited {code}");
+    // After the daemon has the exit: it waits for the monitor's end only
+    // to start the container again.
+    if args.exec.is_none() {
+        let _ = runtime.delete(&args.id, true);
+    }
     Ok(())
 }
 
