@@ -55,6 +55,8 @@ struct CreateFlags {
     interactive: bool,
     tty: bool,
     detach_keys: Option<String>,
+    /// `--sig-proxy=false`: signals to `run` stay with it.
+    no_sig_proxy: bool,
     /// `-v` with a source (binds and named volumes).
     binds: Vec<String>,
     /// `-v TARGET`: anonymous volumes.
@@ -162,6 +164,7 @@ fn parse_create_flags(
             Some(Short('i') | Long("interactive")) => flags.interactive = true,
             Some(Short('t') | Long("tty")) => flags.tty = true,
             Some(Long("detach-keys")) => flags.detach_keys = Some(parser.value()?.string()?),
+            Some(Long("sig-proxy")) => flags.no_sig_proxy = !bool_value(parser, "sig-proxy")?,
             Some(Short('v') | Long("volume")) => {
                 let spec: String = parser.value()?.string()?;
                 match spec.contains(':') {
@@ -637,6 +640,8 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         tty: flags.tty,
         stdin: flags.interactive,
         resize: Some(format!("/containers/{id}")),
+        // As docker run: with a terminal too.
+        signals_to: (!flags.no_sig_proxy).then(|| format!("/containers/{id}")),
         detach_keys: detach_keys(flags.detach_keys.as_deref())?,
     };
     let condition = if flags.auto_remove {
@@ -691,13 +696,17 @@ fn attach_and_wait(
     Ok(())
 }
 
-/// `keel attach [--no-stdin] [--detach-keys K] CONTAINER`
+/// `keel attach [--no-stdin] [--detach-keys K] [--sig-proxy=BOOL] CONTAINER`
 pub fn attach(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let (mut no_stdin, mut keys) = (false, None);
+    let (mut no_stdin, mut keys, mut sig_proxy) = (false, None, true);
     let names = names(parser, "attach [OPTIONS] CONTAINER", &mut |flag, parser| {
         Ok(match flag {
             "--no-stdin" => {
                 no_stdin = true;
+                true
+            }
+            "--sig-proxy" => {
+                sig_proxy = bool_value(parser, "sig-proxy")?;
                 true
             }
             "--detach-keys" => {
@@ -712,17 +721,19 @@ pub fn attach(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             "\"keel attach\" requires exactly 1 argument.\nUsage:  keel attach [OPTIONS] CONTAINER"
         );
     };
-    attach_existing(client, name, !no_stdin, keys.as_deref(), false)
+    attach_existing(client, name, !no_stdin, keys.as_deref(), sig_proxy, false)
 }
 
 /// Attaches to the container `name` as `docker attach` and `start -a` do:
 /// to its terminal if it has one, its stdin if `stdin` and it keeps one
-/// open; `start` starts it (attached first), else it must run.
+/// open, passing signals on (`sig_proxy`) if it has no terminal; `start`
+/// starts it (attached first), else it must run.
 fn attach_existing(
     client: &Client,
     name: &str,
     stdin: bool,
     keys: Option<&str>,
+    sig_proxy: bool,
     start: bool,
 ) -> Result<()> {
     let container = client.json(
@@ -734,13 +745,31 @@ fn attach_existing(
         bail!("You cannot attach to a stopped container, start it first");
     }
     let id = container["Id"].as_str().unwrap_or_default().to_owned();
+    let tty = container["Config"]["Tty"] == true;
     let session = Session {
-        tty: container["Config"]["Tty"] == true,
+        tty,
         stdin: stdin && container["Config"]["OpenStdin"] == true,
         resize: Some(format!("/containers/{id}")),
+        signals_to: (sig_proxy && !tty).then(|| format!("/containers/{id}")),
         detach_keys: detach_keys(keys)?,
     };
     attach_and_wait(client, &id, &session, start, "not-running")
+}
+
+/// A boolean flag's value: none (`--flag`) is true, else Go's
+/// strconv.ParseBool words, as docker's flags take them.
+fn bool_value(parser: &mut lexopt::Parser, flag: &str) -> Result<bool> {
+    let Some(value) = parser.optional_value() else {
+        return Ok(true);
+    };
+    let value = value.string()?;
+    match value.as_str() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => bail!(
+            "invalid argument \"{value}\" for \"--{flag}\" flag: strconv.ParseBool: parsing \"{value}\": invalid syntax"
+        ),
+    }
 }
 
 fn detach_keys(text: Option<&str>) -> Result<Vec<u8>> {
@@ -807,6 +836,8 @@ pub fn exec(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         tty,
         stdin: interactive,
         resize: Some(format!("/exec/{id}")),
+        // As docker exec: signals stay here.
+        signals_to: None,
         detach_keys: detach_keys(body["DetachKeys"].as_str())?,
     };
     if session::relay(client, response, &session)? {
@@ -907,7 +938,7 @@ pub fn start(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         let [name] = names.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
-        return attach_existing(client, name, interactive, keys.as_deref(), true);
+        return attach_existing(client, name, interactive, keys.as_deref(), true, true);
     }
     each(&names, |name| {
         client.send("POST", &format!("/containers/{name}/start"))?;

@@ -22,6 +22,9 @@ pub struct Session {
     pub stdin: bool,
     /// Where the window's size goes: `/containers/ID` or `/exec/ID`.
     pub resize: Option<String>,
+    /// Where the signals this process gets go (`--sig-proxy`):
+    /// `/containers/ID`.
+    pub signals_to: Option<String>,
     /// Typed at a terminal, these end the session and leave the process
     /// running.
     pub detach_keys: Vec<u8>,
@@ -29,6 +32,10 @@ pub struct Session {
 
 /// Relays until the output ends; true if the user detached.
 pub fn relay(client: &Client, mut response: Response, session: &Session) -> Result<bool> {
+    // First: threads started from here on inherit the signals' block.
+    if let Some(target) = &session.signals_to {
+        forward_signals(client.clone(), target.clone());
+    }
     let _raw = match session.tty && session.stdin && std::io::stdin().is_terminal() {
         true => Some(RawMode::enter()?),
         false => None,
@@ -128,15 +135,48 @@ fn send_size(client: &Client, target: &str) {
     }
 }
 
-/// Sends the window's size again whenever it changes (SIGWINCH), from a
-/// thread that waits for the signal; it is blocked in this thread first,
-/// so threads started later inherit the block and only that one gets it.
+/// Sends the window's size again whenever it changes (SIGWINCH).
 fn follow_window_size(client: Client, target: String) {
+    on_signals(&[libc::SIGWINCH], move |_| send_size(&client, &target));
+}
+
+/// Passes the signals this process gets on to the container at `target`
+/// (`/containers/ID`), as docker's `--sig-proxy` does: all it can catch but
+/// SIGCHLD and SIGPIPE (about this process), SIGURG (which docker skips)
+/// and SIGWINCH (a terminal's size goes as a resize).
+fn forward_signals(client: Client, target: String) {
+    let skipped = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGCHLD,
+        libc::SIGPIPE,
+        libc::SIGURG,
+        libc::SIGWINCH,
+    ];
+    let signals: Vec<libc::c_int> = (1..=libc::SIGRTMAX())
+        .filter(|s| !skipped.contains(s))
+        .collect();
+    on_signals(&signals, move |signal| {
+        let _ = client.request(
+            "POST",
+            &format!("{target}/kill?signal={signal}"),
+            Upload::None,
+        );
+    });
+}
+
+/// Runs `action` for each of `signals` this process gets, from a thread
+/// that waits for them; they are blocked in the calling thread first, so
+/// threads started later inherit the block and only that one gets them.
+fn on_signals(signals: &[libc::c_int], action: impl Fn(libc::c_int) + Send + 'static) {
     let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initializes the set it is given.
     unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-    // SAFETY: the set was initialized above.
-    unsafe { libc::sigaddset(set.as_mut_ptr(), libc::SIGWINCH) };
+    for signal in signals {
+        // SAFETY: the set was initialized above; glibc refuses the
+        // signals it keeps for itself (32, 33), which leaves them out.
+        unsafe { libc::sigaddset(set.as_mut_ptr(), *signal) };
+    }
     // SAFETY: the set is initialized; the old mask is not asked for.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), std::ptr::null_mut()) };
     // SAFETY: initialized above, and only read from now on.
@@ -148,7 +188,7 @@ fn follow_window_size(client: Client, target: String) {
             if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
                 return;
             }
-            send_size(&client, &target);
+            action(signal);
         }
     });
 }

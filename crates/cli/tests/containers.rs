@@ -245,6 +245,55 @@ fn rm_containers_that_ended_or_lost_their_records_while_the_daemon_was_down_are_
 }
 
 #[test]
+fn run_passes_the_signals_it_gets_on_to_the_container_unless_sig_proxy_is_false() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::ExitStatusExt;
+    let daemon = TestDaemon::with_busybox();
+    let script = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
+    let started = |options: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&[common::BUSYBOX, "sh", "-c", script]);
+        let mut child = daemon
+            .keel_command(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n", "{options:?}");
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        (child, out)
+    };
+    let (mut child, mut out) = started(&["--rm", "--name", "proxied"]);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    // Not passed on: the signal ends the CLI, and the container runs on.
+    let (mut child, _out) = started(&["--sig-proxy=false", "--name", "kept"]);
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+    assert_eq!(
+        daemon.keel_ok(&["inspect", "--format", "{{.State.Running}}", "kept"]),
+        "true\n"
+    );
+    daemon.keel_ok(&["rm", "-f", "kept"]);
+    let (code, _, err) = common::output(&mut daemon.keel_command(&[
+        "run",
+        "--sig-proxy=maybe",
+        common::BUSYBOX,
+        "true",
+    ]));
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("invalid argument \"maybe\" for \"--sig-proxy\" flag"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_docker_cli_runs_logs_stops_and_removes_containers_on_keel() {
     let daemon = TestDaemon::with_busybox();
     let (code, out, err) = daemon.docker(&[
