@@ -237,8 +237,6 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
         log,
         stdin_once: args.stdin_once,
     };
-    // From here on the monitor only relays and waits.
-    crate::resident::release_startup_pages();
     let code = relay.run(pid)?;
     drop(relay);
     let _ = fs::remove_file(&socket);
@@ -423,8 +421,9 @@ impl Relay {
         self.listener
             .set_nonblocking(true)
             .context(|| "the attach socket".to_owned())?;
+        let mut first = true;
         loop {
-            let (exited, ready) = self.wait(&pidfd)?;
+            let (exited, ready) = self.wait(&pidfd, std::mem::take(&mut first))?;
             // Clients first, while the indices polled are theirs (serving
             // drops those whose input ended).
             for index in ready.clients.into_iter().rev() {
@@ -470,8 +469,9 @@ impl Relay {
     }
 
     /// Waits for something to do: whether the process exited, and which
-    /// of the rest are ready.
-    fn wait(&self, pidfd: &OwnedFd) -> Result<(bool, Ready)> {
+    /// of the rest are ready. The `first` wait gives back the memory that
+    /// only the start needed, right before it blocks.
+    fn wait(&self, pidfd: &OwnedFd, first: bool) -> Result<(bool, Ready)> {
         let mut fds = vec![
             PollFd::new(pidfd, PollFlags::IN),
             PollFd::new(&self.listener, PollFlags::IN),
@@ -487,6 +487,9 @@ impl Relay {
         }
         if let Some(input) = self.input.as_ref().filter(|i| !i.pending.is_empty()) {
             fds.push(PollFd::new(&input.fd, PollFlags::OUT));
+        }
+        if first {
+            crate::resident::release_startup_pages();
         }
         loop {
             match poll(&mut fds, None) {

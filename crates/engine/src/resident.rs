@@ -4,33 +4,42 @@
 //! mounts, seccomp), and the kernel maps a binary's pages in 64 KiB runs
 //! around each fault, so a monitor that then only relays output would keep
 //! nearly its whole binary resident, for as long as the container runs.
+//! Released just before the monitor first waits, only the code it runs from
+//! then on comes back.
 
 use std::ffi::c_void;
 
-/// Drops from this process's resident set the pages of its read-only file
-/// mappings (code, constants) that were never written, and returns the
-/// allocator's free memory to the kernel. Pages used later fault back in
-/// from the page cache, unchanged; written (copied) pages are kept, since
-/// dropping them would lose what was written. Best effort: the memory is
-/// only an economy.
+/// Returns the allocator's free memory to the kernel, then drops from this
+/// process's resident set the pages of its read-only file mappings (code,
+/// constants) that were never written. Pages used later fault back in from
+/// the page cache, unchanged; written (copied) pages are kept, since
+/// dropping them would lose what was written. Nothing is allocated or freed
+/// after the pages go (the allocator's code would come straight back).
+/// Best effort: the memory is only an economy.
 pub fn release_startup_pages() {
+    let mut ranges = [(0, 0); 32];
+    let mut count = 0;
     if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
-        for (start, end) in clean_read_only_file_mappings(&smaps) {
-            // SAFETY: the range is a whole mapping of a file, read-only and
-            // with no anonymous (written) page: MADV_DONTNEED only unmaps
-            // its pages, which fault back in with the file's same contents.
-            let _ = unsafe {
-                rustix::mm::madvise(
-                    start as *mut c_void,
-                    end - start,
-                    rustix::mm::Advice::LinuxDontNeed,
-                )
-            };
+        for (slot, range) in ranges.iter_mut().zip(clean_read_only_file_mappings(&smaps)) {
+            *slot = range;
+            count += 1;
         }
     }
     // SAFETY: malloc_trim only returns glibc's free heap pages; it touches
     // no allocation in use.
     unsafe { libc::malloc_trim(0) };
+    for &(start, end) in &ranges[..count] {
+        // SAFETY: the range is a whole mapping of a file, read-only and
+        // with no anonymous (written) page: MADV_DONTNEED only unmaps its
+        // pages, which fault back in with the file's same contents.
+        let _ = unsafe {
+            rustix::mm::madvise(
+                start as *mut c_void,
+                end - start,
+                rustix::mm::Advice::LinuxDontNeed,
+            )
+        };
+    }
 }
 
 /// The address ranges of mappings in `smaps` that are backed by a file,
