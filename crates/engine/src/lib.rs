@@ -515,14 +515,27 @@ impl Engine {
             // container runs, and keep reading after it is removed.
             fs::File::create(dir.join(LOG))
                 .context(|| "cannot create the container log".to_owned())?;
-            match durable {
-                true => self.images.create_snapshot(&id, image_id.as_str())?,
-                false => self
-                    .images
-                    .create_snapshot_unsynced(&id, image_id.as_str())?,
+            let snapshot = || match durable {
+                true => self.images.create_snapshot(&id, image_id.as_str()),
+                false => self.images.create_snapshot_unsynced(&id, image_id.as_str()),
             };
-            self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
-            write_record(&dir, &container, durable)
+            let mut record = || {
+                self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
+                write_record(&dir, &container, durable)
+            };
+            if !durable {
+                snapshot()?;
+                return record();
+            }
+            // Synced side by side: one journal commit can serve both.
+            std::thread::scope(|scope| {
+                let snapshot = scope.spawn(snapshot);
+                let recorded = record();
+                snapshot
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                recorded
+            })
         })();
         if let Err(error) = made {
             self.images.remove_snapshot(&id).ok();
