@@ -212,10 +212,15 @@ fn rm_containers_that_ended_or_lost_their_records_while_the_daemon_was_down_are_
     let containers = daemon.root().join("containers");
     let snapshots = daemon.root().join("image/snapshots");
     daemon.kill_and_restart_after(|| {
-        // The first ends with no daemon to remove it.
+        // The first ends with no daemon to remove it, and so does its
+        // monitor (a monitor still running would mean a running container).
+        let record = containers.join(ended.trim()).join("container.json");
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+        let monitor = format!("/proc/{}", record["state"]["monitor_pid"]);
         let exit = containers.join(ended.trim()).join("exit.json");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !exit.exists() {
+        while !exit.exists() || std::path::Path::new(&monitor).exists() {
             assert!(std::time::Instant::now() < deadline, "{ended} did not end");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
