@@ -515,10 +515,7 @@ impl Engine {
             // container runs, and keep reading after it is removed.
             fs::File::create(dir.join(LOG))
                 .context(|| "cannot create the container log".to_owned())?;
-            let snapshot = || match durable {
-                true => self.images.create_snapshot(&id, image_id.as_str()),
-                false => self.images.create_snapshot_unsynced(&id, image_id.as_str()),
-            };
+            let snapshot = || self.images.create_snapshot(&id, image_id.as_str(), durable);
             let mut record = || {
                 self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
                 write_record(&dir, &container, durable)

@@ -703,20 +703,11 @@ impl Store {
             .collect())
     }
 
-    /// Makes a container's read/write layer over the image `image` names,
-    /// durably.
-    pub fn create_snapshot(&self, id: &str, image: &str) -> Result<Snapshot> {
-        self.new_snapshot(id, image, true)
-    }
-
-    /// Makes a read/write layer that need not survive a crash of the
-    /// machine (a `run --rm` container's, which would be removed anyway),
-    /// without the cost of syncing it: after such a crash it may be gone.
-    pub fn create_snapshot_unsynced(&self, id: &str, image: &str) -> Result<Snapshot> {
-        self.new_snapshot(id, image, false)
-    }
-
-    fn new_snapshot(&self, id: &str, image: &str, durable: bool) -> Result<Snapshot> {
+    /// Makes a container's read/write layer over the image `image` names;
+    /// synced when `durable`. One that need not survive a crash of the
+    /// machine (a `run --rm` container's, which would be removed anyway)
+    /// skips the cost of the sync: after such a crash it may be gone.
+    pub fn create_snapshot(&self, id: &str, image: &str, durable: bool) -> Result<Snapshot> {
         let image = self.image(&self.resolve(image)?)?;
         Snapshot::create(&self.snapshots, id, &image.id, image.chain_ids, durable)
     }

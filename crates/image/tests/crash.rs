@@ -79,7 +79,7 @@ fn a_load_killed_at_any_moment_leaves_a_consistent_store() {
             // Killed between the image record and its tag, the image is
             // whole but untagged (dangling, as in Docker): run it by id.
             let snapshot = store
-                .create_snapshot("after-crash", image.id.as_str())
+                .create_snapshot("after-crash", image.id.as_str(), true)
                 .unwrap();
             let merged = store.mount_snapshot(&snapshot).unwrap();
             assert_eq!(run_in(&merged, "ls / | grep -c data-"), "32\n");

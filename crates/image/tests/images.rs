@@ -84,7 +84,7 @@ fn an_image_a_container_uses_is_removed_only_when_forced_and_never_while_running
         .clone();
     let snapshot = test
         .store
-        .create_snapshot("user", "keel-test/used")
+        .create_snapshot("user", "keel-test/used", true)
         .unwrap();
 
     let error = test
@@ -196,7 +196,7 @@ fn gzip_and_zstd_layers_load_and_keep_their_media_types() {
     assert_eq!(image.layers[1].diff_id, Digest::of(&top));
     let snapshot = test
         .store
-        .create_snapshot("c", "keel-test/compressed")
+        .create_snapshot("c", "keel-test/compressed", true)
         .unwrap();
     let root = test.store.mount_snapshot(&snapshot).unwrap();
     assert_eq!(run_in(&root, "cat /etc/motd"), "compressed\n");
@@ -240,7 +240,7 @@ fn import_makes_a_one_layer_image_with_the_changes_applied() {
     assert_eq!(history[0].comment().as_deref(), Some("Imported from -"));
     let snapshot = test
         .store
-        .create_snapshot("i", "keel-test/imported:1")
+        .create_snapshot("i", "keel-test/imported:1", true)
         .unwrap();
     let root = test.store.mount_snapshot(&snapshot).unwrap();
     assert_eq!(run_in(&root, "echo ok"), "ok\n");

@@ -80,7 +80,7 @@ fn two_images_sharing_a_base_layer_store_it_once_and_survive_each_others_removal
 
     let snapshot = test
         .store
-        .create_snapshot("runs-b", "keel-test/b:1")
+        .create_snapshot("runs-b", "keel-test/b:1", true)
         .unwrap();
     let root = test.store.mount_snapshot(&snapshot).unwrap();
     assert_eq!(
@@ -99,7 +99,7 @@ fn a_containers_writes_land_in_its_upper_layer_only() {
 
     let first = test
         .store
-        .create_snapshot("first", "keel-test/writes")
+        .create_snapshot("first", "keel-test/writes", true)
         .unwrap();
     let root = test.store.mount_snapshot(&first).unwrap();
     run_in(
@@ -114,7 +114,7 @@ fn a_containers_writes_land_in_its_upper_layer_only() {
 
     let second = test
         .store
-        .create_snapshot("second", &loaded[0].id.to_string())
+        .create_snapshot("second", &loaded[0].id.to_string(), true)
         .unwrap();
     let other_root = test.store.mount_snapshot(&second).unwrap();
     assert_eq!(
@@ -173,7 +173,7 @@ fn whiteouts_delete_files_and_opaque_directories_replace_the_lower_ones() {
     ));
     let snapshot = test
         .store
-        .create_snapshot("w", "keel-test/whiteouts")
+        .create_snapshot("w", "keel-test/whiteouts", true)
         .unwrap();
     let root = test.store.mount_snapshot(&snapshot).unwrap();
     assert_eq!(
@@ -201,7 +201,7 @@ fn a_stack_too_tall_for_one_mount_option_string_still_mounts() {
     test.load(&archive_of(&layers, &["keel-test/tall"]));
     let snapshot = test
         .store
-        .create_snapshot("tall", "keel-test/tall")
+        .create_snapshot("tall", "keel-test/tall", true)
         .unwrap();
     let lower_option_length: usize = snapshot
         .layers

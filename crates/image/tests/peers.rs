@@ -56,7 +56,7 @@ fn load_podman_save(format: &str) {
 
     let snapshot = test
         .store
-        .create_snapshot("from-podman", "localhost/keel-busybox")
+        .create_snapshot("from-podman", "localhost/keel-busybox", true)
         .unwrap();
     let root = test.store.mount_snapshot(&snapshot).unwrap();
     assert_eq!(
@@ -144,7 +144,7 @@ fn keel_save_output_is_also_an_oci_layout_that_keel_and_podman_load() {
     );
     let snapshot = other
         .store
-        .create_snapshot("oci", "keel-test/oci:2")
+        .create_snapshot("oci", "keel-test/oci:2", true)
         .unwrap();
     let root = other.store.mount_snapshot(&snapshot).unwrap();
     assert_eq!(run_in(&root, "cat /greeting"), "hello from an OCI layout\n");
