@@ -1,8 +1,6 @@
 //! The architectures a filter covers on this machine, with their audit
 //! numbers and syscall tables.
 
-use std::str::FromStr;
-
 use oci_spec::runtime::Arch as OciArch;
 
 /// Set in the syscall number of x32 syscalls (which report x86_64's audit
@@ -12,7 +10,8 @@ pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Arch {
     pub(crate) audit: u32,
-    pub(crate) lookup: fn(&str) -> Option<u32>,
+    /// Every syscall of the architecture: (name, number).
+    pub(crate) syscalls: fn() -> Vec<(&'static str, u32)>,
     /// This entry stands for x32 syscalls (checked in x86_64's section).
     pub(crate) x32: bool,
     /// Syscalls of this audit architecture may carry the x32 bit.
@@ -21,10 +20,10 @@ pub(crate) struct Arch {
 
 macro_rules! table {
     ($module:ident) => {
-        |name: &str| {
-            syscalls::$module::Sysno::from_str(name)
-                .ok()
-                .map(|s| s.id() as u32)
+        || {
+            syscalls::$module::Sysno::iter()
+                .map(|s| (s.name(), s.id() as u32))
+                .collect()
         }
     };
 }
@@ -32,7 +31,7 @@ macro_rules! table {
 #[cfg(target_arch = "x86_64")]
 const NATIVE: Arch = Arch {
     audit: 0xc000_003e,
-    lookup: table!(x86_64),
+    syscalls: table!(x86_64),
     x32: false,
     has_x32_bit: true,
 };
@@ -40,7 +39,7 @@ const NATIVE: Arch = Arch {
 #[cfg(target_arch = "aarch64")]
 const NATIVE: Arch = Arch {
     audit: 0xc000_00b7,
-    lookup: table!(aarch64),
+    syscalls: table!(aarch64),
     x32: false,
     has_x32_bit: false,
 };
@@ -55,7 +54,7 @@ impl Arch {
                 #[cfg(target_arch = "x86_64")]
                 OciArch::ScmpArchX86 => Some(Arch {
                     audit: 0x4000_0003,
-                    lookup: table!(x86),
+                    syscalls: table!(x86),
                     x32: false,
                     has_x32_bit: false,
                 }),

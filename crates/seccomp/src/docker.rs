@@ -575,13 +575,15 @@ mod tests {
     }
 
     #[test]
-    fn the_default_profile_compiles_within_the_kernels_limit() {
+    fn the_default_profile_compiles_to_well_under_a_thousand_instructions() {
         let profile = Profile::docker_default()
             .resolve(&DOCKER_CAPS)
             .unwrap()
             .unwrap();
         let filter = Filter::compile(&profile).unwrap();
-        assert!(filter.len() < 4096, "{} instructions", filter.len());
+        // Runs of allowed syscalls are searched, not each syscall: 677
+        // instructions for x86_64, x32 and i386 (2191 one syscall at a time).
+        assert!(filter.len() < 1000, "{} instructions", filter.len());
     }
 
     #[test]

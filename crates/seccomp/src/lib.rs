@@ -12,7 +12,7 @@ mod arch;
 mod bpf;
 mod docker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use libc::{c_ulong, sock_filter, sock_fprog};
 use oci_spec::runtime::{
@@ -133,6 +133,9 @@ fn syscall_table<'a>(
     arch: &Arch,
     default: u32,
 ) -> Result<BTreeMap<u32, Vec<Rule<'a>>>, Error> {
+    // One map per compile: the syscalls crate's name lookup walks its
+    // whole table for each of the profile's several hundred names.
+    let numbers: HashMap<&str, u32> = (arch.syscalls)().into_iter().collect();
     let mut table: BTreeMap<u32, Vec<Rule<'a>>> = BTreeMap::new();
     for syscall in profile.syscalls().iter().flatten() {
         let action = action_code(syscall.action(), syscall.errno_ret())?;
@@ -144,7 +147,7 @@ fn syscall_table<'a>(
                     index: c.index(),
                 });
             }
-            let Some(nr) = (arch.lookup)(name) else {
+            let Some(&nr) = numbers.get(name.as_str()) else {
                 continue;
             };
             // A rule that ends in the default action changes nothing.
@@ -168,7 +171,6 @@ fn emit_section(
     default: u32,
     x32: bool,
 ) -> Result<(), Error> {
-    let default_label = asm.label();
     asm.load(OFFSET_NR);
     if arch.has_x32_bit {
         if x32 {
@@ -206,65 +208,89 @@ fn emit_section(
         asm.place(dispatch);
     }
 
-    let entries: Vec<(u32, &[Rule<'_>])> = table
-        .iter()
-        .filter(|(_, rules)| !rules.is_empty())
-        .map(|(nr, rules)| (*nr, rules.as_slice()))
-        .collect();
-    let mut blocks = Vec::new();
-    emit_tree(asm, &entries, default_label, &mut blocks);
-    asm.place(default_label);
-    asm.ret(default);
-    for (label, rules) in blocks {
-        asm.place(label);
-        for rule in rules {
-            let next_rule = asm.label();
-            for condition in rule.conditions {
-                emit_condition(asm, condition, next_rule)?;
-            }
-            asm.ret(rule.action);
-            asm.place(next_rule);
-            if rule.conditions.is_empty() {
-                break; // Later rules cannot be reached.
-            }
+    emit_tree(asm, &runs(table, default), default)
+}
+
+/// What the syscalls of one run of numbers get: an action, or the rules of
+/// the one syscall whose first rule has conditions.
+#[derive(Debug, Clone, Copy)]
+enum Outcome<'r, 'a> {
+    Return(u32),
+    Rules(&'r [Rule<'a>]),
+}
+
+/// Splits the syscall numbers from 0 up into runs, each starting at its
+/// number: neighbours with the same unconditional action share a run, so
+/// the search below is over a few dozen runs instead of hundreds of
+/// syscalls (a shorter program, faster to load and to run). The last run
+/// reaches every number above.
+fn runs<'r, 'a>(
+    table: &'r BTreeMap<u32, Vec<Rule<'a>>>,
+    default: u32,
+) -> Vec<(u32, Outcome<'r, 'a>)> {
+    let mut runs = vec![(0, Outcome::Return(default))];
+    let mut push = |start: u32, outcome: Outcome<'r, 'a>| {
+        if runs.last().is_some_and(|(s, _)| *s == start) {
+            runs.pop();
         }
-        asm.ret(default);
+        let continues = matches!(
+            (runs.last(), outcome),
+            (Some((_, Outcome::Return(a))), Outcome::Return(b)) if *a == b
+        );
+        if !continues {
+            runs.push((start, outcome));
+        }
+    };
+    for (nr, rules) in table {
+        let outcome = match rules.as_slice() {
+            [] => Outcome::Return(default),
+            [first, ..] if first.conditions.is_empty() => Outcome::Return(first.action),
+            _ => Outcome::Rules(rules),
+        };
+        push(*nr, outcome);
+        push(nr + 1, Outcome::Return(default));
+    }
+    runs
+}
+
+/// Binary search over the runs for the one holding the syscall number in A.
+fn emit_tree(
+    asm: &mut Assembler,
+    runs: &[(u32, Outcome<'_, '_>)],
+    default: u32,
+) -> Result<(), Error> {
+    match runs {
+        [] => asm.ret(default),
+        [(_, Outcome::Return(action))] => asm.ret(*action),
+        [(_, Outcome::Rules(rules))] => emit_rules(asm, rules, default)?,
+        _ => {
+            let (low, high) = runs.split_at(runs.len() / 2);
+            let high_label = asm.label();
+            asm.jump_far_if(Cmp::Ge, high[0].0, high_label);
+            emit_tree(asm, low, default)?;
+            asm.place(high_label);
+            emit_tree(asm, high, default)?;
+        }
     }
     Ok(())
 }
 
-/// Binary search over the sorted syscall numbers. Syscalls whose only rule
-/// is unconditional return inline; the others jump to a block emitted later.
-fn emit_tree<'r, 'a>(
-    asm: &mut Assembler,
-    entries: &[(u32, &'r [Rule<'a>])],
-    default_label: usize,
-    blocks: &mut Vec<(usize, &'r [Rule<'a>])>,
-) {
-    const LEAF: usize = 4;
-    if entries.len() <= LEAF {
-        for (nr, rules) in entries {
-            let skip = asm.label();
-            asm.jump(Cmp::Eq, *nr, Target::Next, Target::Label(skip));
-            match rules {
-                [rule] if rule.conditions.is_empty() => asm.ret(rule.action),
-                _ => {
-                    let block = asm.label();
-                    asm.goto(block);
-                    blocks.push((block, rules));
-                }
-            }
-            asm.place(skip);
+/// One syscall's rules in profile order; the first whose conditions all
+/// hold gives its action, else the default.
+fn emit_rules(asm: &mut Assembler, rules: &[Rule<'_>], default: u32) -> Result<(), Error> {
+    for rule in rules {
+        let next_rule = asm.label();
+        for condition in rule.conditions {
+            emit_condition(asm, condition, next_rule)?;
         }
-        asm.goto(default_label);
-        return;
+        asm.ret(rule.action);
+        asm.place(next_rule);
+        if rule.conditions.is_empty() {
+            return Ok(()); // Later rules cannot be reached.
+        }
     }
-    let (low, high) = entries.split_at(entries.len() / 2);
-    let high_label = asm.label();
-    asm.jump_far_if(Cmp::Ge, high[0].0, high_label);
-    emit_tree(asm, low, default_label, blocks);
-    asm.place(high_label);
-    emit_tree(asm, high, default_label, blocks);
+    asm.ret(default);
+    Ok(())
 }
 
 /// Falls through when the 64-bit argument satisfies the condition, else
@@ -365,4 +391,46 @@ fn filter_flags(flags: &[LinuxSeccompFilterFlag]) -> Result<c_ulong, Error> {
                 }
             })
     })
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbouring_syscalls_with_one_action_share_a_run_and_conditional_ones_stand_alone() {
+        let profile: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [
+                {"names": ["read", "write", "open", "fstat"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["close"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["lseek"], "action": "SCMP_ACT_KILL"}
+            ]
+        }))
+        .unwrap();
+        let default = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let table = syscall_table(&profile, &Arch::for_profile(&[])[0], default).unwrap();
+        let runs: Vec<(u32, Option<u32>)> = runs(&table, default)
+            .into_iter()
+            .map(|(start, outcome)| match outcome {
+                Outcome::Return(action) => (start, Some(action)),
+                Outcome::Rules(_) => (start, None),
+            })
+            .collect();
+        let allow = libc::SECCOMP_RET_ALLOW;
+        // read 0, write 1, open 2, close 3, fstat 5, lseek 8.
+        assert_eq!(
+            runs,
+            [
+                (0, Some(allow)),
+                (3, None),
+                (4, Some(default)),
+                (5, Some(allow)),
+                (6, Some(default)),
+                (8, Some(libc::SECCOMP_RET_KILL_THREAD)),
+                (9, Some(default)),
+            ]
+        );
+    }
 }
