@@ -132,10 +132,15 @@ pub fn attach(netns: &Path, link: &Link<'_>) -> Result<()> {
     )?;
     // A container reaching its own published port goes out of its bridge
     // port and back in (the bridge calls netfilter here, which NATs it).
-    let hairpin = set(
-        &format!("/sys/class/net/{}/brport/hairpin_mode", link.host_name),
-        "1",
-    );
+    let hairpin = host
+        .index(link.host_name)
+        .and_then(|index| {
+            index.ok_or_else(|| Error::Netlink {
+                what: format!("finding {} on the host", link.host_name),
+                errno: Errno::NODEV,
+            })
+        })
+        .and_then(|index| host.set_hairpin(index));
     let inside = hairpin
         .and_then(|()| {
             netns::run_in(netns, || {

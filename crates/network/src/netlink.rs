@@ -1,6 +1,6 @@
 //! The few rtnetlink requests a bridge network needs: make a bridge or a
-//! veth pair, bring a link up, give it an address, add a default route,
-//! delete a link. Each request waits for the kernel's acknowledgement, so
+//! veth pair, bring a link up, turn a bridge port's hairpin mode on, give
+//! a link an address, add a default route, delete a link. Each request waits for the kernel's acknowledgement, so
 //! an error names the request that failed.
 
 use std::net::Ipv4Addr;
@@ -20,6 +20,7 @@ const NLM_F_CREATE: u16 = 0x400;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 
@@ -27,10 +28,12 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
+const IFLA_BRPORT_MODE: u16 = 4;
 const VETH_INFO_PEER: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 
@@ -75,7 +78,11 @@ impl Message {
     }
 
     fn put_link_header(&mut self, index: u32, flags: u32) {
-        self.bytes.extend_from_slice(&[libc::AF_UNSPEC as u8, 0]);
+        self.put_link_header_of(libc::AF_UNSPEC as u8, index, flags);
+    }
+
+    fn put_link_header_of(&mut self, family: u8, index: u32, flags: u32) {
+        self.bytes.extend_from_slice(&[family, 0]);
         self.bytes.extend_from_slice(&0u16.to_ne_bytes());
         self.bytes.extend_from_slice(&index.to_ne_bytes());
         self.bytes.extend_from_slice(&flags.to_ne_bytes());
@@ -206,6 +213,21 @@ impl Netlink {
         let mut message = Message::new(RTM_NEWLINK, NLM_F_ACK).link_header(0, IFF_UP);
         message.name(IFLA_IFNAME, name);
         self.request(message, || format!("bringing {name} up"))
+    }
+
+    /// Turns hairpin mode on for the bridge port `index`: frames it sends
+    /// may go back out of it (as `bridge link set dev X hairpin on`; the
+    /// sysfs file would need a /sys of this namespace's own).
+    pub fn set_hairpin(&mut self, index: u32) -> Result<()> {
+        let mut message = Message::new(RTM_SETLINK, NLM_F_ACK);
+        message.put_link_header_of(libc::AF_BRIDGE as u8, index, 0);
+        message
+            .begin(IFLA_PROTINFO)
+            .attribute(IFLA_BRPORT_MODE, &[1])
+            .end();
+        self.request(message, || {
+            format!("turning hairpin mode on for link {index}")
+        })
     }
 
     /// Gives the link `index` the address `address/prefix`.
