@@ -271,7 +271,7 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
     let mut _policy_back = None;
     if Path::new("/usr/sbin/dockerd").exists() || Path::new("/usr/bin/dockerd").exists() {
         contenders.push(Contender::Docker(Docker::start_networked()));
-        _policy_back = Some(crate::network::DockerUserAccept::insert(policy)?);
+        _policy_back = Some(crate::network::PolicyBack::new(policy));
     } else {
         println!("docker: dockerd not installed, skipped");
     }

@@ -10,9 +10,8 @@
 //!   bridge);
 //! - from `run -d -p` to the first answered request, on 127.0.0.1.
 //!
-//! dockerd's FORWARD policy drops what it does not know, Keel's bridge
-//! included: the bench lets Keel's bridge through in DOCKER-USER, as
-//! Docker's documentation says to, and puts the policy back afterwards.
+//! dockerd sets the FORWARD policy to drop; Keel lets its bridge through
+//! it, and the bench puts the policy back afterwards.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -77,49 +76,27 @@ impl Drop for Client {
     }
 }
 
-/// Keel's bridge let through dockerd's FORWARD chain, until dropped
-/// (then FORWARD's policy is put back as it was).
-pub(crate) struct DockerUserAccept {
+/// FORWARD's policy as it was before dockerd set it to drop, put back
+/// when dropped. (Keel lets its own bridge through that policy itself.)
+pub(crate) struct PolicyBack {
     policy: String,
 }
 
-impl DockerUserAccept {
-    const RULES: [[&'static str; 2]; 2] = [["-i", KEEL_BRIDGE], ["-o", KEEL_BRIDGE]];
-
-    pub(crate) fn insert(policy: String) -> Result<Self> {
-        for [direction, bridge] in Self::RULES {
-            let (code, _, err) = output(Command::new("iptables").args([
-                "-I",
-                "DOCKER-USER",
-                direction,
-                bridge,
-                "-j",
-                "ACCEPT",
-            ]));
-            ensure!(code == 0, "iptables: {err}");
-        }
-        Ok(DockerUserAccept { policy })
+impl PolicyBack {
+    pub(crate) fn new(policy: String) -> Self {
+        PolicyBack { policy }
     }
 }
 
-impl Drop for DockerUserAccept {
+impl Drop for PolicyBack {
     fn drop(&mut self) {
-        for [direction, bridge] in Self::RULES {
-            let _ = output(Command::new("iptables").args([
-                "-D",
-                "DOCKER-USER",
-                direction,
-                bridge,
-                "-j",
-                "ACCEPT",
-            ]));
-        }
         let _ = output(Command::new("iptables").args(["-P", "FORWARD", &self.policy]));
     }
 }
 
-/// Removes the bench daemon's bridge and its table.
+/// Removes the bench daemon's bridge, its table and its firewall rules.
 pub(crate) fn remove_keel_bridge() {
+    keel_network::firewall::stop_letting_through(KEEL_BRIDGE);
     if let Ok(subnet) = "10.86.0.0/24".parse() {
         let rules = keel_network::nft::Rules {
             bridge: KEEL_BRIDGE,
@@ -250,7 +227,7 @@ pub fn network_bench(iterations: usize) -> Result<()> {
     let client = Client::create()?;
     let keel = Keel::start(&KEEL_DAEMON_ARGS)?;
     let docker = Docker::start_networked();
-    let _accept = DockerUserAccept::insert(policy)?;
+    let _policy_back = PolicyBack::new(policy);
     let commands: [(&str, CommandMaker); 2] = [
         ("keel", Box::new(|| keel.command())),
         ("docker 20.10", Box::new(|| docker.command())),

@@ -822,3 +822,134 @@ fn names_no_container_has_are_forwarded_to_the_containers_dns_servers() {
     assert!(out.contains("Name:\tlocal\nAddress: "), "{out}");
     assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
+
+/// Runs `args` in the network namespace at `netns`: (exit code, stdout).
+fn in_netns(netns: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Network namespaces of the test's own, bound under a directory, gone
+/// with it.
+struct Namespaces(tempfile::TempDir);
+
+impl Namespaces {
+    fn new(names: &[&str]) -> Namespaces {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            keel_network::netns::create(&dir.path().join(name)).unwrap();
+        }
+        Namespaces(dir)
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.path().join(name)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir(self.0.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            keel_network::netns::remove(&entry.path()).ok();
+        }
+    }
+}
+
+#[test]
+fn a_forward_policy_that_drops_lets_the_bridges_traffic_through_and_nothing_more() {
+    // The daemon's "host" is a namespace of the test's own, whose firewall
+    // drops forwarded traffic as Docker leaves it; a client namespace
+    // reaches that host over a bridge of its own.
+    let namespaces = Namespaces::new(&["host", "client"]);
+    let (host, client) = (namespaces.path("host"), namespaces.path("client"));
+    assert_eq!(
+        in_netns(&host, &["iptables", "-w", "-P", "FORWARD", "DROP"]).0,
+        0
+    );
+    let daemon = TestDaemon::with_busybox_in(Some(&host));
+    let www = daemon.path("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "through\n").unwrap();
+    let www = format!("{}:/www:ro", www.display());
+    serve_page(&daemon, &www, "web", &["-p", "8080:80"]);
+    let web = daemon.keel_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
+    let web = web.trim();
+
+    // Between containers of the bridge, and back into it through the
+    // published port (hairpin).
+    for url in [
+        format!("http://{web}/"),
+        format!("http://{}:8080/", daemon.gateway()),
+    ] {
+        let script = format!("timeout 3 wget -qO- {url}; echo status $?");
+        let fetched = daemon.keel_ok(&["run", "--rm", BUSYBOX, "sh", "-c", &script]);
+        assert_eq!(fetched, "through\nstatus 0\n", "{url}");
+    }
+    // From the client, through the published port on the host's address.
+    let (outside, host_address) = (
+        "10.84.0.0/24".parse().unwrap(),
+        "10.84.0.1".parse().unwrap(),
+    );
+    keel_network::netns::run_in(&host, || {
+        keel_network::bridge::ensure("kfwclient0", host_address, outside).unwrap();
+        keel_network::bridge::attach(
+            &client,
+            &keel_network::bridge::Link {
+                bridge: "kfwclient0",
+                host_name: "kfwclient0-c",
+                name: "eth0",
+                address: "10.84.0.2".parse().unwrap(),
+                prefix: 24,
+                gateway: Some(host_address),
+                mac: keel_network::bridge::mac_address("10.84.0.2".parse().unwrap()),
+            },
+        )
+        .unwrap();
+    })
+    .unwrap();
+    let page = keel_network::netns::run_in(&client, || get("10.84.0.1:8080")).unwrap();
+    assert_eq!(page, "through\n");
+    // Nothing more: the container's own address, not published, stays
+    // closed to the client, as Docker keeps it.
+    let direct = keel_network::netns::run_in(&client, || {
+        TcpStream::connect_timeout(
+            &format!("{web}:80").parse().unwrap(),
+            Duration::from_secs(1),
+        )
+    })
+    .unwrap();
+    assert!(direct.is_err(), "reached {web}:80 from outside the host");
+
+    // The rules are iptables' own, once each, and stay once after the
+    // daemon's restart.
+    let rules = |daemon: &TestDaemon| {
+        let (_, chain) = in_netns(&host, &["iptables", "-w", "-S", "FORWARD"]);
+        chain
+            .lines()
+            .filter(|l| l.contains(&format!("keel-{}", daemon.bridge)))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let comment = format!("-m comment --comment keel-{} -j ACCEPT", daemon.bridge);
+    let expected = vec![
+        format!("-A FORWARD -i {} {comment}", daemon.bridge),
+        format!(
+            "-A FORWARD -o {} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT {comment}",
+            daemon.bridge
+        ),
+    ];
+    assert_eq!(rules(&daemon), expected);
+    let mut daemon = daemon;
+    daemon.restart();
+    daemon.keel_ok(&["run", "--rm", BUSYBOX, "true"]);
+    assert_eq!(rules(&daemon), expected);
+}

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use keel_network::bridge::{self, Link};
 use keel_network::files::{self, Resolver};
 use keel_network::nft::{Forward, Rules};
-use keel_network::{Binding, Port, Reservation, Subnet, dns, netns};
+use keel_network::{Binding, Port, Reservation, Subnet, dns, firewall, netns};
 use serde::{Deserialize, Serialize};
 
 use crate::container::{Container, Status, is_valid_name};
@@ -348,6 +348,7 @@ impl Networks {
         if !ready.contains(&network.id) {
             bridge::ensure(&network.bridge, network.gateway, network.subnet)?;
             network.rules().install(&forwards())?;
+            firewall::let_through(&network.bridge)?;
             ready.insert(network.id.clone());
         }
         Ok(())
@@ -356,6 +357,7 @@ impl Networks {
     /// Removes a network's bridge and rules.
     fn tear_down(&self, network: &Network) {
         network.rules().uninstall().ok();
+        firewall::stop_letting_through(&network.bridge);
         bridge::remove(&network.bridge).ok();
         self.ready
             .lock()

@@ -43,6 +43,8 @@ pub enum Error {
     PortTaken { address: String, reason: String },
     #[error("nftables refused the change: {message}")]
     Nftables { script: String, message: String },
+    #[error("the host firewall refused `{command}`: {message}")]
+    Firewall { command: String, message: String },
     #[error("{what}")]
     Io {
         what: String,

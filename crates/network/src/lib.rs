@@ -1,12 +1,14 @@
 //! Keel's container networking, knowing nothing of containers: bridges
 //! and veth pairs made over netlink, network namespaces bound to files,
 //! addresses handed out from subnets, published ports as nftables maps
-//! with the host ports held, and the name files containers read.
+//! with the host ports held (let through a host firewall that drops
+//! forwarded traffic), and the name files containers read.
 
 pub mod bridge;
 pub mod dns;
 mod error;
 pub mod files;
+pub mod firewall;
 pub mod ipam;
 mod netlink;
 pub mod netns;

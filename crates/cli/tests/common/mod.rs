@@ -28,6 +28,8 @@ pub struct TestDaemon {
     /// `10.x.y`: the daemon has 10.x.y.0/22, its default bridge the first
     /// /24, user networks the next ones (see [`TestDaemon::user_subnet`]).
     pub subnet: String,
+    /// The network namespace the daemon runs in, if not the test's.
+    netns: Option<PathBuf>,
 }
 
 /// A bridge name and a /22 no other test daemon running now has.
@@ -42,17 +44,26 @@ fn own_network() -> (String, String) {
 
 impl TestDaemon {
     pub fn start() -> TestDaemon {
+        Self::start_in(None)
+    }
+
+    /// A daemon in the network namespace bound at `netns` (one the test
+    /// made, so that what it does to that namespace's firewall stays
+    /// there), or in the test's own.
+    pub fn start_in(netns: Option<&Path>) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("keel-cli-")
             .tempdir()
             .unwrap();
         let (bridge, subnet) = own_network();
-        let child = spawn_daemon(dir.path(), &bridge, &subnet);
+        let netns = netns.map(Path::to_owned);
+        let child = spawn_daemon(dir.path(), &bridge, &subnet, netns.as_deref());
         let daemon = TestDaemon {
             dir,
             child,
             bridge,
             subnet,
+            netns,
         };
         wait_for_socket(&daemon.socket());
         daemon
@@ -62,7 +73,12 @@ impl TestDaemon {
     /// another on the same root and socket.
     pub fn restart(&mut self) {
         self.stop_daemon();
-        self.child = spawn_daemon(self.dir.path(), &self.bridge, &self.subnet);
+        self.child = spawn_daemon(
+            self.dir.path(),
+            &self.bridge,
+            &self.subnet,
+            self.netns.as_deref(),
+        );
         wait_for_socket(&self.socket());
     }
 
@@ -78,7 +94,12 @@ impl TestDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         meanwhile();
-        self.child = spawn_daemon(self.dir.path(), &self.bridge, &self.subnet);
+        self.child = spawn_daemon(
+            self.dir.path(),
+            &self.bridge,
+            &self.subnet,
+            self.netns.as_deref(),
+        );
         wait_for_socket(&self.socket());
     }
 
@@ -148,7 +169,13 @@ impl TestDaemon {
     /// A daemon with busybox imported as `keel-test/busybox`, the image the
     /// container tests run.
     pub fn with_busybox() -> TestDaemon {
-        let daemon = TestDaemon::start();
+        Self::with_busybox_in(None)
+    }
+
+    /// [`with_busybox`](Self::with_busybox) in a network namespace (see
+    /// [`start_in`](Self::start_in)).
+    pub fn with_busybox_in(netns: Option<&Path>) -> TestDaemon {
+        let daemon = TestDaemon::start_in(netns);
         daemon.import_busybox(BUSYBOX);
         daemon
     }
@@ -212,23 +239,36 @@ impl Drop for TestDaemon {
         let _ = self.keel(&["network", "prune", "-f"]);
         self.stop_daemon();
         keel_testkit::podman::unmount_below(self.dir.path());
-        let rules = keel_network::nft::Rules {
-            bridge: &self.bridge,
-            subnet: self.network_subnet(),
-            internal: false,
-        };
-        rules.uninstall().ok();
-        keel_network::bridge::remove(&self.bridge).ok();
+        // A namespace of the test's own takes these with it.
+        if self.netns.is_none() {
+            let rules = keel_network::nft::Rules {
+                bridge: &self.bridge,
+                subnet: self.network_subnet(),
+                internal: false,
+            };
+            rules.uninstall().ok();
+            keel_network::firewall::stop_letting_through(&self.bridge);
+            keel_network::bridge::remove(&self.bridge).ok();
+        }
     }
 }
 
-fn spawn_daemon(dir: &Path, bridge: &str, subnet: &str) -> Child {
+fn spawn_daemon(dir: &Path, bridge: &str, subnet: &str, netns: Option<&Path>) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("daemon.log"))
         .unwrap();
-    Command::new(KEEL)
+    // nsenter execs the daemon: its pid is the daemon's.
+    let mut command = match netns {
+        Some(path) => {
+            let mut command = Command::new("nsenter");
+            command.arg(format!("--net={}", path.display())).arg(KEEL);
+            command
+        }
+        None => Command::new(KEEL),
+    };
+    command
         .arg("daemon")
         .arg("--root")
         .arg(dir.join("root"))

@@ -1,0 +1,114 @@
+//! The host firewall's FORWARD chain. Docker (and ufw) set its policy to
+//! drop, and a drop in any table is final: an accept in Keel's own
+//! nftables table cannot overrule it, so a bridge's forwarded traffic
+//! (out to the world, between its containers, to published ports) would
+//! be lost. Where the policy drops, a bridge gets accepting rules there,
+//! as Podman's and libvirt's networks do.
+//!
+//! Through the `iptables` command: it writes to whichever backend,
+//! nf_tables or legacy, the firewall was made with, and in a form
+//! iptables reads back. (Rules written by `nft` with conntrack matches
+//! make iptables-nft 1.8 call the whole chain incompatible, which would
+//! break Docker's own use of it.) Each rule is marked with the comment
+//! `keel-BRIDGE`, after the bridge's nftables table.
+
+use std::io::ErrorKind;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+const CHAIN: &str = "FORWARD";
+
+/// The rules that let `bridge`'s traffic through, as iptables arguments
+/// after the chain.
+fn rules(bridge: &str) -> [Vec<String>; 2] {
+    let comment = format!("keel-{bridge}");
+    let args = |rule: &[&str]| -> Vec<String> {
+        rule.iter()
+            .copied()
+            .chain(["-m", "comment", "--comment", &comment, "-j", "ACCEPT"])
+            .map(str::to_owned)
+            .collect()
+    };
+    [
+        // Out of the bridge: to the world, and between its containers
+        // (with br_netfilter, bridged traffic passes FORWARD too).
+        args(&["-i", bridge]),
+        // Into it: answers, and connections to its published ports.
+        args(&[
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED,DNAT",
+        ]),
+    ]
+}
+
+/// Lets `bridge`'s traffic through the FORWARD chain if its policy drops
+/// (once: rules already there are kept). Nothing to do without iptables
+/// or with an accepting policy.
+pub fn let_through(bridge: &str) -> Result<()> {
+    let Some(chain) = iptables(&["-S", CHAIN])? else {
+        return Ok(());
+    };
+    if !chain.lines().any(|line| line.trim() == "-P FORWARD DROP") {
+        return Ok(());
+    }
+    for rule in rules(bridge) {
+        if !present(&rule) {
+            let mut append = vec!["-A".to_owned(), CHAIN.to_owned()];
+            append.extend(rule);
+            iptables(&append)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the rules [`let_through`] added for `bridge`, if any.
+pub fn stop_letting_through(bridge: &str) {
+    for rule in rules(bridge) {
+        // Checked first: iptables-nft makes the table it is asked to
+        // delete from, and -C makes nothing.
+        while present(&rule) {
+            let mut delete = vec!["-D".to_owned(), CHAIN.to_owned()];
+            delete.extend(rule.iter().cloned());
+            if iptables(&delete).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+fn present(rule: &[String]) -> bool {
+    let mut check = vec!["-C".to_owned(), CHAIN.to_owned()];
+    check.extend(rule.iter().cloned());
+    matches!(iptables(&check), Ok(Some(_)))
+}
+
+/// Runs `iptables -w ARGS`: its output, `None` when iptables is not
+/// installed, an error naming the command when it fails.
+fn iptables<S: AsRef<str>>(args: &[S]) -> Result<Option<String>> {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let failed = |message: String| Error::Firewall {
+        command: format!("iptables -w {}", args.join(" ")),
+        message,
+    };
+    let output = match Command::new("iptables")
+        .arg("-w")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(failed(error.to_string())),
+    };
+    if !output.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()))
+}
