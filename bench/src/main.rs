@@ -83,13 +83,18 @@ fn main() -> Result<()> {
 
 /// What scripts/build-runtime builds: the static release binary.
 fn default_keel_runtime() -> PathBuf {
+    static_binary("keel-runtime")
+}
+
+/// Where `scripts/build-static` puts the binary `name`.
+fn static_binary(name: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
     let triple = if cfg!(target_arch = "aarch64") {
         "aarch64-unknown-linux-gnu"
     } else {
         "x86_64-unknown-linux-gnu"
     };
-    target.join(triple).join("release/keel-runtime")
+    target.join(triple).join("release").join(name)
 }
 
 struct Runtime {

@@ -1,10 +1,11 @@
 //! `network`: published ports, Keel against dockerd 20.10 (docker0, its
-//! iptables rules and docker-proxy), both serving the same files with
-//! busybox httpd on the same image, in one run:
+//! iptables rules and docker-proxy), both serving the same files on the
+//! same image, in one run, with busybox httpd (forks per connection: it
+//! sets the pace) and with keel-bench-httpd (threads: the path sets it):
 //!
 //! - `wrk` through the published port on 127.0.0.1 (Docker: docker-proxy;
 //!   Keel: DNAT in the kernel), for a small page (connections per second:
-//!   busybox httpd closes each connection) and a 1 MiB file (MB/s);
+//!   both servers close each connection) and a 1 MiB file (MB/s);
 //! - the same from another network namespace, through the host's address
 //!   on a bridge of the bench's own (both: DNAT, then the container's
 //!   bridge);
@@ -182,34 +183,54 @@ fn first_answer(port: u16, since: Instant) -> Result<Duration> {
     }
 }
 
-/// `run -d --name NAME -p PUBLISH`: busybox httpd serving the files at
-/// `volume`.
-fn serve(
-    mut command: Command,
-    engine: &str,
-    name: &str,
-    publish: &str,
-    volume: &str,
-) -> Result<()> {
-    let (code, _, err) = output(command.args([
-        "run",
-        "-d",
-        "--name",
-        name,
-        "-p",
-        publish,
-        "-v",
-        volume,
-        "keel-busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/www",
-    ]));
-    ensure!(code == 0, "{engine}: run: {err}");
-    Ok(())
+/// A server in the container, serving the files at /www on port 80.
+struct Server {
+    name: &'static str,
+    /// Binds `run` adds (`-v` values).
+    volumes: Vec<String>,
+    command: &'static [&'static str],
+}
+
+impl Server {
+    /// busybox httpd: a process forked per connection.
+    fn busybox(www: &str) -> Server {
+        Server {
+            name: "busybox httpd",
+            volumes: vec![format!("{www}:/www:ro")],
+            command: &["httpd", "-f", "-p", "80", "-h", "/www"],
+        }
+    }
+
+    /// keel-bench-httpd (see its source), if built.
+    fn threaded(www: &str) -> Option<Server> {
+        let binary = crate::static_binary("keel-bench-httpd");
+        if !binary.exists() {
+            println!(
+                "threaded server: {} not built (scripts/build-static keel-bench keel-bench-httpd), skipped",
+                binary.display()
+            );
+            return None;
+        }
+        Some(Server {
+            name: "threaded server",
+            volumes: vec![
+                format!("{www}:/www:ro"),
+                format!("{}:/httpd:ro", binary.display()),
+            ],
+            command: &["/httpd", "80", "/www"],
+        })
+    }
+
+    /// `run -d --name NAME -p PUBLISH` of this server.
+    fn run(&self, mut command: Command, engine: &str, name: &str, publish: &str) -> Result<()> {
+        command.args(["run", "-d", "--name", name, "-p", publish]);
+        for volume in &self.volumes {
+            command.args(["-v", volume]);
+        }
+        let (code, _, err) = output(command.arg("keel-busybox").args(self.command));
+        ensure!(code == 0, "{engine}: run: {err}");
+        Ok(())
+    }
 }
 
 fn free_port() -> Result<u16> {
@@ -222,7 +243,10 @@ pub fn network_bench(iterations: usize) -> Result<()> {
     let www = tempfile::tempdir()?;
     std::fs::write(www.path().join("index.html"), "hello from a container\n")?;
     std::fs::write(www.path().join("big.bin"), vec![7u8; 1 << 20])?;
-    let volume = format!("{}:/www:ro", www.path().display());
+    let www_path = www.path().display().to_string();
+    let servers: Vec<Server> = std::iter::once(Server::busybox(&www_path))
+        .chain(Server::threaded(&www_path))
+        .collect();
     let policy = forward_policy();
     let client = Client::create()?;
     let keel = Keel::start(&KEEL_DAEMON_ARGS)?;
@@ -233,49 +257,54 @@ pub fn network_bench(iterations: usize) -> Result<()> {
         ("docker 20.10", Box::new(|| docker.command())),
     ];
 
-    let mut figures = Vec::new();
-    for (name, command) in &commands {
-        let port = free_port()?;
-        let publish = format!("{port}:80");
-        serve(command(), name, "web", &publish, &volume)?;
-        first_answer(port, Instant::now())?;
-        let mut result = Figures {
-            loopback_rate: Vec::new(),
-            loopback_mbps: Vec::new(),
-            netns_rate: Vec::new(),
-            netns_mbps: Vec::new(),
-            first_reply: Vec::new(),
-        };
-        for _ in 0..3 {
-            let local = format!("http://127.0.0.1:{port}");
-            let remote = format!("http://{CLIENT_HOST}:{port}");
-            result
-                .loopback_rate
-                .push(wrk(None, &format!("{local}/"), 32)?.0);
-            result
-                .loopback_mbps
-                .push(wrk(None, &format!("{local}/big.bin"), 8)?.1);
-            let netns = Some(client.netns());
-            result
-                .netns_rate
-                .push(wrk(netns.as_deref(), &format!("{remote}/"), 32)?.0);
-            result
-                .netns_mbps
-                .push(wrk(netns.as_deref(), &format!("{remote}/big.bin"), 8)?.1);
+    // figures[server][engine]
+    let mut figures: Vec<Vec<Figures>> = Vec::new();
+    for server in &servers {
+        let mut row = Vec::new();
+        for (name, command) in &commands {
+            let port = free_port()?;
+            server.run(command(), name, "web", &format!("{port}:80"))?;
+            first_answer(port, Instant::now())?;
+            let mut result = Figures {
+                loopback_rate: Vec::new(),
+                loopback_mbps: Vec::new(),
+                netns_rate: Vec::new(),
+                netns_mbps: Vec::new(),
+                first_reply: Vec::new(),
+            };
+            for _ in 0..3 {
+                let local = format!("http://127.0.0.1:{port}");
+                let remote = format!("http://{CLIENT_HOST}:{port}");
+                result
+                    .loopback_rate
+                    .push(wrk(None, &format!("{local}/"), 32)?.0);
+                result
+                    .loopback_mbps
+                    .push(wrk(None, &format!("{local}/big.bin"), 8)?.1);
+                let netns = Some(client.netns());
+                result
+                    .netns_rate
+                    .push(wrk(netns.as_deref(), &format!("{remote}/"), 32)?.0);
+                result
+                    .netns_mbps
+                    .push(wrk(netns.as_deref(), &format!("{remote}/big.bin"), 8)?.1);
+            }
+            let _ = output(command().args(["rm", "-f", "web"]));
+            row.push(result);
         }
-        let _ = output(command().args(["rm", "-f", "web"]));
-        figures.push(result);
+        figures.push(row);
     }
-    // From `run -d -p` to the first answer, the engines taking turns.
+    // From `run -d -p` to the first answer (busybox httpd), the engines
+    // taking turns.
     for i in 0..3 + iterations {
         for (k, (name, command)) in commands.iter().enumerate() {
             let port = free_port()?;
             let publish = format!("127.0.0.1:{port}:80");
             let started = Instant::now();
-            serve(command(), name, "first", &publish, &volume)?;
+            servers[0].run(command(), name, "first", &publish)?;
             let elapsed = first_answer(port, started)?;
             if i >= 3 {
-                figures[k].first_reply.push(elapsed);
+                figures[0][k].first_reply.push(elapsed);
             }
             let _ = output(command().args(["rm", "-f", "first"]));
         }
@@ -290,30 +319,51 @@ pub fn network_bench(iterations: usize) -> Result<()> {
         sorted[sorted.len() / 2]
     };
     println!(
-        "Published port, busybox httpd; wrk -t2 for 3 s, median of 3 (small page: 32 connections; 1 MiB file: 8); first answer: median of {iterations}"
+        "Published port; wrk -t2 for 3 s, median of 3 (small page: 32 connections; 1 MiB file: 8), each request on a connection of its own; first answer (busybox httpd): median of {iterations}"
     );
     println!(
-        "{:<13} {:>16} {:>15} {:>16} {:>15} {:>15}",
-        "engine", "127.0.0.1 req/s", "127.0.0.1 MB/s", "netns req/s", "netns MB/s", "run→answer"
+        "{:<13} {:<16} {:>16} {:>15} {:>16} {:>15} {:>15}",
+        "engine",
+        "server",
+        "127.0.0.1 req/s",
+        "127.0.0.1 MB/s",
+        "netns req/s",
+        "netns MB/s",
+        "run→answer"
     );
-    for (name, f) in names.iter().zip(&figures) {
+    for (server, row) in servers.iter().zip(&figures) {
+        for (name, f) in names.iter().zip(row) {
+            let first = if f.first_reply.is_empty() {
+                String::new()
+            } else {
+                format!("{:.1} ms", ms(median(&f.first_reply)))
+            };
+            println!(
+                "{:<13} {:<16} {:>16.0} {:>15.1} {:>16.0} {:>15.1} {:>15}",
+                name,
+                server.name,
+                med(&f.loopback_rate),
+                med(&f.loopback_mbps),
+                med(&f.netns_rate),
+                med(&f.netns_mbps),
+                first,
+            );
+        }
+    }
+    for (server, row) in servers.iter().zip(&figures) {
+        let (k, d) = (&row[0], &row[1]);
         println!(
-            "{:<13} {:>16.0} {:>15.1} {:>16.0} {:>15.1} {:>12.1} ms",
-            name,
-            med(&f.loopback_rate),
-            med(&f.loopback_mbps),
-            med(&f.netns_rate),
-            med(&f.netns_mbps),
-            ms(median(&f.first_reply)),
+            "keel/docker, {}: 127.0.0.1 {:.2}x req/s, {:.2}x MB/s; netns {:.2}x req/s, {:.2}x MB/s",
+            server.name,
+            med(&k.loopback_rate) / med(&d.loopback_rate),
+            med(&k.loopback_mbps) / med(&d.loopback_mbps),
+            med(&k.netns_rate) / med(&d.netns_rate),
+            med(&k.netns_mbps) / med(&d.netns_mbps),
         );
     }
-    let (k, d) = (&figures[0], &figures[1]);
+    let (k, d) = (&figures[0][0], &figures[0][1]);
     println!(
-        "keel/docker: 127.0.0.1 {:.2}x req/s, {:.2}x MB/s; netns {:.2}x req/s, {:.2}x MB/s; run→answer {:.2}x faster",
-        med(&k.loopback_rate) / med(&d.loopback_rate),
-        med(&k.loopback_mbps) / med(&d.loopback_mbps),
-        med(&k.netns_rate) / med(&d.netns_rate),
-        med(&k.netns_mbps) / med(&d.netns_mbps),
+        "run→answer: keel {:.2}x faster",
         median(&d.first_reply).as_secs_f64() / median(&k.first_reply).as_secs_f64(),
     );
     Ok(())
