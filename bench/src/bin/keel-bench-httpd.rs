@@ -1,21 +1,20 @@
 //! keel-bench-httpd: the network benchmark's second server, run inside
-//! the container like busybox httpd but without a fork per connection,
-//! so that the published port's path, not the server, sets the pace.
-//! Serves the files of a directory, read once at start, answering each
-//! GET and closing the connection as busybox httpd does (so requests per
-//! second are connections per second). Built static, as the container
-//! has no libc: `scripts/build-static keel-bench keel-bench-httpd`.
+//! the container like busybox httpd, but with a thread per connection and
+//! HTTP/1.1 keep-alive, so that the published port's path, not the
+//! server, sets the pace: busybox httpd forks and closes per connection
+//! (which measures connections per second), this one measures requests
+//! over open connections. (Short connections at this one's pace would fill
+//! the kernel's connection-tracking table within seconds.) Serves the
+//! files of a directory, read once at start. Built static, as the
+//! container has no libc: `scripts/build-static keel-bench
+//! keel-bench-httpd`.
 //!
 //!   keel-bench-httpd PORT DIR
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-
-/// Threads taking connections from one listener, as many as a 2-core
-/// machine can keep busy while wrk shares it.
-const THREADS: usize = 4;
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -24,58 +23,62 @@ fn main() -> std::io::Result<()> {
         std::process::exit(2);
     };
     let port: u16 = port.parse().map_err(std::io::Error::other)?;
-    let mut replies = HashMap::new();
+    let mut bodies = HashMap::new();
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let body = std::fs::read(entry.path())?;
-        let mut reply = format!(
-            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        reply.extend(body);
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == "index.html" {
-            replies.insert("/".to_owned(), reply.clone());
+            bodies.insert("/".to_owned(), body.clone());
         }
-        replies.insert(format!("/{name}"), reply);
+        bodies.insert(format!("/{name}"), body);
     }
-    let replies = Arc::new(replies);
-    let listener = Arc::new(TcpListener::bind(("0.0.0.0", port))?);
-    let workers: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (listener, replies) = (Arc::clone(&listener), Arc::clone(&replies));
-            std::thread::spawn(move || {
-                for connection in listener.incoming().flatten() {
-                    let _ = answer(connection, &replies);
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        let _ = worker.join();
+    let bodies = Arc::new(bodies);
+    for connection in TcpListener::bind(("0.0.0.0", port))?.incoming() {
+        let Ok(connection) = connection else { continue };
+        let bodies = Arc::clone(&bodies);
+        std::thread::spawn(move || serve(connection, &bodies));
     }
     Ok(())
 }
 
-/// Reads one request's head and writes the reply for its path.
-fn answer(mut connection: TcpStream, replies: &HashMap<String, Vec<u8>>) -> std::io::Result<()> {
-    let mut request = Vec::with_capacity(512);
-    let mut buffer = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = connection.read(&mut buffer)?;
-        if n == 0 || request.len() > 16 * 1024 {
-            return Ok(());
+/// Answers the requests of one connection until the client closes it or
+/// asks for it to close (as an HTTP/1.0 request does by default).
+fn serve(mut connection: TcpStream, bodies: &HashMap<String, Vec<u8>>) {
+    let _ = connection.set_nodelay(true);
+    let mut pending = Vec::with_capacity(4096);
+    let mut buffer = [0u8; 4096];
+    loop {
+        let end = loop {
+            if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            match connection.read(&mut buffer) {
+                Ok(n) if n > 0 && pending.len() < 16 * 1024 => {
+                    pending.extend_from_slice(&buffer[..n])
+                }
+                _ => return,
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+        pending.drain(..end);
+        let mut words = head.split_whitespace();
+        let path = words.nth(1).unwrap_or("/");
+        let keep_alive = words.next() == Some("http/1.1") && !head.contains("connection: close");
+        let (status, body) = match bodies.get(path) {
+            Some(body) => ("200 OK", body.as_slice()),
+            None => ("404 Not Found", &[][..]),
+        };
+        let connection_header = if keep_alive { "keep-alive" } else { "close" };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: {connection_header}\r\n\r\n",
+            body.len()
+        );
+        if connection.write_all(reply.as_bytes()).is_err()
+            || connection.write_all(body).is_err()
+            || !keep_alive
+        {
+            return;
         }
-        request.extend_from_slice(&buffer[..n]);
     }
-    let path = std::str::from_utf8(&request)
-        .ok()
-        .and_then(|head| head.split(' ').nth(1))
-        .unwrap_or("/");
-    match replies.get(path) {
-        Some(reply) => connection.write_all(reply)?,
-        None => connection.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")?,
-    }
-    connection.shutdown(Shutdown::Write)
 }

@@ -871,10 +871,16 @@ fn a_forward_policy_that_drops_lets_the_bridges_traffic_through_and_nothing_more
     // reaches that host over a bridge of its own.
     let namespaces = Namespaces::new(&["host", "client"]);
     let (host, client) = (namespaces.path("host"), namespaces.path("client"));
-    assert_eq!(
-        in_netns(&host, &["iptables", "-w", "-P", "FORWARD", "DROP"]).0,
-        0
-    );
+    // Its policy drops, and so does a last rule of its own: Keel's rules
+    // go before it.
+    for rule in [
+        &["-P", "FORWARD", "DROP"][..],
+        &["-A", "FORWARD", "-j", "DROP"],
+    ] {
+        let mut command = vec!["iptables", "-w"];
+        command.extend(rule);
+        assert_eq!(in_netns(&host, &command).0, 0, "{rule:?}");
+    }
     let daemon = TestDaemon::with_busybox_in(Some(&host));
     let www = daemon.path("www");
     std::fs::create_dir_all(&www).unwrap();
@@ -929,27 +935,20 @@ fn a_forward_policy_that_drops_lets_the_bridges_traffic_through_and_nothing_more
     .unwrap();
     assert!(direct.is_err(), "reached {web}:80 from outside the host");
 
-    // The rules are iptables' own, once each, and stay once after the
-    // daemon's restart.
-    let rules = |daemon: &TestDaemon| {
-        let (_, chain) = in_netns(&host, &["iptables", "-w", "-S", "FORWARD"]);
-        chain
-            .lines()
-            .filter(|l| l.contains(&format!("keel-{}", daemon.bridge)))
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
+    // The rules are iptables' own, at the head of the chain, once each,
+    // and stay once after the daemon's restart.
+    let chain = || in_netns(&host, &["iptables", "-w", "-S", "FORWARD"]).1;
     let comment = format!("-m comment --comment keel-{} -j ACCEPT", daemon.bridge);
-    let expected = vec![
-        format!("-A FORWARD -i {} {comment}", daemon.bridge),
-        format!(
-            "-A FORWARD -o {} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT {comment}",
-            daemon.bridge
-        ),
-    ];
-    assert_eq!(rules(&daemon), expected);
+    let expected = format!(
+        "-P FORWARD DROP\n\
+         -A FORWARD -i {bridge} {comment}\n\
+         -A FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT {comment}\n\
+         -A FORWARD -j DROP\n",
+        bridge = daemon.bridge
+    );
+    assert_eq!(chain(), expected);
     let mut daemon = daemon;
     daemon.restart();
     daemon.keel_ok(&["run", "--rm", BUSYBOX, "true"]);
-    assert_eq!(rules(&daemon), expected);
+    assert_eq!(chain(), expected);
 }

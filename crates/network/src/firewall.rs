@@ -46,8 +46,8 @@ fn rules(bridge: &str) -> [Vec<String>; 2] {
     ]
 }
 
-/// Lets `bridge`'s traffic through the FORWARD chain if its policy drops
-/// (once: rules already there are kept). Nothing to do without iptables
+/// Lets `bridge`'s traffic through the FORWARD chain if its policy drops,
+/// by rules at its head (once: rules already there are kept). Nothing to do without iptables
 /// or with an accepting policy.
 pub fn let_through(bridge: &str) -> Result<()> {
     let Some(chain) = iptables(&["-S", CHAIN])? else {
@@ -56,11 +56,15 @@ pub fn let_through(bridge: &str) -> Result<()> {
     if !chain.lines().any(|line| line.trim() == "-P FORWARD DROP") {
         return Ok(());
     }
-    for rule in rules(bridge) {
+    // Inserted last first, so that they read in order.
+    for rule in rules(bridge).into_iter().rev() {
         if !present(&rule) {
-            let mut append = vec!["-A".to_owned(), CHAIN.to_owned()];
-            append.extend(rule);
-            iptables(&append)?;
+            // First in the chain: the bridge's packets skip the rules of
+            // others (Docker's are a dozen, read for every packet), and a
+            // later drop of theirs cannot catch them.
+            let mut insert = vec!["-I".to_owned(), CHAIN.to_owned()];
+            insert.extend(rule);
+            iptables(&insert)?;
         }
     }
     Ok(())
