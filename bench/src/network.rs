@@ -4,8 +4,9 @@
 //! sets the pace) and with keel-bench-httpd (threads: the path sets it):
 //!
 //! - `wrk` through the published port on 127.0.0.1 (Docker: docker-proxy;
-//!   Keel: DNAT in the kernel), for a small page (connections per second:
-//!   both servers close each connection) and a 1 MiB file (MB/s);
+//!   Keel: DNAT in the kernel), for a small page (requests per second:
+//!   busybox httpd closes each connection, so these are connections; the
+//!   threaded server keeps them open) and a 1 MiB file (MB/s);
 //! - the same from another network namespace, through the host's address
 //!   on a bridge of the bench's own (both: DNAT, then the container's
 //!   bridge);
@@ -319,7 +320,7 @@ pub fn network_bench(iterations: usize) -> Result<()> {
         sorted[sorted.len() / 2]
     };
     println!(
-        "Published port; wrk -t2 for 3 s, median of 3 (small page: 32 connections; 1 MiB file: 8), each request on a connection of its own; first answer (busybox httpd): median of {iterations}"
+        "Published port; wrk -t2 for 3 s, median of 3 (small page: 32 connections; 1 MiB file: 8); busybox httpd closes each connection, the threaded server keeps them open; first answer (busybox httpd): median of {iterations}"
     );
     println!(
         "{:<13} {:<16} {:>16} {:>15} {:>16} {:>15} {:>15}",
