@@ -73,13 +73,7 @@ impl TestDaemon {
     /// another on the same root and socket.
     pub fn restart(&mut self) {
         self.stop_daemon();
-        self.child = spawn_daemon(
-            self.dir.path(),
-            &self.bridge,
-            &self.subnet,
-            self.netns.as_deref(),
-        );
-        wait_for_socket(&self.socket());
+        self.start_again();
     }
 
     /// Kills the daemon with SIGKILL (no chance to clean up) and starts
@@ -94,6 +88,11 @@ impl TestDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         meanwhile();
+        self.start_again();
+    }
+
+    /// A new daemon on the same root, socket, bridge and namespace.
+    fn start_again(&mut self) {
         self.child = spawn_daemon(
             self.dir.path(),
             &self.bridge,
