@@ -47,8 +47,8 @@ fn rules(bridge: &str) -> [Vec<String>; 2] {
 }
 
 /// Lets `bridge`'s traffic through the FORWARD chain if its policy drops,
-/// by rules at its head (once: rules already there are kept). Nothing to do without iptables
-/// or with an accepting policy.
+/// by rules at its head (once: rules already there are kept). Nothing to
+/// do without iptables or with an accepting policy.
 pub fn let_through(bridge: &str) -> Result<()> {
     let Some(chain) = iptables(&["-S", CHAIN])? else {
         return Ok(());
@@ -62,9 +62,7 @@ pub fn let_through(bridge: &str) -> Result<()> {
             // First in the chain: the bridge's packets skip the rules of
             // others (Docker's are a dozen, read for every packet), and a
             // later drop of theirs cannot catch them.
-            let mut insert = vec!["-I".to_owned(), CHAIN.to_owned()];
-            insert.extend(rule);
-            iptables(&insert)?;
+            on_chain("-I", &rule)?;
         }
     }
     Ok(())
@@ -73,35 +71,35 @@ pub fn let_through(bridge: &str) -> Result<()> {
 /// Removes the rules [`let_through`] added for `bridge`, if any.
 pub fn stop_letting_through(bridge: &str) {
     for rule in rules(bridge) {
-        // Checked first: iptables-nft makes the table it is asked to
-        // delete from, and -C makes nothing.
-        while present(&rule) {
-            let mut delete = vec!["-D".to_owned(), CHAIN.to_owned()];
-            delete.extend(rule.iter().cloned());
-            if iptables(&delete).is_err() {
-                break;
-            }
-        }
+        // Until none is left (iptables refuses to delete what is not
+        // there, and makes no table for it).
+        while matches!(on_chain("-D", &rule), Ok(Some(_))) {}
     }
 }
 
 fn present(rule: &[String]) -> bool {
-    let mut check = vec!["-C".to_owned(), CHAIN.to_owned()];
-    check.extend(rule.iter().cloned());
-    matches!(iptables(&check), Ok(Some(_)))
+    matches!(on_chain("-C", rule), Ok(Some(_)))
+}
+
+/// `iptables -w VERB FORWARD RULE...`.
+fn on_chain(verb: &str, rule: &[String]) -> Result<Option<String>> {
+    let args: Vec<&str> = [verb, CHAIN]
+        .into_iter()
+        .chain(rule.iter().map(String::as_str))
+        .collect();
+    iptables(&args)
 }
 
 /// Runs `iptables -w ARGS`: its output, `None` when iptables is not
 /// installed, an error naming the command when it fails.
-fn iptables<S: AsRef<str>>(args: &[S]) -> Result<Option<String>> {
-    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+fn iptables(args: &[&str]) -> Result<Option<String>> {
     let failed = |message: String| Error::Firewall {
         command: format!("iptables -w {}", args.join(" ")),
         message,
     };
     let output = match Command::new("iptables")
         .arg("-w")
-        .args(&args)
+        .args(args)
         .stdin(Stdio::null())
         .output()
     {

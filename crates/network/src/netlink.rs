@@ -1,7 +1,8 @@
 //! The few rtnetlink requests a bridge network needs: make a bridge or a
 //! veth pair, bring a link up, turn a bridge port's hairpin mode on, give
-//! a link an address, add a default route, delete a link. Each request waits for the kernel's acknowledgement, so
-//! an error names the request that failed.
+//! a link an address, add a default route, delete a link. Each request
+//! waits for the kernel's acknowledgement, so an error names the request
+//! that failed.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
