@@ -1,6 +1,8 @@
 //! The architectures a filter covers on this machine, with their audit
 //! numbers and syscall tables.
 
+use std::collections::HashMap;
+
 use oci_spec::runtime::Arch as OciArch;
 
 /// Set in the syscall number of x32 syscalls (which report x86_64's audit
@@ -10,8 +12,8 @@ pub(crate) const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Arch {
     pub(crate) audit: u32,
-    /// Every syscall of the architecture: (name, number).
-    pub(crate) syscalls: fn() -> Vec<(&'static str, u32)>,
+    /// Every syscall of the architecture: name to number.
+    pub(crate) syscalls: fn() -> HashMap<&'static str, u32>,
     /// This entry stands for x32 syscalls (checked in x86_64's section).
     pub(crate) x32: bool,
     /// Syscalls of this audit architecture may carry the x32 bit.

@@ -12,7 +12,7 @@ mod arch;
 mod bpf;
 mod docker;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use libc::{c_ulong, sock_filter, sock_fprog};
 use oci_spec::runtime::{
@@ -133,9 +133,9 @@ fn syscall_table<'a>(
     arch: &Arch,
     default: u32,
 ) -> Result<BTreeMap<u32, Vec<Rule<'a>>>, Error> {
-    // One map per compile: the syscalls crate's name lookup walks its
-    // whole table for each of the profile's several hundred names.
-    let numbers: HashMap<&str, u32> = (arch.syscalls)().into_iter().collect();
+    // One map per compile: the syscalls crate's name lookup matches a name
+    // against its table in turn, for each of the profile's hundreds.
+    let numbers = (arch.syscalls)();
     let mut table: BTreeMap<u32, Vec<Rule<'a>>> = BTreeMap::new();
     for syscall in profile.syscalls().iter().flatten() {
         let action = action_code(syscall.action(), syscall.errno_ret())?;
