@@ -15,7 +15,12 @@ use common::{BUSYBOX, TestDaemon};
 
 /// A daemon with a page at /www of a bind mount, and the args that serve it.
 fn with_page(text: &str) -> (TestDaemon, String) {
-    let daemon = TestDaemon::with_busybox();
+    with_page_in(None, text)
+}
+
+/// [`with_page`] with the daemon in the network namespace at `netns`.
+fn with_page_in(netns: Option<&std::path::Path>, text: &str) -> (TestDaemon, String) {
+    let daemon = TestDaemon::with_busybox_in(netns);
     let www = daemon.path("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), text).unwrap();
@@ -881,11 +886,7 @@ fn a_forward_policy_that_drops_lets_the_bridges_traffic_through_and_nothing_more
         command.extend(rule);
         assert_eq!(in_netns(&host, &command).0, 0, "{rule:?}");
     }
-    let daemon = TestDaemon::with_busybox_in(Some(&host));
-    let www = daemon.path("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), "through\n").unwrap();
-    let www = format!("{}:/www:ro", www.display());
+    let (daemon, www) = with_page_in(Some(&host), "through\n");
     serve_page(&daemon, &www, "web", &["-p", "8080:80"]);
     let web = daemon.keel_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
     let web = web.trim();
@@ -950,5 +951,19 @@ fn a_forward_policy_that_drops_lets_the_bridges_traffic_through_and_nothing_more
     let mut daemon = daemon;
     daemon.restart();
     daemon.keel_ok(&["run", "--rm", BUSYBOX, "true"]);
+    assert_eq!(chain(), expected);
+
+    // A user network's rules come with its first container and go with it.
+    let subnet = daemon.user_subnet(0);
+    daemon.keel_ok(&["network", "create", "--subnet", &subnet, "walled"]);
+    daemon.keel_ok(&["run", "--rm", "--network", "walled", BUSYBOX, "true"]);
+    let id = daemon.keel_ok(&["network", "inspect", "-f", "{{.Id}}", "walled"]);
+    let bridge = format!("br-{}", &id[..12]);
+    assert!(
+        chain().contains(&format!("-A FORWARD -i {bridge} ")),
+        "{}",
+        chain()
+    );
+    daemon.keel_ok(&["network", "rm", "walled"]);
     assert_eq!(chain(), expected);
 }
