@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, DigestWriter};
 use crate::error::{Context, Error, Result};
+use crate::write_behind::WriteBehind;
 
 #[derive(Debug)]
 pub struct ContentStore {
@@ -73,13 +74,17 @@ impl ContentStore {
             .prefix("blob-")
             .tempfile_in(&self.ingest)
             .context(|| format!("cannot create a file in {}", self.ingest.display()))?;
-        let mut writer = DigestWriter::new(io::BufWriter::with_capacity(256 * 1024, temp));
+        let mut writer = DigestWriter::new(io::BufWriter::with_capacity(
+            256 * 1024,
+            WriteBehind::new(temp),
+        ));
         io::copy(&mut reader, &mut writer).context(|| format!("cannot store {what}"))?;
         let (buffered, digest, size) = writer.finish();
         let temp = buffered
             .into_inner()
             .map_err(io::IntoInnerError::into_error)
-            .context(|| format!("cannot store {what}"))?;
+            .context(|| format!("cannot store {what}"))?
+            .into_inner();
         if let Some(expected) = expected
             && *expected != digest
         {

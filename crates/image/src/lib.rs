@@ -16,6 +16,7 @@ mod rootfs;
 mod snapshot;
 mod store;
 pub mod unpack;
+mod write_behind;
 
 pub use archive::{Loaded, go_arch};
 pub use content::ContentStore;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
@@ -24,6 +24,7 @@ use rustix::process::{Gid, Uid};
 use tar::EntryType;
 
 use crate::error::{Error, Result};
+use crate::write_behind::WriteBehind;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
@@ -33,6 +34,9 @@ const AUFS_META_PREFIX: &[u8] = b".wh..wh.";
 const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
 /// Open directories kept for the next entries (well under any fd limit).
 const PARENT_CACHE_SIZE: usize = 128;
+/// A file's content is written in pieces of this size (a multiple of any
+/// block size), whatever sizes the decompressor hands out.
+const COPY_BUFFER_SIZE: usize = 256 * 1024;
 
 /// What unpacking a layer found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,7 @@ pub fn unpack(stream: impl Read, root: &File, layer: &str) -> Result<Unpacked> {
         directory_times: Vec::new(),
         creator: Creator::of_this_process(),
         unpacked: Unpacked::default(),
+        buffer: vec![0; COPY_BUFFER_SIZE],
     }
     .run(stream)
 }
@@ -79,6 +84,8 @@ struct Unpacker<'a> {
     directory_times: Vec<(Vec<u8>, u64)>,
     creator: Creator,
     unpacked: Unpacked,
+    /// Where a file's content gathers between the stream and the file.
+    buffer: Vec<u8>,
 }
 
 impl Unpacker<'_> {
@@ -176,8 +183,10 @@ impl Unpacker<'_> {
                     }
                     result => result?,
                 };
-                let mut file = File::from(file);
-                self.unpacked.size += io::copy(entry, &mut file).map_err(Failure::Os)?;
+                let file = File::from(file);
+                self.unpacked.size +=
+                    copy_in_whole_buffers(entry, &mut WriteBehind::new(&file), &mut self.buffer)
+                        .map_err(Failure::Os)?;
                 set_xattrs(&file, entry)?;
                 self.creator
                     .set_metadata(&file, owner, mode, Some(mtime), true)?;
@@ -380,6 +389,34 @@ fn numeric(raw: &[u8], parsed: io::Result<u64>) -> Result<u64, Failure> {
     parsed.map_err(Failure::Os)
 }
 
+/// Copies `from` to `to` in writes of the whole buffer, all but the last.
+/// A write that ends inside a new block makes ext4 zero the rest of that
+/// block first: written as the decompressor's reads come (odd sizes), a
+/// layer's files cost about as much zeroing as copying.
+fn copy_in_whole_buffers(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    buffer: &mut [u8],
+) -> io::Result<u64> {
+    let mut copied = 0;
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match from.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        to.write_all(&buffer[..filled])?;
+        copied += filled as u64;
+        if filled < buffer.len() {
+            return Ok(copied);
+        }
+    }
+}
+
 /// A clean path split into its parent directory and its last component.
 fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
@@ -568,6 +605,48 @@ fn set_xattrs<R: Read>(fd: &impl AsFd, entry: &mut tar::Entry<'_, R>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out its bytes a few at a time, as a decompressor may.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(3);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Keeps the size of each write it gets.
+    #[derive(Default)]
+    struct Writes {
+        bytes: Vec<u8>,
+        sizes: Vec<usize>,
+    }
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.bytes.extend_from_slice(buf);
+            self.sizes.push(buf.len());
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn content_is_written_in_whole_buffers_but_the_last() {
+        let content: Vec<u8> = (0..=255).cycle().take(2 * 16 + 5).collect();
+        let mut writes = Writes::default();
+        let copied =
+            copy_in_whole_buffers(&mut Trickle(&content), &mut writes, &mut [0; 16]).unwrap();
+        assert_eq!(copied, content.len() as u64);
+        assert_eq!(writes.bytes, content);
+        assert_eq!(writes.sizes, [16, 16, 5]);
+    }
 
     fn cleaned(raw: &str) -> Result<String, &'static str> {
         match clean(raw.as_bytes()) {
