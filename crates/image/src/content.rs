@@ -95,8 +95,9 @@ impl ContentStore {
             });
         }
         // No fsync here: a blob counts only once an image record names it,
-        // and records are written after one syncfs of the whole store
-        // (`Store::add_image`); blobs no record names are removed on open.
+        // and images are made durable by one syncfs of the whole store
+        // (`Store::record_pending`); blobs no record names are removed on
+        // open.
         let target = self.path(&digest);
         if !target.exists() {
             temp.persist(&target)

@@ -219,9 +219,9 @@ impl LayerStore {
             tar_size,
         };
         let record = serde_json::to_vec(&layer).expect("a layer record serializes");
-        // Not synced here: the image that needs the layer is recorded only
-        // after one syncfs of the store, and layers no image or container
-        // needs are removed on open.
+        // Not synced here: the image that needs the layer is made durable
+        // by one syncfs of the store (`Store::record_pending`), and layers
+        // no image or container needs are removed on open.
         write_atomically(&temp.path().join(RECORD), &record)?;
         let target = self.root.join(source.chain_id.hex());
         match fs::rename(temp.path(), &target) {

@@ -130,6 +130,9 @@ pub struct Store {
     content: ContentStore,
     layers: LayerStore,
     images: PathBuf,
+    /// One marker per image recorded before its files were known to be on
+    /// disk, naming the boot it was recorded in (see [`Store::add_image`]).
+    pending: PathBuf,
     snapshots: PathBuf,
     refs: Mutex<BTreeMap<Reference, Digest>>,
     /// Shared while content is being added that no image references yet;
@@ -151,12 +154,13 @@ impl Store {
             },
         )?;
         let images = root.join("images");
+        let pending = root.join("pending");
         let snapshots = root.join("snapshots");
-        for dir in [&images, &snapshots] {
+        for dir in [&images, &pending, &snapshots] {
             fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
         }
         snapshot::recover(&snapshots)?;
-        for dir in [root, images.as_path()] {
+        for dir in [root, images.as_path(), pending.as_path()] {
             keel_durable::remove_leftovers(dir)
                 .context(|| format!("cannot clean {}", dir.display()))?;
         }
@@ -181,10 +185,12 @@ impl Store {
             content: ContentStore::open(root)?,
             layers: LayerStore::open(root)?,
             images,
+            pending,
             snapshots,
             refs: Mutex::new(refs),
             adding: RwLock::new(()),
         };
+        store.settle_pending()?;
         // What a crash left unrecorded (blobs and layers of a load that did
         // not finish, possibly not durable) goes; a new load writes it anew.
         store.collect_garbage()?;
@@ -230,7 +236,8 @@ impl Store {
 
     /// Records an image whose config and layer blobs are stored, unpacking
     /// its layers (several at once) first. The image appears only once
-    /// every layer is whole.
+    /// every layer is whole, and is sent to the disk after it appears (see
+    /// [`Store::record_pending`]).
     pub(crate) fn add_image(&self, config: &[u8], layers: &[NewLayer]) -> Result<Digest> {
         let id = self.content.write_bytes(config, "image config")?;
         let parsed = parse_config(config)?;
@@ -250,20 +257,88 @@ impl Store {
         }
         let chain = chain_ids(&diff_ids);
         self.unpack_all(layers, &chain)?;
-        self.write_record(&ImageRecord {
+        self.record_pending(&ImageRecord {
             id: id.clone(),
             layers: layers.iter().map(|layer| layer.blob.clone()).collect(),
         })?;
         Ok(id)
     }
 
+    /// Records an image at once and sends its files to the disk behind it:
+    /// a pull or load does not wait the fraction of a second that flushing
+    /// its hundreds of megabytes takes. A marker naming this boot is made
+    /// durable before the record, and goes once a syncfs has covered the
+    /// image; a store opened after the machine restarted removes an image
+    /// still marked, whose files may have been lost (see
+    /// [`Store::settle_pending`]). So a recorded image is whole even after
+    /// a power cut, as with a sync before the record; only the newest
+    /// images may be gone.
+    fn record_pending(&self, record: &ImageRecord) -> Result<()> {
+        let marker = self.pending.join(record.id.hex());
+        write_atomically(&marker, boot_id().as_bytes())?;
+        write_atomically(
+            &self.images.join(format!("{}.json", record.id.hex())),
+            &serde_json::to_vec(record).expect("an image record serializes"),
+        )?;
+        let root = self.root.clone();
+        std::thread::spawn(move || {
+            if sync_store(&root).is_ok() {
+                let _ = fs::remove_file(marker);
+            }
+        });
+        Ok(())
+    }
+
+    /// Settles the images marked pending when the store opens: if the
+    /// machine has not restarted since they were recorded their files are
+    /// still in memory or on disk, and one syncfs makes them durable;
+    /// recorded in an earlier boot, they may have lost files, and are
+    /// removed with their references (garbage collection then takes their
+    /// layers and blobs).
+    fn settle_pending(&self) -> Result<()> {
+        let markers: Vec<PathBuf> = fs::read_dir(&self.pending)
+            .context(|| format!("cannot list {}", self.pending.display()))?
+            .map(|entry| entry.map(|entry| entry.path()))
+            .collect::<io::Result<_>>()
+            .context(|| format!("cannot list {}", self.pending.display()))?;
+        if markers.is_empty() {
+            return Ok(());
+        }
+        let boot = boot_id();
+        let (this_boot, earlier): (Vec<&PathBuf>, Vec<&PathBuf>) = markers
+            .iter()
+            .partition(|marker| fs::read_to_string(marker).is_ok_and(|b| b == boot));
+        if !this_boot.is_empty() {
+            sync_store(&self.root)?;
+        }
+        if !earlier.is_empty() {
+            let mut refs = self.lock_refs();
+            for marker in &earlier {
+                let Some(id) = marker
+                    .file_name()
+                    .and_then(|name| Digest::from_hex(&name.to_string_lossy()).ok())
+                else {
+                    continue;
+                };
+                refs.retain(|_, target| *target != id);
+                match self.delete_record(&id) {
+                    Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                    result => result?,
+                }
+            }
+            self.save_refs(&refs)?;
+        }
+        for marker in markers {
+            fs::remove_file(&marker).context(|| format!("cannot remove {}", marker.display()))?;
+        }
+        Ok(())
+    }
+
     /// Writes an image record once everything it names is durable: one
     /// flush of the whole store covers the config, the blobs and every
     /// layer, far cheaper than a sync per file or per blob.
     pub(crate) fn write_record(&self, record: &ImageRecord) -> Result<()> {
-        let root =
-            File::open(&self.root).context(|| format!("cannot open {}", self.root.display()))?;
-        rustix::fs::syncfs(&root).context(|| format!("cannot sync {}", self.root.display()))?;
+        sync_store(&self.root)?;
         write_atomically(
             &self.images.join(format!("{}.json", record.id.hex())),
             &serde_json::to_vec(record).expect("an image record serializes"),
@@ -709,6 +784,12 @@ impl Store {
     /// skips the cost of the sync: after such a crash it may be gone.
     pub fn create_snapshot(&self, id: &str, image: &str, durable: bool) -> Result<Snapshot> {
         let image = self.image(&self.resolve(image)?)?;
+        // A durable container must not outlive its image's files.
+        let marker = self.pending.join(image.id.hex());
+        if durable && marker.exists() {
+            sync_store(&self.root)?;
+            fs::remove_file(&marker).ok();
+        }
         Snapshot::create(&self.snapshots, id, &image.id, image.chain_ids, durable)
     }
 
@@ -740,6 +821,17 @@ impl Store {
     pub fn remove_snapshot(&self, id: &str) -> Result<()> {
         self.snapshot(id)?.remove()
     }
+}
+
+/// Flushes everything written under the store's root to the disk.
+fn sync_store(root: &Path) -> Result<()> {
+    let dir = File::open(root).context(|| format!("cannot open {}", root.display()))?;
+    rustix::fs::syncfs(&dir).context(|| format!("cannot sync {}", root.display()))
+}
+
+/// This boot's id: it changes at each start of the machine.
+fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default()
 }
 
 /// What a garbage collection removed.

@@ -275,3 +275,56 @@ fn a_second_process_cannot_open_a_store_in_use() {
         "{error}"
     );
 }
+
+#[test]
+fn an_image_still_unflushed_when_the_machine_restarted_is_removed_at_open_and_one_of_this_boot_kept()
+ {
+    let test = TestStore::new();
+    let root = test.scratch().join("restarted");
+    let store = keel_image::Store::open(&root).unwrap();
+    let lost_layer = LayerTar::new().file("lost", b"1").finish();
+    let kept_layer = LayerTar::new().file("kept", b"2").finish();
+    let lost = store
+        .load(
+            &archive_of(&[&lost_layer], &["keel-test/pending:lost"])[..],
+            "lost",
+        )
+        .unwrap()[0]
+        .id
+        .clone();
+    let kept = store
+        .load(
+            &archive_of(&[&kept_layer], &["keel-test/pending:kept"])[..],
+            "kept",
+        )
+        .unwrap()[0]
+        .id
+        .clone();
+    drop(store);
+    // Each image is flushed behind its record, and unmarked once flushed.
+    let pending = root.join("pending");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&pending).unwrap().next().is_some() {
+        assert!(started.elapsed().as_secs() < 30, "the markers stay");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // As a restart of the machine would leave them: one marked in an
+    // earlier boot, one in this boot.
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    std::fs::write(pending.join(lost.hex()), "an earlier boot\n").unwrap();
+    std::fs::write(pending.join(kept.hex()), this_boot).unwrap();
+
+    let store = keel_image::Store::open(&root).unwrap();
+    let images: Vec<Digest> = store.images().unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(images, std::slice::from_ref(&kept));
+    let error = store.resolve("keel-test/pending:lost").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "No such image: keel-test/pending:lost",
+        "the lost image's tag goes with it"
+    );
+    assert_eq!(store.resolve("keel-test/pending:kept").unwrap(), kept);
+    let layers = std::fs::read_dir(root.join("layers")).unwrap().count();
+    assert_eq!(layers, 1, "the lost image's layer is collected");
+    assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 0);
+}
