@@ -277,29 +277,20 @@ fn a_second_process_cannot_open_a_store_in_use() {
 }
 
 #[test]
-fn an_image_still_unflushed_when_the_machine_restarted_is_removed_at_open_and_one_of_this_boot_kept()
- {
+fn an_image_unflushed_at_a_machine_restart_goes_at_open_and_one_of_this_boot_stays() {
     let test = TestStore::new();
     let root = test.scratch().join("restarted");
     let store = keel_image::Store::open(&root).unwrap();
-    let lost_layer = LayerTar::new().file("lost", b"1").finish();
-    let kept_layer = LayerTar::new().file("kept", b"2").finish();
-    let lost = store
-        .load(
-            &archive_of(&[&lost_layer], &["keel-test/pending:lost"])[..],
-            "lost",
-        )
-        .unwrap()[0]
-        .id
-        .clone();
-    let kept = store
-        .load(
-            &archive_of(&[&kept_layer], &["keel-test/pending:kept"])[..],
-            "kept",
-        )
-        .unwrap()[0]
-        .id
-        .clone();
+    let load = |tag: &str| {
+        let layer = LayerTar::new().file(tag, tag.as_bytes()).finish();
+        let name = format!("keel-test/pending:{tag}");
+        store
+            .load(&archive_of(&[&layer], &[&name])[..], tag)
+            .unwrap()[0]
+            .id
+            .clone()
+    };
+    let (lost, kept) = (load("lost"), load("kept"));
     drop(store);
     // Each image is flushed behind its record, and unmarked once flushed.
     let pending = root.join("pending");
