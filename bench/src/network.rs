@@ -34,6 +34,8 @@ const KEEL_BRIDGE: &str = "kbench0";
 /// The bench's Keel daemon: a bridge of its own, clear of keel0.
 pub(crate) const KEEL_DAEMON_ARGS: [&str; 4] = ["--bridge", KEEL_BRIDGE, "--bip", "10.86.0.1/24"];
 const CLIENT_BRIDGE: &str = "kbcli0";
+/// wrk runs per engine, server and path.
+const REPETITIONS: usize = 5;
 const CLIENT_HOST: Ipv4Addr = Ipv4Addr::new(10, 85, 0, 1);
 
 /// A namespace for the client, on a bridge of its own whose host address
@@ -124,6 +126,7 @@ pub(crate) fn forward_policy() -> String {
 /// Makes a CLI command for one engine.
 type CommandMaker<'a> = Box<dyn Fn() -> Command + 'a>;
 
+#[derive(Default)]
 struct Figures {
     loopback_rate: Vec<f64>,
     loopback_mbps: Vec<f64>,
@@ -258,22 +261,23 @@ pub fn network_bench(iterations: usize) -> Result<()> {
         ("docker 20.10", Box::new(|| docker.command())),
     ];
 
-    // figures[server][engine]
+    // figures[server][engine]. Both engines serve at once and take turns
+    // at each repetition, so that a change in the machine's pace falls on
+    // both alike.
     let mut figures: Vec<Vec<Figures>> = Vec::new();
     for server in &servers {
-        let mut row = Vec::new();
+        let mut ports = Vec::new();
         for (name, command) in &commands {
             let port = free_port()?;
             server.run(command(), name, "web", &format!("{port}:80"))?;
             first_answer(port, Instant::now())?;
-            let mut result = Figures {
-                loopback_rate: Vec::new(),
-                loopback_mbps: Vec::new(),
-                netns_rate: Vec::new(),
-                netns_mbps: Vec::new(),
-                first_reply: Vec::new(),
-            };
-            for _ in 0..3 {
+            ports.push(port);
+        }
+        let mut row: Vec<Figures> = commands.iter().map(|_| Figures::default()).collect();
+        for repetition in 0..REPETITIONS {
+            for turn in 0..commands.len() {
+                let k = (repetition + turn) % commands.len();
+                let (result, port) = (&mut row[k], ports[k]);
                 let local = format!("http://127.0.0.1:{port}");
                 let remote = format!("http://{CLIENT_HOST}:{port}");
                 result
@@ -290,8 +294,9 @@ pub fn network_bench(iterations: usize) -> Result<()> {
                     .netns_mbps
                     .push(wrk(netns.as_deref(), &format!("{remote}/big.bin"), 8)?.1);
             }
+        }
+        for (_, command) in &commands {
             let _ = output(command().args(["rm", "-f", "web"]));
-            row.push(result);
         }
         figures.push(row);
     }
@@ -320,7 +325,7 @@ pub fn network_bench(iterations: usize) -> Result<()> {
         sorted[sorted.len() / 2]
     };
     println!(
-        "Published port; wrk -t2 for 3 s, median of 3 (small page: 32 connections; 1 MiB file: 8); busybox httpd closes each connection, the threaded server keeps them open; first answer (busybox httpd): median of {iterations}"
+        "Published port; wrk -t2 for 3 s, median of {REPETITIONS}, the engines taking turns (small page: 32 connections; 1 MiB file: 8); busybox httpd closes each connection, the threaded server keeps them open; first answer (busybox httpd): median of {iterations}"
     );
     println!(
         "{:<13} {:<16} {:>16} {:>15} {:>16} {:>15} {:>15}",
