@@ -292,13 +292,7 @@ fn an_image_unflushed_at_a_machine_restart_goes_at_open_and_one_of_this_boot_sta
     };
     let (lost, kept) = (load("lost"), load("kept"));
     drop(store);
-    // Each image is flushed behind its record, and unmarked once flushed.
-    let pending = root.join("pending");
-    let started = std::time::Instant::now();
-    while std::fs::read_dir(&pending).unwrap().next().is_some() {
-        assert!(started.elapsed().as_secs() < 30, "the markers stay");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let pending = wait_for_the_flush(&root);
     // As a restart of the machine would leave them: one marked in an
     // earlier boot, one in this boot.
     let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
@@ -318,4 +312,39 @@ fn an_image_unflushed_at_a_machine_restart_goes_at_open_and_one_of_this_boot_sta
     let layers = std::fs::read_dir(root.join("layers")).unwrap().count();
     assert_eq!(layers, 1, "the lost image's layer is collected");
     assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 0);
+}
+
+/// Waits until the images of the store at `root` are flushed (each is
+/// unmarked once flushed, behind its record); returns the markers'
+/// directory.
+fn wait_for_the_flush(root: &std::path::Path) -> std::path::PathBuf {
+    let pending = root.join("pending");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&pending).unwrap().next().is_some() {
+        assert!(started.elapsed().as_secs() < 30, "the markers stay");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    pending
+}
+
+#[test]
+fn a_container_that_must_survive_a_crash_flushes_its_image_first() {
+    let test = TestStore::new();
+    let layer = LayerTar::new().file("f", b"1").finish();
+    let id = test.load(&archive_of(&[&layer], &["keel-test/flush:1"]))[0]
+        .id
+        .clone();
+    // As if its flush had not ended yet.
+    let marker = wait_for_the_flush(&test.root()).join(id.hex());
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    std::fs::write(&marker, this_boot).unwrap();
+    // A `--rm` container's snapshot would not outlive a crash: no wait.
+    test.store
+        .create_snapshot("volatile", id.as_str(), false)
+        .unwrap();
+    assert!(marker.exists());
+    test.store
+        .create_snapshot("durable", id.as_str(), true)
+        .unwrap();
+    assert!(!marker.exists());
 }
