@@ -10,7 +10,6 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::content::write_atomically;
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Context, Error, Result};
 use crate::pipe::ChannelReader;
@@ -222,7 +221,9 @@ impl LayerStore {
         // Not synced here: the image that needs the layer is made durable
         // by one syncfs of the store (`Store::record_pending`), and layers
         // no image or container needs are removed on open.
-        write_atomically(&temp.path().join(RECORD), &record)?;
+        let record_path = temp.path().join(RECORD);
+        keel_durable::replace(&record_path, &record)
+            .context(|| format!("cannot write {}", record_path.display()))?;
         let target = self.root.join(source.chain_id.hex());
         match fs::rename(temp.path(), &target) {
             Ok(()) => {
