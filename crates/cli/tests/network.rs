@@ -966,4 +966,22 @@ fn a_forward_policy_that_drops_lets_the_bridges_traffic_through_and_nothing_more
     );
     daemon.keel_ok(&["network", "rm", "walled"]);
     assert_eq!(chain(), expected);
+
+    // A network made while the policy accepted (Docker not started yet)
+    // gets its rules at its next container's start once the policy drops.
+    let policy = |policy: &str| {
+        let set = ["iptables", "-w", "-P", "FORWARD", policy];
+        assert_eq!(in_netns(&host, &set).0, 0, "{set:?}");
+    };
+    policy("ACCEPT");
+    daemon.keel_ok(&["network", "create", "--subnet", &subnet, "late"]);
+    daemon.keel_ok(&["run", "--rm", "--network", "late", BUSYBOX, "true"]);
+    let id = daemon.keel_ok(&["network", "inspect", "-f", "{{.Id}}", "late"]);
+    let rule = format!("-A FORWARD -i br-{} ", &id[..12]);
+    assert!(!chain().contains(&rule), "{}", chain());
+    policy("DROP");
+    daemon.keel_ok(&["run", "--rm", "--network", "late", BUSYBOX, "true"]);
+    assert!(chain().contains(&rule), "{}", chain());
+    daemon.keel_ok(&["network", "rm", "late"]);
+    assert_eq!(chain(), expected);
 }

@@ -245,8 +245,9 @@ pub(crate) struct Networks {
     list: Mutex<BTreeMap<String, Network>>,
     /// Host ports held, by container id.
     held: Mutex<BTreeMap<String, Vec<Reservation>>>,
-    /// Networks whose bridge and table are set up (once per daemon).
-    ready: Mutex<BTreeSet<String>>,
+    /// Networks whose bridge and table are set up (once per daemon), and
+    /// whether their traffic is let through a FORWARD policy that drops.
+    ready: Mutex<BTreeMap<String, bool>>,
     dns: Mutex<Option<dns::Server>>,
     /// Namespaces made ahead for the containers' starts.
     spares: netns::Spares,
@@ -297,7 +298,7 @@ impl Networks {
             netns_dir,
             list: Mutex::new(list),
             held: Mutex::new(BTreeMap::new()),
-            ready: Mutex::new(BTreeSet::new()),
+            ready: Mutex::new(BTreeMap::new()),
             dns: Mutex::new(None),
             spares: netns::Spares::new(SPARE_NAMESPACES),
         })
@@ -345,11 +346,20 @@ impl Networks {
     /// for only then, not at every start).
     fn ensure(&self, network: &Network, forwards: impl FnOnce() -> Vec<Forward>) -> Result<()> {
         let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-        if !ready.contains(&network.id) {
-            bridge::ensure(&network.bridge, network.gateway, network.subnet)?;
-            network.rules().install(&forwards())?;
-            firewall::let_through(&network.bridge)?;
-            ready.insert(network.id.clone());
+        match ready.get(&network.id) {
+            None => {
+                bridge::ensure(&network.bridge, network.gateway, network.subnet)?;
+                network.rules().install(&forwards())?;
+                let through = firewall::let_through(&network.bridge)?;
+                ready.insert(network.id.clone(), through);
+            }
+            // The policy came to drop since (Docker started after Keel):
+            // checked at each start, over netlink, for a few microseconds.
+            Some(false) if firewall::forward_drops() == Some(true) => {
+                let through = firewall::let_through(&network.bridge)?;
+                ready.insert(network.id.clone(), through);
+            }
+            Some(_) => {}
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use std::io::ErrorKind;
 use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
+use crate::netlink::Netlink;
 
 const CHAIN: &str = "FORWARD";
 
@@ -46,15 +47,29 @@ fn rules(bridge: &str) -> [Vec<String>; 2] {
     ]
 }
 
+/// Whether the FORWARD chain drops what no rule accepts, read over
+/// netlink (no process to start) where iptables writes to nftables;
+/// `None` where it cannot be read so (iptables-legacy, or no such chain).
+pub fn forward_drops() -> Option<bool> {
+    Netlink::open_netfilter()
+        .ok()?
+        .ipv4_chain_drops("filter", CHAIN)
+        .ok()?
+}
+
 /// Lets `bridge`'s traffic through the FORWARD chain if its policy drops,
-/// by rules at its head (once: rules already there are kept). Nothing to
-/// do without iptables or with an accepting policy.
-pub fn let_through(bridge: &str) -> Result<()> {
+/// by rules at its head (once: rules already there are kept), and says
+/// whether it did. Nothing to do without iptables or with an accepting
+/// policy.
+pub fn let_through(bridge: &str) -> Result<bool> {
+    if forward_drops() == Some(false) {
+        return Ok(false);
+    }
     let Some(chain) = iptables(&["-S", CHAIN])? else {
-        return Ok(());
+        return Ok(false);
     };
     if !chain.lines().any(|line| line.trim() == "-P FORWARD DROP") {
-        return Ok(());
+        return Ok(false);
     }
     // Inserted last first, so that they read in order.
     for rule in rules(bridge).into_iter().rev() {
@@ -65,7 +80,7 @@ pub fn let_through(bridge: &str) -> Result<()> {
             on_chain("-I", &rule)?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Removes the rules [`let_through`] added for `bridge`, if any.

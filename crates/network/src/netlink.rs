@@ -51,6 +51,13 @@ const RTN_UNICAST: u8 = 1;
 
 const IFF_UP: u32 = 1;
 
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_GETCHAIN: u16 = 4;
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
+const NFTA_CHAIN_POLICY: u16 = 5;
+const NF_DROP: u32 = 0;
+
 /// A request being built: the 16-byte header, a fixed part, attributes.
 struct Message {
     bytes: Vec<u8>,
@@ -136,7 +143,8 @@ impl Message {
     }
 }
 
-/// A route netlink socket in the network namespace it was opened in.
+/// A route (or netfilter) netlink socket in the network namespace it was
+/// opened in.
 #[derive(Debug)]
 pub struct Netlink {
     socket: OwnedFd,
@@ -144,13 +152,23 @@ pub struct Netlink {
 }
 
 impl Netlink {
-    /// Opens a socket in the calling thread's network namespace.
+    /// Opens a route socket in the calling thread's network namespace.
     pub fn open() -> Result<Self> {
+        Self::open_protocol(None)
+    }
+
+    /// Opens a netfilter socket (nftables) in the calling thread's network
+    /// namespace.
+    pub fn open_netfilter() -> Result<Self> {
+        Self::open_protocol(Some(rustix::net::netlink::NETFILTER))
+    }
+
+    fn open_protocol(protocol: Option<rustix::net::Protocol>) -> Result<Self> {
         let socket = rustix::net::socket_with(
             AddressFamily::NETLINK,
             SocketType::RAW,
             SocketFlags::CLOEXEC,
-            None,
+            protocol,
         )
         .map_err(|errno| Error::Netlink {
             what: "opening a netlink socket".to_owned(),
@@ -308,6 +326,45 @@ impl Netlink {
             }) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    /// Whether the nftables chain `chain` of the IPv4 table `table` drops
+    /// what no rule accepts (its policy); `None` when there is no such
+    /// chain (a base chain's policy only: a regular chain has none).
+    pub fn ipv4_chain_drops(&mut self, table: &str, chain: &str) -> Result<Option<bool>> {
+        let mut message = Message::new((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN, 0);
+        // struct nfgenmsg: family, version 0, resource id 0.
+        message
+            .bytes
+            .extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
+        message
+            .name(NFTA_CHAIN_TABLE, table)
+            .name(NFTA_CHAIN_NAME, chain);
+        let reply = match self.exchange(message, || format!("reading chain {table} {chain}")) {
+            Ok(reply) => reply,
+            Err(Error::Netlink {
+                errno: Errno::NOENT,
+                ..
+            }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        // After the 16-byte header and the 4-byte nfgenmsg, attributes.
+        let mut attributes = reply.get(20..).unwrap_or_default();
+        while attributes.len() >= 4 {
+            let length = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
+            let kind = u16::from_ne_bytes([attributes[2], attributes[3]]);
+            if length < 4 || length > attributes.len() {
+                break;
+            }
+            if kind == NFTA_CHAIN_POLICY && length == 8 {
+                let policy = u32::from_be_bytes(attributes[4..8].try_into().expect("4 bytes"));
+                return Ok(Some(policy == NF_DROP));
+            }
+            attributes = attributes
+                .get(length.next_multiple_of(4)..)
+                .unwrap_or_default();
+        }
+        Ok(None)
     }
 
     fn request(&mut self, message: Message, what: impl Fn() -> String) -> Result<()> {

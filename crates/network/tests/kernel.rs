@@ -306,3 +306,33 @@ fn the_embedded_dns_answers_over_tcp_and_forwards_tcp_questions_over_tcp() {
     }
     server.remove("c1");
 }
+
+#[test]
+fn the_forward_policy_is_read_over_netlink_as_iptables_sets_it() {
+    /// Removed even when the test fails.
+    struct Namespace(PathBuf);
+    impl Drop for Namespace {
+        fn drop(&mut self) {
+            netns::remove(&self.0).ok();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = Namespace(dir.path().join("firewall"));
+    let path = &namespace.0;
+    netns::create(path).unwrap();
+    let iptables = |policy: &str| {
+        let status = Command::new("nsenter")
+            .arg(format!("--net={}", path.display()))
+            .args(["iptables", "-w", "-P", "FORWARD", policy])
+            .status()
+            .unwrap();
+        assert!(status.success(), "iptables -P FORWARD {policy}");
+    };
+    let read = || netns::run_in(path, keel_network::firewall::forward_drops).unwrap();
+    // A fresh namespace has no filter table until iptables makes one.
+    assert_eq!(read(), None);
+    iptables("ACCEPT");
+    assert_eq!(read(), Some(false));
+    iptables("DROP");
+    assert_eq!(read(), Some(true));
+}
