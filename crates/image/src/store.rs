@@ -131,7 +131,7 @@ pub struct Store {
     layers: LayerStore,
     images: PathBuf,
     /// One marker per image recorded before its files were known to be on
-    /// disk, naming the boot it was recorded in (see [`Store::add_image`]).
+    /// disk, naming the boot it was recorded in (see [`Store::record_pending`]).
     pending: PathBuf,
     snapshots: PathBuf,
     refs: Mutex<BTreeMap<Reference, Digest>>,
@@ -281,11 +281,7 @@ impl Store {
             &serde_json::to_vec(record).expect("an image record serializes"),
         )?;
         let root = self.root.clone();
-        std::thread::spawn(move || {
-            if sync_store(&root).is_ok() {
-                let _ = fs::remove_file(marker);
-            }
-        });
+        std::thread::spawn(move || flush_pending(&root, &marker));
         Ok(())
     }
 
@@ -787,8 +783,7 @@ impl Store {
         // A durable container must not outlive its image's files.
         let marker = self.pending.join(image.id.hex());
         if durable && marker.exists() {
-            sync_store(&self.root)?;
-            fs::remove_file(&marker).ok();
+            flush_pending(&self.root, &marker)?;
         }
         Snapshot::create(&self.snapshots, id, &image.id, image.chain_ids, durable)
     }
@@ -827,6 +822,15 @@ impl Store {
 fn sync_store(root: &Path) -> Result<()> {
     let dir = File::open(root).context(|| format!("cannot open {}", root.display()))?;
     rustix::fs::syncfs(&dir).context(|| format!("cannot sync {}", root.display()))
+}
+
+/// Flushes the store, then takes away the marker of an image that was
+/// waiting for it (see [`Store::record_pending`]).
+fn flush_pending(root: &Path, marker: &Path) -> Result<()> {
+    sync_store(root)?;
+    // Gone already if another flush took it: either way, flushed.
+    fs::remove_file(marker).ok();
+    Ok(())
 }
 
 /// This boot's id: it changes at each start of the machine.

@@ -36,7 +36,7 @@ const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
 const PARENT_CACHE_SIZE: usize = 128;
 /// A file's content is written in pieces of this size (a multiple of any
 /// block size), whatever sizes the decompressor hands out.
-const COPY_BUFFER_SIZE: usize = 256 * 1024;
+const COPY_PIECE: usize = 256 * 1024;
 
 /// What unpacking a layer found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub fn unpack(stream: impl Read, root: &File, layer: &str) -> Result<Unpacked> {
         directory_times: Vec::new(),
         creator: Creator::of_this_process(),
         unpacked: Unpacked::default(),
-        buffer: vec![0; COPY_BUFFER_SIZE],
+        buffer: Vec::with_capacity(COPY_PIECE),
     }
     .run(stream)
 }
@@ -184,9 +184,13 @@ impl Unpacker<'_> {
                     result => result?,
                 };
                 let file = File::from(file);
-                self.unpacked.size +=
-                    copy_in_whole_buffers(entry, &mut WriteBehind::new(&file), &mut self.buffer)
-                        .map_err(Failure::Os)?;
+                self.unpacked.size += copy_in_whole_pieces(
+                    entry,
+                    &mut WriteBehind::new(&file),
+                    &mut self.buffer,
+                    COPY_PIECE,
+                )
+                .map_err(Failure::Os)?;
                 set_xattrs(&file, entry)?;
                 self.creator
                     .set_metadata(&file, owner, mode, Some(mtime), true)?;
@@ -389,29 +393,23 @@ fn numeric(raw: &[u8], parsed: io::Result<u64>) -> Result<u64, Failure> {
     parsed.map_err(Failure::Os)
 }
 
-/// Copies `from` to `to` in writes of the whole buffer, all but the last.
-/// A write that ends inside a new block makes ext4 zero the rest of that
-/// block first: written as the decompressor's reads come (odd sizes), a
-/// layer's files cost about as much zeroing as copying.
-fn copy_in_whole_buffers(
+/// Copies `from` to `to` in writes of `piece` bytes, all but the last,
+/// gathered in `buffer`. A write that ends inside a new block makes ext4
+/// zero the rest of that block first: written as the decompressor's reads
+/// come (odd sizes), a layer's files cost about as much zeroing as copying.
+fn copy_in_whole_pieces(
     from: &mut impl Read,
     to: &mut impl Write,
-    buffer: &mut [u8],
+    buffer: &mut Vec<u8>,
+    piece: usize,
 ) -> io::Result<u64> {
     let mut copied = 0;
     loop {
-        let mut filled = 0;
-        while filled < buffer.len() {
-            match from.read(&mut buffer[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        to.write_all(&buffer[..filled])?;
+        buffer.clear();
+        let filled = from.by_ref().take(piece as u64).read_to_end(buffer)?;
+        to.write_all(buffer)?;
         copied += filled as u64;
-        if filled < buffer.len() {
+        if filled < piece {
             return Ok(copied);
         }
     }
@@ -638,11 +636,11 @@ mod tests {
     }
 
     #[test]
-    fn content_is_written_in_whole_buffers_but_the_last() {
+    fn content_is_written_in_whole_pieces_but_the_last() {
         let content: Vec<u8> = (0..=255).cycle().take(2 * 16 + 5).collect();
         let mut writes = Writes::default();
         let copied =
-            copy_in_whole_buffers(&mut Trickle(&content), &mut writes, &mut [0; 16]).unwrap();
+            copy_in_whole_pieces(&mut Trickle(&content), &mut writes, &mut Vec::new(), 16).unwrap();
         assert_eq!(copied, content.len() as u64);
         assert_eq!(writes.bytes, content);
         assert_eq!(writes.sizes, [16, 16, 5]);
