@@ -10,7 +10,10 @@
 //! - the same from another network namespace, through the host's address
 //!   on a bridge of the bench's own (both: DNAT, then the container's
 //!   bridge);
-//! - from `run -d -p` to the first answered request, on 127.0.0.1.
+//! - from `run -d -p` to the first answered request, on 127.0.0.1;
+//! - and, as the bound no published port can pass, `wrk` inside Keel's
+//!   container's own namespace against the server on its loopback: no
+//!   engine's path at all, the same server, the same two cores.
 //!
 //! dockerd sets the FORWARD policy to drop; Keel lets its bridge through
 //! it, and the bench puts the policy back afterwards.
@@ -237,6 +240,13 @@ impl Server {
     }
 }
 
+/// The network namespace of the container `name`.
+fn container_netns(mut command: Command, name: &str) -> Result<PathBuf> {
+    let (code, pid, err) = output(command.args(["inspect", "-f", "{{.State.Pid}}", name]));
+    ensure!(code == 0, "inspect {name}: {err}");
+    Ok(PathBuf::from(format!("/proc/{}/ns/net", pid.trim())))
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("0.0.0.0:0")?
         .local_addr()?
@@ -273,10 +283,22 @@ pub fn network_bench(iterations: usize) -> Result<()> {
             first_answer(port, Instant::now())?;
             ports.push(port);
         }
-        let mut row: Vec<Figures> = commands.iter().map(|_| Figures::default()).collect();
+        let inside = container_netns(commands[0].1(), "web")?;
+        // One entry per engine, then the server seen from inside.
+        let mut row: Vec<Figures> = (0..=commands.len()).map(|_| Figures::default()).collect();
         for repetition in 0..REPETITIONS {
-            for turn in 0..commands.len() {
-                let k = (repetition + turn) % commands.len();
+            for turn in 0..row.len() {
+                let k = (repetition + turn) % row.len();
+                if k == commands.len() {
+                    let result = &mut row[k];
+                    result
+                        .loopback_rate
+                        .push(wrk(Some(&inside), "http://127.0.0.1/", 32)?.0);
+                    result
+                        .loopback_mbps
+                        .push(wrk(Some(&inside), "http://127.0.0.1/big.bin", 8)?.1);
+                    continue;
+                }
                 let (result, port) = (&mut row[k], ports[k]);
                 let local = format!("http://127.0.0.1:{port}");
                 let remote = format!("http://{CLIENT_HOST}:{port}");
@@ -315,7 +337,11 @@ pub fn network_bench(iterations: usize) -> Result<()> {
             let _ = output(command().args(["rm", "-f", "first"]));
         }
     }
-    let names: Vec<&str> = commands.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = commands
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["in the container"])
+        .collect();
     drop(commands);
     drop(keel);
 
@@ -328,7 +354,7 @@ pub fn network_bench(iterations: usize) -> Result<()> {
         "Published port; wrk -t2 for 3 s, median of {REPETITIONS}, the engines taking turns (small page: 32 connections; 1 MiB file: 8); busybox httpd closes each connection, the threaded server keeps them open; first answer (busybox httpd): median of {iterations}"
     );
     println!(
-        "{:<13} {:<16} {:>16} {:>15} {:>16} {:>15} {:>15}",
+        "{:<16} {:<16} {:>16} {:>15} {:>16} {:>15} {:>15}",
         "engine",
         "server",
         "127.0.0.1 req/s",
@@ -344,27 +370,37 @@ pub fn network_bench(iterations: usize) -> Result<()> {
             } else {
                 format!("{:.1} ms", ms(median(&f.first_reply)))
             };
+            let netns = |values: &[f64], precision: usize| {
+                if values.is_empty() {
+                    "-".to_owned()
+                } else {
+                    format!("{:.precision$}", med(values))
+                }
+            };
             println!(
-                "{:<13} {:<16} {:>16.0} {:>15.1} {:>16.0} {:>15.1} {:>15}",
+                "{:<16} {:<16} {:>16.0} {:>15.1} {:>16} {:>15} {:>15}",
                 name,
                 server.name,
                 med(&f.loopback_rate),
                 med(&f.loopback_mbps),
-                med(&f.netns_rate),
-                med(&f.netns_mbps),
+                netns(&f.netns_rate, 0),
+                netns(&f.netns_mbps, 1),
                 first,
             );
         }
     }
     for (server, row) in servers.iter().zip(&figures) {
-        let (k, d) = (&row[0], &row[1]);
+        let (k, d, bound) = (&row[0], &row[1], &row[2]);
         println!(
-            "keel/docker, {}: 127.0.0.1 {:.2}x req/s, {:.2}x MB/s; netns {:.2}x req/s, {:.2}x MB/s",
+            "keel/docker, {}: 127.0.0.1 {:.2}x req/s, {:.2}x MB/s; netns {:.2}x req/s, {:.2}x MB/s; \
+             in the container/docker (no path could pass it): {:.2}x req/s, {:.2}x MB/s",
             server.name,
             med(&k.loopback_rate) / med(&d.loopback_rate),
             med(&k.loopback_mbps) / med(&d.loopback_mbps),
             med(&k.netns_rate) / med(&d.netns_rate),
             med(&k.netns_mbps) / med(&d.netns_mbps),
+            med(&bound.loopback_rate) / med(&d.loopback_rate),
+            med(&bound.loopback_mbps) / med(&d.loopback_mbps),
         );
     }
     let (k, d) = (&figures[0][0], &figures[0][1]);
