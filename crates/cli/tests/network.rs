@@ -968,20 +968,39 @@ fn a_forward_policy_that_drops_lets_the_bridges_traffic_through_and_nothing_more
     assert_eq!(chain(), expected);
 
     // A network made while the policy accepted (Docker not started yet)
-    // gets its rules at its next container's start once the policy drops.
+    // gets its rules as soon as the policy drops: its running container
+    // is not cut off until a next start.
     let policy = |policy: &str| {
         let set = ["iptables", "-w", "-P", "FORWARD", policy];
         assert_eq!(in_netns(&host, &set).0, 0, "{set:?}");
     };
     policy("ACCEPT");
     daemon.keel_ok(&["network", "create", "--subnet", &subnet, "late"]);
-    daemon.keel_ok(&["run", "--rm", "--network", "late", BUSYBOX, "true"]);
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "early",
+        "--network",
+        "late",
+        BUSYBOX,
+        "sleep",
+        "60",
+    ]);
     let id = daemon.keel_ok(&["network", "inspect", "-f", "{{.Id}}", "late"]);
     let rule = format!("-A FORWARD -i br-{} ", &id[..12]);
     assert!(!chain().contains(&rule), "{}", chain());
     policy("DROP");
-    daemon.keel_ok(&["run", "--rm", "--network", "late", BUSYBOX, "true"]);
-    assert!(chain().contains(&rule), "{}", chain());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !chain().contains(&rule) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not let through: {}",
+            chain()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.keel_ok(&["rm", "-f", "early"]);
     daemon.keel_ok(&["network", "rm", "late"]);
     assert_eq!(chain(), expected);
 }

@@ -180,6 +180,7 @@ impl Engine {
             table: Mutex::new(Table::default()),
             changed: Condvar::new(),
         });
+        engine.watch_forward_policy();
         let still_running = engine.load_containers()?;
         engine.reconcile_networks();
         // As Docker at its start: --rm containers that no longer run (the

@@ -345,23 +345,37 @@ impl Networks {
     /// `forwards`, the ports of containers already running on it (asked
     /// for only then, not at every start).
     fn ensure(&self, network: &Network, forwards: impl FnOnce() -> Vec<Forward>) -> Result<()> {
-        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
-        match ready.get(&network.id) {
-            None => {
-                bridge::ensure(&network.bridge, network.gateway, network.subnet)?;
-                network.rules().install(&forwards())?;
-                let through = firewall::let_through(&network.bridge)?;
-                ready.insert(network.id.clone(), through);
-            }
-            // The policy came to drop since (Docker started after Keel):
-            // checked at each start, over netlink, for a few microseconds.
-            Some(false) if firewall::forward_drops() == Some(true) => {
-                let through = firewall::let_through(&network.bridge)?;
-                ready.insert(network.id.clone(), through);
-            }
-            Some(_) => {}
+        let mut ready = self.ready();
+        if !ready.contains_key(&network.id) {
+            bridge::ensure(&network.bridge, network.gateway, network.subnet)?;
+            network.rules().install(&forwards())?;
+            let through = firewall::let_through(&network.bridge)?;
+            ready.insert(network.id.clone(), through);
         }
         Ok(())
+    }
+
+    fn ready(&self) -> MutexGuard<'_, BTreeMap<String, bool>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lets the networks set up while FORWARD's policy accepted through it
+    /// now that it drops (Docker started after Keel). Under the same lock
+    /// as [`Networks::ensure`], so that a network set up as the policy
+    /// changes is either seen here or read the new policy itself.
+    fn policy_dropped(&self) {
+        let bridges: BTreeMap<String, String> = self
+            .list()
+            .values()
+            .map(|n| (n.id.clone(), n.bridge.clone()))
+            .collect();
+        for (id, through) in self.ready().iter_mut().filter(|(_, through)| !**through) {
+            if let Some(bridge) = bridges.get(id) {
+                // On failure it stays as it was, and is tried again at the
+                // chain's next change.
+                *through = firewall::let_through(bridge).unwrap_or(false);
+            }
+        }
     }
 
     /// Removes a network's bridge and rules.
@@ -369,10 +383,7 @@ impl Networks {
         network.rules().uninstall().ok();
         firewall::stop_letting_through(&network.bridge);
         bridge::remove(&network.bridge).ok();
-        self.ready
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&network.id);
+        self.ready().remove(&network.id);
     }
 }
 
@@ -784,6 +795,33 @@ impl Engine {
         if !container.state.published.is_empty() {
             self.update_state(id, |c| c.state.published.clear()).ok();
         }
+    }
+
+    /// Hears FORWARD's changes from now on (where iptables writes to
+    /// nftables; iptables-legacy sends no notice), so that networks set up
+    /// while its policy accepted are let through as soon as it drops, not
+    /// at their next container's start. The socket is open before this
+    /// returns: no change after it is missed.
+    pub(crate) fn watch_forward_policy(self: &Arc<Self>) {
+        let Ok(mut watch) = firewall::PolicyWatch::open() else {
+            return;
+        };
+        let engine = Arc::downgrade(self);
+        // Without the thread, the policy is only read at each network's
+        // set-up, as it was: not a reason to refuse to start.
+        let _ = std::thread::Builder::new()
+            .name("forward-policy".to_owned())
+            .stack_size(crate::WORKER_STACK)
+            .spawn(move || {
+                while let Ok(drops) = watch.wait_for_change() {
+                    let Some(engine) = engine.upgrade() else {
+                        return;
+                    };
+                    if drops {
+                        engine.networks.policy_dropped();
+                    }
+                }
+            });
     }
 
     /// After a daemon restart: each network's rules as its running

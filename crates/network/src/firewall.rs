@@ -57,6 +57,24 @@ pub fn forward_drops() -> Option<bool> {
         .ok()?
 }
 
+/// Hears the FORWARD chain's changes where iptables writes to nftables.
+#[derive(Debug)]
+pub struct PolicyWatch(Netlink);
+
+impl PolicyWatch {
+    /// Starts hearing them (nothing is heard from iptables-legacy).
+    pub fn open() -> Result<Self> {
+        Netlink::watch_nftables().map(PolicyWatch)
+    }
+
+    /// Waits for the chain to be made or changed, and says whether its
+    /// policy drops now.
+    pub fn wait_for_change(&mut self) -> Result<bool> {
+        self.0.wait_for_ipv4_chain("filter", CHAIN)?;
+        Ok(forward_drops() == Some(true))
+    }
+}
+
 /// Lets `bridge`'s traffic through the FORWARD chain if its policy drops,
 /// by rules at its head (once: rules already there are kept), and says
 /// whether it did. Nothing to do without iptables or with an accepting

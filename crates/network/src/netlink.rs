@@ -2,7 +2,8 @@
 //! veth pair, bring a link up, turn a bridge port's hairpin mode on, give
 //! a link an address, add a default route, delete a link. Each request
 //! waits for the kernel's acknowledgement, so an error names the request
-//! that failed.
+//! that failed. On the netfilter side: read an nftables chain's policy,
+//! and wait for nftables' notice that a chain changed.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -52,7 +53,9 @@ const RTN_UNICAST: u8 = 1;
 const IFF_UP: u32 = 1;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
+const NFNLGRP_NFTABLES: u32 = 7;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_POLICY: u16 = 5;
@@ -348,23 +351,68 @@ impl Netlink {
             }) => return Ok(None),
             Err(other) => return Err(other),
         };
-        // After the 16-byte header and the 4-byte nfgenmsg, attributes.
-        let mut attributes = reply.get(20..).unwrap_or_default();
-        while attributes.len() >= 4 {
-            let length = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
-            let kind = u16::from_ne_bytes([attributes[2], attributes[3]]);
-            if length < 4 || length > attributes.len() {
-                break;
+        Ok(nftables_attributes(&reply)
+            .find(|(kind, value)| *kind == NFTA_CHAIN_POLICY && value.len() == 4)
+            .map(|(_, value)| u32::from_be_bytes(value.try_into().expect("4 bytes")) == NF_DROP))
+    }
+
+    /// Opens a netfilter socket that hears nftables' notices of change
+    /// (rules, chains, tables: whoever makes them, iptables-nft included),
+    /// in the calling thread's network namespace.
+    pub fn watch_nftables() -> Result<Self> {
+        let netlink = Self::open_netfilter()?;
+        let groups = rustix::net::netlink::SocketAddrNetlink::new(0, 1 << (NFNLGRP_NFTABLES - 1));
+        rustix::net::bind(&netlink.socket, &groups).map_err(|errno| Error::Netlink {
+            what: "joining nftables' notices".to_owned(),
+            errno,
+        })?;
+        Ok(netlink)
+    }
+
+    /// On a socket from [`Netlink::watch_nftables`], waits until the IPv4
+    /// chain `chain` of table `table` is made or changed (its policy set),
+    /// or until notices were lost (the socket's queue overflowed: it may
+    /// have been among them).
+    pub fn wait_for_ipv4_chain(&mut self, table: &str, chain: &str) -> Result<()> {
+        let failed = |errno| Error::Netlink {
+            what: "reading nftables' notices".to_owned(),
+            errno,
+        };
+        let mut buffer = vec![0u8; 32 * 1024];
+        loop {
+            let received =
+                match rustix::net::recv(&self.socket, &mut buffer[..], RecvFlags::empty()) {
+                    Ok((received, _)) => received,
+                    Err(Errno::NOBUFS) => return Ok(()),
+                    Err(Errno::INTR) => continue,
+                    Err(errno) => return Err(failed(errno)),
+                };
+            // One datagram may carry several messages (a transaction's).
+            let mut messages = &buffer[..received];
+            while messages.len() >= 20 {
+                let length = u32::from_ne_bytes(messages[0..4].try_into().expect("4 bytes"));
+                let length = usize::try_from(length).unwrap_or(usize::MAX);
+                let Some(message) = messages.get(..length).filter(|_| length >= 16) else {
+                    break;
+                };
+                let kind = u16::from_ne_bytes([message[4], message[5]]);
+                let names = |wanted: u16| {
+                    nftables_attributes(message)
+                        .find(|(kind, _)| *kind == wanted)
+                        .map(|(_, value)| value.split(|b| *b == 0).next().unwrap_or_default())
+                };
+                if kind == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWCHAIN
+                    && message.get(16) == Some(&(libc::AF_INET as u8))
+                    && names(NFTA_CHAIN_TABLE) == Some(table.as_bytes())
+                    && names(NFTA_CHAIN_NAME) == Some(chain.as_bytes())
+                {
+                    return Ok(());
+                }
+                messages = messages
+                    .get(length.next_multiple_of(4)..)
+                    .unwrap_or_default();
             }
-            if kind == NFTA_CHAIN_POLICY && length == 8 {
-                let policy = u32::from_be_bytes(attributes[4..8].try_into().expect("4 bytes"));
-                return Ok(Some(policy == NF_DROP));
-            }
-            attributes = attributes
-                .get(length.next_multiple_of(4)..)
-                .unwrap_or_default();
         }
-        Ok(None)
     }
 
     fn request(&mut self, message: Message, what: impl Fn() -> String) -> Result<()> {
@@ -412,6 +460,22 @@ impl Netlink {
             return Ok(reply.to_vec());
         }
     }
+}
+
+/// The attributes (kind, value) of an nftables message: after its 16-byte
+/// header and 4-byte nfgenmsg.
+fn nftables_attributes(message: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut attributes = message.get(20..).unwrap_or_default();
+    std::iter::from_fn(move || {
+        let header = attributes.get(..4)?;
+        let length = usize::from(u16::from_ne_bytes([header[0], header[1]]));
+        let kind = u16::from_ne_bytes([header[2], header[3]]);
+        let value = attributes.get(4..length)?;
+        attributes = attributes
+            .get(length.next_multiple_of(4)..)
+            .unwrap_or_default();
+        Some((kind & !NLA_F_NESTED, value))
+    })
 }
 
 #[cfg(test)]

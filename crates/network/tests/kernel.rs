@@ -308,7 +308,7 @@ fn the_embedded_dns_answers_over_tcp_and_forwards_tcp_questions_over_tcp() {
 }
 
 #[test]
-fn the_forward_policy_is_read_over_netlink_as_iptables_sets_it() {
+fn the_forward_policy_is_read_and_its_changes_heard_over_netlink_as_iptables_sets_it() {
     /// Removed even when the test fails.
     struct Namespace(PathBuf);
     impl Drop for Namespace {
@@ -329,10 +329,21 @@ fn the_forward_policy_is_read_over_netlink_as_iptables_sets_it() {
         assert!(status.success(), "iptables -P FORWARD {policy}");
     };
     let read = || netns::run_in(path, keel_network::firewall::forward_drops).unwrap();
+    // Opened before the chain exists: its making is heard too.
+    let mut watch = netns::run_in(path, keel_network::firewall::PolicyWatch::open)
+        .unwrap()
+        .unwrap();
+    let mut heard = || {
+        netns::run_in(path, || watch.wait_for_change())
+            .unwrap()
+            .unwrap()
+    };
     // A fresh namespace has no filter table until iptables makes one.
     assert_eq!(read(), None);
     iptables("ACCEPT");
     assert_eq!(read(), Some(false));
+    assert!(!heard());
     iptables("DROP");
     assert_eq!(read(), Some(true));
+    assert!(heard());
 }
