@@ -3,7 +3,10 @@
 //! a link an address, add a default route, delete a link. Each request
 //! waits for the kernel's acknowledgement, so an error names the request
 //! that failed. On the netfilter side: read an nftables chain's policy,
-//! and wait for nftables' notice that a chain changed.
+//! wait for nftables' notice that a chain changed, and add or delete the
+//! elements of a table's maps (a published port's, at each container's
+//! start and stop: a message instead of an `nft` process, which reads the
+//! whole ruleset first).
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -53,6 +56,17 @@ const RTN_UNICAST: u8 = 1;
 const IFF_UP: u32 = 1;
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+const NFNL_MSG_BATCH_END: u16 = 0x11;
+const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_GETCHAIN: u16 = 4;
 const NFNLGRP_NFTABLES: u32 = 7;
@@ -60,6 +74,16 @@ const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_POLICY: u16 = 5;
 const NF_DROP: u32 = 0;
+
+/// A change to one element of an nftables map: its key, and the value it
+/// is to map to (added) or none (deleted), both as the kernel holds them:
+/// each field in network byte order, padded to 4 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapElement {
+    pub map: String,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
 
 /// A request being built: the 16-byte header, a fixed part, attributes.
 struct Message {
@@ -411,6 +435,99 @@ impl Netlink {
                 messages = messages
                     .get(length.next_multiple_of(4)..)
                     .unwrap_or_default();
+            }
+        }
+    }
+
+    /// Adds and deletes elements of the IPv4 table `table`'s maps in one
+    /// transaction: all of them or, on an error, none. `what` names, for
+    /// an error, change `i` of them (the one the kernel refused), or all.
+    pub fn change_map_elements(
+        &mut self,
+        table: &str,
+        changes: &[MapElement],
+        what: impl Fn(Option<usize>) -> String,
+    ) -> Result<()> {
+        let failed = |errno| Error::Netlink {
+            what: what(None),
+            errno,
+        };
+        let batch_edge = |kind: u16| {
+            let mut message = Message::new(kind, 0);
+            // nfgenmsg: any family, version 0, the subsystem (big-endian).
+            message.bytes.extend_from_slice(&[0, 0]);
+            message
+                .bytes
+                .extend_from_slice(&NFNL_SUBSYS_NFTABLES.to_be_bytes());
+            message
+        };
+        let mut messages = vec![batch_edge(NFNL_MSG_BATCH_BEGIN)];
+        for change in changes {
+            let (kind, flags) = match change.value {
+                Some(_) => (NFT_MSG_NEWSETELEM, NLM_F_ACK | NLM_F_CREATE),
+                None => (NFT_MSG_DELSETELEM, NLM_F_ACK),
+            };
+            let mut message = Message::new((NFNL_SUBSYS_NFTABLES << 8) | kind, flags);
+            message
+                .bytes
+                .extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
+            message
+                .name(NFTA_SET_ELEM_LIST_TABLE, table)
+                .name(NFTA_SET_ELEM_LIST_SET, &change.map)
+                .begin(NFTA_SET_ELEM_LIST_ELEMENTS)
+                .begin(NFTA_LIST_ELEM)
+                .begin(NFTA_SET_ELEM_KEY)
+                .attribute(NFTA_DATA_VALUE, &change.key)
+                .end();
+            if let Some(value) = &change.value {
+                message
+                    .begin(NFTA_SET_ELEM_DATA)
+                    .attribute(NFTA_DATA_VALUE, value)
+                    .end();
+            }
+            message.end().end();
+            messages.push(message);
+        }
+        messages.push(batch_edge(NFNL_MSG_BATCH_END));
+        let first = self.sequence.wrapping_add(1);
+        let mut bytes = Vec::new();
+        for message in messages {
+            self.sequence = self.sequence.wrapping_add(1);
+            bytes.extend(message.finish(self.sequence));
+        }
+        // The last element's acknowledgement ends it, or the first error.
+        let last = self.sequence.wrapping_sub(1);
+        rustix::net::send(&self.socket, &bytes, SendFlags::empty()).map_err(failed)?;
+        let mut buffer = vec![0u8; 8 * 1024];
+        loop {
+            let (received, _) =
+                rustix::net::recv(&self.socket, &mut buffer[..], RecvFlags::empty())
+                    .map_err(failed)?;
+            let reply = &buffer[..received];
+            let (Some(kind), Some(sequence), Some(code)) =
+                (reply.get(4..6), reply.get(8..12), reply.get(16..20))
+            else {
+                return Err(failed(Errno::PROTO));
+            };
+            let sequence = u32::from_ne_bytes(sequence.try_into().expect("4 bytes"));
+            if u16::from_ne_bytes(kind.try_into().expect("2 bytes")) != NLMSG_ERROR
+                || sequence.wrapping_sub(first) > last.wrapping_sub(first)
+            {
+                continue;
+            }
+            match i32::from_ne_bytes(code.try_into().expect("4 bytes")) {
+                0 if sequence == last => return Ok(()),
+                0 => {}
+                negative => {
+                    // The batch's first message is its start, not a change.
+                    let index = usize::try_from(sequence.wrapping_sub(first))
+                        .ok()
+                        .and_then(|i| i.checked_sub(1));
+                    return Err(Error::Netlink {
+                        what: what(index),
+                        errno: Errno::from_raw_os_error(-negative),
+                    });
+                }
             }
         }
     }

@@ -1,8 +1,10 @@
 //! A bridge network's nftables table: masquerade for what leaves it, and
 //! destination NAT for its published ports, kept in maps so that a
-//! container's ports come and go as map elements, never as rules. Fed to
-//! `nft` (nftables has no stable netlink library), each change one atomic
-//! transaction.
+//! container's ports come and go as map elements, never as rules. The
+//! table is made by `nft` (once per network and daemon: its rules are
+//! nftables' own bytecode, which has no stable library); the elements, at
+//! every container's start and stop, over netlink. Each change is one
+//! atomic transaction.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -11,6 +13,7 @@ use std::process::{Command, Stdio};
 
 use crate::error::{Error, Result};
 use crate::ipam::Subnet;
+use crate::netlink::{MapElement, Netlink};
 use crate::ports::Protocol;
 
 /// A published port in force: traffic to `host_ip` (every host address if
@@ -42,6 +45,16 @@ impl Forward {
         }
     }
 
+    /// The map's key as the kernel holds it: the port alone (2 bytes), or
+    /// the address and the port padded to 4 bytes.
+    fn key_bytes(&self) -> Vec<u8> {
+        if self.host_ip.is_unspecified() {
+            self.host_port.to_be_bytes().to_vec()
+        } else {
+            address_and_port(self.host_ip, self.host_port)
+        }
+    }
+
     fn element(&self) -> String {
         format!(
             "{} : {} . {}",
@@ -50,6 +63,14 @@ impl Forward {
             self.container_port
         )
     }
+}
+
+/// An address and a port as a concatenation of nftables registers.
+fn address_and_port(address: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut bytes = address.octets().to_vec();
+    bytes.extend_from_slice(&port.to_be_bytes());
+    bytes.extend_from_slice(&[0, 0]);
+    bytes
 }
 
 /// The rules of one bridge network.
@@ -128,12 +149,31 @@ impl Rules<'_> {
 
     /// Publishes `forwards`.
     pub fn add(&self, forwards: &[Forward]) -> Result<()> {
-        run(&self.elements("add", forwards))
+        self.change(forwards, true)
     }
 
     /// Stops publishing `forwards`.
     pub fn remove(&self, forwards: &[Forward]) -> Result<()> {
-        run(&self.elements("delete", forwards))
+        self.change(forwards, false)
+    }
+
+    fn change(&self, forwards: &[Forward], add: bool) -> Result<()> {
+        if forwards.is_empty() {
+            return Ok(());
+        }
+        let changes: Vec<MapElement> = forwards
+            .iter()
+            .map(|forward| MapElement {
+                map: forward.map(),
+                key: forward.key_bytes(),
+                value: add.then(|| address_and_port(forward.container_ip, forward.container_port)),
+            })
+            .collect();
+        let verb = if add { "add" } else { "delete" };
+        Netlink::open_netfilter()?.change_map_elements(&self.table(), &changes, |index| {
+            let named = index.and_then(|i| forwards.get(i..=i)).unwrap_or(forwards);
+            self.elements(verb, named).trim_end().replace('\n', "; ")
+        })
     }
 
     fn elements(&self, verb: &str, forwards: &[Forward]) -> String {

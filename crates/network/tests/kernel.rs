@@ -190,6 +190,54 @@ fn install_replaces_what_a_dead_daemon_left_and_removal_leaves_nothing() {
 }
 
 #[test]
+fn map_elements_written_over_netlink_read_back_as_nft_writes_them_all_or_none() {
+    let lab = Lab::new("kn-map0", "10.231.3.0/24");
+    let forward = |protocol, host_ip, host_port| Forward {
+        protocol,
+        host_ip,
+        host_port,
+        container_ip: Ipv4Addr::new(10, 231, 3, 2),
+        container_port: 8080,
+    };
+    let at = forward(Protocol::Tcp, Ipv4Addr::LOCALHOST, 40101);
+    let any = forward(Protocol::Udp, Ipv4Addr::UNSPECIFIED, 40102);
+    lab.rules().install(&[]).unwrap();
+    lab.rules().add(&[at.clone(), any.clone()]).unwrap();
+    let listed = || {
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", "keel-kn-map0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let both = listed();
+    assert!(
+        both.contains("127.0.0.1 . 40101 : 10.231.3.2 . 8080"),
+        "{both}"
+    );
+    assert!(both.contains("40102 : 10.231.3.2 . 8080"), "{both}");
+
+    // One change that cannot be made (an element that is not there) undoes
+    // the whole transaction, and the error names it.
+    let missing = forward(Protocol::Tcp, Ipv4Addr::UNSPECIFIED, 40103);
+    let error = lab
+        .rules()
+        .remove(&[at.clone(), missing])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("delete element ip keel-kn-map0 tcp_any { 40103 }")
+            && !error.contains("tcp_at"),
+        "{error}"
+    );
+    assert_eq!(listed(), both);
+
+    lab.rules().remove(&[at, any]).unwrap();
+    let none = listed();
+    assert!(!none.contains("40101") && !none.contains("40102"), "{none}");
+}
+
+#[test]
 fn a_failed_attach_leaves_no_veth() {
     let lab = Lab::new("kn-bad0", "10.231.2.0/24");
     let path = lab.dir.path().join("missing");
