@@ -71,6 +71,9 @@ fn main() -> Result<()> {
             other => bail!("unknown option {other:?}"),
         }
     }
+    // Podman runs its containers with crun, in the engine and load
+    // benches as in the runtime bench.
+    make_hybrid_cgroups_acceptable_to_crun()?;
     match what.as_str() {
         "runtime" => runtime_bench(&keel, iterations),
         "load" => load::load_bench(iterations),
@@ -112,7 +115,6 @@ fn runtime_bench(keel: &Path, iterations: usize) -> Result<()> {
         "{} not found: build it with ./scripts/build-runtime",
         keel.display()
     );
-    make_hybrid_cgroups_acceptable_to_crun()?;
     let bundle = tempfile::Builder::new()
         .prefix("keel-bench-bundle-")
         .tempdir()?;
