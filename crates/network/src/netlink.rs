@@ -500,22 +500,15 @@ impl Netlink {
         rustix::net::send(&self.socket, &bytes, SendFlags::empty()).map_err(failed)?;
         let mut buffer = vec![0u8; 8 * 1024];
         loop {
-            let (received, _) =
-                rustix::net::recv(&self.socket, &mut buffer[..], RecvFlags::empty())
-                    .map_err(failed)?;
-            let reply = &buffer[..received];
-            let (Some(kind), Some(sequence), Some(code)) =
-                (reply.get(4..6), reply.get(8..12), reply.get(16..20))
+            let reply = self.receive(&mut buffer).map_err(failed)?;
+            let sequence = reply.sequence;
+            let Some(code) = reply
+                .code
+                .filter(|_| sequence.wrapping_sub(first) <= last.wrapping_sub(first))
             else {
-                return Err(failed(Errno::PROTO));
-            };
-            let sequence = u32::from_ne_bytes(sequence.try_into().expect("4 bytes"));
-            if u16::from_ne_bytes(kind.try_into().expect("2 bytes")) != NLMSG_ERROR
-                || sequence.wrapping_sub(first) > last.wrapping_sub(first)
-            {
                 continue;
-            }
-            match i32::from_ne_bytes(code.try_into().expect("4 bytes")) {
+            };
+            match code {
                 0 if sequence == last => return Ok(()),
                 0 => {}
                 negative => {
@@ -549,34 +542,46 @@ impl Netlink {
         rustix::net::send(&self.socket, &bytes, SendFlags::empty()).map_err(failed)?;
         let mut buffer = vec![0u8; 32 * 1024];
         loop {
-            let (received, _) =
-                rustix::net::recv(&self.socket, &mut buffer[..], RecvFlags::empty())
-                    .map_err(failed)?;
-            let reply = &buffer[..received];
-            if reply.len() < 16 {
-                return Err(failed(Errno::PROTO));
-            }
-            let kind = u16::from_ne_bytes([reply[4], reply[5]]);
-            let reply_sequence = u32::from_ne_bytes(reply[8..12].try_into().expect("4 bytes"));
-            if reply_sequence != sequence {
+            let reply = self.receive(&mut buffer).map_err(failed)?;
+            if reply.sequence != sequence {
                 continue; // an answer to an earlier request we gave up on
             }
-            if kind == NLMSG_ERROR {
-                let code = i32::from_ne_bytes(
-                    reply
-                        .get(16..20)
-                        .ok_or_else(|| failed(Errno::PROTO))?
-                        .try_into()
-                        .expect("4 bytes"),
-                );
-                return match code {
-                    0 => Ok(Vec::new()),
-                    negative => Err(failed(Errno::from_raw_os_error(-negative))),
-                };
-            }
-            return Ok(reply.to_vec());
+            return match reply.code {
+                None => Ok(reply.bytes.to_vec()),
+                Some(0) => Ok(Vec::new()),
+                Some(negative) => Err(failed(Errno::from_raw_os_error(-negative))),
+            };
         }
     }
+
+    /// The kernel's next message on this socket.
+    fn receive<'b>(&self, buffer: &'b mut [u8]) -> std::result::Result<Reply<'b>, Errno> {
+        let (received, _) = rustix::net::recv(&self.socket, &mut *buffer, RecvFlags::empty())?;
+        let bytes = &buffer[..received];
+        let (Some(kind), Some(sequence)) = (bytes.get(4..6), bytes.get(8..12)) else {
+            return Err(Errno::PROTO);
+        };
+        let code = if u16::from_ne_bytes(kind.try_into().expect("2 bytes")) == NLMSG_ERROR {
+            let code = bytes.get(16..20).ok_or(Errno::PROTO)?;
+            Some(i32::from_ne_bytes(code.try_into().expect("4 bytes")))
+        } else {
+            None
+        };
+        Ok(Reply {
+            sequence: u32::from_ne_bytes(sequence.try_into().expect("4 bytes")),
+            code,
+            bytes,
+        })
+    }
+}
+
+/// A message from the kernel: the sequence number of the request it
+/// answers; for an acknowledgement or an error, its code (0 or -errno);
+/// all of its bytes.
+struct Reply<'b> {
+    sequence: u32,
+    code: Option<i32>,
+    bytes: &'b [u8],
 }
 
 /// The attributes (kind, value) of an nftables message: after its 16-byte
