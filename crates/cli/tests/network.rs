@@ -316,6 +316,10 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
         (vec!["-p", "abc"], "invalid containerPort: abc"),
         (vec!["-p", "x:80"], "invalid hostPort: x"),
         (vec!["-p", "1.2.3:80:80"], "invalid IP address: 1.2.3"),
+        (
+            vec!["-p", "[::1]:8080:80"],
+            "invalid IP address: ::1: Keel publishes ports on IPv4 addresses only",
+        ),
         (vec!["--network", "nowhere"], "network nowhere not found"),
         (
             vec!["--link", "ghost:g"],

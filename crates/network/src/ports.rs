@@ -94,10 +94,16 @@ impl Binding {
     pub fn from_api(host_ip: &str, host_port: &str) -> Result<Self> {
         let host_ip = match host_ip {
             "" | "0.0.0.0" => None,
-            ip => Some(
-                ip.parse()
-                    .map_err(|_| Error::InvalidPort(format!("invalid IP address: {ip}")))?,
-            ),
+            ip => Some(ip.parse().map_err(|_| {
+                Error::InvalidPort(if ip.parse::<std::net::Ipv6Addr>().is_ok() {
+                    format!(
+                        "invalid IP address: {ip}: Keel publishes ports on IPv4 addresses only \
+                         (give one, such as 127.0.0.1, or none for all of them)"
+                    )
+                } else {
+                    format!("invalid IP address: {ip}")
+                })
+            })?),
         };
         let host_ports = match host_port {
             "" | "0" => None,
@@ -242,6 +248,11 @@ mod tests {
             ("abc", "invalid containerPort: abc"),
             ("x:80", "invalid hostPort: x"),
             ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+            (
+                "[::1]:80:80",
+                "invalid IP address: ::1: Keel publishes ports on IPv4 addresses only \
+                 (give one, such as 127.0.0.1, or none for all of them)",
+            ),
             ("80/sctp", "invalid proto: sctp"),
             ("8080:", "no port specified: 8080:<empty>"),
             (
