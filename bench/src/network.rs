@@ -170,6 +170,15 @@ fn wrk(netns: Option<&Path>, url: &str, connections: u32) -> Result<(f64, f64)> 
     Ok((rate, number.trim().parse::<f64>()? * scale))
 }
 
+/// `wrk` at `base`, in the namespace `netns` if given: the small page's
+/// requests per second (32 connections), the 1 MiB file's MB per second
+/// (8 connections).
+fn page_and_file(netns: Option<&Path>, base: &str) -> Result<(f64, f64)> {
+    let (rate, _) = wrk(netns, &format!("{base}/"), 32)?;
+    let (_, mbps) = wrk(netns, &format!("{base}/big.bin"), 8)?;
+    Ok((rate, mbps))
+}
+
 /// Waits for the first answer to GET / on 127.0.0.1:`port`.
 fn first_answer(port: u16, since: Instant) -> Result<Duration> {
     loop {
@@ -289,32 +298,21 @@ pub fn network_bench(iterations: usize) -> Result<()> {
         for repetition in 0..REPETITIONS {
             for turn in 0..row.len() {
                 let k = (repetition + turn) % row.len();
+                let result = &mut row[k];
                 if k == commands.len() {
-                    let result = &mut row[k];
-                    result
-                        .loopback_rate
-                        .push(wrk(Some(&inside), "http://127.0.0.1/", 32)?.0);
-                    result
-                        .loopback_mbps
-                        .push(wrk(Some(&inside), "http://127.0.0.1/big.bin", 8)?.1);
+                    let (rate, mbps) = page_and_file(Some(&inside), "http://127.0.0.1")?;
+                    result.loopback_rate.push(rate);
+                    result.loopback_mbps.push(mbps);
                     continue;
                 }
-                let (result, port) = (&mut row[k], ports[k]);
-                let local = format!("http://127.0.0.1:{port}");
+                let port = ports[k];
+                let (rate, mbps) = page_and_file(None, &format!("http://127.0.0.1:{port}"))?;
+                result.loopback_rate.push(rate);
+                result.loopback_mbps.push(mbps);
                 let remote = format!("http://{CLIENT_HOST}:{port}");
-                result
-                    .loopback_rate
-                    .push(wrk(None, &format!("{local}/"), 32)?.0);
-                result
-                    .loopback_mbps
-                    .push(wrk(None, &format!("{local}/big.bin"), 8)?.1);
-                let netns = Some(client.netns());
-                result
-                    .netns_rate
-                    .push(wrk(netns.as_deref(), &format!("{remote}/"), 32)?.0);
-                result
-                    .netns_mbps
-                    .push(wrk(netns.as_deref(), &format!("{remote}/big.bin"), 8)?.1);
+                let (rate, mbps) = page_and_file(Some(&client.netns()), &remote)?;
+                result.netns_rate.push(rate);
+                result.netns_mbps.push(mbps);
             }
         }
         for (_, command) in &commands {
