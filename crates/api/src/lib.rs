@@ -40,11 +40,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Opens the daemon's state under `root`; `monitor` is the command that
-    /// runs a container's monitor.
+    /// Opens the daemon's state under `root`; `monitor` is the keel-monitor
+    /// binary that watches each container.
     pub fn open(
         root: &Path,
-        monitor: Vec<std::ffi::OsString>,
+        monitor: &Path,
         options: keel_engine::Options,
     ) -> Result<Self, keel_engine::Error> {
         Ok(Self {

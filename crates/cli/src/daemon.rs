@@ -34,9 +34,8 @@ pub fn run(root: &Path, socket: &Path, options: keel_engine::Options) -> Result<
             monitor.display()
         );
     }
-    let monitor = vec![monitor.into_os_string()];
     let daemon = Arc::new(
-        Daemon::open(root, monitor, options)
+        Daemon::open(root, &monitor, options)
             .with_context(|| format!("cannot open the Keel root {}", root.display()))?,
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,12 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The daemon starts monitors from a sealed copy; one started from the
+    // file on disk makes its own before it forks into a container.
+    if let Err(error) = keel_runtime::sealed::reexec_unless_sealed() {
+        eprintln!("keel-monitor: {}", keel_runtime::report(&error));
+        return ExitCode::FAILURE;
+    }
     let args = match keel_engine::monitor::MonitorArgs::parse(std::env::args_os().skip(1)) {
         Ok(args) => args,
         Err(message) => {

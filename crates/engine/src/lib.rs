@@ -23,11 +23,12 @@ pub mod stream;
 mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -126,8 +127,11 @@ pub struct Engine {
     networks: network::Networks,
     runtime_root: PathBuf,
     containers_dir: PathBuf,
-    /// The program (and leading arguments) that runs a monitor.
-    monitor: Vec<OsString>,
+    /// The keel-monitor binary, as its path (what its processes are
+    /// called) and a sealed copy of it made once, which monitors run from:
+    /// their containers' processes cannot reach the file on disk.
+    monitor: PathBuf,
+    sealed_monitor: std::os::fd::OwnedFd,
     table: Mutex<Table>,
     changed: Condvar,
     /// Registries reached without TLS verification, besides loopback ones.
@@ -152,9 +156,16 @@ pub struct Options {
 }
 
 impl Engine {
-    /// Opens the engine's state under `root`. `monitor` is the command that
-    /// runs `monitor::run` (the keel-monitor binary).
-    pub fn open(root: &Path, monitor: Vec<OsString>, options: Options) -> Result<Arc<Self>> {
+    /// Opens the engine's state under `root`. `monitor` is the keel-monitor
+    /// binary (which runs `monitor::run`).
+    pub fn open(root: &Path, monitor: &Path, options: Options) -> Result<Arc<Self>> {
+        // As /var/lib/docker: nobody but root (and its group, passing
+        // through) reaches inside, where unpacked layers keep their setuid
+        // files and device nodes.
+        fs::create_dir_all(root).context(|| format!("cannot create {}", root.display()))?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o710))
+            .context(|| format!("cannot restrict {} to root", root.display()))?;
+        let sealed_monitor = keel_runtime::sealed::copy(monitor)?;
         let containers_dir = root.join("containers");
         let runtime_root = root.join("runtime");
         for dir in [&containers_dir, &runtime_root] {
@@ -176,7 +187,8 @@ impl Engine {
             events: Events::default(),
             runtime_root,
             containers_dir,
-            monitor,
+            monitor: monitor.to_owned(),
+            sealed_monitor,
             table: Mutex::new(Table::default()),
             changed: Condvar::new(),
         });
@@ -514,8 +526,7 @@ impl Engine {
             fs::create_dir(&dir).context(|| format!("cannot create {}", dir.display()))?;
             // Made now, so that whoever attaches can open it before the
             // container runs, and keep reading after it is removed.
-            fs::File::create(dir.join(LOG))
-                .context(|| "cannot create the container log".to_owned())?;
+            log::open_current(&dir).context(|| "cannot create the container log".to_owned())?;
             let snapshot = || self.images.create_snapshot(&id, image_id.as_str(), durable);
             let mut record = || {
                 self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
@@ -705,10 +716,10 @@ impl Engine {
         };
         let monitor_log =
             fs::File::create(dir.join(&log_name)).context(|| "the monitor log".to_owned())?;
-        let (program, leading) = self.monitor.split_first().expect("a monitor command");
-        let mut command = Command::new(program);
+        let mut command =
+            Command::new(format!("/proc/self/fd/{}", self.sealed_monitor.as_raw_fd()));
         command
-            .args(leading)
+            .arg0(&self.monitor)
             .arg("--runtime-root")
             .arg(&self.runtime_root)
             .arg("--id")

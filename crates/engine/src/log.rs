@@ -133,14 +133,21 @@ pub(crate) struct Writer {
     limits: Limits,
 }
 
+/// Opens (making it if need be) the current log in the container's
+/// directory, readable by root and its group only, as Docker's.
+pub(crate) fn open_current(dir: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(dir.join(LOG))
+}
+
 impl Writer {
     /// Opens the current log in the container's directory.
     pub(crate) fn open(dir: &Path, limits: Limits) -> Result<Self> {
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(dir.join(LOG))
-            .context(|| "the container log".to_owned())?;
+        let file = open_current(dir).context(|| "the container log".to_owned())?;
         let size = file.metadata().map_or(0, |m| m.len());
         Ok(Writer {
             dir: dir.to_owned(),

@@ -121,6 +121,11 @@ fn run(log: &mut Log) -> Result<u8> {
             None => bail!("no command given\n\n{USAGE}"),
         }
     };
+    // The commands whose processes enter a container run from a sealed
+    // copy of this binary, so that the container cannot reach the file.
+    if matches!(command.as_str(), "create" | "run" | "exec") {
+        keel_runtime::sealed::reexec_unless_sealed()?;
+    }
     let runtime = Runtime::new(root, systemd_cgroup);
     match command.as_str() {
         "create" => {

@@ -228,9 +228,12 @@ impl Drop for Undo {
 
 pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Result<Created> {
     crate::validate_id(id)?;
+    crate::sealed::require()?;
     let plan = Plan::new(runtime, id, options)?;
     let hierarchies = Hierarchies::detect()?;
-    std::fs::create_dir_all(&runtime.root)
+    // Only root reads containers' states and configs, as with runc.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&runtime.root)
         .context(|| format!("creating the state root {}", runtime.root.display()))?;
     let dir = runtime.root.join(id);
     match rustix::fs::mkdir(&dir, Mode::from_bits_retain(0o711)) {

@@ -40,6 +40,7 @@ pub struct ExecOptions {
 }
 
 pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
+    crate::sealed::require()?;
     let process = process_for(record, options)?;
     let linux = record.config.linux().as_ref();
     let plan = ProcessPlan::new(&process, linux)?;

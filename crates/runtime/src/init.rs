@@ -66,7 +66,8 @@ fn prepare(
     if plan.namespaces.is_new(LinuxNamespaceType::Network) {
         sys::loopback_up().context(|| "bringing up the loopback interface".into())?;
     }
-    plan.rootfs
+    let null = plan
+        .rootfs
         .mount_all(cgroup, plan.namespaces.is_new(LinuxNamespaceType::Cgroup))?;
     if plan.has_runtime_hooks() {
         channel.send(&Message::RunHooks)?;
@@ -95,7 +96,7 @@ fn prepare(
             .context(|| format!("setting sysctl {} to {value:?}", path.display()))?;
     }
     // Masked and read-only paths cover /proc/sys, so they come last.
-    plan.rootfs.protect()?;
+    plan.rootfs.protect(null)?;
     if let Some(persona) = plan.personality {
         sys::set_personality(persona).context(|| format!("setting personality {persona:#x}"))?;
     }

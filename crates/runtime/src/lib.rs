@@ -18,6 +18,7 @@ mod init;
 mod namespaces;
 mod process;
 mod rootfs;
+pub mod sealed;
 mod signal;
 mod state;
 mod sync;

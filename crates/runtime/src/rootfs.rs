@@ -194,7 +194,10 @@ impl RootfsPlan {
 
     /// In the container's new mount namespace, before pivot_root: makes the
     /// rootfs a mount point and mounts everything configured into it.
-    pub(crate) fn mount_all(&self, cgroup: &Cgroup, cgroup_ns: bool) -> Result<()> {
+    /// Returns the host's null device, opened before anything of the
+    /// container's can stand in for it, for [`protect`](Self::protect).
+    pub(crate) fn mount_all(&self, cgroup: &Cgroup, cgroup_ns: bool) -> Result<NullDevice> {
+        let null = NullDevice::open()?;
         mount_path(None, Path::new("/"), None, self.root_propagation, None)
             .context(|| "setting the propagation of the container's /".into())?;
         if self.root_propagation & libc::MS_SHARED != 0 {
@@ -224,7 +227,7 @@ impl RootfsPlan {
         if self.populate_dev {
             self.populate_dev(&root)?;
         }
-        Ok(())
+        Ok(null)
     }
 
     /// Makes the rootfs the process's `/`.
@@ -247,13 +250,14 @@ impl RootfsPlan {
         std::env::set_current_dir("/").context(|| "changing to the new /".into())
     }
 
-    /// After pivot_root: hides and write-protects paths, then the root.
-    pub(crate) fn protect(&self) -> Result<()> {
-        for path in &self.masked {
-            mask(path)?;
-        }
+    /// After pivot_root: write-protects paths, hides others behind `null`
+    /// or an empty read-only tmpfs, then makes the root read-only.
+    pub(crate) fn protect(&self, mut null: NullDevice) -> Result<()> {
         for path in &self.readonly_paths {
             make_readonly(path)?;
+        }
+        for path in &self.masked {
+            mask(path, &mut null)?;
         }
         if self.readonly {
             remount_readonly(Path::new("/"))
@@ -396,7 +400,55 @@ impl MountPlan {
                 "give the host path to bind",
             ));
         }
+        plan.check_proc(field)?;
         Ok(plan)
+    }
+
+    /// As runc: /proc is only ever the container's procfs (the masks and
+    /// read-only paths stand on it), and nothing is mounted inside it but
+    /// the files lxcfs stands in for.
+    fn check_proc(&self, field: impl Fn() -> String) -> Result<()> {
+        const COVERABLE: [&str; 11] = [
+            "cpuinfo",
+            "diskstats",
+            "meminfo",
+            "stat",
+            "swaps",
+            "uptime",
+            "loadavg",
+            "slabinfo",
+            "net/dev",
+            "sys/kernel/ns_last_pid",
+            "sys/crypto/fips_enabled",
+        ];
+        let Ok(inner) = self.destination.strip_prefix("proc") else {
+            return Ok(());
+        };
+        let what = match (&self.source, self.bind) {
+            (Some(source), true) => format!("a bind mount of {}", source.display()),
+            _ => format!("a {} mount", self.fstype.as_deref().unwrap_or("filesystem")),
+        };
+        if inner.as_os_str().is_empty() {
+            if self.fstype.as_deref() == Some("proc") && !self.bind {
+                return Ok(());
+            }
+            return Err(Error::invalid(
+                field(),
+                what,
+                "only a proc filesystem can be mounted at /proc",
+            ));
+        }
+        if COVERABLE.iter().any(|file| inner == Path::new(file)) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            field(),
+            what,
+            format!(
+                "nothing can be mounted inside /proc but /proc/{}",
+                COVERABLE.join(", /proc/")
+            ),
+        ))
     }
 
     fn describe(&self) -> String {
@@ -764,17 +816,82 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         .context(|| format!("making {} private for pivot_root", mountpoint.display()))
 }
 
-fn mask(path: &Path) -> Result<()> {
+/// The host's /dev/null, checked to be the null device. Masks bind it
+/// rather than the container's /dev/null, which a volume at /dev can make
+/// a symlink to any file of the host's /proc (CVE-2025-31133).
+#[derive(Debug)]
+pub(crate) struct NullDevice {
+    /// A detached bind of it, made before pivot_root, until the first
+    /// mask takes it (the host's mount is out of reach after pivot_root);
+    detached: Option<OwnedFd>,
+    /// then that first mask, which the others bind.
+    attached: Option<OwnedFd>,
+}
+
+const NULL_DEVICE: (u32, u32) = (1, 3);
+
+impl NullDevice {
+    fn open() -> Result<Self> {
+        let describe = || "opening the host's /dev/null".to_owned();
+        let fd = rustix::fs::open(
+            "/dev/null",
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .context(describe)?;
+        if !is_null_device(&rustix::fs::fstat(&fd).context(describe)?) {
+            return Err(Error::Container(
+                "the host's /dev/null is not the null device (character device 1:3); masking \
+                 paths with it would expose what it is"
+                    .into(),
+            ));
+        }
+        let flags = rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH;
+        let detached = rustix::mount::open_tree(&fd, "", flags).context(describe)?;
+        Ok(NullDevice {
+            detached: Some(detached),
+            attached: None,
+        })
+    }
+
+    /// Mounts the null device over `target`.
+    fn cover(&mut self, target: &OwnedFd) -> Result<(), Errno> {
+        if let Some(detached) = self.detached.take() {
+            let flags = rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+            return rustix::mount::move_mount(&detached, "", target, "", flags);
+        }
+        let first = self.attached.as_ref().ok_or(Errno::NODEV)?;
+        let source = PathBuf::from(format!("/proc/self/fd/{}", first.as_raw_fd()));
+        mount_fd(Some(&source), target, None, libc::MS_BIND, None)
+    }
+}
+
+fn is_null_device(st: &rustix::fs::Stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR
+        && (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == NULL_DEVICE
+}
+
+/// Hides `path`: a directory under an empty read-only tmpfs, anything else
+/// under the null device; then checks that what `path` now shows is that.
+fn mask(path: &Path, null: &mut NullDevice) -> Result<()> {
     let describe = || format!("masking {}", path.display());
-    let fd = match rustix::fs::open(
-        path,
-        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-    ) {
+    let open = || {
+        rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+    };
+    let fd = match open() {
         Err(Errno::NOENT) => return Ok(()),
         other => other.context(describe)?,
     };
-    if rustix::fs::fstat(&fd).context(describe)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+    let directory =
+        rustix::fs::fstat(&fd).context(describe)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if directory {
         mount_fd(
             Some(Path::new("tmpfs")),
             &fd,
@@ -782,9 +899,31 @@ fn mask(path: &Path) -> Result<()> {
             libc::MS_RDONLY,
             None,
         )
-        .context(describe)
+        .context(describe)?;
     } else {
-        mount_fd(Some(Path::new("/dev/null")), &fd, None, libc::MS_BIND, None).context(describe)
+        null.cover(&fd).context(describe)?;
+    }
+    let masked = open().context(describe)?;
+    let took = if directory {
+        let fs = rustix::fs::fstatfs(&masked).context(describe)?;
+        fs.f_type == libc::TMPFS_MAGIC
+            && rustix::fs::fstatvfs(&masked)
+                .context(describe)?
+                .f_flag
+                .contains(rustix::fs::StatVfsMountFlags::RDONLY)
+    } else {
+        is_null_device(&rustix::fs::fstat(&masked).context(describe)?)
+    };
+    if took {
+        if !directory && null.attached.is_none() {
+            null.attached = Some(masked);
+        }
+        Ok(())
+    } else {
+        Err(Error::Container(format!(
+            "masking {}: it does not show the mask afterwards",
+            path.display()
+        )))
     }
 }
 

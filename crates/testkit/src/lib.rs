@@ -14,6 +14,7 @@ use tempfile::TempDir;
 
 pub mod archive;
 pub mod docker;
+pub mod escape;
 pub mod podman;
 pub mod registry;
 pub mod tmux;
@@ -181,8 +182,15 @@ impl Bundle {
 /// The busybox root filesystem as an uncompressed tarball, as `podman
 /// import` and `docker import` take it.
 pub fn busybox_rootfs_tar(path: &Path) -> io::Result<()> {
+    busybox_rootfs_tar_with(path, |_| {})
+}
+
+/// [`busybox_rootfs_tar`] of a busybox root filesystem that `change`
+/// changed first.
+pub fn busybox_rootfs_tar_with(path: &Path, change: impl FnOnce(&Path)) -> io::Result<()> {
     let staging = tempfile::Builder::new().prefix("keel-rootfs-").tempdir()?;
     busybox_rootfs(staging.path())?;
+    change(staging.path());
     let mut builder = tar::Builder::new(fs::File::create(path)?);
     builder.follow_symlinks(false);
     builder.append_dir_all(".", staging.path())?;

@@ -30,6 +30,8 @@ pub struct TestDaemon {
     pub subnet: String,
     /// The network namespace the daemon runs in, if not the test's.
     netns: Option<PathBuf>,
+    /// The keel binary the daemon runs (keel-monitor beside it).
+    pub program: PathBuf,
 }
 
 /// A bridge name and a /22 no other test daemon running now has.
@@ -51,19 +53,39 @@ impl TestDaemon {
     /// made, so that what it does to that namespace's firewall stays
     /// there), or in the test's own.
     pub fn start_in(netns: Option<&Path>) -> TestDaemon {
+        Self::start_of(netns, |_| PathBuf::from(KEEL))
+    }
+
+    /// A daemon that runs copies of keel and keel-monitor in its own
+    /// directory, for tests whose attacks, if they worked, would write
+    /// over the binaries.
+    pub fn start_copied() -> TestDaemon {
+        Self::start_of(None, |dir| {
+            let bin = dir.join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            for name in ["keel", "keel-monitor"] {
+                std::fs::copy(Path::new(KEEL).with_file_name(name), bin.join(name)).unwrap();
+            }
+            bin.join("keel")
+        })
+    }
+
+    fn start_of(netns: Option<&Path>, program: impl FnOnce(&Path) -> PathBuf) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("keel-cli-")
             .tempdir()
             .unwrap();
         let (bridge, subnet) = own_network();
         let netns = netns.map(Path::to_owned);
-        let child = spawn_daemon(dir.path(), &bridge, &subnet, netns.as_deref());
+        let program = program(dir.path());
+        let child = spawn_daemon(&program, dir.path(), &bridge, &subnet, netns.as_deref());
         let daemon = TestDaemon {
             dir,
             child,
             bridge,
             subnet,
             netns,
+            program,
         };
         wait_for_socket(&daemon.socket());
         daemon
@@ -94,6 +116,7 @@ impl TestDaemon {
     /// A new daemon on the same root, socket, bridge and namespace.
     fn start_again(&mut self) {
         self.child = spawn_daemon(
+            &self.program,
             self.dir.path(),
             &self.bridge,
             &self.subnet,
@@ -252,7 +275,13 @@ impl Drop for TestDaemon {
     }
 }
 
-fn spawn_daemon(dir: &Path, bridge: &str, subnet: &str, netns: Option<&Path>) -> Child {
+fn spawn_daemon(
+    program: &Path,
+    dir: &Path,
+    bridge: &str,
+    subnet: &str,
+    netns: Option<&Path>,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -262,10 +291,12 @@ fn spawn_daemon(dir: &Path, bridge: &str, subnet: &str, netns: Option<&Path>) ->
     let mut command = match netns {
         Some(path) => {
             let mut command = Command::new("nsenter");
-            command.arg(format!("--net={}", path.display())).arg(KEEL);
+            command
+                .arg(format!("--net={}", path.display()))
+                .arg(program);
             command
         }
-        None => Command::new(KEEL),
+        None => Command::new(program),
     };
     command
         .arg("daemon")

@@ -11,15 +11,22 @@ use tempfile::TempDir;
 
 pub struct Runtime {
     root: TempDir,
+    binary: PathBuf,
 }
 
 impl Runtime {
     pub fn new() -> Runtime {
+        Self::of_binary(Path::new(env!("CARGO_BIN_EXE_keel-runtime")))
+    }
+
+    /// A runtime that runs the keel-runtime binary at `binary`.
+    pub fn of_binary(binary: &Path) -> Runtime {
         Runtime {
             root: tempfile::Builder::new()
                 .prefix("keel-runtime-root-")
                 .tempdir()
                 .expect("state root"),
+            binary: binary.to_owned(),
         }
     }
 
@@ -28,7 +35,7 @@ impl Runtime {
     }
 
     pub fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keel-runtime"));
+        let mut command = Command::new(&self.binary);
         command.arg("--root").arg(self.root.path());
         command
     }

@@ -1,0 +1,208 @@
+//! Escapes found by probing Keel as an attacker would, each attempted
+//! through the daemon: the test is the attack, and fails if it works.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::TestDaemon;
+use keel_testkit::escape::{
+    CORE_PATTERN, CorePattern, SelfExeAttack, attack_result, compile_c, file_digest,
+};
+
+#[test]
+fn a_container_whose_sh_is_proc_self_exe_cannot_write_over_keel_monitor_in_run_or_exec() {
+    let daemon = TestDaemon::start_copied();
+    let monitor = daemon.program.with_file_name("keel-monitor");
+    let before = file_digest(&monitor).unwrap();
+    let attack = SelfExeAttack::build();
+    let tar = daemon.path("selfexe.tar");
+    keel_testkit::busybox_rootfs_tar_with(&tar, |rootfs| attack.plant(rootfs, &[&monitor]))
+        .unwrap();
+    let image = "keel-test/selfexe";
+    daemon.keel_ok(&["import", tar.to_str().unwrap(), image]);
+
+    // The container's init is the monitor's child: its /bin/sh runs the
+    // monitor's binary again, as the container's pid 1.
+    let at_run = daemon.path("at-run");
+    std::fs::create_dir(&at_run).unwrap();
+    let volume = format!("{}:/attack", at_run.display());
+    daemon.keel_ok(&["run", "-d", "-v", &volume, image, "/bin/sh"]);
+    let result = attack_result(&at_run);
+    assert!(
+        result.starts_with("refused "),
+        "the attack at run: {result}"
+    );
+
+    // An exec's process is a monitor's child too.
+    let at_exec = daemon.path("at-exec");
+    std::fs::create_dir(&at_exec).unwrap();
+    let volume = format!("{}:/attack", at_exec.display());
+    daemon.keel_ok(&[
+        "run", "-d", "--name", "victim", "-v", &volume, image, "sleep", "100",
+    ]);
+    daemon.keel(&["exec", "victim", "/bin/sh"]);
+    let result = attack_result(&at_exec);
+    assert!(
+        result.starts_with("refused "),
+        "the attack at exec: {result}"
+    );
+    assert_eq!(
+        file_digest(&monitor).unwrap(),
+        before,
+        "keel-monitor was written"
+    );
+}
+
+#[test]
+fn a_volume_at_dev_cannot_make_the_masks_of_proc_bind_host_files() {
+    let daemon = TestDaemon::with_busybox();
+    let original = CorePattern::save();
+    daemon.keel_ok(&["volume", "create", "fake-dev"]);
+    // The masks bind /dev/null over /proc/keys, /proc/timer_list...: a
+    // /dev/null that is a symlink to a host file must not be what is bound.
+    daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "fake-dev:/x",
+        common::BUSYBOX,
+        "ln",
+        "-s",
+        CORE_PATTERN,
+        "/x/null",
+    ]);
+    let (code, out, err) = daemon.keel(&[
+        "run",
+        "--rm",
+        "-v",
+        "fake-dev:/dev",
+        common::BUSYBOX,
+        "sh",
+        "-c",
+        "for p in /proc/keys /proc/timer_list; do stat -c '%n %F %t:%T' $p; done; \
+         echo keel-escape-test > /proc/keys",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(CORE_PATTERN).unwrap(),
+        original.0,
+        "the container wrote the host's core_pattern ({out} {err})"
+    );
+    assert_eq!(
+        out, "/proc/keys character special file 1:3\n/proc/timer_list character special file 1:3\n",
+        "{err}"
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Prints its real and effective uid: run from a setuid-root file, it
+/// shows whether a host user gained root.
+const WHOAMI: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("uid=%d euid=%d\n", getuid(), geteuid()); return 0; }
+"#;
+
+/// A host user made for the test, removed after it.
+struct HostUser(String);
+
+impl HostUser {
+    fn add() -> HostUser {
+        let name = format!("keelt{}", std::process::id());
+        let out = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/false", &name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        HostUser(name)
+    }
+
+    /// `program args` as this user, with no supplementary groups. A shell
+    /// runs it: setpriv itself executes its program with root's
+    /// capabilities still in effect.
+    fn run(&self, program: &Path, args: &[&str]) -> common::Output {
+        common::output(
+            Command::new("setpriv")
+                .args([
+                    "--reuid",
+                    &self.0,
+                    "--regid",
+                    &self.0,
+                    "--clear-groups",
+                    "--",
+                ])
+                .args(["/bin/sh", "-c", "\"$@\"", "sh"])
+                .arg(program)
+                .args(args)
+                .env("DOCKER_CONFIG", "/nonexistent"),
+        )
+    }
+}
+
+impl Drop for HostUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn a_host_user_reaches_nothing_under_the_keel_root_nor_the_socket() {
+    let daemon = TestDaemon::start();
+    // Only Keel's own modes may stand between the user and its files.
+    std::fs::set_permissions(daemon.path(""), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tar = daemon.path("setuid.tar");
+    keel_testkit::busybox_rootfs_tar_with(&tar, |rootfs| {
+        let whoami = rootfs.join("bin/whoami-setuid");
+        compile_c(WHOAMI, &whoami, &["-static"]);
+        std::fs::set_permissions(&whoami, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    })
+    .unwrap();
+    daemon.keel_ok(&["import", tar.to_str().unwrap(), "keel-test/setuid"]);
+    let id = daemon.keel_ok(&["run", "-d", "keel-test/setuid", "echo", "a line of log"]);
+    daemon.keel_ok(&["wait", id.trim()]);
+    let root = daemon.root();
+    let found = |name: &str| {
+        let out = common::output(Command::new("find").arg(&root).args(["-name", name]));
+        out.1
+            .lines()
+            .next()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} in {out:?}"))
+    };
+    let setuid = found("whoami-setuid");
+    let log = found("container-json.log");
+
+    let user = HostUser::add();
+    let (code, out, err) = user.run(Path::new(&setuid), &[]);
+    assert!(
+        code != 0 && err.contains("Permission denied"),
+        "{setuid}: {code} {out} {err}"
+    );
+    let (code, out, err) = user.run(Path::new("/bin/cat"), &[&log]);
+    assert!(
+        code != 0 && err.contains("Permission denied"),
+        "{log}: {code} {out} {err}"
+    );
+    let (code, out, err) = user.run(Path::new("/bin/ls"), &[root.to_str().unwrap()]);
+    assert!(
+        code != 0 && err.contains("Permission denied"),
+        "ls: {code} {out} {err}"
+    );
+    let socket = format!("unix://{}", daemon.socket().display());
+    let (code, out, err) = user.run(Path::new(common::DOCKER), &["-H", &socket, "version"]);
+    assert!(
+        code != 0 && err.contains("permission denied"),
+        "docker: {code} {out} {err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&root).unwrap().permissions().mode() & 0o7777,
+        0o710,
+        "the Keel root's mode, as /var/lib/docker's"
+    );
+}
