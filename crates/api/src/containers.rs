@@ -392,7 +392,8 @@ fn command(container: &Container) -> String {
         .join(" ")
 }
 
-/// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
+/// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"; an exit whose
+/// time is not known (its monitor was killed) is "Exited (255)".
 fn status_text(container: &Container) -> String {
     let since = |time: &str| {
         let then = keel_time::unix_seconds(time).unwrap_or(0);
@@ -410,11 +411,14 @@ fn status_text(container: &Container) -> String {
                 (false, None) => up,
             }
         }
-        Status::Exited => format!(
-            "Exited ({}) {} ago",
-            container.state.exit_code,
-            since(&container.state.finished_at)
-        ),
+        Status::Exited => {
+            let finished = keel_time::unix_seconds(&container.state.finished_at).unwrap_or(0);
+            let code = container.state.exit_code;
+            match keel_time::ago(finished, keel_time::now_unix()) {
+                ago if ago.is_empty() => format!("Exited ({code})"),
+                ago => format!("Exited ({code}) {ago}"),
+            }
+        }
     }
 }
 

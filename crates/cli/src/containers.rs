@@ -12,7 +12,7 @@ use crate::client::{Client, DaemonError, Upload, encode};
 use crate::registry::Shown;
 use crate::session::{self, Session};
 use crate::usage;
-use keel_time::{human_duration, now_unix};
+use keel_time::{ago, now_unix};
 
 /// Exit codes `docker run` uses for its own failures.
 const EXIT_DAEMON: u8 = 125;
@@ -1227,7 +1227,7 @@ pub fn ps(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 "Image": c["Image"],
                 "Command": format!("\"{command}\""),
                 "CreatedAt": c["Created"],
-                "RunningFor": format!("{} ago", human_duration(now - c["Created"].as_i64().unwrap_or(now))),
+                "RunningFor": ago(c["Created"].as_i64().unwrap_or(0), now),
                 "Status": c["Status"],
                 "State": c["State"],
                 "Ports": ports_column(&c["Ports"]),

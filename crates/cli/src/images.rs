@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::client::{Client, Upload, encode};
 use crate::format::{Template, human_size, human_size_with_precision};
 use crate::usage;
-use keel_time::{human_duration, now_unix};
+use keel_time::{ago, now_unix};
 
 fn short_id(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
@@ -105,7 +105,7 @@ pub fn images(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 "Repository": repository,
                 "Tag": tag,
                 "Digest": digest,
-                "CreatedSince": format!("{} ago", human_duration(now - created)),
+                "CreatedSince": ago(created, now),
                 "CreatedAt": created.to_string(),
                 "Size": human_size(image["Size"].as_u64().unwrap_or(0)),
             }));
@@ -262,7 +262,7 @@ pub fn history(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         let size = step["Size"].as_u64().unwrap_or(0);
         rows.push(json!({
             "ID": id,
-            "CreatedSince": if human { format!("{} ago", human_duration(now - created)) } else { created.to_string() },
+            "CreatedSince": if human { ago(created, now) } else { created.to_string() },
             "CreatedBy": created_by,
             "Size": if human { human_size(size) } else { size.to_string() },
             "Comment": step["Comment"].as_str().unwrap_or_default(),

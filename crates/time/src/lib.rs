@@ -92,6 +92,16 @@ pub fn human_duration(seconds: i64) -> String {
     }
 }
 
+/// "3 hours ago" for a time `then` (seconds since the epoch) seen at
+/// `now`; nothing for a time not known (0 or earlier, as images without a
+/// created time have), rather than an age since 1970.
+pub fn ago(then: i64, now: i64) -> String {
+    match then > 0 {
+        true => format!("{} ago", human_duration(now - then)),
+        false => String::new(),
+    }
+}
+
 /// Seconds since the epoch, now.
 pub fn now_unix() -> i64 {
     SystemTime::now()
@@ -229,6 +239,14 @@ mod tests {
         assert_eq!(human_duration(3 * 86_400), "3 days");
         assert_eq!(human_duration(21 * 86_400), "3 weeks");
         assert_eq!(human_duration(800 * 86_400), "2 years");
+    }
+
+    #[test]
+    fn an_unknown_time_has_no_age_rather_than_one_since_1970() {
+        let now = 1_700_000_000;
+        assert_eq!(ago(now - 180, now), "3 minutes ago");
+        assert_eq!(ago(0, now), "");
+        assert_eq!(ago(-5, now), "");
     }
 
     #[test]
