@@ -199,6 +199,12 @@ impl Unpacker<'_> {
                 let target = entry
                     .link_name_bytes()
                     .ok_or(Failure::Unsafe("is a symbolic link without a target"))?;
+                if target.len() > MAX_LINK_TARGET {
+                    return Err(Failure::Unsafe(
+                        "is a symbolic link whose target is longer than 4095 bytes, the most \
+                         Linux keeps (PATH_MAX)",
+                    ));
+                }
                 let target = OsStr::from_bytes(&target);
                 if let Err(Errno::EXIST) = symlinkat(target, &parent_fd, name) {
                     self.remove(&parent_fd, name)?;
@@ -277,6 +283,9 @@ impl Unpacker<'_> {
     /// the layers below.
     fn whiteout(&mut self, parent: &[u8], file_name: &[u8]) -> Result<(), Failure> {
         if file_name == OPAQUE_MARKER {
+            // Its directory is implied, as any entry's is (Docker makes it
+            // too): a marker alone makes an empty, opaque directory.
+            self.parent(parent)?;
             let dir = self.open_beneath(parent, OFlags::RDONLY | OFlags::DIRECTORY)?;
             fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())?;
             return Ok(());
@@ -439,6 +448,9 @@ impl From<Errno> for Failure {
         }
     }
 }
+
+/// The longest symlink target Linux stores: PATH_MAX less its NUL.
+const MAX_LINK_TARGET: usize = 4095;
 
 /// Opens `path` beneath `dir`, refusing symlinks and `..` escapes anywhere
 /// on the way.

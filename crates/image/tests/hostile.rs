@@ -143,3 +143,18 @@ fn an_archive_without_a_manifest_is_refused_with_what_was_expected() {
     let message = refused(&builder.into_inner().unwrap());
     assert!(message.contains("neither manifest.json"), "{message}");
 }
+
+#[test]
+fn a_symlink_whose_target_linux_cannot_keep_is_refused_naming_the_entry_and_the_limit() {
+    let target = "t/".repeat(2500);
+    let layer = LayerTar::new()
+        .pax("linkpath", target.as_bytes())
+        .symlink("long", "placeholder")
+        .finish();
+    let (message, _) = refused_layer(&layer);
+    assert!(
+        message
+            .contains("entry \"long\" is a symbolic link whose target is longer than 4095 bytes"),
+        "{message}"
+    );
+}

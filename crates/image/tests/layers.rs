@@ -186,6 +186,25 @@ fn whiteouts_delete_files_and_opaque_directories_replace_the_lower_ones() {
 }
 
 #[test]
+fn an_opaque_marker_alone_implies_its_directory_as_docker_unpacks_it() {
+    let test = TestStore::new();
+    let base = busybox_layer();
+    let lower = LayerTar::new().dir("data").file("data/old", b"1").finish();
+    // No "data/" entry before the marker, nor "fresh/" anywhere below.
+    let top = LayerTar::new()
+        .file("data/.wh..wh..opq", b"")
+        .file("fresh/.wh..wh..opq", b"")
+        .finish();
+    test.load(&archive_of(&[&base, &lower, &top], &["keel-test/implied"]));
+    let snapshot = test
+        .store
+        .create_snapshot("i", "keel-test/implied", true)
+        .unwrap();
+    let root = test.store.mount_snapshot(&snapshot).unwrap();
+    assert_eq!(run_in(&root, "ls -A /data; ls -Ad /fresh"), "/fresh\n");
+}
+
+#[test]
 fn a_stack_too_tall_for_one_mount_option_string_still_mounts() {
     let test = TestStore::new();
     let base = busybox_layer();

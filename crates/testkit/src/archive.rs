@@ -92,11 +92,14 @@ impl LayerTar {
     }
 
     /// PAX extended attributes for the next entry.
-    pub fn xattr(mut self, name: &str, value: &[u8]) -> LayerTar {
-        let key = format!("SCHILY.xattr.{name}");
-        self.builder
-            .append_pax_extensions([(key.as_str(), value)])
-            .unwrap();
+    pub fn xattr(self, name: &str, value: &[u8]) -> LayerTar {
+        self.pax(&format!("SCHILY.xattr.{name}"), value)
+    }
+
+    /// A PAX record for the next entry (`linkpath` for a link target
+    /// longer than a header holds, say).
+    pub fn pax(mut self, key: &str, value: &[u8]) -> LayerTar {
+        self.builder.append_pax_extensions([(key, value)]).unwrap();
         self
     }
 
