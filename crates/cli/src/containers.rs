@@ -436,7 +436,7 @@ fn ulimit_flag(text: &str) -> Result<Value> {
 
 /// "64m", "1g", "512k", "100": bytes (binary units, as Docker's
 /// RAMInBytes).
-fn parse_size(text: &str) -> Result<i64> {
+pub(crate) fn parse_size(text: &str) -> Result<i64> {
     let (number, unit) = match text
         .char_indices()
         .find(|(_, c)| !c.is_ascii_digit() && *c != '.')

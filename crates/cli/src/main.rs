@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use lexopt::prelude::*;
 
 use crate::client::{Client, Upload};
@@ -77,7 +77,8 @@ Commands:
   version     Show the Keel version information
   daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST;
               --bridge NAME, --bip ADDRESS/PREFIX for the default bridge;
-              --insecure-registry HOST[:PORT]; --init-path PATH for --init)
+              --insecure-registry HOST[:PORT]; --init-path PATH for --init;
+              --disk-reserve SIZE left free when unpacking, default 1g or 5%)
 ";
 
 fn main() -> ExitCode {
@@ -287,11 +288,12 @@ fn daemon_command(
     mut root: PathBuf,
     mut socket: PathBuf,
 ) -> Result<()> {
-    const SYNOPSIS: &str = "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]... [--init-path PATH]";
+    const SYNOPSIS: &str = "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]... [--init-path PATH] [--disk-reserve SIZE]";
     let mut network = keel_engine::NetworkOptions::default();
     let mut bip = None;
     let mut insecure_registries = Vec::new();
     let mut init_path = None;
+    let mut disk_reserve = keel_image::DiskReserve::default();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("root") | Long("data-root") => root = PathBuf::from(parser.value()?),
@@ -300,6 +302,15 @@ fn daemon_command(
             Long("bip") => bip = Some(parser.value()?.string()?),
             Long("insecure-registry") => insecure_registries.push(parser.value()?.string()?),
             Long("init-path") => init_path = Some(PathBuf::from(parser.value()?)),
+            Long("disk-reserve") => {
+                let text = parser.value()?.string()?;
+                let bytes = containers::parse_size(&text).with_context(|| {
+                    format!(
+                        "invalid --disk-reserve {text:?}: give a size such as 2g, or 0 for none"
+                    )
+                })?;
+                disk_reserve = keel_image::DiskReserve::Bytes(bytes.max(0) as u64);
+            }
             other => return Err(usage(other.unexpected(), SYNOPSIS)),
         }
     }
@@ -311,6 +322,7 @@ fn daemon_command(
         network,
         insecure_registries,
         init_path,
+        disk_reserve,
     };
     daemon::run(&root, &socket, options)
 }

@@ -153,6 +153,8 @@ pub struct Options {
     /// `--init-path`: the init `--init` runs (else `docker-init` or
     /// `tini-static` from $PATH, as Docker finds its docker-init).
     pub init_path: Option<PathBuf>,
+    /// `--disk-reserve`: what unpacking layers leaves free on the disk.
+    pub disk_reserve: keel_image::DiskReserve,
 }
 
 impl Engine {
@@ -171,7 +173,8 @@ impl Engine {
         for dir in [&containers_dir, &runtime_root] {
             fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
         }
-        let images = keel_image::Store::open(&root.join("image"))?;
+        let images =
+            keel_image::Store::open(&root.join("image"))?.with_disk_reserve(options.disk_reserve);
         let volumes = volumes::Volumes::open(root.join("volumes"))?;
         let blob_sources = distribution::BlobSources::open(root.join("distribution"))?;
         let networks =

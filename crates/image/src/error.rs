@@ -23,6 +23,17 @@ pub enum Error {
         entry: String,
         reason: &'static str,
     },
+    #[error(
+        "layer {layer}: unpacking stopped with {} left on the disk, below the {} Keel keeps free \
+         (keel daemon --disk-reserve SIZE changes it; 0 for none)",
+        human_bytes(*free),
+        human_bytes(*reserve)
+    )]
+    DiskReserve {
+        layer: String,
+        free: u64,
+        reserve: u64,
+    },
     #[error("layer {layer}: cannot unpack entry {entry:?}")]
     Unpack {
         layer: String,
@@ -89,5 +100,20 @@ impl<T> Context<T> for Result<T, rustix::io::Errno> {
             what: what(),
             source: errno.into(),
         })
+    }
+}
+
+/// "1.5 GiB", "980 MiB": sizes in errors.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Context, Error, Result};
 use crate::pipe::ChannelReader;
-use crate::unpack::{Unpacked, decompress, unpack};
+use crate::unpack::{DiskReserve, Unpacked, decompress, unpack};
 
 const TEMP_PREFIX: &str = ".tmp-";
 const RECORD: &str = "layer.json";
@@ -52,6 +52,7 @@ fn unpack_hashed(
     blob: impl Read + Send,
     root: &File,
     name: &str,
+    reserve: DiskReserve,
 ) -> (Result<Unpacked>, io::Result<(Digest, u64)>) {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
     std::thread::scope(|scope| {
@@ -72,7 +73,7 @@ fn unpack_hashed(
             }
         });
         let mut stream = ChannelReader::new(rx);
-        let unpacked = unpack(&mut stream, root, name);
+        let unpacked = unpack(&mut stream, root, name, reserve);
         // What the tar reader left (its end padding) still counts.
         if unpacked.is_ok() {
             let _ = io::copy(&mut stream, &mut io::sink());
@@ -95,6 +96,8 @@ struct StreamSource<'a> {
 #[derive(Debug)]
 pub struct LayerStore {
     root: PathBuf,
+    /// What unpacking leaves free on the store's disk.
+    pub(crate) reserve: DiskReserve,
 }
 
 impl LayerStore {
@@ -109,7 +112,10 @@ impl LayerStore {
                 })?;
             }
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            reserve: DiskReserve::default(),
+        })
     }
 
     /// The directory of the layer's files, for overlayfs.
@@ -188,19 +194,23 @@ impl LayerStore {
         };
         let (size, tar_size) = if let Some(tar_size) = verified_size {
             let stream = decompress(blob).map_err(bad)?;
-            (unpack(stream, &diff_fd, &name)?.size, tar_size)
+            (
+                unpack(stream, &diff_fd, &name, self.reserve)?.size,
+                tar_size,
+            )
         } else {
-            let (size, (actual, tar_size)) = match unpack_hashed(blob, &diff_fd, &name) {
-                (Ok(unpacked), Ok(hashed)) => (unpacked.size, hashed),
-                // The unpack refused an entry and stopped reading.
-                (Err(error), Err(hashed)) if hashed.kind() == io::ErrorKind::BrokenPipe => {
-                    return Err(error);
-                }
-                // A stream that could not be read (bad gzip, cut short) is
-                // the cause of whatever the unpack then said.
-                (_, Err(hashed)) => return Err(bad(hashed)),
-                (Err(error), Ok(_)) => return Err(error),
-            };
+            let (size, (actual, tar_size)) =
+                match unpack_hashed(blob, &diff_fd, &name, self.reserve) {
+                    (Ok(unpacked), Ok(hashed)) => (unpacked.size, hashed),
+                    // The unpack refused an entry and stopped reading.
+                    (Err(error), Err(hashed)) if hashed.kind() == io::ErrorKind::BrokenPipe => {
+                        return Err(error);
+                    }
+                    // A stream that could not be read (bad gzip, cut short) is
+                    // the cause of whatever the unpack then said.
+                    (_, Err(hashed)) => return Err(bad(hashed)),
+                    (Err(error), Ok(_)) => return Err(error),
+                };
             if actual != *source.diff_id {
                 return Err(Error::DigestMismatch {
                     what: format!("layer {name} (uncompressed)"),

@@ -31,3 +31,4 @@ pub use store::{
     Collected, DiskUsage, HistoryStep, Image, ImageUsage, LayerBlob, Pruned, Removal, Store,
     diff_ids,
 };
+pub use unpack::DiskReserve;

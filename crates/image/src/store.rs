@@ -18,6 +18,7 @@ use crate::error::{Context, Error, Result};
 use crate::layers::{Layer, LayerSource, LayerStore};
 use crate::reference::Reference;
 use crate::snapshot::{self, Snapshot};
+use crate::unpack::DiskReserve;
 
 /// Media type of an uncompressed layer as `docker save` and podman write it.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
@@ -195,6 +196,13 @@ impl Store {
         // not finish, possibly not durable) goes; a new load writes it anew.
         store.collect_garbage()?;
         Ok(store)
+    }
+
+    /// Leaves `reserve` free on the store's disk when unpacking layers
+    /// (by default 1 GiB or 5% of it, whichever is larger).
+    pub fn with_disk_reserve(mut self, reserve: DiskReserve) -> Self {
+        self.layers.reserve = reserve;
+        self
     }
 
     pub fn root(&self) -> &Path {

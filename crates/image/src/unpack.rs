@@ -59,9 +59,86 @@ pub fn decompress<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     })
 }
 
+/// How much of its filesystem unpacking leaves free: it stops, naming
+/// the layer, rather than fill the disk (a gzip bomb expands a
+/// thousandfold, and Docker would unpack it to the last byte).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DiskReserve {
+    /// 1 GiB or 5% of the filesystem, whichever is larger.
+    #[default]
+    Default,
+    Bytes(u64),
+}
+
+impl DiskReserve {
+    fn bytes(self, filesystem: &rustix::fs::StatVfs) -> u64 {
+        match self {
+            DiskReserve::Default => {
+                (1 << 30).max(filesystem.f_blocks.saturating_mul(filesystem.f_frsize) / 20)
+            }
+            DiskReserve::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+/// Free space is checked after this much is written, and at the start.
+const RESERVE_CHECK_EVERY: u64 = 16 << 20;
+
+/// The free space an unpack must leave, and what it wrote since it last
+/// looked.
+struct Reserve<'a> {
+    filesystem: Option<BorrowedFd<'a>>,
+    bytes: u64,
+    unchecked: u64,
+}
+
+impl<'a> Reserve<'a> {
+    fn of(filesystem: BorrowedFd<'a>, reserve: DiskReserve) -> Result<Self, Failure> {
+        let stat = rustix::fs::fstatvfs(filesystem)?;
+        let reserve = Reserve {
+            filesystem: Some(filesystem),
+            bytes: reserve.bytes(&stat),
+            unchecked: 0,
+        };
+        reserve.check(&stat)?;
+        Ok(reserve)
+    }
+
+    /// Counts `written` bytes, looking at the free space once enough were.
+    fn spend(&mut self, written: u64) -> Result<(), Failure> {
+        self.unchecked += written;
+        let Some(filesystem) = self
+            .filesystem
+            .filter(|_| self.unchecked >= RESERVE_CHECK_EVERY)
+        else {
+            return Ok(());
+        };
+        self.unchecked = 0;
+        self.check(&rustix::fs::fstatvfs(filesystem)?)
+    }
+
+    fn check(&self, stat: &rustix::fs::StatVfs) -> Result<(), Failure> {
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        match free < self.bytes {
+            true => Err(Failure::Reserve {
+                free,
+                reserve: self.bytes,
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
 /// Unpacks the uncompressed tar `stream` into the directory `root`
-/// (opened), naming the layer `layer` in errors.
-pub fn unpack(stream: impl Read, root: &File, layer: &str) -> Result<Unpacked> {
+/// (opened), naming the layer `layer` in errors, leaving at least
+/// `reserve` free on root's filesystem.
+pub fn unpack(
+    stream: impl Read,
+    root: &File,
+    layer: &str,
+    reserve: DiskReserve,
+) -> Result<Unpacked> {
+    let reserve = Reserve::of(root.as_fd(), reserve).map_err(|failure| failure.of(layer, ""))?;
     Unpacker {
         root: root.as_fd(),
         layer,
@@ -70,6 +147,7 @@ pub fn unpack(stream: impl Read, root: &File, layer: &str) -> Result<Unpacked> {
         creator: Creator::of_this_process(),
         unpacked: Unpacked::default(),
         buffer: Vec::with_capacity(COPY_PIECE),
+        reserve,
     }
     .run(stream)
 }
@@ -86,6 +164,7 @@ struct Unpacker<'a> {
     unpacked: Unpacked,
     /// Where a file's content gathers between the stream and the file.
     buffer: Vec<u8>,
+    reserve: Reserve<'a>,
 }
 
 impl Unpacker<'_> {
@@ -97,18 +176,8 @@ impl Unpacker<'_> {
         for entry in entries {
             let mut entry = entry.map_err(|source| self.bad_stream(source))?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            self.entry(&mut entry).map_err(|error| match error {
-                Failure::Os(source) => Error::Unpack {
-                    layer: self.layer.to_owned(),
-                    entry: name.clone(),
-                    source,
-                },
-                Failure::Unsafe(reason) => Error::UnsafeEntry {
-                    layer: self.layer.to_owned(),
-                    entry: name.clone(),
-                    reason,
-                },
-            })?;
+            self.entry(&mut entry)
+                .map_err(|failure| failure.of(self.layer, &name))?;
         }
         self.parent_cache.clear();
         for (path, mtime) in self.directory_times.iter().rev() {
@@ -189,8 +258,8 @@ impl Unpacker<'_> {
                     &mut WriteBehind::new(&file),
                     &mut self.buffer,
                     COPY_PIECE,
-                )
-                .map_err(Failure::Os)?;
+                    &mut self.reserve,
+                )?;
                 set_xattrs(&file, entry)?;
                 self.creator
                     .set_metadata(&file, owner, mode, Some(mtime), true)?;
@@ -411,12 +480,18 @@ fn copy_in_whole_pieces(
     to: &mut impl Write,
     buffer: &mut Vec<u8>,
     piece: usize,
-) -> io::Result<u64> {
+    reserve: &mut Reserve<'_>,
+) -> Result<u64, Failure> {
     let mut copied = 0;
     loop {
         buffer.clear();
-        let filled = from.by_ref().take(piece as u64).read_to_end(buffer)?;
-        to.write_all(buffer)?;
+        let filled = from
+            .by_ref()
+            .take(piece as u64)
+            .read_to_end(buffer)
+            .map_err(Failure::Os)?;
+        to.write_all(buffer).map_err(Failure::Os)?;
+        reserve.spend(filled as u64)?;
         copied += filled as u64;
         if filled < piece {
             return Ok(copied);
@@ -433,10 +508,35 @@ fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// Why an entry failed: an unsafe entry is refused before anything is
-/// done; anything else is the system's error.
+/// done; the disk reached the reserve; or the system's error.
 enum Failure {
     Unsafe(&'static str),
+    Reserve { free: u64, reserve: u64 },
     Os(io::Error),
+}
+
+impl Failure {
+    /// The error of `layer`'s `entry`.
+    fn of(self, layer: &str, entry: &str) -> Error {
+        let (layer, entry) = (layer.to_owned(), entry.to_owned());
+        match self {
+            Failure::Os(source) => Error::Unpack {
+                layer,
+                entry,
+                source,
+            },
+            Failure::Unsafe(reason) => Error::UnsafeEntry {
+                layer,
+                entry,
+                reason,
+            },
+            Failure::Reserve { free, reserve } => Error::DiskReserve {
+                layer,
+                free,
+                reserve,
+            },
+        }
+    }
 }
 
 impl From<Errno> for Failure {
@@ -651,8 +751,20 @@ mod tests {
     fn content_is_written_in_whole_pieces_but_the_last() {
         let content: Vec<u8> = (0..=255).cycle().take(2 * 16 + 5).collect();
         let mut writes = Writes::default();
-        let copied =
-            copy_in_whole_pieces(&mut Trickle(&content), &mut writes, &mut Vec::new(), 16).unwrap();
+        let mut unbounded = Reserve {
+            filesystem: None,
+            bytes: 0,
+            unchecked: 0,
+        };
+        let copied = copy_in_whole_pieces(
+            &mut Trickle(&content),
+            &mut writes,
+            &mut Vec::new(),
+            16,
+            &mut unbounded,
+        )
+        .ok()
+        .unwrap();
         assert_eq!(copied, content.len() as u64);
         assert_eq!(writes.bytes, content);
         assert_eq!(writes.sizes, [16, 16, 5]);
@@ -663,6 +775,7 @@ mod tests {
             Ok(path) => Ok(String::from_utf8(path).unwrap()),
             Err(Failure::Unsafe(reason)) => Err(reason),
             Err(Failure::Os(error)) => panic!("{error}"),
+            Err(Failure::Reserve { .. }) => panic!("no reserve while cleaning a path"),
         }
     }
 

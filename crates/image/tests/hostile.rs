@@ -3,13 +3,19 @@
 
 mod common;
 
-use common::{ArchiveImage, LayerTar, TestStore, archive_of, config, docker_archive, gzip};
+use common::{
+    ArchiveImage, LayerTar, TestStore, archive_of, config, docker_archive, gzip, gzip_bomb,
+};
 use keel_image::Error;
 
 /// Loads `archive` into an empty store, expects it refused, and checks that
 /// nothing of it stayed. Returns the error's message.
 fn refused(archive: &[u8]) -> String {
-    let test = TestStore::new();
+    refused_in(&TestStore::new(), archive)
+}
+
+/// [`refused`] by the store of `test`.
+fn refused_in(test: &TestStore, archive: &[u8]) -> String {
     let error = test.store.load(archive, "hostile.tar").unwrap_err();
     test.assert_empty();
     assert!(test.store.images().unwrap().is_empty());
@@ -155,6 +161,52 @@ fn a_symlink_whose_target_linux_cannot_keep_is_refused_naming_the_entry_and_the_
     assert!(
         message
             .contains("entry \"long\" is a symbolic link whose target is longer than 4095 bytes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_disk_reserve_naming_the_layer_and_leaves_nothing() {
+    // 1 GiB of zeros in about a megabyte, onto a disk of 256 MiB that must
+    // keep 64 MiB free.
+    let bomb = gzip_bomb(1 << 30);
+    assert!(bomb.len() < 4 << 20, "the bomb is {} bytes", bomb.len());
+    let archive = docker_archive(&[ArchiveImage {
+        blobs: vec![bomb.clone()],
+        config: config(&[&bomb], 0),
+        tags: &["keel-test/bomb"],
+    }]);
+    let test = TestStore::on_tmpfs(256, keel_image::DiskReserve::Bytes(64 << 20));
+    let error = test.store.load(archive.as_slice(), "bomb.tar").unwrap_err();
+    let message = error.to_string();
+    let layer = format!("layer {}: unpacking stopped", keel_image::Digest::of(&bomb));
+    assert!(message.contains(&layer), "{message}");
+    assert!(
+        message.contains("below the 64.0 MiB Keel keeps free"),
+        "{message}"
+    );
+    test.assert_empty();
+    let free = rustix::fs::statvfs(test.root().as_path()).unwrap();
+    assert!(
+        free.f_bavail * free.f_frsize > 200 << 20,
+        "the half-made layer stayed: {} bytes free",
+        free.f_bavail * free.f_frsize
+    );
+}
+
+#[test]
+fn a_disk_already_below_the_reserve_takes_no_layer() {
+    let test = TestStore::on_tmpfs(64, keel_image::DiskReserve::Default);
+    let message = refused_in(
+        &test,
+        &archive_of(
+            &[&LayerTar::new().file("f", b"1").finish()],
+            &["keel-test/small"],
+        ),
+    );
+    // The default reserve: 1 GiB, more than this whole disk.
+    assert!(
+        message.contains("below the 1.0 GiB Keel keeps free"),
         "{message}"
     );
 }

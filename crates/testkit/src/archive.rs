@@ -138,6 +138,27 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// A gzip bomb: a gzip'd layer of one file of `size` zero bytes, a
+/// thousandth of that compressed, made without ever holding it whole.
+pub fn gzip_bomb(size: u64) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut header = tar::Header::new_gnu();
+    header.set_path("zeros").unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    encoder.write_all(header.as_bytes()).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = size.next_multiple_of(512);
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        encoder.write_all(&zeros[..n]).unwrap();
+        left -= n as u64;
+    }
+    encoder.write_all(&[0u8; 1024]).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// An image config for uncompressed `layers` (their digests are the diff
 /// ids), `created` at a fixed time plus `age_rank` seconds.
 pub fn config(layers: &[&[u8]], age_rank: u64) -> Vec<u8> {

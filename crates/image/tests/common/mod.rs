@@ -13,6 +13,7 @@ use tempfile::TempDir;
 /// A store under a temporary root; unmounts its snapshots when dropped.
 pub struct TestStore {
     pub store: Store,
+    root: PathBuf,
     dir: TempDir,
 }
 
@@ -24,12 +25,42 @@ impl TestStore {
             .unwrap();
         TestStore {
             store: Store::open(&dir.path().join("root")).unwrap(),
+            root: dir.path().join("root"),
+            dir,
+        }
+    }
+
+    /// A store on a tmpfs of `size_mib` of its own, leaving `reserve`
+    /// free when it unpacks.
+    pub fn on_tmpfs(size_mib: u64, reserve: keel_image::DiskReserve) -> TestStore {
+        let dir = tempfile::Builder::new()
+            .prefix("keel-image-")
+            .tempdir()
+            .unwrap();
+        let fs = dir.path().join("fs");
+        fs::create_dir(&fs).unwrap();
+        rustix::mount::mount(
+            "tmpfs",
+            &fs,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            Some(
+                std::ffi::CString::new(format!("size={size_mib}m"))
+                    .unwrap()
+                    .as_c_str(),
+            ),
+        )
+        .unwrap();
+        let root = fs.join("root");
+        TestStore {
+            store: Store::open(&root).unwrap().with_disk_reserve(reserve),
+            root,
             dir,
         }
     }
 
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        self.root.clone()
     }
 
     /// A scratch directory beside the store.
