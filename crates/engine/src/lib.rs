@@ -79,6 +79,9 @@ struct Table {
     /// Containers whose monitor said the exit and still removes the
     /// runtime's state and cgroup: a new start waits for it.
     ending: BTreeSet<String>,
+    /// Containers their restart policy is starting again: a stop waits
+    /// for that start, so that it stops what it brought back.
+    restarting: BTreeSet<String>,
 }
 
 /// A client's way to a container's stdio.
@@ -900,17 +903,27 @@ impl Engine {
     /// Starts a container its restart policy brings back, unless a user
     /// stopped, started or removed it meanwhile.
     fn restart_by_policy(self: &Arc<Self>, id: &str) {
-        let still_down = self
-            .lock()
-            .containers
-            .get(id)
-            .is_some_and(|c| c.state.status == Status::Exited && !c.state.manually_stopped);
+        let still_down = {
+            let mut table = self.lock();
+            let down = table
+                .containers
+                .get(id)
+                .is_some_and(|c| c.state.status == Status::Exited && !c.state.manually_stopped);
+            if down {
+                table.restarting.insert(id.to_owned());
+            }
+            down
+        };
         if still_down
             && self
                 .update_state(id, |c| c.state.restart_count += 1)
                 .is_ok()
         {
             let _ = self.start_as(id, false);
+        }
+        if still_down {
+            self.lock().restarting.remove(id);
+            self.changed.notify_all();
         }
     }
 
@@ -1020,9 +1033,23 @@ impl Engine {
     /// `timeout` (else the container's `--stop-timeout`, else 10 s) if it
     /// still runs.
     pub fn stop(&self, name: &str, timeout: Option<Duration>) -> Result<()> {
-        let container = self.container(name)?;
+        let id = self.container(name)?.id;
         // Before the signal, so the exit it causes restarts nothing.
-        self.update(&container.id, |c| c.state.manually_stopped = true)?;
+        self.update(&id, |c| c.state.manually_stopped = true)?;
+        // A start by the restart policy under way ends first: what it
+        // brings back is what this stops.
+        let container = {
+            let table = self.lock();
+            let table = self
+                .changed
+                .wait_while(table, |t| t.restarting.contains(&id))
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            table
+                .containers
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Error::NoSuchContainer(name.to_owned()))?
+        };
         if container.state.status != Status::Running {
             return Ok(());
         }
