@@ -7,7 +7,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // The daemon starts monitors from a sealed copy; one started from the
     // file on disk makes its own before it forks into a container.
-    if let Err(error) = keel_runtime::sealed::reexec_unless_sealed() {
+    if let Err(error) = keel_runtime::sealed::reexec_unless_sealed(keel_runtime::sealed::Seal::Copy)
+    {
         eprintln!("keel-monitor: {}", keel_runtime::report(&error));
         return ExitCode::FAILURE;
     }

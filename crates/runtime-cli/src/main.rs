@@ -122,9 +122,9 @@ fn run(log: &mut Log) -> Result<u8> {
         }
     };
     // The commands whose processes enter a container run from a sealed
-    // copy of this binary, so that the container cannot reach the file.
+    // view of this binary, so that the container cannot reach the file.
     if matches!(command.as_str(), "create" | "run" | "exec") {
-        keel_runtime::sealed::reexec_unless_sealed()?;
+        keel_runtime::sealed::reexec_unless_sealed(keel_runtime::sealed::Seal::View)?;
     }
     let runtime = Runtime::new(root, systemd_cgroup);
     match command.as_str() {

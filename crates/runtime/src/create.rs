@@ -231,10 +231,7 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
     crate::sealed::require()?;
     let plan = Plan::new(runtime, id, options)?;
     let hierarchies = Hierarchies::detect()?;
-    // Only root reads containers' states and configs, as with runc.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&runtime.root)
-        .context(|| format!("creating the state root {}", runtime.root.display()))?;
+    runtime.ensure_root()?;
     let dir = runtime.root.join(id);
     match rustix::fs::mkdir(&dir, Mode::from_bits_retain(0o711)) {
         Ok(()) => {}
