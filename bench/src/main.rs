@@ -1,7 +1,7 @@
 //! keel-bench: measures Keel against its peers in one run, on the same
 //! inputs, and prints medians and ratios.
 //!
-//!   keel-bench runtime [--iterations N] [--keel PATH]
+//!   keel-bench runtime [--iterations N] [--keel PATH] [--baseline PATH]
 //!   keel-bench load [--iterations N]
 //!   keel-bench engine [--iterations N]
 //!   keel-bench network [--iterations N]
@@ -40,7 +40,9 @@ use anyhow::{Context, Result, bail};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(what) = args.next() else {
-        bail!("usage: keel-bench runtime|load|engine|network|pull [--iterations N] [--keel PATH]");
+        bail!(
+            "usage: keel-bench runtime|load|engine|network|pull [--iterations N] [--keel PATH] [--baseline PATH]"
+        );
     };
     if what == "image" {
         // The load and pull benchmarks' image, to measure a step by hand.
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
     }
     let mut iterations = 200;
     let mut keel = default_keel_runtime();
+    let mut baseline = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--iterations" => {
@@ -68,6 +71,13 @@ fn main() -> Result<()> {
                     .parse()?
             }
             "--keel" => keel = PathBuf::from(args.next().context("--keel needs a path")?),
+            // Another keel-runtime build (an earlier one, say), taking
+            // turns with the others in the same run.
+            "--baseline" => {
+                baseline = Some(PathBuf::from(
+                    args.next().context("--baseline needs a path")?,
+                ))
+            }
             other => bail!("unknown option {other:?}"),
         }
     }
@@ -75,7 +85,7 @@ fn main() -> Result<()> {
     // benches as in the runtime bench.
     make_hybrid_cgroups_acceptable_to_crun()?;
     match what.as_str() {
-        "runtime" => runtime_bench(&keel, iterations),
+        "runtime" => runtime_bench(&keel, baseline.as_deref(), iterations),
         "load" => load::load_bench(iterations),
         "engine" => engine::engine_bench(iterations),
         "network" => network::network_bench(iterations),
@@ -109,17 +119,22 @@ struct Runtime {
     peak_rss_kib: i64,
 }
 
-fn runtime_bench(keel: &Path, iterations: usize) -> Result<()> {
-    anyhow::ensure!(
-        keel.exists(),
-        "{} not found: build it with ./scripts/build-runtime",
-        keel.display()
-    );
+fn runtime_bench(keel: &Path, baseline: Option<&Path>, iterations: usize) -> Result<()> {
+    for binary in std::iter::once(keel).chain(baseline) {
+        anyhow::ensure!(
+            binary.exists(),
+            "{} not found: build it with ./scripts/build-runtime",
+            binary.display()
+        );
+    }
     let bundle = tempfile::Builder::new()
         .prefix("keel-bench-bundle-")
         .tempdir()?;
     keel_testkit::write_busybox_bundle(bundle.path(), "keel-bench", &["true"])?;
     let mut runtimes = vec![Runtime::new("keel-runtime", keel.to_owned())?];
+    if let Some(baseline) = baseline {
+        runtimes.push(Runtime::new("keel baseline", baseline.to_owned())?);
+    }
     for (name, path) in [("crun", "/usr/bin/crun"), ("runc", "/usr/sbin/runc")] {
         if Path::new(path).exists() {
             runtimes.push(Runtime::new(name, PathBuf::from(path))?);
