@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use error::Error;
 pub use hierarchy::{Hierarchies, Version};
 pub use path::{CgroupPath, systemd_to_cgroupfs};
+pub use resources::Skipped;
 
 /// A container's cgroup: one directory per mounted hierarchy.
 ///

@@ -8,22 +8,60 @@ use oci_spec::runtime::{
 
 use crate::{Cgroup, Error, Version, write_file};
 
+/// A limit of the config that this kernel's cgroups cannot set, and why:
+/// the runtime warns of it, as the spec asks, and goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} skipped: {}", self.field, self.reason)
+    }
+}
+
 impl Cgroup {
-    /// Applies every limit in `resources`.
-    pub fn apply(&self, resources: &LinuxResources) -> Result<(), Error> {
+    /// Applies every limit in `resources`; returns those skipped.
+    pub fn apply(&self, resources: &LinuxResources) -> Result<Vec<Skipped>, Error> {
+        let mut skipped = Vec::new();
         match self.version {
-            Version::V1 => self.apply_v1(resources),
-            Version::V2 => self.apply_v2(resources),
+            Version::V1 => self.apply_v1(resources, &mut skipped)?,
+            Version::V2 => {
+                self.apply_v2(resources)?;
+                let memory = resources.memory().as_ref();
+                for (field, set) in [
+                    (
+                        "linux.resources.memory.kernel",
+                        memory.and_then(|m| m.kernel()),
+                    ),
+                    (
+                        "linux.resources.memory.kernelTCP",
+                        memory.and_then(|m| m.kernel_tcp()),
+                    ),
+                ] {
+                    if set.is_some() {
+                        skipped.push(Skipped {
+                            field,
+                            reason: "cgroup v2 counts kernel memory in memory.max",
+                        });
+                    }
+                }
+            }
         }
+        Ok(skipped)
     }
 
     fn controller(&self, name: &'static str) -> Result<&Path, Error> {
         self.dir_for(Some(name)).ok_or(Error::NoController(name))
     }
 
-    fn apply_v1(&self, r: &LinuxResources) -> Result<(), Error> {
+    fn apply_v1(&self, r: &LinuxResources, skipped: &mut Vec<Skipped>) -> Result<(), Error> {
         if let Some(memory) = r.memory() {
-            memory_v1(self.controller("memory")?, memory)?;
+            let dir = self.controller("memory")?;
+            memory_v1(dir, memory)?;
+            kernel_memory_v1(dir, memory, skipped)?;
         }
         if let Some(cpu) = r.cpu() {
             cpu_v1(self, cpu)?;
@@ -217,6 +255,34 @@ fn memory_v1(dir: &Path, m: &LinuxMemory) -> Result<(), Error> {
     }
     if m.disable_oom_killer() == Some(true) {
         write_file(&dir.join("memory.oom_control"), "1")?;
+    }
+    Ok(())
+}
+
+/// `kernel` and `kernelTCP`, where the kernel still has their files.
+fn kernel_memory_v1(dir: &Path, m: &LinuxMemory, skipped: &mut Vec<Skipped>) -> Result<(), Error> {
+    for (field, limit, file) in [
+        (
+            "linux.resources.memory.kernel",
+            m.kernel(),
+            "memory.kmem.limit_in_bytes",
+        ),
+        (
+            "linux.resources.memory.kernelTCP",
+            m.kernel_tcp(),
+            "memory.kmem.tcp.limit_in_bytes",
+        ),
+    ] {
+        let Some(limit) = limit else { continue };
+        let path = dir.join(file);
+        if path.exists() {
+            write_file(&path, &limit.to_string())?;
+        } else {
+            skipped.push(Skipped {
+                field,
+                reason: "this kernel's memory cgroup has no file for it",
+            });
+        }
     }
     Ok(())
 }

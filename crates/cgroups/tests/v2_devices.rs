@@ -69,7 +69,7 @@ fn the_bpf_filter_allows_only_the_listed_devices() {
     let applied = cgroup.apply(&resources);
     let opened = applied
         .as_ref()
-        .map(|()| child_can_open(&cgroup, &[c"/dev/null", c"/dev/zero", c"/dev/full"]));
+        .map(|_| child_can_open(&cgroup, &[c"/dev/null", c"/dev/zero", c"/dev/full"]));
     cgroup.remove().unwrap();
     // /dev/zero may be written but not read, /dev/full is not listed.
     assert_eq!(opened.unwrap(), [true, false, false]);
@@ -89,7 +89,7 @@ fn a_default_allow_policy_denies_only_the_listed_devices() {
     let applied = cgroup.apply(&resources);
     let opened = applied
         .as_ref()
-        .map(|()| child_can_open(&cgroup, &[c"/dev/null", c"/dev/full"]));
+        .map(|_| child_can_open(&cgroup, &[c"/dev/null", c"/dev/full"]));
     cgroup.remove().unwrap();
     assert_eq!(opened.unwrap(), [true, false]);
 }

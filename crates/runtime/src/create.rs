@@ -260,7 +260,9 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
 
     let cgroup = Cgroup::create(&hierarchies, &plan.cgroup_path)?;
     undo.cgroup = Some(cgroup.clone());
-    cgroup.apply(&plan.resources)?;
+    for skipped in cgroup.apply(&plan.resources)? {
+        eprintln!("keel-runtime: warning: {skipped}");
+    }
     let console = options
         .console_socket
         .as_deref()
@@ -360,10 +362,13 @@ fn resources_with_default_devices(linux: &Linux) -> Result<LinuxResources> {
         rules.push(rule(LinuxDeviceType::C, Some(major), Some(minor), "rwm"));
     }
     rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm"));
+    // The device cgroup knows block and character devices only: a FIFO
+    // needs no rule, an unbuffered device is a character one.
     for device in linux.devices().iter().flatten() {
         let typ = match device.typ() {
-            LinuxDeviceType::U => LinuxDeviceType::C,
-            other => other,
+            LinuxDeviceType::U | LinuxDeviceType::C => LinuxDeviceType::C,
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            LinuxDeviceType::P | LinuxDeviceType::A => continue,
         };
         rules.push(rule(typ, Some(device.major()), Some(device.minor()), "rwm"));
     }
@@ -377,10 +382,16 @@ fn load_config(bundle: &Path) -> Result<Spec> {
         path: path.clone(),
         source,
     })?;
-    serde_json::from_slice(&text).map_err(|e| Error::MalformedConfig {
-        path,
-        message: e.to_string(),
-    })
+    // The field at fault is named, not only its line and column.
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&text)).map_err(
+        |e| Error::MalformedConfig {
+            path,
+            message: match e.path().to_string().as_str() {
+                "." => e.inner().to_string(),
+                field => format!("{field}: {}", e.inner()),
+            },
+        },
+    )
 }
 
 fn all_hooks(hooks: &oci_spec::runtime::Hooks) -> impl Iterator<Item = &Hook> {

@@ -198,7 +198,13 @@ impl RootfsPlan {
     /// container's can stand in for it, for [`protect`](Self::protect).
     pub(crate) fn mount_all(&self, cgroup: &Cgroup, cgroup_ns: bool) -> Result<NullDevice> {
         let null = NullDevice::open()?;
-        mount_path(None, Path::new("/"), None, self.root_propagation, None)
+        // Nothing binds out of an unbindable mount, the rootfs included: that
+        // comes after pivot_root, with slave until then.
+        let before = match self.root_propagation & libc::MS_UNBINDABLE {
+            0 => self.root_propagation,
+            _ => libc::MS_SLAVE | libc::MS_REC,
+        };
+        mount_path(None, Path::new("/"), None, before, None)
             .context(|| "setting the propagation of the container's /".into())?;
         if self.root_propagation & libc::MS_SHARED != 0 {
             make_parent_mount_private(&self.rootfs)?;
@@ -251,7 +257,8 @@ impl RootfsPlan {
     }
 
     /// After pivot_root: write-protects paths, hides others behind `null`
-    /// or an empty read-only tmpfs, then makes the root read-only.
+    /// or an empty read-only tmpfs, makes the root read-only, and gives it
+    /// its propagation.
     pub(crate) fn protect(&self, mut null: NullDevice) -> Result<()> {
         for path in &self.readonly_paths {
             make_readonly(path)?;
@@ -262,6 +269,13 @@ impl RootfsPlan {
         if self.readonly {
             remount_readonly(Path::new("/"))
                 .context(|| "making the root filesystem read-only".into())?;
+        }
+        // The rootfs was bound from a private parent (shared) or under a
+        // slave / (unbindable, which no later bind could come out of): its
+        // own propagation comes last.
+        if self.root_propagation & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0 {
+            mount_path(None, Path::new("/"), None, self.root_propagation, None)
+                .context(|| "setting the propagation of the container's /".into())?;
         }
         Ok(())
     }
