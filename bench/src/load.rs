@@ -18,7 +18,11 @@ use crate::{median, ms};
 pub fn load_once(root: &Path, archive: &Path) -> Result<()> {
     let store = Store::open(root)?;
     let file = std::fs::File::open(archive).with_context(|| archive.display().to_string())?;
-    store.load(file, &archive.display().to_string())?;
+    store.load(
+        file,
+        &archive.display().to_string(),
+        &keel_image::Cancel::default(),
+    )?;
     Ok(())
 }
 

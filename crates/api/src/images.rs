@@ -316,8 +316,13 @@ pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
 /// `{"stream": "Loaded image: ..."}` lines.
 pub async fn load(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
     let reader = body_reader(body);
+    // A client that goes away drops this future, and the load stops.
+    let cancel = keel_image::Cancel::default();
+    let _cancel_when_gone = cancel.on_drop();
     blocking(move || {
-        let loaded = daemon.store().load(reader, "the uploaded archive")?;
+        let loaded = daemon
+            .store()
+            .load(reader, "the uploaded archive", &cancel)?;
         let mut lines = Vec::new();
         for image in loaded {
             let id = image.id.as_str();
@@ -401,10 +406,12 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         created: keel_time::now_rfc3339(),
     };
     let reader = body_reader(body);
+    let cancel = keel_image::Cancel::default();
+    let _cancel_when_gone = cancel.on_drop();
     blocking(move || {
         let id: Digest = daemon
             .store()
-            .import(reader, &options, reference.as_ref())?;
+            .import(reader, &options, reference.as_ref(), &cancel)?;
         daemon
             .engine
             .image_event(id.as_str(), id.as_str(), "import");

@@ -206,3 +206,60 @@ fn a_host_user_reaches_nothing_under_the_keel_root_nor_the_socket() {
         "the Keel root's mode, as /var/lib/docker's"
     );
 }
+
+#[test]
+fn a_gzip_bomb_load_whose_client_goes_away_stops_and_leaves_no_layer_blob_or_image() {
+    use std::io::Write;
+    let daemon = TestDaemon::start();
+    // 10 GiB of zeros in about 10 MB.
+    let bomb = keel_testkit::archive::gzip_bomb(10 << 30);
+    let archive = keel_testkit::archive::docker_archive(&[keel_testkit::archive::ArchiveImage {
+        blobs: vec![bomb.clone()],
+        config: keel_testkit::archive::config(&[&bomb], 0),
+        tags: &["keel-test/bomb"],
+    }]);
+    let mut client = std::os::unix::net::UnixStream::connect(daemon.socket()).unwrap();
+    write!(
+        client,
+        "POST /v1.43/images/load HTTP/1.1\r\nHost: keel\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        archive.len()
+    )
+    .unwrap();
+    client.write_all(&archive).unwrap();
+    let image = daemon.root().join("image");
+    let entries = |sub: &str| -> Vec<String> {
+        std::fs::read_dir(image.join(sub))
+            .map(|dir| {
+                dir.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Unpacking has begun once its layer directory is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while entries("layers").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unpack never began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(client);
+    let gone = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let left: Vec<String> = ["layers", "blobs/sha256", "images"]
+            .iter()
+            .flat_map(|sub| entries(sub).into_iter().map(move |e| format!("{sub}/{e}")))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < gone,
+            "a second after the client went away, the load left {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(daemon.keel_ok(&["images", "-q"]).trim().is_empty());
+}

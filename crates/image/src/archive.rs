@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use oci_spec::image::{ImageIndex, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layers::{media_type, open_uncompressed};
@@ -65,8 +66,14 @@ struct Contents {
 impl Store {
     /// Loads every image of a docker-archive or OCI-layout tarball (plain,
     /// gzip or zstd). Images appear only whole: on any error the store is
-    /// left as it was, but for images of the archive already complete.
-    pub fn load(&self, archive: impl Read, archive_name: &str) -> Result<Vec<Loaded>> {
+    /// left as it was, but for images of the archive already complete;
+    /// `cancel` stops it, with the same care.
+    pub fn load(
+        &self,
+        archive: impl Read,
+        archive_name: &str,
+        cancel: &Cancel,
+    ) -> Result<Vec<Loaded>> {
         let guard = self.adding();
         let mut contents = Contents::default();
         let result = self
@@ -75,7 +82,7 @@ impl Store {
                 let found = find_images(self, &contents, archive_name)?;
                 let mut loaded = Vec::new();
                 for image in found {
-                    loaded.extend(self.record_image(image, archive_name)?);
+                    loaded.extend(self.record_image(image, archive_name, cancel)?);
                 }
                 Ok(loaded)
             });
@@ -155,7 +162,12 @@ impl Store {
         Ok(())
     }
 
-    fn record_image(&self, image: Found, archive_name: &str) -> Result<Vec<Loaded>> {
+    fn record_image(
+        &self,
+        image: Found,
+        archive_name: &str,
+        cancel: &Cancel,
+    ) -> Result<Vec<Loaded>> {
         let config_bytes = self.content().read(&image.config)?;
         let config = crate::store::parse_config(&config_bytes)?;
         let diff_ids = config.rootfs().diff_ids();
@@ -183,7 +195,7 @@ impl Store {
                 },
             });
         }
-        let id = self.add_image(&config_bytes, &layers)?;
+        let id = self.add_image(&config_bytes, &layers, cancel)?;
         if image.names.is_empty() {
             return Ok(vec![Loaded {
                 id,

@@ -34,6 +34,8 @@ pub enum Error {
         free: u64,
         reserve: u64,
     },
+    #[error("layer {layer}: unpacking was cancelled (its client went away); nothing of it is kept")]
+    Cancelled { layer: String },
     #[error("layer {layer}: cannot unpack entry {entry:?}")]
     Unpack {
         layer: String,

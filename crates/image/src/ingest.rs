@@ -8,6 +8,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLockReadGuard, mpsc};
 
+use crate::cancel::Cancel;
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::pipe::{ChannelReader, Tee};
@@ -120,9 +121,14 @@ impl Ingest<'_> {
         let (written, unpacked) = std::thread::scope(|scope| {
             let unpacker = scope.spawn(|| {
                 let stream = ChannelReader::new(rx);
-                self.store
-                    .layers()
-                    .unpack_stream(chain_id, parent, &layer.diff_id, stream, None)
+                self.store.layers().unpack_stream(
+                    chain_id,
+                    parent,
+                    &layer.diff_id,
+                    stream,
+                    None,
+                    &Cancel::default(),
+                )
             });
             let tee = Tee {
                 inner: reader,
@@ -157,7 +163,8 @@ impl Ingest<'_> {
                 verified: false,
             })
             .collect();
-        let id = self.store.add_image(config, &layers)?;
+        // A pull is not cancelled by its client going away yet.
+        let id = self.store.add_image(config, &layers, &Cancel::default())?;
         self.committed = true;
         Ok(id)
     }

@@ -10,6 +10,7 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::digest::{Digest, DigestReader};
 use crate::error::{Context, Error, Result};
 use crate::pipe::ChannelReader;
@@ -43,6 +44,7 @@ pub struct LayerSource<'a> {
     /// Whether the blob was already verified to be the uncompressed tar
     /// with this diff id, which spares hashing it again.
     pub verified: bool,
+    pub cancel: &'a Cancel,
 }
 
 /// Unpacks a blob while a second thread decompresses and hashes it ahead
@@ -53,6 +55,7 @@ fn unpack_hashed(
     root: &File,
     name: &str,
     reserve: DiskReserve,
+    cancel: &Cancel,
 ) -> (Result<Unpacked>, io::Result<(Digest, u64)>) {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
     std::thread::scope(|scope| {
@@ -73,7 +76,7 @@ fn unpack_hashed(
             }
         });
         let mut stream = ChannelReader::new(rx);
-        let unpacked = unpack(&mut stream, root, name, reserve);
+        let unpacked = unpack(&mut stream, root, name, reserve, cancel);
         // What the tar reader left (its end padding) still counts.
         if unpacked.is_ok() {
             let _ = io::copy(&mut stream, &mut io::sink());
@@ -160,6 +163,7 @@ impl LayerStore {
             source.diff_id,
             blob,
             verified_size,
+            source.cancel,
         )
     }
 
@@ -174,6 +178,7 @@ impl LayerStore {
         diff_id: &Digest,
         blob: impl Read + Send,
         verified_size: Option<u64>,
+        cancel: &Cancel,
     ) -> Result<Layer> {
         let source = StreamSource {
             chain_id,
@@ -195,12 +200,12 @@ impl LayerStore {
         let (size, tar_size) = if let Some(tar_size) = verified_size {
             let stream = decompress(blob).map_err(bad)?;
             (
-                unpack(stream, &diff_fd, &name, self.reserve)?.size,
+                unpack(stream, &diff_fd, &name, self.reserve, cancel)?.size,
                 tar_size,
             )
         } else {
             let (size, (actual, tar_size)) =
-                match unpack_hashed(blob, &diff_fd, &name, self.reserve) {
+                match unpack_hashed(blob, &diff_fd, &name, self.reserve, cancel) {
                     (Ok(unpacked), Ok(hashed)) => (unpacked.size, hashed),
                     // The unpack refused an entry and stopped reading.
                     (Err(error), Err(hashed)) if hashed.kind() == io::ErrorKind::BrokenPipe => {

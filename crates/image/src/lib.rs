@@ -5,6 +5,7 @@
 //! docker-archive and OCI-layout tarballs that `load` and `save` speak.
 
 mod archive;
+mod cancel;
 mod content;
 pub mod digest;
 mod error;
@@ -19,6 +20,7 @@ pub mod unpack;
 mod write_behind;
 
 pub use archive::{Loaded, go_arch};
+pub use cancel::{Cancel, CancelOnDrop};
 pub use content::ContentStore;
 pub use digest::Digest;
 pub use error::{Error, Result};

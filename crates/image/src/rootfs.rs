@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use serde_json::{Map, Value, json};
 
 use crate::archive::go_arch;
+use crate::cancel::Cancel;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::reference::Reference;
@@ -29,12 +30,14 @@ pub struct ImportOptions {
 
 impl Store {
     /// Makes a one-layer image of a root filesystem tarball (plain, gzip or
-    /// zstd), tagged `reference` if given. Returns the image id.
+    /// zstd), tagged `reference` if given, unless `cancel` stops it.
+    /// Returns the image id.
     pub fn import(
         &self,
         tarball: impl Read,
         options: &ImportOptions,
         reference: Option<&Reference>,
+        cancel: &Cancel,
     ) -> Result<Digest> {
         let mut container_config = Map::new();
         for change in &options.changes {
@@ -67,7 +70,7 @@ impl Store {
                 verified: true,
             };
             let config = serde_json::to_vec(&config).expect("a config serializes");
-            let id = self.add_image(&config, &[layer])?;
+            let id = self.add_image(&config, &[layer], cancel)?;
             if let Some(reference) = reference {
                 self.set_ref(reference, &id)?;
             }

@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::content::{ContentStore, write_atomically};
 use crate::digest::{Digest, chain_ids};
 use crate::error::{Context, Error, Result};
@@ -246,7 +247,12 @@ impl Store {
     /// its layers (several at once) first. The image appears only once
     /// every layer is whole, and is sent to the disk after it appears (see
     /// [`Store::record_pending`]).
-    pub(crate) fn add_image(&self, config: &[u8], layers: &[NewLayer]) -> Result<Digest> {
+    pub(crate) fn add_image(
+        &self,
+        config: &[u8],
+        layers: &[NewLayer],
+        cancel: &Cancel,
+    ) -> Result<Digest> {
         let id = self.content.write_bytes(config, "image config")?;
         let parsed = parse_config(config)?;
         let diff_ids = parsed
@@ -264,7 +270,7 @@ impl Store {
             )));
         }
         let chain = chain_ids(&diff_ids);
-        self.unpack_all(layers, &chain)?;
+        self.unpack_all(layers, &chain, cancel)?;
         self.record_pending(&ImageRecord {
             id: id.clone(),
             layers: layers.iter().map(|layer| layer.blob.clone()).collect(),
@@ -351,7 +357,7 @@ impl Store {
 
     /// Unpacks the layers not yet on disk, as many at once as there are
     /// CPUs: each goes to its own directory, so they need no ordering.
-    fn unpack_all(&self, layers: &[NewLayer], chain: &[Digest]) -> Result<()> {
+    fn unpack_all(&self, layers: &[NewLayer], chain: &[Digest], cancel: &Cancel) -> Result<()> {
         let next = AtomicUsize::new(0);
         let failure: Mutex<Option<Error>> = Mutex::new(None);
         let workers = std::thread::available_parallelism()
@@ -373,6 +379,7 @@ impl Store {
                             diff_id: &layer.blob.diff_id,
                             blob: &blob,
                             verified: layer.verified,
+                            cancel,
                         };
                         if let Err(error) = self.layers.unpack(&source)
                             && let Ok(mut failure) = failure.lock()

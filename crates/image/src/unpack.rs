@@ -23,6 +23,7 @@ use rustix::io::Errno;
 use rustix::process::{Gid, Uid};
 use tar::EntryType;
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::write_behind::WriteBehind;
 
@@ -84,21 +85,27 @@ impl DiskReserve {
 /// Free space is checked after this much is written, and at the start.
 const RESERVE_CHECK_EVERY: u64 = 16 << 20;
 
-/// The free space an unpack must leave, and what it wrote since it last
-/// looked.
+/// What an unpack looks at as it writes: the free space it must leave,
+/// what it wrote since it last looked, and whether it was cancelled.
 struct Reserve<'a> {
     filesystem: Option<BorrowedFd<'a>>,
     bytes: u64,
     unchecked: u64,
+    cancel: &'a Cancel,
 }
 
 impl<'a> Reserve<'a> {
-    fn of(filesystem: BorrowedFd<'a>, reserve: DiskReserve) -> Result<Self, Failure> {
+    fn of(
+        filesystem: BorrowedFd<'a>,
+        reserve: DiskReserve,
+        cancel: &'a Cancel,
+    ) -> Result<Self, Failure> {
         let stat = rustix::fs::fstatvfs(filesystem)?;
         let reserve = Reserve {
             filesystem: Some(filesystem),
             bytes: reserve.bytes(&stat),
             unchecked: 0,
+            cancel,
         };
         reserve.check(&stat)?;
         Ok(reserve)
@@ -114,7 +121,15 @@ impl<'a> Reserve<'a> {
             return Ok(());
         };
         self.unchecked = 0;
+        self.still_wanted()?;
         self.check(&rustix::fs::fstatvfs(filesystem)?)
+    }
+
+    fn still_wanted(&self) -> Result<(), Failure> {
+        match self.cancel.is_cancelled() {
+            true => Err(Failure::Cancelled),
+            false => Ok(()),
+        }
     }
 
     fn check(&self, stat: &rustix::fs::StatVfs) -> Result<(), Failure> {
@@ -131,14 +146,16 @@ impl<'a> Reserve<'a> {
 
 /// Unpacks the uncompressed tar `stream` into the directory `root`
 /// (opened), naming the layer `layer` in errors, leaving at least
-/// `reserve` free on root's filesystem.
+/// `reserve` free on root's filesystem, until `cancel` says to stop.
 pub fn unpack(
     stream: impl Read,
     root: &File,
     layer: &str,
     reserve: DiskReserve,
+    cancel: &Cancel,
 ) -> Result<Unpacked> {
-    let reserve = Reserve::of(root.as_fd(), reserve).map_err(|failure| failure.of(layer, ""))?;
+    let reserve =
+        Reserve::of(root.as_fd(), reserve, cancel).map_err(|failure| failure.of(layer, ""))?;
     Unpacker {
         root: root.as_fd(),
         layer,
@@ -176,7 +193,9 @@ impl Unpacker<'_> {
         for entry in entries {
             let mut entry = entry.map_err(|source| self.bad_stream(source))?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            self.entry(&mut entry)
+            self.reserve
+                .still_wanted()
+                .and_then(|()| self.entry(&mut entry))
                 .map_err(|failure| failure.of(self.layer, &name))?;
         }
         self.parent_cache.clear();
@@ -512,6 +531,7 @@ fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
 enum Failure {
     Unsafe(&'static str),
     Reserve { free: u64, reserve: u64 },
+    Cancelled,
     Os(io::Error),
 }
 
@@ -535,6 +555,7 @@ impl Failure {
                 free,
                 reserve,
             },
+            Failure::Cancelled => Error::Cancelled { layer },
         }
     }
 }
@@ -755,6 +776,7 @@ mod tests {
             filesystem: None,
             bytes: 0,
             unchecked: 0,
+            cancel: &Cancel::default(),
         };
         let copied = copy_in_whole_pieces(
             &mut Trickle(&content),
@@ -775,7 +797,9 @@ mod tests {
             Ok(path) => Ok(String::from_utf8(path).unwrap()),
             Err(Failure::Unsafe(reason)) => Err(reason),
             Err(Failure::Os(error)) => panic!("{error}"),
-            Err(Failure::Reserve { .. }) => panic!("no reserve while cleaning a path"),
+            Err(Failure::Reserve { .. } | Failure::Cancelled) => {
+                panic!("no reserve nor cancel while cleaning a path")
+            }
         }
     }
 

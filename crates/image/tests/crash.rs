@@ -21,7 +21,11 @@ fn load_in_a_child_process() {
     let archive = std::env::var("KEEL_CRASH_ARCHIVE").expect("KEEL_CRASH_ARCHIVE");
     let store = Store::open(Path::new(&root)).unwrap();
     store
-        .load(std::fs::File::open(archive).unwrap(), "crash.tar")
+        .load(
+            std::fs::File::open(archive).unwrap(),
+            "crash.tar",
+            &keel_image::Cancel::default(),
+        )
         .unwrap();
 }
 

@@ -6,7 +6,7 @@ mod common;
 use common::{
     ArchiveImage, LayerTar, TestStore, archive_of, config, docker_archive, gzip, gzip_bomb,
 };
-use keel_image::Error;
+use keel_image::{Cancel, Error};
 
 /// Loads `archive` into an empty store, expects it refused, and checks that
 /// nothing of it stayed. Returns the error's message.
@@ -16,7 +16,10 @@ fn refused(archive: &[u8]) -> String {
 
 /// [`refused`] by the store of `test`.
 fn refused_in(test: &TestStore, archive: &[u8]) -> String {
-    let error = test.store.load(archive, "hostile.tar").unwrap_err();
+    let error = test
+        .store
+        .load(archive, "hostile.tar", &Cancel::default())
+        .unwrap_err();
     test.assert_empty();
     assert!(test.store.images().unwrap().is_empty());
     error.to_string()
@@ -117,7 +120,7 @@ fn a_truncated_gzip_layer_is_refused() {
     let test = TestStore::new();
     let error = test
         .store
-        .load(archive.as_slice(), "truncated.tar")
+        .load(archive.as_slice(), "truncated.tar", &Cancel::default())
         .unwrap_err();
     test.assert_empty();
     assert!(
@@ -177,7 +180,10 @@ fn a_gzip_bomb_stops_at_the_disk_reserve_naming_the_layer_and_leaves_nothing() {
         tags: &["keel-test/bomb"],
     }]);
     let test = TestStore::on_tmpfs(256, keel_image::DiskReserve::Bytes(64 << 20));
-    let error = test.store.load(archive.as_slice(), "bomb.tar").unwrap_err();
+    let error = test
+        .store
+        .load(archive.as_slice(), "bomb.tar", &Cancel::default())
+        .unwrap_err();
     let message = error.to_string();
     let layer = format!("layer {}: unpacking stopped", keel_image::Digest::of(&bomb));
     assert!(message.contains(&layer), "{message}");

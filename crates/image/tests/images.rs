@@ -222,6 +222,7 @@ fn import_makes_a_one_layer_image_with_the_changes_applied() {
             tarball.as_slice(),
             &options,
             Some(&reference("keel-test/imported:1")),
+            &keel_image::Cancel::default(),
         )
         .unwrap();
     let image = test.store.image(&id).unwrap();
@@ -257,7 +258,12 @@ fn import_of_something_that_is_not_a_tarball_is_refused_and_leaves_nothing() {
     let garbage = vec![b'x'; 2000];
     let error = test
         .store
-        .import(garbage.as_slice(), &options, None)
+        .import(
+            garbage.as_slice(),
+            &options,
+            None,
+            &keel_image::Cancel::default(),
+        )
         .unwrap_err();
     assert!(
         matches!(error, Error::BadLayer { .. } | Error::Unpack { .. }),
@@ -285,7 +291,11 @@ fn an_image_unflushed_at_a_machine_restart_goes_at_open_and_one_of_this_boot_sta
         let layer = LayerTar::new().file(tag, tag.as_bytes()).finish();
         let name = format!("keel-test/pending:{tag}");
         store
-            .load(&archive_of(&[&layer], &[&name])[..], tag)
+            .load(
+                &archive_of(&[&layer], &[&name])[..],
+                tag,
+                &keel_image::Cancel::default(),
+            )
             .unwrap()[0]
             .id
             .clone()

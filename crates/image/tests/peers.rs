@@ -31,7 +31,11 @@ fn load_podman_save(format: &str) {
     let test = TestStore::new();
     let loaded = test
         .store
-        .load(std::fs::File::open(&archive).unwrap(), "saved.tar")
+        .load(
+            std::fs::File::open(&archive).unwrap(),
+            "saved.tar",
+            &keel_image::Cancel::default(),
+        )
         .unwrap();
     assert_eq!(loaded.len(), 1, "{loaded:?}");
     assert_eq!(
@@ -136,7 +140,11 @@ fn keel_save_output_is_also_an_oci_layout_that_keel_and_podman_load() {
     let other = TestStore::new();
     let loaded = other
         .store
-        .load(std::fs::File::open(&oci).unwrap(), "oci.tar")
+        .load(
+            std::fs::File::open(&oci).unwrap(),
+            "oci.tar",
+            &keel_image::Cancel::default(),
+        )
         .unwrap();
     assert_eq!(
         loaded[0].reference,

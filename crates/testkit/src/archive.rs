@@ -138,25 +138,29 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-/// A gzip bomb: a gzip'd layer of one file of `size` zero bytes, a
-/// thousandth of that compressed, made without ever holding it whole.
+/// A gzip bomb: a gzip'd layer of one file of `size` zero bytes (a
+/// multiple of 1 MiB), about a thousandth of that compressed: gzip members
+/// of a MiB of zeros each, one after the other, as gzip allows.
 pub fn gzip_bomb(size: u64) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    const MIB: u64 = 1 << 20;
+    assert_eq!(size % MIB, 0, "a bomb of whole MiBs");
     let mut header = tar::Header::new_gnu();
     header.set_path("zeros").unwrap();
     header.set_size(size);
     header.set_mode(0o644);
     header.set_cksum();
-    encoder.write_all(header.as_bytes()).unwrap();
-    let zeros = vec![0u8; 1 << 20];
-    let mut left = size.next_multiple_of(512);
-    while left > 0 {
-        let n = left.min(zeros.len() as u64) as usize;
-        encoder.write_all(&zeros[..n]).unwrap();
-        left -= n as u64;
+    let member = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    let zeros = member(&[0u8; MIB as usize]);
+    let mut bomb = member(header.as_bytes());
+    for _ in 0..size / MIB {
+        bomb.extend_from_slice(&zeros);
     }
-    encoder.write_all(&[0u8; 1024]).unwrap();
-    encoder.finish().unwrap()
+    bomb.extend(member(&[0u8; 1024]));
+    bomb
 }
 
 /// An image config for uncompressed `layers` (their digests are the diff

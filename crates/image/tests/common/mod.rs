@@ -69,7 +69,9 @@ impl TestStore {
     }
 
     pub fn load(&self, archive: &[u8]) -> Vec<Loaded> {
-        self.store.load(archive, "test archive").unwrap()
+        self.store
+            .load(archive, "test archive", &keel_image::Cancel::default())
+            .unwrap()
     }
 
     /// Names of entries in a directory of the store (`layers`, `blobs/sha256`,
