@@ -219,7 +219,7 @@ fn mount_and_tmpfs_flags_mount_what_they_say() {
 #[test]
 fn bad_mount_specs_fail_with_125_in_dockers_words_and_make_nothing() {
     let daemon = TestDaemon::with_busybox();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["-v", "good:/a", "-v", "a:b:c:d"],
             "invalid volume specification: 'a:b:c:d'",
@@ -233,6 +233,15 @@ fn bad_mount_specs_fail_with_125_in_dockers_words_and_make_nothing() {
         (
             &["-v", "b@d:/x"],
             "includes invalid characters for a local volume name",
+        ),
+        // The masks and read-only paths stand on the container's procfs.
+        (
+            &["-v", "/tmp:/proc"],
+            "mounts[/proc] is a bind mount of /tmp: only a proc filesystem can be mounted at /proc",
+        ),
+        (
+            &["-v", "/tmp:/proc/sys"],
+            "mounts[/proc/sys] is a bind mount of /tmp: nothing can be mounted inside /proc but /proc/cpuinfo",
         ),
     ];
     for (flags, wording) in cases {
