@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::TestDaemon;
 use keel_testkit::escape::{
-    CORE_PATTERN, CorePattern, SelfExeAttack, attack_result, compile_c, file_digest,
+    CORE_PATTERN, CorePattern, HostUser, SelfExeAttack, attack_result, compile_c, file_digest,
 };
 
 #[test]
@@ -104,52 +104,6 @@ const WHOAMI: &str = r#"
 #include <unistd.h>
 int main(void) { printf("uid=%d euid=%d\n", getuid(), geteuid()); return 0; }
 "#;
-
-/// A host user made for the test, removed after it.
-struct HostUser(String);
-
-impl HostUser {
-    fn add() -> HostUser {
-        let name = format!("keelt{}", std::process::id());
-        let out = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/bin/false", &name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "useradd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        HostUser(name)
-    }
-
-    /// `program args` as this user, with no supplementary groups. A shell
-    /// runs it: setpriv itself executes its program with root's
-    /// capabilities still in effect.
-    fn run(&self, program: &Path, args: &[&str]) -> common::Output {
-        common::output(
-            Command::new("setpriv")
-                .args([
-                    "--reuid",
-                    &self.0,
-                    "--regid",
-                    &self.0,
-                    "--clear-groups",
-                    "--",
-                ])
-                .args(["/bin/sh", "-c", "\"$@\"", "sh"])
-                .arg(program)
-                .args(args)
-                .env("DOCKER_CONFIG", "/nonexistent"),
-        )
-    }
-}
-
-impl Drop for HostUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.0).output();
-    }
-}
 
 #[test]
 fn a_host_user_reaches_nothing_under_the_keel_root_nor_the_socket() {

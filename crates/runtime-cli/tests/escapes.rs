@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::{Bundle, Runtime, unique_name};
 use keel_testkit::escape::{
-    CORE_PATTERN, CorePattern, SelfExeAttack, attack_result, binaries_copied, file_digest,
+    CORE_PATTERN, CorePattern, HostUser, SelfExeAttack, attack_result, binaries_copied, file_digest,
 };
 
 /// A copy of keel-runtime (the one the attack may overwrite), a runtime
@@ -104,4 +104,21 @@ fn a_bind_at_dev_cannot_make_the_masks_of_proc_bind_host_files() {
         "{err}"
     );
     assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_host_user_reads_no_containers_state_or_config() {
+    let runtime = Runtime::making_its_root();
+    let id = unique_name("private");
+    let bundle = Bundle::busybox(&id, &["sleep", "100"]);
+    let _container = runtime.create(&bundle, &id);
+    let state = runtime.root().join(&id).join("state.json");
+    assert!(state.exists(), "no {}", state.display());
+    let user = HostUser::add();
+    let (code, out, err) = user.run(Path::new("/bin/cat"), &[state.to_str().unwrap()]);
+    assert!(
+        code != 0 && err.contains("Permission denied"),
+        "{}: {code} {out} {err}",
+        state.display()
+    );
 }

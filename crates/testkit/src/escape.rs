@@ -246,3 +246,67 @@ impl Drop for CorePattern {
         }
     }
 }
+
+/// A host user made for a test (no home, no shell), removed after it.
+#[derive(Debug)]
+pub struct HostUser(String);
+
+impl HostUser {
+    pub fn add() -> HostUser {
+        let name = format!("keelt{}", std::process::id());
+        let add = || {
+            Command::new("useradd")
+                .args(["--no-create-home", "--shell", "/bin/false", &name])
+                .output()
+                .expect("useradd runs (Debian's passwd)")
+        };
+        let mut out = add();
+        // Tests side by side take turns at /etc/passwd's lock.
+        for _ in 0..50 {
+            if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("lock") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            out = add();
+        }
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        HostUser(name)
+    }
+
+    /// `program args` as this user, with no supplementary groups: (exit
+    /// code, stdout, stderr). A shell runs it: setpriv itself executes its
+    /// program with root's capabilities still in effect.
+    pub fn run(&self, program: &Path, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid",
+                &self.0,
+                "--regid",
+                &self.0,
+                "--clear-groups",
+                "--",
+            ])
+            .args(["/bin/sh", "-c", "\"$@\"", "sh"])
+            .arg(program)
+            .args(args)
+            .env("DOCKER_CONFIG", "/nonexistent")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("setpriv runs (Debian's util-linux)");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for HostUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.0).output();
+    }
+}

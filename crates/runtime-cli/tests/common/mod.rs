@@ -10,7 +10,10 @@ use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use tempfile::TempDir;
 
 pub struct Runtime {
-    root: TempDir,
+    dir: TempDir,
+    /// The state root given as --root: `dir` itself, or a directory in it
+    /// that keel-runtime makes.
+    root: PathBuf,
     binary: PathBuf,
 }
 
@@ -21,22 +24,37 @@ impl Runtime {
 
     /// A runtime that runs the keel-runtime binary at `binary`.
     pub fn of_binary(binary: &Path) -> Runtime {
+        let dir = tempfile::Builder::new()
+            .prefix("keel-runtime-root-")
+            .tempdir()
+            .expect("state root");
         Runtime {
-            root: tempfile::Builder::new()
-                .prefix("keel-runtime-root-")
-                .tempdir()
-                .expect("state root"),
+            root: dir.path().to_owned(),
+            dir,
             binary: binary.to_owned(),
         }
     }
 
+    /// A runtime whose state root keel-runtime makes itself, in a
+    /// directory anyone may pass through.
+    pub fn making_its_root() -> Runtime {
+        let mut runtime = Self::new();
+        std::fs::set_permissions(
+            runtime.dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        runtime.root = runtime.dir.path().join("state");
+        runtime
+    }
+
     pub fn root(&self) -> &Path {
-        self.root.path()
+        &self.root
     }
 
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
-        command.arg("--root").arg(self.root.path());
+        command.arg("--root").arg(&self.root);
         command
     }
 
