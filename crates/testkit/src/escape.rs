@@ -228,6 +228,12 @@ pub fn file_digest(path: &Path) -> io::Result<String> {
 /// write, and whose change would show on the host.
 pub const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
 
+/// What a container runs against its masks, on a /dev whose null is a
+/// symlink to [`CORE_PATTERN`]: what /proc/keys and /proc/timer_list are,
+/// then a write to /proc/keys.
+pub const MASK_PROBE: &str = "for p in /proc/keys /proc/timer_list; do stat -c '%n %F %t:%T' $p; done; \
+     echo keel-escape-test > /proc/keys";
+
 /// Puts the host's core pattern back, when it drops, if an attack changed
 /// it.
 #[derive(Debug)]
@@ -236,6 +242,23 @@ pub struct CorePattern(pub String);
 impl CorePattern {
     pub fn save() -> CorePattern {
         CorePattern(fs::read_to_string(CORE_PATTERN).unwrap())
+    }
+
+    /// Fails the test unless the [`MASK_PROBE`] run `(code, out, err)`
+    /// found both masks to be the null device and left the core pattern
+    /// as it was.
+    pub fn assert_masks_held(&self, (code, out, err): &(i32, String, String)) {
+        assert_eq!(
+            fs::read_to_string(CORE_PATTERN).unwrap(),
+            self.0,
+            "the container wrote the host's core_pattern ({out} {err})"
+        );
+        assert_eq!(
+            out,
+            "/proc/keys character special file 1:3\n/proc/timer_list character special file 1:3\n",
+            "{err}"
+        );
+        assert_eq!(*code, 0, "{err}");
     }
 }
 
