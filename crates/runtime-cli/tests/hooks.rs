@@ -147,6 +147,38 @@ fn a_failing_poststop_hook_is_a_warning_and_delete_still_cleans_up() {
 }
 
 #[test]
+fn a_failing_poststart_or_poststop_hook_is_a_warning_and_the_hooks_after_it_still_run() {
+    let runtime = Runtime::new();
+    let id = unique_name("poststart");
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("log");
+    let log = log.to_str().unwrap();
+    let mut bundle = Bundle::busybox(&id, &["true"]);
+    bundle.edit(|spec| {
+        let failing = || common::hook("/bin/false", &[]);
+        spec.set_hooks(Some(
+            HooksBuilder::default()
+                .poststart(vec![failing(), logging_hook("/bin/sh", "poststart", log)])
+                .poststop(vec![failing(), logging_hook("/bin/sh", "poststop", log)])
+                .build()
+                .unwrap(),
+        ));
+    });
+    let (code, _, err) = runtime.run(&bundle, &id);
+    assert_eq!(code, 0, "{err}");
+    for kind in ["poststart", "poststop"] {
+        assert!(
+            err.contains(&format!("warning: {kind} hook /bin/false failed")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(log).unwrap(),
+        "poststart running\npoststop stopped\n"
+    );
+}
+
+#[test]
 fn a_hook_that_writes_much_output_does_not_stall_create() {
     let runtime = Runtime::new();
     let id = unique_name("hookoutput");

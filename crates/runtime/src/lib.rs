@@ -105,7 +105,10 @@ impl Runtime {
         // The runtime forked init itself, so it can wait for it.
         let pid = Pid::from_raw(created.pid).ok_or(Error::Container("invalid pid".into()))?;
         let code = wait_exit_code(pid)?;
-        self.delete(id, true)?;
+        // The spec has a failing poststop hook warned of, as at start.
+        for warning in self.delete(id, true)? {
+            eprintln!("keel-runtime: warning: {}", report(&warning));
+        }
         Ok(code)
     }
 
