@@ -66,7 +66,7 @@ pub fn hijack<B>(
         return Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type)
-            .body(Body::Channel(rx))
+            .body(Body::channel(rx))
             .expect("a valid response");
     }
     let upgrade = hyper::upgrade::on(request);

@@ -313,7 +313,7 @@ pub async fn wait(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::Channel(rx))
+        .body(Body::channel(rx))
         .expect("a valid response"))
 }
 
@@ -914,7 +914,7 @@ pub async fn logs(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Rep
                 "application/vnd.docker.multiplexed-stream"
             },
         )
-        .body(Body::Channel(rx))
+        .body(Body::channel(rx))
         .expect("a valid response"))
 }
 

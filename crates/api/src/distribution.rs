@@ -52,11 +52,16 @@ fn error_line(message: &str) -> Value {
 /// Streams progress lines from the engine's (possibly several) threads.
 /// An error before the first line is answered as an HTTP error (a pull of
 /// a missing image is a 404, as from dockerd); a later one ends the stream
-/// with Docker's error line.
+/// with Docker's error line. A client that goes away (hyper drops the
+/// body) cancels the work.
 async fn progress_stream(
-    run: impl FnOnce(&(dyn Fn(Progress) + Sync)) -> keel_engine::Result<()> + Send + 'static,
+    run: impl FnOnce(&(dyn Fn(Progress) + Sync), &keel_image::Cancel) -> keel_engine::Result<()>
+    + Send
+    + 'static,
 ) -> Result<Reply> {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(64);
+    let cancel = keel_image::Cancel::default();
+    let cancel_when_gone = cancel.on_drop();
     let (started_tx, started) = oneshot::channel::<Option<ApiError>>();
     tokio::task::spawn_blocking(move || {
         let started = Mutex::new(Some(started_tx));
@@ -69,7 +74,7 @@ async fn progress_stream(
             bytes.extend_from_slice(b"\r\n");
             let _ = tx.blocking_send(Ok(Bytes::from(bytes)));
         };
-        match run(&|progress| send(&progress_line(&progress))) {
+        match run(&|progress| send(&progress_line(&progress)), &cancel) {
             Ok(()) => {
                 if let Some(started) = begin() {
                     let _ = started.send(None);
@@ -89,7 +94,7 @@ async fn progress_stream(
     Ok(hyper::Response::builder()
         .status(StatusCode::OK)
         .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Body::Channel(rx))
+        .body(Body::Channel(rx, Some(cancel_when_gone)))
         .expect("a valid response"))
 }
 
@@ -117,7 +122,7 @@ pub async fn pull(daemon: Arc<Daemon>, query: Query, headers: &hyper::HeaderMap)
             Err(_) => base.with_tag(tag)?,
         }),
     };
-    progress_stream(move |report| {
+    progress_stream(move |report, cancel| {
         let engine = &daemon.engine;
         let references = match reference {
             Some(reference) => vec![reference],
@@ -128,7 +133,7 @@ pub async fn pull(daemon: Arc<Daemon>, query: Query, headers: &hyper::HeaderMap)
                 .collect::<std::result::Result<_, _>>()?,
         };
         for reference in references {
-            engine.pull(&reference, platform.as_ref(), auth.clone(), report)?;
+            engine.pull(&reference, platform.as_ref(), auth.clone(), report, cancel)?;
         }
         Ok(())
     })
@@ -168,7 +173,8 @@ pub async fn push(
             all
         }
     };
-    progress_stream(move |report| {
+    // A push writes nothing here that a cancel would have to clean.
+    progress_stream(move |report, _| {
         for reference in references {
             daemon.engine.push(&reference, auth.clone(), report)?;
         }

@@ -43,7 +43,7 @@ pub async fn events(daemon: Arc<Daemon>, query: Query) -> Result<Reply, ApiError
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::Channel(rx))
+        .body(Body::channel(rx))
         .expect("a valid response"))
 }
 

@@ -13,11 +13,22 @@ use hyper::{Response, StatusCode, header};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-/// A response body: whole bytes, or chunks sent from another thread.
+/// A response body: whole bytes, or chunks sent from another thread;
+/// those may carry a guard that cancels the work sending them once hyper
+/// drops the body (the client went away).
 #[derive(Debug)]
 pub enum Body {
     Full(Option<Bytes>),
-    Channel(mpsc::Receiver<io::Result<Bytes>>),
+    Channel(
+        mpsc::Receiver<io::Result<Bytes>>,
+        Option<keel_image::CancelOnDrop>,
+    ),
+}
+
+impl Body {
+    pub fn channel(rx: mpsc::Receiver<io::Result<Bytes>>) -> Body {
+        Body::Channel(rx, None)
+    }
 }
 
 impl hyper::body::Body for Body {
@@ -30,7 +41,7 @@ impl hyper::body::Body for Body {
     ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         match &mut *self {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::Channel(rx) => rx
+            Body::Channel(rx, _) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| c.map(Frame::data))),
         }
@@ -140,7 +151,7 @@ pub fn streamed(
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
-        .body(Body::Channel(rx))
+        .body(Body::channel(rx))
         .expect("a valid response")
 }
 

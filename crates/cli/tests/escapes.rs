@@ -152,38 +152,26 @@ fn a_host_user_reaches_nothing_under_the_keel_root_nor_the_socket() {
     );
 }
 
-#[test]
-fn a_gzip_bomb_load_whose_client_goes_away_stops_and_leaves_no_layer_blob_or_image() {
+/// The image store's entries under `sub` (`layers`, `blobs/sha256`...).
+fn store_entries(daemon: &TestDaemon, sub: &str) -> Vec<String> {
+    std::fs::read_dir(daemon.root().join("image").join(sub))
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sends the raw HTTP `request` (head and body) to the daemon, waits until
+/// a layer is being unpacked, leaves, and fails the test unless the store
+/// holds no layer, blob or image a second later.
+fn leaving_mid_unpack_leaves_nothing(daemon: &TestDaemon, request: &[u8]) {
     use std::io::Write;
-    let daemon = TestDaemon::start();
-    // 10 GiB of zeros in about 10 MB.
-    let bomb = keel_testkit::archive::gzip_bomb(10 << 30);
-    let archive = keel_testkit::archive::docker_archive(&[keel_testkit::archive::ArchiveImage {
-        blobs: vec![bomb.clone()],
-        config: keel_testkit::archive::config(&[&bomb], 0),
-        tags: &["keel-test/bomb"],
-    }]);
     let mut client = std::os::unix::net::UnixStream::connect(daemon.socket()).unwrap();
-    write!(
-        client,
-        "POST /v1.43/images/load HTTP/1.1\r\nHost: keel\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
-        archive.len()
-    )
-    .unwrap();
-    client.write_all(&archive).unwrap();
-    let image = daemon.root().join("image");
-    let entries = |sub: &str| -> Vec<String> {
-        std::fs::read_dir(image.join(sub))
-            .map(|dir| {
-                dir.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    // Unpacking has begun once its layer directory is there.
+    client.write_all(request).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while entries("layers").is_empty() {
+    while store_entries(daemon, "layers").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the unpack never began"
@@ -193,18 +181,89 @@ fn a_gzip_bomb_load_whose_client_goes_away_stops_and_leaves_no_layer_blob_or_ima
     drop(client);
     let gone = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        let left: Vec<String> = ["layers", "blobs/sha256", "images"]
+        let left: Vec<String> = ["layers", "blobs/sha256", "images", "ingest"]
             .iter()
-            .flat_map(|sub| entries(sub).into_iter().map(move |e| format!("{sub}/{e}")))
+            .flat_map(|sub| store_entries(daemon, sub))
             .collect();
         if left.is_empty() {
             break;
         }
         assert!(
             std::time::Instant::now() < gone,
-            "a second after the client went away, the load left {left:?}"
+            "a second after the client went away, the store held {left:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(daemon.keel_ok(&["images", "-q"]).trim().is_empty());
+}
+
+/// 10 GiB of zeros in about 10 MB, and an image config naming it.
+fn bomb_and_config() -> (Vec<u8>, Vec<u8>) {
+    let bomb = keel_testkit::archive::gzip_bomb(10 << 30);
+    let config = keel_testkit::archive::config(&[&bomb], 0);
+    (bomb, config)
+}
+
+#[test]
+fn a_gzip_bomb_load_whose_client_goes_away_stops_and_leaves_no_layer_blob_or_image() {
+    let daemon = TestDaemon::start();
+    let (bomb, config) = bomb_and_config();
+    let archive = keel_testkit::archive::docker_archive(&[keel_testkit::archive::ArchiveImage {
+        blobs: vec![bomb],
+        config,
+        tags: &["keel-test/bomb"],
+    }]);
+    let mut request = format!(
+        "POST /v1.43/images/load HTTP/1.1\r\nHost: keel\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        archive.len()
+    )
+    .into_bytes();
+    request.extend(archive);
+    leaving_mid_unpack_leaves_nothing(&daemon, &request);
+}
+
+#[test]
+fn a_gzip_bomb_pull_whose_client_goes_away_stops_and_leaves_no_layer_blob_or_image() {
+    let registry = keel_testkit::registry::Registry::start();
+    let daemon = TestDaemon::start();
+    let (bomb, config) = bomb_and_config();
+    let client = keel_registry::Registry::connect(&registry.address, None, &[]).unwrap();
+    let descriptor = |bytes: &[u8], media_type: &str| keel_registry::Descriptor {
+        media_type: media_type.to_owned(),
+        digest: keel_image::Digest::of(bytes),
+        size: bytes.len() as u64,
+        platform: None,
+    };
+    for blob in [&bomb, &config] {
+        let digest = keel_image::Digest::of(blob);
+        client
+            .upload_blob(
+                "bomb/app",
+                &digest,
+                blob.len() as u64,
+                &mut &blob[..],
+                keel_registry::UPLOAD_CHUNK,
+            )
+            .unwrap();
+    }
+    let manifest = keel_registry::ImageManifest::new(
+        descriptor(&config, keel_registry::DOCKER_CONFIG),
+        vec![descriptor(
+            &bomb,
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        )],
+    );
+    client
+        .put_manifest(
+            "bomb/app",
+            "v1",
+            keel_registry::DOCKER_MANIFEST,
+            &manifest.to_json(),
+        )
+        .unwrap();
+    let request = format!(
+        "POST /v1.43/images/create?fromImage={}/bomb/app&tag=v1 HTTP/1.1\r\nHost: keel\r\nContent-Length: 0\r\n\r\n",
+        registry.address
+    );
+    leaving_mid_unpack_leaves_nothing(&daemon, request.as_bytes());
 }

@@ -254,13 +254,15 @@ impl Engine {
     /// Pulls an image (the platform's manifest of an index, or
     /// `platform`'s) into the store and points `reference` at it. The image
     /// is recorded only once every blob is verified and every layer is
-    /// unpacked; a failed pull leaves no blob behind.
+    /// unpacked; a failed pull leaves no blob behind, and `cancel` stops
+    /// it as a failure.
     pub fn pull(
         &self,
         reference: &Reference,
         platform: Option<&Platform>,
         auth: Option<AuthConfig>,
         report: Report<'_>,
+        cancel: &keel_image::Cancel,
     ) -> Result<Digest> {
         let registry = self.registry(reference.domain(), auth)?;
         let path = reference.path();
@@ -317,7 +319,7 @@ impl Engine {
             })
             .collect();
         let chain = keel_image::digest::chain_ids(&diff_ids);
-        let ingest = self.images.ingest();
+        let ingest = self.images.ingest(cancel);
         let mut missing = Vec::new();
         for (index, layer) in manifest.layers.iter().enumerate() {
             if ingest.has_blob(&layer.digest) {

@@ -23,16 +23,20 @@ pub struct Ingest<'a> {
     /// Chain ids of the layers it unpacked.
     unpacked: Mutex<Vec<Digest>>,
     committed: bool,
+    /// Stops its unpacking (and so the download feeding it).
+    cancel: Cancel,
 }
 
 impl Store {
-    pub fn ingest(&self) -> Ingest<'_> {
+    /// An ingest of pulled blobs, which `cancel` stops.
+    pub fn ingest(&self, cancel: &Cancel) -> Ingest<'_> {
         Ingest {
             store: self,
             _adding: self.adding(),
             added: Mutex::new(Vec::new()),
             unpacked: Mutex::new(Vec::new()),
             committed: false,
+            cancel: cancel.clone(),
         }
     }
 
@@ -127,7 +131,7 @@ impl Ingest<'_> {
                     &layer.diff_id,
                     stream,
                     None,
-                    &Cancel::default(),
+                    &self.cancel,
                 )
             });
             let tee = Tee {
@@ -163,8 +167,7 @@ impl Ingest<'_> {
                 verified: false,
             })
             .collect();
-        // A pull is not cancelled by its client going away yet.
-        let id = self.store.add_image(config, &layers, &Cancel::default())?;
+        let id = self.store.add_image(config, &layers, &self.cancel)?;
         self.committed = true;
         Ok(id)
     }
