@@ -166,3 +166,55 @@ fn kernel_memory_limits_are_written_where_cgroup_v1_has_their_files() {
     assert_eq!((code, out.as_str()), (0, "52428800\n"), "{err}");
     assert!(!err.contains("skipped"), "{err}");
 }
+
+/// A bundle whose config has no mount namespace: the container shares the
+/// host's.
+fn without_mount_namespace(id: &str, script: &str, readonly: bool) -> Bundle {
+    let mut bundle = shell(id, script);
+    bundle.edit(|spec| {
+        common::edit_namespaces(spec, |list| {
+            list.retain(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Mount)
+        });
+        spec.root_mut()
+            .as_mut()
+            .unwrap()
+            .set_readonly(Some(readonly));
+    });
+    bundle
+}
+
+#[test]
+fn a_config_without_a_mount_namespace_runs_chrooted_with_its_mounts_gone_after_delete() {
+    let id = unique_name("nomntns");
+    let bundle = without_mount_namespace(
+        &id,
+        "ls /www; test -r /proc/self/status && echo proc; test -c /dev/null && echo dev; \
+         grep -q ' /proc/keys ' /proc/self/mountinfo && echo masked",
+        false,
+    );
+    let (code, out, err) = Runtime::new().run(&bundle, &id);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "index.html\nproc\ndev\nmasked\n"),
+        "{err}"
+    );
+    assert!(
+        !common::host_mounts_mention(&bundle.rootfs()),
+        "the container's mounts stayed in the host's namespace"
+    );
+}
+
+#[test]
+fn a_read_only_root_without_a_mount_namespace_is_refused_naming_the_field() {
+    let runtime = Runtime::new();
+    let id = unique_name("nomntro");
+    let bundle = without_mount_namespace(&id, "true", true);
+    let out = runtime.output(&["create", "--bundle", bundle.path().to_str().unwrap(), &id]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("root.readonly") && err.contains("without a mount namespace"),
+        "{err}"
+    );
+    assert!(!runtime.root().join(&id).exists());
+}

@@ -87,13 +87,7 @@ impl Plan {
             )
         })?;
         let namespaces = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
-        if !namespaces.has(LinuxNamespaceType::Mount) {
-            return Err(Error::invalid(
-                "linux.namespaces",
-                "without a mount namespace",
-                "keel-runtime needs a mount namespace to set up the rootfs; add {\"type\": \"mount\"}",
-            ));
-        }
+
         let user_ns = namespaces.has(LinuxNamespaceType::User);
         let id_maps = id_maps(
             linux.uid_mappings(),
@@ -144,7 +138,13 @@ impl Plan {
         Ok(Plan {
             id: id.to_owned(),
             resources,
-            rootfs: RootfsPlan::new(&spec, rootfs_path.clone(), options.no_pivot, user_ns)?,
+            rootfs: RootfsPlan::new(
+                &spec,
+                rootfs_path.clone(),
+                options.no_pivot,
+                user_ns,
+                !namespaces.has(LinuxNamespaceType::Mount),
+            )?,
             process: process_plan,
             bundle,
             rootfs_path,
@@ -204,6 +204,8 @@ struct Undo {
     dir: PathBuf,
     pid: Option<i32>,
     cgroup: Option<Cgroup>,
+    /// The rootfs whose mounts, made in the host's namespace, must go.
+    host_mounts: Option<PathBuf>,
     armed: bool,
 }
 
@@ -221,6 +223,9 @@ impl Drop for Undo {
         }
         if let Some(cgroup) = &self.cgroup {
             let _ = cgroup.remove();
+        }
+        if let Some(rootfs) = &self.host_mounts {
+            crate::rootfs::unmount_below(rootfs);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -247,6 +252,8 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
         dir: dir.clone(),
         pid: None,
         cgroup: None,
+        host_mounts: (!plan.namespaces.has(LinuxNamespaceType::Mount))
+            .then(|| plan.rootfs_path.clone()),
         armed: true,
     };
 

@@ -163,6 +163,9 @@ impl Runtime {
             &serde_json::to_vec(&record.state(Status::Stopped)).unwrap_or_default(),
         );
         record.cgroup.remove()?;
+        if !has_namespace(&record, LinuxNamespaceType::Mount) {
+            rootfs::unmount_below(&record.rootfs);
+        }
         std::fs::remove_dir_all(&dir).map_err(|source| Error::Io {
             what: format!("removing {}", dir.display()),
             source,
@@ -295,15 +298,22 @@ fn start_created(dir: &Path, record: &Record) -> Result<()> {
 }
 
 fn has_own_pid_namespace(record: &Record) -> bool {
+    namespaces_of(record).any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+}
+
+/// Whether the container has a namespace of type `typ`, new or joined.
+fn has_namespace(record: &Record, typ: LinuxNamespaceType) -> bool {
+    namespaces_of(record).any(|n| n.typ() == typ)
+}
+
+fn namespaces_of(record: &Record) -> impl Iterator<Item = &oci_spec::runtime::LinuxNamespace> {
     record
         .config
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|list| {
-            list.iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
-        })
+        .into_iter()
+        .flatten()
 }
 
 fn send_signal(pid: i32, signal: i32) -> Result<()> {

@@ -34,6 +34,11 @@ pub(crate) struct RootfsPlan {
     no_pivot: bool,
     /// In a user namespace devices cannot be created, only bound.
     bind_devices: bool,
+    /// No mount namespace of its own: the container shares the host's, so
+    /// the rootfs is reached by chroot, the mounts are made inside it (the
+    /// host sees them; delete takes them away) and nothing above it is
+    /// touched: not its propagation, not the rootfs's own mount.
+    host_mounts: bool,
 }
 
 #[derive(Debug)]
@@ -121,7 +126,13 @@ impl DeviceNode {
 }
 
 impl RootfsPlan {
-    pub(crate) fn new(spec: &Spec, rootfs: PathBuf, no_pivot: bool, user_ns: bool) -> Result<Self> {
+    pub(crate) fn new(
+        spec: &Spec,
+        rootfs: PathBuf,
+        no_pivot: bool,
+        user_ns: bool,
+        host_mounts: bool,
+    ) -> Result<Self> {
         let linux = spec.linux().as_ref();
         let mut mounts = Vec::new();
         for m in spec.mounts().iter().flatten() {
@@ -168,13 +179,22 @@ impl RootfsPlan {
                 })
                 .collect()
         };
+        let readonly = spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false);
+        if readonly && host_mounts {
+            return Err(Error::invalid(
+                "root.readonly",
+                "true without a mount namespace",
+                "it would make the host's file system read-only; add {\"type\": \"mount\"} to \
+                 linux.namespaces or set root.readonly to false",
+            ));
+        }
         Ok(RootfsPlan {
             rootfs,
-            readonly: spec
-                .root()
-                .as_ref()
-                .and_then(|r| r.readonly())
-                .unwrap_or(false),
+            readonly,
             root_propagation,
             mounts,
             populate_dev,
@@ -189,6 +209,7 @@ impl RootfsPlan {
             )?,
             no_pivot,
             bind_devices: user_ns,
+            host_mounts,
         })
     }
 
@@ -198,25 +219,9 @@ impl RootfsPlan {
     /// container's can stand in for it, for [`protect`](Self::protect).
     pub(crate) fn mount_all(&self, cgroup: &Cgroup, cgroup_ns: bool) -> Result<NullDevice> {
         let null = NullDevice::open()?;
-        // Nothing binds out of an unbindable mount, the rootfs included: that
-        // comes after pivot_root, with slave until then.
-        let before = match self.root_propagation & libc::MS_UNBINDABLE {
-            0 => self.root_propagation,
-            _ => libc::MS_SLAVE | libc::MS_REC,
-        };
-        mount_path(None, Path::new("/"), None, before, None)
-            .context(|| "setting the propagation of the container's /".into())?;
-        if self.root_propagation & libc::MS_SHARED != 0 {
-            make_parent_mount_private(&self.rootfs)?;
+        if !self.host_mounts {
+            self.make_rootfs_a_mount()?;
         }
-        mount_path(
-            Some(&self.rootfs),
-            &self.rootfs,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )
-        .context(|| format!("bind-mounting the rootfs {}", self.rootfs.display()))?;
         let root = rustix::fs::open(
             &self.rootfs,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -236,9 +241,36 @@ impl RootfsPlan {
         Ok(null)
     }
 
+    /// Gives the container's `/` its propagation and binds the rootfs on
+    /// itself, for pivot_root.
+    fn make_rootfs_a_mount(&self) -> Result<()> {
+        // Nothing binds out of an unbindable mount, the rootfs included: that
+        // comes after pivot_root, with slave until then.
+        let before = match self.root_propagation & libc::MS_UNBINDABLE {
+            0 => self.root_propagation,
+            _ => libc::MS_SLAVE | libc::MS_REC,
+        };
+        mount_path(None, Path::new("/"), None, before, None)
+            .context(|| "setting the propagation of the container's /".into())?;
+        if self.root_propagation & libc::MS_SHARED != 0 {
+            make_parent_mount_private(&self.rootfs)?;
+        }
+        mount_path(
+            Some(&self.rootfs),
+            &self.rootfs,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .context(|| format!("bind-mounting the rootfs {}", self.rootfs.display()))
+    }
+
     /// Makes the rootfs the process's `/`.
     pub(crate) fn enter(&self) -> Result<()> {
-        if self.no_pivot {
+        if self.host_mounts {
+            rustix::process::chroot(&self.rootfs)
+                .context(|| format!("chroot into {}", self.rootfs.display()))?;
+        } else if self.no_pivot {
             std::env::set_current_dir(&self.rootfs)
                 .context(|| format!("entering {}", self.rootfs.display()))?;
             mount_path(
@@ -272,8 +304,9 @@ impl RootfsPlan {
         }
         // The rootfs was bound from a private parent (shared) or under a
         // slave / (unbindable, which no later bind could come out of): its
-        // own propagation comes last.
-        if self.root_propagation & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0 {
+        // own propagation comes last. The host's / keeps its own.
+        if !self.host_mounts && self.root_propagation & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0
+        {
             mount_path(None, Path::new("/"), None, self.root_propagation, None)
                 .context(|| "setting the propagation of the container's /".into())?;
         }
@@ -812,6 +845,24 @@ fn pivot_root(rootfs: &Path) -> Result<()> {
     .context(|| "detaching the old / from the host".into())?;
     rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
         .context(|| "unmounting the old /".into())
+}
+
+/// Detaches every mount strictly below `rootfs`, deepest first: what a
+/// container without a mount namespace of its own left in the host's.
+pub(crate) fn unmount_below(rootfs: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|point| point.starts_with(rootfs) && point != rootfs)
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+    for point in points {
+        let _ = rustix::mount::unmount(&point, rustix::mount::UnmountFlags::DETACH);
+    }
 }
 
 /// pivot_root refuses a new root whose parent mount is shared.
