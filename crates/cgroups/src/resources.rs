@@ -31,17 +31,8 @@ impl Cgroup {
             Version::V2 => {
                 self.apply_v2(resources)?;
                 let memory = resources.memory().as_ref();
-                for (field, set) in [
-                    (
-                        "linux.resources.memory.kernel",
-                        memory.and_then(|m| m.kernel()),
-                    ),
-                    (
-                        "linux.resources.memory.kernelTCP",
-                        memory.and_then(|m| m.kernel_tcp()),
-                    ),
-                ] {
-                    if set.is_some() {
+                for (field, limit, _) in memory.map(kernel_memory).into_iter().flatten() {
+                    if limit.is_some() {
                         skipped.push(Skipped {
                             field,
                             reason: "cgroup v2 counts kernel memory in memory.max",
@@ -259,9 +250,10 @@ fn memory_v1(dir: &Path, m: &LinuxMemory) -> Result<(), Error> {
     Ok(())
 }
 
-/// `kernel` and `kernelTCP`, where the kernel still has their files.
-fn kernel_memory_v1(dir: &Path, m: &LinuxMemory, skipped: &mut Vec<Skipped>) -> Result<(), Error> {
-    for (field, limit, file) in [
+/// `kernel` and `kernelTCP`: the config's field, its limit, and the v1
+/// file that sets it, where the kernel has one.
+fn kernel_memory(m: &LinuxMemory) -> [(&'static str, Option<i64>, &'static str); 2] {
+    [
         (
             "linux.resources.memory.kernel",
             m.kernel(),
@@ -272,7 +264,12 @@ fn kernel_memory_v1(dir: &Path, m: &LinuxMemory, skipped: &mut Vec<Skipped>) -> 
             m.kernel_tcp(),
             "memory.kmem.tcp.limit_in_bytes",
         ),
-    ] {
+    ]
+}
+
+/// `kernel` and `kernelTCP`, where the kernel still has their files.
+fn kernel_memory_v1(dir: &Path, m: &LinuxMemory, skipped: &mut Vec<Skipped>) -> Result<(), Error> {
+    for (field, limit, file) in kernel_memory(m) {
         let Some(limit) = limit else { continue };
         let path = dir.join(file);
         if path.exists() {

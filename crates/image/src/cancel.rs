@@ -1,4 +1,4 @@
-//! Stopping a long store operation (a load, an import) from outside it:
+//! Stopping a long store operation (a load, an import, a pull) from outside it:
 //! the API cancels one whose client went away, so a gzip bomb does not go
 //! on unpacking for nobody.
 

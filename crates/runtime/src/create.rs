@@ -87,7 +87,6 @@ impl Plan {
             )
         })?;
         let namespaces = Namespaces::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
-
         let user_ns = namespaces.has(LinuxNamespaceType::User);
         let id_maps = id_maps(
             linux.uid_mappings(),
@@ -252,8 +251,7 @@ pub(crate) fn create(runtime: &Runtime, id: &str, options: &CreateOptions) -> Re
         dir: dir.clone(),
         pid: None,
         cgroup: None,
-        host_mounts: (!plan.namespaces.has(LinuxNamespaceType::Mount))
-            .then(|| plan.rootfs_path.clone()),
+        host_mounts: plan.rootfs.mounts_in_host().map(Path::to_owned),
         armed: true,
     };
 

@@ -63,16 +63,15 @@ impl Runtime {
         &self.root
     }
 
-    /// Makes the state root, if need be, and returns it: 0700, as runc's,
-    /// since only root may read containers' states and configs.
-    pub fn ensure_root(&self) -> Result<&Path> {
+    /// Makes the state root, if need be: 0700, as runc's, since only root
+    /// may read containers' states and configs.
+    pub(crate) fn ensure_root(&self) -> Result<()> {
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
             .create(&self.root)
             .map_err(|source| Error::Io {
                 what: format!("creating the state root {}", self.root.display()),
                 source,
-            })?;
-        Ok(&self.root)
+            })
     }
 
     /// Creates the container and leaves its init waiting for `start`.

@@ -213,6 +213,12 @@ impl RootfsPlan {
         })
     }
 
+    /// The rootfs, when the container has no mount namespace of its own
+    /// and its mounts are made in the host's, below it.
+    pub(crate) fn mounts_in_host(&self) -> Option<&Path> {
+        self.host_mounts.then_some(self.rootfs.as_path())
+    }
+
     /// In the container's new mount namespace, before pivot_root: makes the
     /// rootfs a mount point and mounts everything configured into it.
     /// Returns the host's null device, opened before anything of the
