@@ -22,7 +22,8 @@ use keel_testkit::podman::{Podman, ULIMITS, output};
 
 use crate::{median, ms};
 
-/// `cargo build --release -p keel` puts keel and keel-monitor here.
+/// `cargo build --release -p keel -p keel-monitor` puts keel and
+/// keel-monitor here.
 fn keel_binary() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/keel")
 }
@@ -39,7 +40,7 @@ impl Keel {
         let binary = keel_binary();
         ensure!(
             binary.exists() && binary.with_file_name("keel-monitor").exists(),
-            "{} or keel-monitor beside it not found: build them with cargo build --release -p keel",
+            "{} or keel-monitor beside it not found: build them with cargo build --release -p keel -p keel-monitor",
             binary.display()
         );
         let dir = tempfile::Builder::new()

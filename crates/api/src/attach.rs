@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use bytes::Bytes;
 use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use keel_engine::stream::{self, DetachWatch, Frames, STDERR, STDOUT};
+use keel_monitor_protocol::stream::{self, DetachWatch, Frames, STDERR, STDOUT};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::http::{ApiError, Body, Reply};

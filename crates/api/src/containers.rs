@@ -10,10 +10,10 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use keel_engine::mounts::MountRequest;
-use keel_engine::stream::{self, STDERR, STDOUT};
 use keel_engine::{
     Config, Container, Resources, RestartPolicy, Security, Status, Ulimit, WaitCondition,
 };
+use keel_monitor_protocol::stream::{self, STDERR, STDOUT};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -770,7 +770,8 @@ fn stream_log(
     }
     loop {
         for line in lines.drain(..) {
-            let Ok(entry) = serde_json::from_str::<keel_engine::monitor::LogLine>(&line) else {
+            let Ok(entry) = serde_json::from_str::<keel_monitor_protocol::files::LogLine>(&line)
+            else {
                 continue;
             };
             let wanted = (entry.stream == "stdout" && options.stdout)
@@ -830,7 +831,7 @@ fn in_window(line: &str, options: &LogOptions) -> bool {
     if options.since.is_none() && options.until.is_none() {
         return true;
     }
-    let Some(time) = serde_json::from_str::<keel_engine::monitor::LogLine>(line)
+    let Some(time) = serde_json::from_str::<keel_monitor_protocol::files::LogLine>(line)
         .ok()
         .and_then(|entry| keel_time::unix_nanos(&entry.time))
     else {

@@ -595,25 +595,41 @@ fn create_container(
     Ok(created["Id"].as_str().unwrap_or_default().to_owned())
 }
 
-/// A daemon error as `docker run` reports it: the message, and 125, or
-/// 126/127 when the command could not be run or found.
+/// A daemon error as `docker run` reports it: the message, and 125.
 fn run_failure(error: anyhow::Error) -> anyhow::Error {
-    let message = format!("keel: {error:#}");
-    // Only a process that could not be started is 126/127.
-    let start_failure = match error.downcast_ref::<DaemonError>() {
-        Some(DaemonError(text)) if text.starts_with("failed to create task") => text.as_str(),
-        _ => "",
+    run_exit(EXIT_DAEMON, &error)
+}
+
+/// A failed start as `docker run` reports it: 127 when the command is not
+/// there, 126 when it cannot be run, else 125. The daemon's message is all
+/// a Docker client has, so this reads its words, as docker/cli's
+/// `runStartContainerErr` does (the daemon and the runtime carry the kind
+/// typed; only the wire is words).
+fn start_failure(error: anyhow::Error) -> anyhow::Error {
+    let text = match error.downcast_ref::<DaemonError>() {
+        Some(DaemonError(text)) => text.as_str(),
+        None => "",
     };
-    let code = if start_failure.contains("not found") || start_failure.contains("no such file") {
+    let code = if ["executable file not found", "no such file or directory"]
+        .iter()
+        .any(|words| text.contains(words))
+    {
         EXIT_NOT_FOUND
-    } else if start_failure.contains("permission denied") {
+    } else if ["permission denied", "is a directory"]
+        .iter()
+        .any(|words| text.contains(words))
+    {
         EXIT_CANNOT_INVOKE
     } else {
         EXIT_DAEMON
     };
+    run_exit(code, &error)
+}
+
+fn run_exit(code: u8, error: &anyhow::Error) -> anyhow::Error {
     Exit {
         code,
-        message: Some(message),
+        message: Some(format!("keel: {error:#}")),
     }
     .into()
 }
@@ -632,7 +648,7 @@ pub fn run(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     if flags.detach {
         client
             .send("POST", &format!("/containers/{id}/start"))
-            .map_err(run_failure)?;
+            .map_err(start_failure)?;
         println!("{id}");
         return Ok(());
     }
@@ -675,7 +691,7 @@ fn attach_and_wait(
     if start {
         client
             .send("POST", &format!("/containers/{id}/start"))
-            .map_err(run_failure)?;
+            .map_err(start_failure)?;
     }
     if session::relay(client, attached, session)? {
         return Ok(());
@@ -773,7 +789,7 @@ fn bool_value(parser: &mut lexopt::Parser, flag: &str) -> Result<bool> {
 }
 
 fn detach_keys(text: Option<&str>) -> Result<Vec<u8>> {
-    keel_engine::stream::detach_keys(text).map_err(anyhow::Error::msg)
+    keel_monitor_protocol::stream::detach_keys(text).map_err(anyhow::Error::msg)
 }
 
 /// `keel exec [OPTIONS] CONTAINER COMMAND [ARG...]`: passes on the

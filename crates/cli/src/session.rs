@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
-use keel_engine::stream::DetachWatch;
+use keel_monitor_protocol::stream::DetachWatch;
 
 use crate::client::{Client, Response, Upload};
 

@@ -92,6 +92,48 @@ fn a_command_that_cannot_run_exits_127_and_rm_leaves_nothing() {
 }
 
 #[test]
+fn a_program_that_is_missing_or_not_executable_is_127_or_126_for_run_exec_and_the_record() {
+    let daemon = TestDaemon::with_busybox();
+    let exit_code =
+        |name: &str| daemon.keel_ok(&["inspect", "--format", "{{.State.ExitCode}}", name]);
+    for (name, program, code) in [
+        ("missing", "/bin/no-such-program", 127),
+        ("not-executable", "/etc/passwd", 126),
+        ("a-directory", "/etc", 126),
+    ] {
+        let (got, _, err) = daemon.keel(&["run", "--name", name, "keel-test/busybox", program]);
+        assert_eq!(got, code, "{name}: {err}");
+        assert_eq!(exit_code(name), format!("{code}\n"), "{name}");
+        // Detached, the same start fails the same way.
+        let detached = format!("{name}-detached");
+        let (got, _, err) = daemon.keel(&[
+            "run",
+            "-d",
+            "--name",
+            &detached,
+            "keel-test/busybox",
+            program,
+        ]);
+        assert_eq!(got, code, "{detached}: {err}");
+        assert_eq!(exit_code(&detached), format!("{code}\n"), "{detached}");
+    }
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "keel-test/busybox",
+        "sleep",
+        "60",
+    ]);
+    for (program, code) in [("/bin/no-such-program", 127), ("/etc/passwd", 126)] {
+        let (got, _, err) = daemon.keel(&["exec", "box", program]);
+        assert_eq!(got, code, "exec {program}: {err}");
+    }
+    daemon.keel_ok(&["rm", "-f", "box"]);
+}
+
+#[test]
 fn detached_containers_log_stop_and_remove_and_hold_their_image() {
     let daemon = TestDaemon::with_busybox();
     let id = daemon.keel_ok(&[

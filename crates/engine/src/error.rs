@@ -40,8 +40,10 @@ pub enum Error {
     InvalidParameter(String),
     #[error("{0} is not supported by Keel yet")]
     Unsupported(String),
-    #[error("failed to create task for container: {0}")]
-    Start(String),
+    /// The process could not be started: Docker's words, and the kind
+    /// that gives it an exit code.
+    #[error("failed to create task for container: {}", .0.message)]
+    Start(keel_monitor_protocol::message::Failure),
     #[error(transparent)]
     Image(#[from] keel_image::Error),
     #[error(transparent)]

@@ -3,15 +3,15 @@
 //! its exit code kept until the container is removed.
 
 use std::fs;
-use std::io::BufRead;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
+use keel_monitor_protocol::files::exec_process_name;
 use oci_spec::runtime::{BoxBuilder, Process, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
-use crate::{Engine, MonitorFlags, Status, monitor, random_id, spec};
+use crate::{Engine, MonitorFlags, Status, random_id, spec};
 
 /// What `docker exec` asks for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -100,7 +100,8 @@ impl Engine {
         let result = self.launch_exec(&exec, attach, size);
         if let Err(error) = &result {
             let code = match error {
-                Error::Start(message) => crate::failure_code(message).unwrap_or(126),
+                // 126 otherwise, as Docker gives a failed exec.
+                Error::Start(failure) => failure.kind.exit_code().unwrap_or(126),
                 _ => 126,
             };
             self.update_exec(id, |e| e.exit_code = Some(code));
@@ -126,7 +127,7 @@ impl Engine {
         .map_err(|e| Error::Unsupported(format!("the container's config: {e}")))?;
         let process = process(&spec, &exec.config, size)?;
         fs::write(
-            dir.join(monitor::exec_process_name(&exec.id)),
+            dir.join(exec_process_name(&exec.id)),
             serde_json::to_vec(&process).expect("a process serializes"),
         )
         .context(|| "writing the exec's process".to_owned())?;
@@ -155,14 +156,8 @@ impl Engine {
             .name(format!("exec-{}", &exec.id[..12]))
             .stack_size(64 * 1024)
             .spawn(move || {
-                let mut line = String::new();
-                let _ = launched.lines.read_line(&mut line);
+                let code = launched.exit_code();
                 let _ = launched.child.wait();
-                let code = line
-                    .trim()
-                    .strip_prefix("exited ")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(255);
                 // Published before the exit is visible, so that whoever
                 // acts on it publishes after it.
                 engine.container_event(
@@ -220,7 +215,7 @@ impl Engine {
 
     fn remove_exec_files(&self, exec: &Exec) {
         let dir = self.dir(&exec.container_id);
-        fs::remove_file(dir.join(monitor::exec_process_name(&exec.id))).ok();
+        fs::remove_file(dir.join(exec_process_name(&exec.id))).ok();
         fs::remove_file(dir.join(format!("exec-{}.log", exec.id))).ok();
     }
 }

@@ -8,11 +8,11 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keel_monitor_protocol::stream::{Frames, STDERR, STDOUT};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::exec::ExecConfig;
-use crate::stream::{Frames, STDERR, STDOUT};
 use crate::{Engine, Status};
 
 /// Docker's defaults for a zero setting.

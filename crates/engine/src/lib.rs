@@ -10,27 +10,31 @@ mod events;
 mod exec;
 mod health;
 pub mod log;
-pub mod monitor;
 pub mod mounts;
 mod network;
 mod pause;
-mod resident;
+mod record;
 mod resources;
 mod restart;
 mod security;
 mod spec;
-pub mod stream;
 mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+
+use keel_monitor_protocol::files::{EXIT, Exit, LOG, log_files, open_log, socket_name};
+use keel_monitor_protocol::message::{
+    self, Failure, FailureKind, FromMonitor, Launch, LogLimits, ToMonitor,
+};
+use keel_monitor_protocol::stream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -51,7 +55,6 @@ pub use volumes::Volume;
 
 use crate::container::{generated_name, is_valid_name};
 use crate::error::Context;
-use crate::monitor::{EXIT, Exit, LOG};
 
 const RECORD: &str = "container.json";
 /// The stack of the threads that do an exit's bookkeeping (a runtime
@@ -103,12 +106,13 @@ impl Attachment {
     }
 }
 
-/// How a monitor is asked to run its process.
+/// How a monitor is asked to run its process (the rest of its launch
+/// is where the engine keeps the container).
 #[derive(Debug, Default)]
 struct MonitorFlags {
     exec: Option<String>,
     /// The container's log limits (none for an exec, which has no log).
-    log: Option<log::Limits>,
+    log: Option<LogLimits>,
     tty: bool,
     stdin: bool,
     stdin_once: bool,
@@ -118,9 +122,20 @@ struct MonitorFlags {
 #[derive(Debug)]
 struct Launched {
     child: Child,
-    /// The rest of what it says: `exited CODE`.
-    lines: BufReader<ChildStdout>,
+    /// Where it says the rest: the process's exit.
+    from_monitor: ChildStdout,
     pid: i32,
+}
+
+impl Launched {
+    /// Waits for the process's end: its exit code (255 when the monitor
+    /// ended without saying one: it was killed).
+    fn exit_code(&mut self) -> i32 {
+        match message::receive(&mut self.from_monitor) {
+            Ok(Some(FromMonitor::Exited { code })) => code,
+            _ => 255,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -269,9 +284,10 @@ impl Engine {
             .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
             .find(|candidate| candidate.is_file())
             .ok_or_else(|| {
-                Error::Start(
-                    "exec: \"docker-init\": executable file not found in $PATH (--init runs tini: install it, or give keel daemon --init-path)".to_owned(),
-                )
+                Error::Start(Failure {
+                    kind: FailureKind::ProgramNotFound,
+                    message: "exec: \"docker-init\": executable file not found in $PATH (--init runs tini: install it, or give keel daemon --init-path)".to_owned(),
+                })
             })
     }
 
@@ -348,7 +364,7 @@ impl Engine {
                 continue;
             };
             if container.state.status == Status::Running
-                && is_monitor_of(container.state.monitor_pid, &container.id)
+                && is_monitor_of(container.state.monitor_pid, &entry.path())
             {
                 still_running.push(container.id.clone());
             } else if container.state.status == Status::Running {
@@ -430,7 +446,7 @@ impl Engine {
 
     /// The container's log files, oldest first (the last is current).
     pub fn log_files(&self, id: &str) -> Vec<PathBuf> {
-        log::files(&self.dir(id))
+        log_files(&self.dir(id))
     }
 
     /// Makes a container from an image: its read/write layer and its
@@ -532,7 +548,7 @@ impl Engine {
             fs::create_dir(&dir).context(|| format!("cannot create {}", dir.display()))?;
             // Made now, so that whoever attaches can open it before the
             // container runs, and keep reading after it is removed.
-            log::open_current(&dir).context(|| "cannot create the container log".to_owned())?;
+            open_log(&dir).context(|| "cannot create the container log".to_owned())?;
             let snapshot = || self.images.create_snapshot(&id, image_id.as_str(), durable);
             let mut record = || {
                 self.provide_mounts(&mut container.config.mounts, &mut new_volumes)?;
@@ -626,7 +642,7 @@ impl Engine {
             }
         };
         // Made again at each start: no sync.
-        monitor::replace(
+        record::replace(
             &dir.join("config.json"),
             &serde_json::to_vec(&spec).expect("a spec serializes"),
         )?;
@@ -643,10 +659,11 @@ impl Engine {
         let launched = self.launch_monitor(&id, &flags, || self.connect_waiting(&id));
         let mut launched = match launched {
             Ok(launched) => launched,
-            Err(Error::Start(message)) => {
-                let code = failure_code(&message).unwrap_or(128);
+            Err(Error::Start(failure)) => {
+                // 128 otherwise, as Docker's exitUnknown.
+                let code = failure.kind.exit_code().unwrap_or(128);
                 self.update_state(&id, |c| {
-                    c.state.error = message.clone();
+                    c.state.error = failure.message.clone();
                     c.state.exit_code = code;
                 })?;
                 self.lock().attaching.remove(&id);
@@ -655,7 +672,7 @@ impl Engine {
                 if container.config.auto_remove {
                     self.remove(&id, true, true).ok();
                 }
-                return Err(Error::Start(message));
+                return Err(Error::Start(failure));
             }
             Err(other) => {
                 self.leave_network(&id);
@@ -694,8 +711,7 @@ impl Engine {
             .spawn(move || {
                 // The monitor says the exit, then removes the runtime's
                 // state and cgroup: the exit is taken at once.
-                let mut rest = String::new();
-                let _ = launched.lines.read_line(&mut rest);
+                launched.exit_code();
                 engine.lock().ending.insert(id.clone());
                 engine.exited(&id);
                 let _ = launched.child.wait();
@@ -722,71 +738,54 @@ impl Engine {
         };
         let monitor_log =
             fs::File::create(dir.join(&log_name)).context(|| "the monitor log".to_owned())?;
-        let mut command =
-            Command::new(format!("/proc/self/fd/{}", self.sealed_monitor.as_raw_fd()));
-        command
+        let mut child = Command::new(format!("/proc/self/fd/{}", self.sealed_monitor.as_raw_fd()))
             .arg0(&self.monitor)
-            .arg("--runtime-root")
-            .arg(&self.runtime_root)
-            .arg("--id")
-            .arg(id)
-            .arg("--dir")
-            .arg(&dir);
-        if let Some(exec) = &flags.exec {
-            command.arg("--exec").arg(exec);
-        }
-        if let Some(limits) = flags.log {
-            command
-                .arg("--log-max-size")
-                .arg(limits.max_size.to_string())
-                .arg("--log-max-files")
-                .arg(limits.max_files.to_string());
-        }
-        for (set, flag) in [
-            (flags.tty, "--tty"),
-            (flags.stdin, "--stdin"),
-            (flags.stdin_once, "--stdin-once"),
-        ] {
-            if set {
-                command.arg(flag);
-            }
-        }
-        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(monitor_log)
             .spawn()
             .context(|| "cannot start a monitor".to_owned())?;
         let mut to_monitor = child.stdin.take().expect("a piped stdin");
-        let mut lines = BufReader::new(child.stdout.take().expect("a piped stdout"));
-        let read_line = |lines: &mut BufReader<ChildStdout>| {
-            let mut line = String::new();
-            lines
-                .read_line(&mut line)
-                .context(|| "the monitor's answer".to_owned())?;
-            Ok::<_, Error>(line.trim().to_owned())
+        let mut from_monitor = child.stdout.take().expect("a piped stdout");
+        let launch = Launch {
+            version: message::VERSION,
+            runtime_root: self.runtime_root.clone(),
+            id: id.to_owned(),
+            dir: dir.clone(),
+            exec: flags.exec.clone(),
+            tty: flags.tty,
+            stdin: flags.stdin,
+            stdin_once: flags.stdin_once,
+            log: flags.log,
         };
-        let mut answer = read_line(&mut lines)?;
-        if answer == "ready" {
+        let said = |from_monitor: &mut ChildStdout| {
+            message::receive(from_monitor).context(|| "the monitor's answer".to_owned())
+        };
+        let _ = message::send(&mut to_monitor, &ToMonitor::Launch(launch));
+        let mut answer = said(&mut from_monitor)?;
+        if answer == Some(FromMonitor::Ready) {
             before_start();
-            let _ = to_monitor.write_all(b"go\n");
-            answer = read_line(&mut lines)?;
+            let _ = message::send(&mut to_monitor, &ToMonitor::Go);
+            answer = said(&mut from_monitor)?;
         }
-        if let Some(pid) = answer.strip_prefix("started ").and_then(|p| p.parse().ok()) {
-            return Ok(Launched { child, lines, pid });
+        if let Some(FromMonitor::Started { pid }) = answer {
+            return Ok(Launched {
+                child,
+                from_monitor,
+                pid,
+            });
         }
         let _ = child.wait();
-        Err(Error::Start(
-            answer
-                .strip_prefix("error ")
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    format!(
-                        "the monitor ended without starting the process; see {}",
-                        dir.join(log_name).display()
-                    )
-                }),
-        ))
+        Err(match answer {
+            Some(FromMonitor::Failed(failure)) => Error::Start(failure),
+            _ => Error::Start(Failure {
+                kind: FailureKind::Other,
+                message: format!(
+                    "the monitor ended without starting the process; see {}",
+                    dir.join(log_name).display()
+                ),
+            }),
+        })
     }
 
     /// Connects to a monitor's socket: the container's, or an exec's.
@@ -795,11 +794,7 @@ impl Engine {
         // socket address can hold.
         let dir =
             fs::File::open(self.dir(id)).context(|| "the container's directory".to_owned())?;
-        let path = format!(
-            "/proc/self/fd/{}/{}",
-            dir.as_raw_fd(),
-            monitor::socket_name(exec)
-        );
+        let path = format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), socket_name(exec));
         UnixStream::connect(path).map_err(|_| Error::NotRunning { id: id.to_owned() })
     }
 
@@ -1226,18 +1221,6 @@ fn tree_size(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Docker's exit codes for a command that cannot be run: 127 when it is
-/// not there, 126 when it may not be run.
-fn failure_code(message: &str) -> Option<i32> {
-    if message.contains("not found") || message.contains("no such file") {
-        Some(127)
-    } else if message.contains("permission denied") {
-        Some(126)
-    } else {
-        None
-    }
-}
-
 /// Asks a monitor to resize its terminal.
 fn send_resize(mut connection: UnixStream, rows: u16, cols: u16) -> Result<()> {
     connection
@@ -1250,21 +1233,26 @@ fn write_record(dir: &Path, container: &Container, durable: bool) -> Result<()> 
     let path = dir.join(RECORD);
     let bytes = serde_json::to_vec(container).expect("a container serializes");
     match durable {
-        true => monitor::write_atomically(&path, &bytes),
-        false => monitor::replace(&path, &bytes),
+        true => record::write_atomically(&path, &bytes),
+        false => record::replace(&path, &bytes),
     }
 }
 
-/// Whether `pid` is the monitor of container `id` (and not a process that
-/// reused its number).
-fn is_monitor_of(pid: i32, id: &str) -> bool {
+/// Whether `pid` is the monitor of the container in `dir` (and not a
+/// process that reused its number): a keel-monitor working in that
+/// directory, as every monitor does.
+fn is_monitor_of(pid: i32, dir: &Path) -> bool {
     pid > 0
         && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            args.first()
+            cmdline
+                .split(|&b| b == 0)
+                .next()
                 .is_some_and(|program| program.ends_with(b"keel-monitor"))
-                && args.contains(&id.as_bytes())
         })
+        && fs::metadata(format!("/proc/{pid}/cwd"))
+            .ok()
+            .zip(fs::metadata(dir).ok())
+            .is_some_and(|(cwd, dir)| (cwd.dev(), cwd.ino()) == (dir.dev(), dir.ino()))
 }
 
 /// Whole seconds a run lasted, from its start to its recorded end.

@@ -1010,7 +1010,7 @@ impl Engine {
             labels: request.labels,
             created: keel_time::now_rfc3339(),
         };
-        crate::monitor::write_atomically(
+        crate::record::write_atomically(
             &self.networks.dir.join(format!("{}.json", network.id)),
             &serde_json::to_vec(&network).expect("a network serializes"),
         )?;

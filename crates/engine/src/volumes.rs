@@ -77,7 +77,7 @@ impl Volumes {
         let made = (|| {
             fs::create_dir_all(&volume.mountpoint)
                 .context(|| format!("cannot create {}", volume.mountpoint.display()))?;
-            crate::monitor::write_atomically(
+            crate::record::write_atomically(
                 &dir.join(RECORD),
                 &serde_json::to_vec(&volume).expect("a volume serializes"),
             )

@@ -46,6 +46,12 @@ pub enum Error {
         path: PathBuf,
         reason: String,
     },
+    /// The container's program could not be run, worded as runc words it.
+    #[error("{message}")]
+    Program {
+        fault: ProgramFault,
+        message: String,
+    },
     /// An error the container's init process reported, already worded.
     #[error("{0}")]
     Container(String),
@@ -53,7 +59,35 @@ pub enum Error {
     UnknownSignal(String),
 }
 
+/// Why a container's program could not be run: a shell, Docker and
+/// Podman tell these apart by exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramFault {
+    /// Not there, or not on `$PATH`.
+    NotFound,
+    /// There, but not executable (its mode, a directory).
+    NotExecutable,
+}
+
+impl ProgramFault {
+    /// The exit status a shell gives: 127 and 126.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ProgramFault::NotFound => 127,
+            ProgramFault::NotExecutable => 126,
+        }
+    }
+}
+
 impl Error {
+    /// Why the program could not be run, if that is what went wrong.
+    pub fn program_fault(&self) -> Option<ProgramFault> {
+        match self {
+            Error::Program { fault, .. } => Some(*fault),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(
         field: impl Into<String>,
         value: impl std::fmt::Display,

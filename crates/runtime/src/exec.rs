@@ -74,7 +74,7 @@ pub(crate) fn exec(record: &Record, options: &ExecOptions) -> Result<i32> {
         .and_then(|()| match ours.recv()? {
             // The channel closes on a successful execve.
             None => Ok(()),
-            Some(Message::Failed(reason)) => Err(Error::Container(reason)),
+            Some(Message::Failed(failure)) => Err(failure.into()),
             Some(other) => Err(Error::Container(format!("exec process sent {other:?}"))),
         });
     if let Err(e) = setup {

@@ -9,7 +9,7 @@ use keel_cgroups::Cgroup;
 use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::create::Plan;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, ProgramFault, Result};
 use crate::state::Status;
 use crate::sync::{Channel, Message};
 use crate::sys;
@@ -146,15 +146,8 @@ fn become_root() -> Result<()> {
         .context(|| "becoming uid 0 in the user namespace (is 0 mapped?)".into())
 }
 
-/// 127 for a program that cannot be found, 126 for one that cannot run, as
-/// a shell and Docker report them.
+/// The exit status of a container process that could not run its
+/// program: 127 or 126 as a shell gives them, else 1.
 pub(crate) fn exit_code(error: &Error) -> i32 {
-    let text = crate::error::report(error);
-    if text.contains("executable file not found") || text.contains("no such file or directory") {
-        127
-    } else if text.contains("permission denied") {
-        126
-    } else {
-        1
-    }
+    error.program_fault().map_or(1, ProgramFault::exit_code)
 }

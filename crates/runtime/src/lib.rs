@@ -33,7 +33,7 @@ use rustix::process::Pid;
 
 pub use caps::bounding_capabilities;
 pub use create::CreateOptions;
-pub use error::{Error, Result, report};
+pub use error::{Error, ProgramFault, Result, report};
 pub use exec::ExecOptions;
 pub use features::{default_spec, features};
 pub use signal::parse_signal;

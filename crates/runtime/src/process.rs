@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use rustix::process::{Resource, Rlimit};
 
 use crate::caps::CapabilityMasks;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, ProgramFault, Result};
 use crate::sys;
 
 /// Docker's and runc's PATH for a process whose env has none.
@@ -152,23 +152,24 @@ impl ProcessPlan {
 
     /// Finds the program in the current root the way execvp would, so a
     /// missing program is reported at create time, worded as runc words it
-    /// (Docker and Podman map these words to exit codes 126 and 127).
+    /// (Docker and Podman look for these words on the wire).
     pub(crate) fn find_executable(&self) -> Result<CString> {
         let program = Path::new(OsStr::from_bytes(self.args[0].as_bytes()));
-        let not_found = |detail: String| Error::Container(format!("exec: {program:?}: {detail}"));
         if program.as_os_str().as_bytes().contains(&b'/') {
+            let stat = |detail: &str| format!("stat {}: {detail}", program.display());
             return match std::fs::metadata(program) {
-                Ok(m) if m.is_dir() => Err(not_found("is a directory: permission denied".into())),
-                Ok(m) if m.permissions().mode() & 0o111 == 0 => Err(not_found(format!(
-                    "stat {}: permission denied",
-                    program.display()
-                ))),
+                Ok(m) if m.is_dir() => Err(cannot_run(
+                    program,
+                    "is a directory: permission denied",
+                    Some(ProgramFault::NotExecutable),
+                )),
+                Ok(m) if m.permissions().mode() & 0o111 == 0 => Err(cannot_run(
+                    program,
+                    &stat("permission denied"),
+                    Some(ProgramFault::NotExecutable),
+                )),
                 Ok(_) => Ok(self.args[0].clone()),
-                Err(e) => Err(not_found(format!(
-                    "stat {}: {}",
-                    program.display(),
-                    io_words(&e)
-                ))),
+                Err(e) => Err(cannot_run(program, &stat(&io_words(&e)), fault_of(&e))),
             };
         }
         for dir in self.search_path.split(':') {
@@ -177,11 +178,20 @@ impl ProcessPlan {
                 && m.is_file()
                 && m.permissions().mode() & 0o111 != 0
             {
-                return CString::new(candidate.into_os_string().into_vec())
-                    .map_err(|_| not_found("path contains a NUL byte".into()));
+                return CString::new(candidate.into_os_string().into_vec()).map_err(|_| {
+                    cannot_run(
+                        program,
+                        "path contains a NUL byte",
+                        Some(ProgramFault::NotFound),
+                    )
+                });
             }
         }
-        Err(not_found("executable file not found in $PATH".into()))
+        Err(cannot_run(
+            program,
+            "executable file not found in $PATH",
+            Some(ProgramFault::NotFound),
+        ))
     }
 
     /// Applies limits, identity, privileges and seccomp, then executes
@@ -192,12 +202,9 @@ impl ProcessPlan {
             Err(e) => return e,
         }
         sys::reset_signals();
-        let errno = sys::execve(program, &self.args, &self.env);
-        Error::Container(format!(
-            "exec: {:?}: {}",
-            program,
-            io_words(&std::io::Error::from(errno))
-        ))
+        let error = std::io::Error::from(sys::execve(program, &self.args, &self.env));
+        let program = Path::new(OsStr::from_bytes(program.as_bytes()));
+        cannot_run(program, &io_words(&error), fault_of(&error))
     }
 
     fn apply(&self) -> Result<()> {
@@ -275,6 +282,26 @@ impl ProcessPlan {
             )
         })?;
         Ok(())
+    }
+}
+
+/// The error of a program that could not be run: a fault when a shell
+/// would give it its own exit status, else a plain failure.
+fn cannot_run(program: &Path, detail: &str, fault: Option<ProgramFault>) -> Error {
+    let message = format!("exec: {:?}: {detail}", program.as_os_str());
+    match fault {
+        Some(fault) => Error::Program { fault, message },
+        None => Error::Container(message),
+    }
+}
+
+/// Which fault a failed stat or execve of the program is, as moby reads
+/// the words (ENOTDIR: a path through a file is not there).
+fn fault_of(e: &std::io::Error) -> Option<ProgramFault> {
+    match e.raw_os_error()? {
+        libc::ENOENT | libc::ENOTDIR => Some(ProgramFault::NotFound),
+        libc::EACCES | libc::EPERM | libc::EISDIR => Some(ProgramFault::NotExecutable),
+        _ => None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 
-use crate::error::{Context, Error, Result, report};
+use crate::error::{Context, Error, ProgramFault, Result, report};
 use crate::sys::{self, Forked};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +18,38 @@ pub(crate) enum Message {
     /// Child to runtime: the container is created and waits for start.
     Created,
     /// Child to runtime: setting up failed, for this reason.
-    Failed(String),
+    Failed(Failure),
     /// Intermediate to runtime: the child it forked has this pid.
     Forked(i32),
+}
+
+/// An error sent over the channel: its words, and the program fault it
+/// was, if any, so that the runtime's side has the same kind of error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    fault: Option<ProgramFault>,
+    reason: String,
+}
+
+impl Failure {
+    pub(crate) fn of(error: &Error) -> Self {
+        Failure {
+            fault: error.program_fault(),
+            reason: report(error),
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        match failure.fault {
+            Some(fault) => Error::Program {
+                fault,
+                message: failure.reason,
+            },
+            None => Error::Container(failure.reason),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -62,7 +91,7 @@ pub(crate) fn fork_child(
                     sys::exit_child(0);
                 }
                 Err(error) => {
-                    let _ = theirs.send(&Message::Failed(report(&error)));
+                    let _ = theirs.send(&Message::Failed(Failure::of(&error)));
                     sys::exit_child(1);
                 }
             }
@@ -75,7 +104,7 @@ pub(crate) fn fork_child(
             }
             match said? {
                 Some(Message::Forked(pid)) => Ok((pid, ours)),
-                Some(Message::Failed(reason)) => Err(Error::Container(reason)),
+                Some(Message::Failed(failure)) => Err(failure.into()),
                 other => Err(Error::Container(format!(
                     "the process forking {what} sent {other:?}"
                 ))),
@@ -89,7 +118,7 @@ pub(crate) fn fork_child(
 fn become_child(ours: Channel, theirs: Channel, body: impl FnOnce(&Channel) -> Error) -> ! {
     drop(ours);
     let error = body(&theirs);
-    let _ = theirs.send(&Message::Failed(report(&error)));
+    let _ = theirs.send(&Message::Failed(Failure::of(&error)));
     sys::exit_child(crate::init::exit_code(&error));
 }
 
@@ -119,9 +148,14 @@ impl Channel {
             }
             Message::RunHooks => packet.push(b'H'),
             Message::Created => packet.push(b'C'),
-            Message::Failed(reason) => {
+            Message::Failed(failure) => {
                 packet.push(b'F');
-                packet.extend_from_slice(reason.as_bytes());
+                packet.push(match failure.fault {
+                    None => b'-',
+                    Some(ProgramFault::NotFound) => b'N',
+                    Some(ProgramFault::NotExecutable) => b'X',
+                });
+                packet.extend_from_slice(failure.reason.as_bytes());
             }
         }
         rustix::net::send(&self.0, &packet, SendFlags::NOSIGNAL)
@@ -150,7 +184,14 @@ impl Channel {
             [b'P', a, b, c, d] => Message::Forked(i32::from_le_bytes([*a, *b, *c, *d])),
             [b'H'] => Message::RunHooks,
             [b'C'] => Message::Created,
-            [b'F', reason @ ..] => Message::Failed(String::from_utf8_lossy(reason).into_owned()),
+            [b'F', fault, reason @ ..] => Message::Failed(Failure {
+                fault: match fault {
+                    b'N' => Some(ProgramFault::NotFound),
+                    b'X' => Some(ProgramFault::NotExecutable),
+                    _ => None,
+                },
+                reason: String::from_utf8_lossy(reason).into_owned(),
+            }),
             _ => {
                 return Err(Error::Container(format!(
                     "unexpected message {packet:?} from the container process"
@@ -164,7 +205,7 @@ impl Channel {
     pub(crate) fn expect(&self, expected: &Message) -> Result<()> {
         match self.recv()? {
             Some(m) if &m == expected => Ok(()),
-            Some(Message::Failed(reason)) => Err(Error::Container(reason)),
+            Some(Message::Failed(failure)) => Err(failure.into()),
             Some(other) => Err(Error::Container(format!(
                 "container process sent {other:?} where {expected:?} was expected"
             ))),

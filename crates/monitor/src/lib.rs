@@ -7,147 +7,82 @@
 //! and records its exit. It leaves the daemon's session, so the daemon can
 //! stop without stopping containers.
 //!
-//! Lines to the daemon on the monitor's stdout: `ready` once the socket
-//! listens (the daemon connects the clients waiting to attach and answers
-//! `go` on the monitor's stdin, so they miss no output), then `started
-//! PID`, then `exited CODE` (before it removes the runtime's state and
-//! cgroup); `error MESSAGE` ends it early.
+//! It speaks to the daemon in `keel_monitor_protocol::message`'s messages
+//! on its stdin and stdout, and depends on the runtime and that protocol
+//! only: one runs per container, so it links nothing else.
+
+mod error;
+mod log;
+mod resident;
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use keel_runtime::{CreateOptions, ExecOptions, Runtime};
+use keel_monitor_protocol::files::{EXIT, Exit, LogLine, exec_process_name, socket_name};
+use keel_monitor_protocol::message::{
+    self, Failure, FailureKind, FromMonitor, Launch, ToMonitor, VERSION,
+};
+use keel_monitor_protocol::stream::{self, Frames, STDERR, STDOUT};
+use keel_runtime::{CreateOptions, ExecOptions, ProgramFault, Runtime};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, PidfdFlags, WaitOptions, pidfd_open, waitpid};
-use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Result};
-use crate::stream::{self, Frames, STDERR, STDOUT};
+use crate::error::Context;
+pub use crate::error::{Error, Result};
 
-/// Where a monitor finds and leaves things, and what stdio to give.
-#[derive(Debug, Clone, Default)]
-pub struct MonitorArgs {
-    pub runtime_root: PathBuf,
-    pub id: String,
-    /// The container's directory: config.json (the bundle), the log, the
-    /// exit record, the sockets.
-    pub dir: PathBuf,
-    /// Run this exec instance (its process in `exec-ID.json`) in the
-    /// running container, instead of the container itself.
-    pub exec: Option<String>,
-    /// Give the process a terminal.
-    pub tty: bool,
-    /// Keep the process's stdin open for attach clients.
-    pub stdin: bool,
-    /// Close the process's stdin when an attached client ends its input.
-    pub stdin_once: bool,
-    /// Rotate the log at this size (`--log-max-size`; 0 for Keel's default).
-    pub log_max_size: u64,
-    /// Keep this many log files (`--log-max-files`; 0 for Keel's default).
-    pub log_max_files: u32,
-}
-
-/// How the daemon runs a monitor.
-pub const USAGE: &str = "keel-monitor --runtime-root DIR --id ID --dir DIR [--exec ID] [--tty] \
-                         [--stdin] [--stdin-once] [--log-max-size BYTES] [--log-max-files N]";
-
-impl MonitorArgs {
-    /// The monitor's command line (see [`USAGE`]).
-    pub fn parse(
-        args: impl IntoIterator<Item = std::ffi::OsString>,
-    ) -> std::result::Result<Self, String> {
-        let mut parsed = MonitorArgs::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let mut value = || {
-                args.next().ok_or_else(|| {
-                    format!("{} needs a value; usage: {USAGE}", arg.to_string_lossy())
-                })
-            };
-            match arg.to_str() {
-                Some("--runtime-root") => parsed.runtime_root = value()?.into(),
-                Some("--id") => parsed.id = value()?.to_string_lossy().into_owned(),
-                Some("--dir") => parsed.dir = value()?.into(),
-                Some("--exec") => parsed.exec = Some(value()?.to_string_lossy().into_owned()),
-                Some("--tty") => parsed.tty = true,
-                Some("--stdin") => parsed.stdin = true,
-                Some("--stdin-once") => parsed.stdin_once = true,
-                Some("--log-max-size") => parsed.log_max_size = number(value()?)?,
-                Some("--log-max-files") => parsed.log_max_files = number(value()?)?,
-                _ => return Err(format!("unknown argument {arg:?}; usage: {USAGE}")),
-            }
-        }
-        if parsed.id.is_empty()
-            || parsed.dir.as_os_str().is_empty()
-            || parsed.runtime_root.as_os_str().is_empty()
-        {
-            return Err(format!("the daemon runs this; usage: {USAGE}"));
-        }
-        Ok(parsed)
-    }
-}
-
-/// A numeric flag's value.
-fn number<T: std::str::FromStr>(value: std::ffi::OsString) -> std::result::Result<T, String> {
-    value
-        .to_str()
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("{value:?} is not a number; usage: {USAGE}"))
-}
-
-pub const LOG: &str = "container-json.log";
-pub const EXIT: &str = "exit.json";
 /// Where the runtime hands over a terminal's master (inside the dir).
 const CONSOLE: &str = "console.sock";
 
-/// The socket a monitor serves, relative to the container's directory.
-pub fn socket_name(exec: Option<&str>) -> String {
-    match exec {
-        None => "attach.sock".to_owned(),
-        Some(id) => format!("exec-{id}.sock"),
-    }
-}
-
-/// The OCI process of an exec instance, relative to the container's
-/// directory.
-pub fn exec_process_name(exec: &str) -> String {
-    format!("exec-{exec}.json")
-}
-
-/// How the container ended, as the monitor records it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Exit {
-    pub code: i32,
-    pub finished_at: String,
-}
-
-/// One line of Docker's json-file log.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LogLine {
-    pub log: String,
-    pub stream: String,
-    pub time: String,
-}
-
-pub fn run(args: &MonitorArgs) -> Result<()> {
+/// Runs the monitor: reads its [`Launch`] from stdin, and reports to the
+/// daemon on stdout until the process has exited.
+pub fn run() -> Result<()> {
     // Out of the daemon's session and process group: its end is not ours.
     let _ = rustix::process::setsid();
-    std::env::set_current_dir(&args.dir)
-        .context(|| format!("cannot enter {}", args.dir.display()))?;
-    // Our stdin and stdout are the lines from and to the daemon; fds 0 to
-    // 2 become the process's.
+    // Our stdin and stdout are the daemon's; fds 0 to 2 become the
+    // process's.
     let dup = |fd: BorrowedFd<'_>| {
         rustix::io::fcntl_dupfd_cloexec(fd, 3)
             .map(File::from)
             .context(|| "dup".to_owned())
     };
-    let mut to_daemon = io::LineWriter::new(dup(rustix::stdio::stdout())?);
-    let mut from_daemon = BufReader::new(dup(rustix::stdio::stdin())?);
+    let mut to_daemon = dup(rustix::stdio::stdout())?;
+    let mut from_daemon = dup(rustix::stdio::stdin())?;
+    let launch = match message::receive::<ToMonitor>(&mut from_daemon) {
+        Ok(Some(ToMonitor::Launch(launch))) if launch.version == VERSION => launch,
+        Ok(Some(ToMonitor::Launch(launch))) => {
+            let failure = Failure {
+                kind: FailureKind::Other,
+                message: format!(
+                    "keel-monitor speaks protocol version {VERSION}, the daemon {}: \
+                     install keel and keel-monitor from the same release",
+                    launch.version
+                ),
+            };
+            let _ = message::send(&mut to_daemon, &FromMonitor::Failed(failure));
+            return Err(Error::Protocol("a launch of another version".to_owned()));
+        }
+        other => {
+            return Err(Error::Protocol(format!(
+                "expected a launch from the daemon, got {other:?}"
+            )));
+        }
+    };
+    monitor(&launch, &mut to_daemon, &mut from_daemon)
+}
+
+fn monitor(args: &Launch, to_daemon: &mut File, from_daemon: &mut File) -> Result<()> {
+    std::env::set_current_dir(&args.dir)
+        .context(|| format!("cannot enter {}", args.dir.display()))?;
+    let dup = |fd: BorrowedFd<'_>| {
+        rustix::io::fcntl_dupfd_cloexec(fd, 3)
+            .map(File::from)
+            .context(|| "dup".to_owned())
+    };
     // Our stderr (monitor.log) comes back once the process has its own.
     let own_stderr = dup(rustix::stdio::stderr())?;
     // Orphans of the container become ours to reap, as for conmon.
@@ -188,7 +123,7 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
         replace_stdio(&null, &null, &null)?;
     }
     let runtime = Runtime::new(&args.runtime_root, false);
-    let launched = launch(args, &runtime, &mut to_daemon, &mut from_daemon);
+    let launched = launch(args, &runtime, to_daemon, from_daemon);
     // Only the process holds the other ends of its pipes now.
     replace_stdio(&null, &null, &own_stderr)?;
     let master = match (launched.as_ref(), &console) {
@@ -198,9 +133,9 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     let _ = fs::remove_file(CONSOLE);
     let (pid, master) = match (launched, master.transpose()) {
         (Ok(pid), Ok(master)) => (pid, master),
-        (Err(message), _) | (Ok(_), Err(message)) => {
+        (Err(failure), _) | (Ok(_), Err(failure)) => {
             let _ = fs::remove_file(&socket);
-            let _ = writeln!(to_daemon, "error {}", message.replace('\n', " "));
+            let _ = message::send(to_daemon, &FromMonitor::Failed(failure));
             return Ok(());
         }
     };
@@ -212,21 +147,10 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
             input = Some(Input::new(dup()?)?);
         }
     }
-    let _ = writeln!(to_daemon, "started {pid}");
-    let log = match args.exec {
-        None => {
-            let defaults = crate::log::LogConfig::default().limits()?;
-            let limits = crate::log::Limits {
-                max_size: Some(args.log_max_size)
-                    .filter(|s| *s > 0)
-                    .unwrap_or(defaults.max_size),
-                max_files: Some(args.log_max_files)
-                    .filter(|n| *n > 0)
-                    .unwrap_or(defaults.max_files),
-            };
-            Some(crate::log::Writer::open(&args.dir, limits)?)
-        }
-        Some(_) => None,
+    let _ = message::send(to_daemon, &FromMonitor::Started { pid });
+    let log = match args.log {
+        Some(limits) => Some(crate::log::Writer::open(&args.dir, limits)?),
+        None => None,
     };
     let mut relay = Relay {
         outputs,
@@ -246,12 +170,14 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
             finished_at: keel_time::now_rfc3339(),
         };
         // Not synced: after a crash of the machine the exit is moot.
-        replace(
-            &args.dir.join(EXIT),
+        let path = args.dir.join(EXIT);
+        keel_durable::replace(
+            &path,
             &serde_json::to_vec(&exit).expect("an exit serializes"),
-        )?;
+        )
+        .context(|| format!("cannot write {}", path.display()))?;
     }
-    let _ = writeln!(to_daemon, "exited {code}");
+    let _ = message::send(to_daemon, &FromMonitor::Exited { code });
     // After the daemon has the exit: it waits for the monitor's end only
     // to start the container again.
     if args.exec.is_none() {
@@ -260,24 +186,30 @@ pub fn run(args: &MonitorArgs) -> Result<()> {
     Ok(())
 }
 
-/// Creates the container (or readies the exec), says `ready`, waits for
-/// the daemon's `go`, and starts the process: its pid, or what went wrong.
+/// Creates the container (or readies the exec), says it is ready, waits
+/// for the daemon's go, and starts the process: its pid, or why not.
 fn launch(
-    args: &MonitorArgs,
+    args: &Launch,
     runtime: &Runtime,
     to_daemon: &mut impl Write,
-    from_daemon: &mut impl BufRead,
-) -> std::result::Result<i32, String> {
+    from_daemon: &mut impl Read,
+) -> std::result::Result<i32, Failure> {
     let console_socket = args.tty.then(|| PathBuf::from(CONSOLE));
     let mut ready = || {
-        let _ = writeln!(to_daemon, "ready");
-        let mut line = String::new();
-        match from_daemon.read_line(&mut line) {
-            Ok(_) if line.trim() == "go" => Ok(()),
-            _ => Err("the daemon went away before the start".to_owned()),
+        let _ = message::send(to_daemon, &FromMonitor::Ready);
+        match message::receive(from_daemon) {
+            Ok(Some(ToMonitor::Go)) => Ok(()),
+            _ => Err(other("the daemon went away before the start".to_owned())),
         }
     };
-    let report = |error: keel_runtime::Error| keel_runtime::report(&error);
+    let report = |error: keel_runtime::Error| Failure {
+        kind: match error.program_fault() {
+            Some(ProgramFault::NotFound) => FailureKind::ProgramNotFound,
+            Some(ProgramFault::NotExecutable) => FailureKind::ProgramNotExecutable,
+            None => FailureKind::Other,
+        },
+        message: keel_runtime::report(&error),
+    };
     match &args.exec {
         None => {
             let options = CreateOptions {
@@ -313,12 +245,20 @@ fn replace_stdio(stdin: &impl AsFd, out: &impl AsFd, err: &impl AsFd) -> Result<
     rustix::stdio::dup2_stderr(err).context(|| "dup2".to_owned())
 }
 
+/// A failure of no kind of its own.
+fn other(message: String) -> Failure {
+    Failure {
+        kind: FailureKind::Other,
+        message,
+    }
+}
+
 /// The terminal's master, sent by the runtime over the console socket.
-fn receive_master(console: &UnixListener) -> std::result::Result<OwnedFd, String> {
+fn receive_master(console: &UnixListener) -> std::result::Result<OwnedFd, Failure> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let (connection, _) = console
         .accept()
-        .map_err(|e| format!("the console socket: {e}"))?;
+        .map_err(|e| other(format!("the console socket: {e}")))?;
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut name = [0u8; 256];
@@ -328,14 +268,14 @@ fn receive_master(console: &UnixListener) -> std::result::Result<OwnedFd, String
         &mut control,
         RecvFlags::CMSG_CLOEXEC,
     )
-    .map_err(|e| format!("receiving the terminal: {e}"))?;
+    .map_err(|e| other(format!("receiving the terminal: {e}")))?;
     control
         .drain()
         .find_map(|message| match message {
             RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
             _ => None,
         })
-        .ok_or_else(|| "the runtime sent no terminal".to_owned())
+        .ok_or_else(|| other("the runtime sent no terminal".to_owned()))
 }
 
 /// One of the process's outputs: a pipe, or the terminal.
@@ -489,7 +429,7 @@ impl Relay {
             fds.push(PollFd::new(&input.fd, PollFlags::OUT));
         }
         if first {
-            crate::resident::release_startup_pages();
+            resident::release_startup_pages();
         }
         loop {
             match poll(&mut fds, None) {
@@ -657,15 +597,4 @@ struct Ready {
     listener: bool,
     outputs: Vec<usize>,
     clients: Vec<usize>,
-}
-
-/// Writes a record durably and atomically (see keel-durable).
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    keel_durable::write_atomically(path, bytes)
-        .context(|| format!("cannot write {}", path.display()))
-}
-
-/// Writes a file atomically, without a sync (see keel-durable).
-pub(crate) fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
-    keel_durable::replace(path, bytes).context(|| format!("cannot write {}", path.display()))
 }
