@@ -21,7 +21,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
-use keel_monitor_protocol::files::{EXIT, Exit, LogLine, exec_process_name, socket_name};
+use keel_monitor_protocol::files::{EXIT, Exit, exec_process_name, socket_name};
 use keel_monitor_protocol::message::{
     self, Failure, FailureKind, FromMonitor, Launch, ToMonitor, VERSION,
 };
@@ -581,15 +581,44 @@ impl Relay {
         let Some(log) = &mut self.log else {
             return Ok(());
         };
-        let entry = LogLine {
-            log: String::from_utf8_lossy(line).into_owned(),
-            stream: if kind == STDERR { "stderr" } else { "stdout" }.to_owned(),
-            time: keel_time::now_rfc3339(),
-        };
-        let mut bytes = serde_json::to_vec(&entry).expect("a log line serializes");
-        bytes.push(b'\n');
-        log.append(&bytes)
+        let stream = if kind == STDERR { "stderr" } else { "stdout" };
+        let entry = log_entry(line, stream, &keel_time::now_rfc3339());
+        log.append(&entry)
     }
+}
+
+/// One line of the json-file log, a `LogLine` as serde_json writes it,
+/// and a newline. Written by hand: it is what a monitor does all its life,
+/// and serde's generic code is spread over pages that would stay resident
+/// for it (a logging monitor held 200 kB more with serde_json).
+fn log_entry(line: &[u8], stream: &str, time: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(line);
+    let mut entry = Vec::with_capacity(text.len() + 64);
+    entry.extend_from_slice(b"{\"log\":\"");
+    for &byte in text.as_bytes() {
+        match byte {
+            b'"' => entry.extend_from_slice(b"\\\""),
+            b'\\' => entry.extend_from_slice(b"\\\\"),
+            b'\n' => entry.extend_from_slice(b"\\n"),
+            b'\r' => entry.extend_from_slice(b"\\r"),
+            b'\t' => entry.extend_from_slice(b"\\t"),
+            0x08 => entry.extend_from_slice(b"\\b"),
+            0x0c => entry.extend_from_slice(b"\\f"),
+            control @ 0..0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                entry.extend_from_slice(b"\\u00");
+                entry.push(HEX[usize::from(control >> 4)]);
+                entry.push(HEX[usize::from(control & 0xf)]);
+            }
+            other => entry.push(other),
+        }
+    }
+    entry.extend_from_slice(b"\",\"stream\":\"");
+    entry.extend_from_slice(stream.as_bytes());
+    entry.extend_from_slice(b"\",\"time\":\"");
+    entry.extend_from_slice(time.as_bytes());
+    entry.extend_from_slice(b"\"}\n");
+    entry
 }
 
 /// What the poll found ready besides the process's exit.
@@ -597,4 +626,28 @@ struct Ready {
     listener: bool,
     outputs: Vec<usize>,
     clients: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use keel_monitor_protocol::files::LogLine;
+
+    use super::*;
+
+    #[test]
+    fn a_log_entry_is_what_serde_json_writes_for_its_line() {
+        let line = b"quote \" backslash \\ tab \t bell \x07 nul \x00 bad \xff utf8 \xc3\xa9\n";
+        let expected = LogLine {
+            log: String::from_utf8_lossy(line).into_owned(),
+            stream: "stderr".to_owned(),
+            time: "2026-12-03T16:11:38.000000001Z".to_owned(),
+        };
+        let mut expected = serde_json::to_vec(&expected).unwrap();
+        expected.push(b'\n');
+        let written = log_entry(line, "stderr", "2026-12-03T16:11:38.000000001Z");
+        assert_eq!(
+            String::from_utf8_lossy(&written),
+            String::from_utf8_lossy(&expected)
+        );
+    }
 }

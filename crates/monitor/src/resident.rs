@@ -19,11 +19,13 @@ use std::ffi::c_void;
 pub fn release_startup_pages() {
     let mut ranges = [(0, 0); 32];
     let mut count = 0;
+    let mut stack = None;
     if let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") {
         for (slot, range) in ranges.iter_mut().zip(clean_read_only_file_mappings(&smaps)) {
             *slot = range;
             count += 1;
         }
+        stack = stack_mapping(&smaps);
     }
     // SAFETY: malloc_trim only returns glibc's free heap pages; it touches
     // no allocation in use.
@@ -40,6 +42,40 @@ pub fn release_startup_pages() {
             )
         };
     }
+    // The stack the start grew (the runtime's setup runs deep) and no
+    // longer uses: the pages below this frame, with a margin for the
+    // calls still to come. Free stack holds nothing that must survive; a
+    // page touched again comes back zeroed.
+    let here = std::ptr::addr_of!(ranges) as usize;
+    if let Some((start, _)) = stack {
+        let end = (here.saturating_sub(STACK_MARGIN)) & !(PAGE - 1);
+        if end > start {
+            // SAFETY: [start, end) lies below the live part of the stack
+            // (this frame and its callers are above `here`, the calls to
+            // come within the margin): no live data is there.
+            let _ = unsafe {
+                rustix::mm::madvise(
+                    start as *mut c_void,
+                    end - start,
+                    rustix::mm::Advice::LinuxDontNeed,
+                )
+            };
+        }
+    }
+}
+
+const PAGE: usize = 4096;
+/// What the calls after the release may use below the releasing frame.
+const STACK_MARGIN: usize = 16 * 1024;
+
+/// The main thread's stack mapping in `smaps`.
+fn stack_mapping(smaps: &str) -> Option<(usize, usize)> {
+    let line = smaps.lines().find(|line| line.ends_with("[stack]"))?;
+    let (start, end) = line.split_whitespace().next()?.split_once('-')?;
+    Some((
+        usize::from_str_radix(start, 16).ok()?,
+        usize::from_str_radix(end, 16).ok()?,
+    ))
 }
 
 /// The address ranges of mappings in `smaps` that are backed by a file,
@@ -103,6 +139,14 @@ Anonymous:            12 kB
 Rss:                   4 kB
 Anonymous:             0 kB
 ";
+
+    #[test]
+    fn the_stack_is_found_by_its_name() {
+        let smaps =
+            "7ffd7f46b000-7ffd7f48c000 rw-p 00000000 00:00 0                          [stack]\n";
+        assert_eq!(stack_mapping(smaps), Some((0x7ffd7f46b000, 0x7ffd7f48c000)));
+        assert_eq!(stack_mapping(SMAPS), None);
+    }
 
     #[test]
     fn only_unwritten_read_only_file_mappings_are_released() {

@@ -16,13 +16,25 @@ pub fn rfc3339(time: SystemTime) -> String {
     let seconds = since.as_secs() as i64;
     let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_nanos()
-    )
+    // Digit by digit rather than with format!: a container's monitor
+    // stamps every log line with this, and the formatting machinery is
+    // code spread over many pages it would keep resident.
+    let mut text = String::with_capacity(30);
+    let mut digits = |value: u64, width: u32, after: char| {
+        for place in (0..width).rev() {
+            text.push(char::from(b'0' + (value / 10u64.pow(place) % 10) as u8));
+        }
+        text.push(after);
+    };
+    let rest = rest as u64;
+    digits(year.clamp(0, 9999) as u64, 4, '-');
+    digits(month as u64, 2, '-');
+    digits(day as u64, 2, 'T');
+    digits(rest / 3600, 2, ':');
+    digits(rest % 3600 / 60, 2, ':');
+    digits(rest % 60, 2, '.');
+    digits(u64::from(since.subsec_nanos()), 9, 'Z');
+    text
 }
 
 /// Seconds since the epoch of `2024-01-02T03:04:05.678Z`, or of the same
