@@ -24,49 +24,6 @@ use crate::network::{self, EndpointBody, NetworkRequest, PortBindingBody};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-impl From<keel_engine::Error> for ApiError {
-    fn from(error: keel_engine::Error) -> Self {
-        use keel_engine::Error as E;
-        if let E::Image(inner) = error {
-            return inner.into();
-        }
-        if let E::Registry(inner) = &error {
-            let status = match inner.status() {
-                Some(401) => StatusCode::UNAUTHORIZED,
-                Some(403) => StatusCode::FORBIDDEN,
-                Some(404) => StatusCode::NOT_FOUND,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            return Self::new(status, crate::http::message(error));
-        }
-        let status = match &error {
-            E::NoSuchContainer(_) | E::NoSuchExec(_) | E::NoSuchVolume(_) | E::NoSuchNetwork(_) => {
-                StatusCode::NOT_FOUND
-            }
-            E::NetworkExists(_) => StatusCode::CONFLICT,
-            E::PredefinedNetwork(_) => StatusCode::FORBIDDEN,
-            E::NameInUse { .. }
-            | E::RemoveRunning { .. }
-            | E::NotRunning { .. }
-            | E::AlreadyRunning { .. }
-            | E::Paused { .. }
-            | E::ExecStarted(_)
-            | E::VolumeInUse { .. } => StatusCode::CONFLICT,
-            E::InvalidName(_)
-            | E::NoCommand
-            | E::NoSuchUser { .. }
-            | E::Start(_)
-            | E::InvalidParameter(_)
-            | E::NoSuchTag(_)
-            | E::NoExecCommand
-            | E::Network(_)
-            | E::Unsupported(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self::new(status, crate::http::message(error))
-    }
-}
-
 /// The body of POST /containers/create, as much of it as Keel acts on.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 use hyper::{Response, StatusCode, header};
+use keel_errdefs::{HasKind, Kind};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -93,24 +94,18 @@ pub fn message(error: impl std::error::Error + Send + Sync + 'static) -> String 
     format!("{:#}", anyhow::Error::new(error))
 }
 
-impl From<keel_image::Error> for ApiError {
-    fn from(error: keel_image::Error) -> Self {
-        use keel_image::Error as E;
-        let status = match &error {
-            E::NoSuchImage(_) | E::NoSuchSnapshot(_) => StatusCode::NOT_FOUND,
-            E::ImageInUse { .. }
-            | E::ImageInUseByRunning { .. }
-            | E::ReferenceInUse { .. }
-            | E::ImageHasManyTags { .. }
-            | E::SnapshotExists(_) => StatusCode::CONFLICT,
-            E::InvalidDigest(_)
-            | E::InvalidReference { .. }
-            | E::DigestMismatch { .. }
-            | E::UnsafeEntry { .. }
-            | E::BadLayer { .. }
-            | E::BadArchive { .. }
-            | E::BadConfig(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+/// Every error of the crates below turns into its status here, by its
+/// kind, as moby's errdefs map to HTTP.
+impl<E: HasKind + std::error::Error + Send + Sync + 'static> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        let status = match error.kind() {
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::InvalidArgument => StatusCode::BAD_REQUEST,
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::NotPermitted => StatusCode::FORBIDDEN,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, message(error))
     }

@@ -183,7 +183,7 @@ fn parse_create_flags(
                 let text: String = parser.value()?.string()?;
                 let bytes = match text.as_str() {
                     "-1" => -1,
-                    _ => parse_size(&text).with_context(|| {
+                    _ => keel_units::ram_in_bytes(&text).with_context(|| {
                         format!("invalid argument \"{text}\" for \"--memory-swap\" flag")
                     })?,
                 };
@@ -384,7 +384,7 @@ fn mount_option(text: &str) -> Result<Value> {
             "bind-propagation" => mount["BindOptions"] = json!({"Propagation": value}),
             "volume-nocopy" => mount["VolumeOptions"] = json!({"NoCopy": flag()?}),
             "tmpfs-size" => {
-                let bytes = parse_size(value)
+                let bytes = keel_units::ram_in_bytes(value)
                     .with_context(|| format!("invalid value for tmpfs-size: {value}"))?;
                 mount["TmpfsOptions"]["SizeBytes"] = json!(bytes);
             }
@@ -402,7 +402,8 @@ fn mount_option(text: &str) -> Result<Value> {
 /// A size flag's value in bytes, or docker's error naming the flag.
 fn size_flag(parser: &mut lexopt::Parser, flag: &str) -> Result<i64> {
     let text: String = parser.value()?.string()?;
-    parse_size(&text).with_context(|| format!("invalid argument \"{text}\" for \"{flag}\" flag"))
+    keel_units::ram_in_bytes(&text)
+        .with_context(|| format!("invalid argument \"{text}\" for \"{flag}\" flag"))
 }
 
 /// An integer flag stored under its API name.
@@ -432,30 +433,6 @@ fn ulimit_flag(text: &str) -> Result<Value> {
     let soft: i64 = soft.parse().map_err(|_| bad())?;
     let hard: i64 = hard.parse().map_err(|_| bad())?;
     Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
-}
-
-/// "64m", "1g", "512k", "100": bytes (binary units, as Docker's
-/// RAMInBytes).
-pub(crate) fn parse_size(text: &str) -> Result<i64> {
-    let (number, unit) = match text
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
-    {
-        Some((i, _)) => (&text[..i], &text[i..]),
-        None => (text, ""),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid size: '{text}'"))?;
-    let scale: i64 = match unit.to_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => bail!("invalid suffix: '{unit}'"),
-    };
-    Ok((value * scale as f64) as i64)
 }
 
 /// A `--security-opt` as the docker CLI sends it: checked for a value,

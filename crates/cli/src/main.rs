@@ -304,7 +304,7 @@ fn daemon_command(
             Long("init-path") => init_path = Some(PathBuf::from(parser.value()?)),
             Long("disk-reserve") => {
                 let text = parser.value()?.string()?;
-                let bytes = containers::parse_size(&text).with_context(|| {
+                let bytes = keel_units::ram_in_bytes(&text).with_context(|| {
                     format!(
                         "invalid --disk-reserve {text:?}: give a size such as 2g, or 0 for none"
                     )

@@ -90,3 +90,43 @@ impl<T, E: Into<io::Error>> Context<T> for Result<T, E> {
         })
     }
 }
+
+impl keel_errdefs::HasKind for Error {
+    fn kind(&self) -> keel_errdefs::Kind {
+        use keel_errdefs::Kind;
+        match self {
+            Error::NoSuchContainer(_)
+            | Error::NoSuchExec(_)
+            | Error::NoSuchVolume(_)
+            | Error::NoSuchNetwork(_) => Kind::NotFound,
+            Error::NameInUse { .. }
+            | Error::RemoveRunning { .. }
+            | Error::NotRunning { .. }
+            | Error::AlreadyRunning { .. }
+            | Error::Paused { .. }
+            | Error::ExecStarted(_)
+            | Error::VolumeInUse { .. }
+            | Error::NetworkExists(_) => Kind::Conflict,
+            Error::PredefinedNetwork(_) => Kind::NotPermitted,
+            // A process that cannot start is the request's fault (its
+            // command, its mounts), as Docker answers it.
+            Error::InvalidName(_)
+            | Error::NoCommand
+            | Error::NoSuchUser { .. }
+            | Error::Start(_)
+            | Error::InvalidParameter(_)
+            | Error::NoSuchTag(_)
+            | Error::NoExecCommand
+            | Error::Unsupported(_) => Kind::InvalidArgument,
+            Error::Image(inner) => inner.kind(),
+            Error::Network(inner) => inner.kind(),
+            Error::Registry(inner) => inner.kind(),
+            // The runtime is the engine's own: its failures are the
+            // engine's.
+            Error::Runtime(_)
+            | Error::LayerVerification { .. }
+            | Error::Transfer { .. }
+            | Error::Io { .. } => Kind::Internal,
+        }
+    }
+}

@@ -40,7 +40,7 @@ impl LogConfig {
         for (key, value) in &self.options {
             match key.as_str() {
                 "max-size" => {
-                    limits.max_size = human_size(value).ok_or_else(|| {
+                    limits.max_size = keel_units::from_human_size(value).map_err(|_| {
                         Error::InvalidParameter(format!(
                             "invalid max-size {value:?}: expected a size such as 10m, 512k or 1g"
                         ))
@@ -64,34 +64,12 @@ impl LogConfig {
     }
 }
 
-/// `10m`, `1k`, `2g`, `100`: decimal units, as Docker's `max-size`
-/// (go-units' FromHumanSize).
-fn human_size(text: &str) -> Option<u64> {
-    let lower = text.trim().to_ascii_lowercase();
-    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &lower[digits.len()..];
-    let scale: f64 = match unit.trim_end_matches('b') {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        "t" => 1e12,
-        _ => return None,
-    };
-    let number: f64 = digits.parse().ok().filter(|n: &f64| *n > 0.0)?;
-    Some((number * scale) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_and_options_are_read_as_dockers_json_file_driver_reads_them() {
-        assert_eq!(human_size("10m"), Some(10_000_000));
-        assert_eq!(human_size("1k"), Some(1000));
-        assert_eq!(human_size("2GB"), Some(2_000_000_000));
-        assert_eq!(human_size("x"), None);
         let config = |pairs: &[(&str, &str)]| LogConfig {
             driver: String::new(),
             options: pairs

@@ -119,3 +119,29 @@ fn human_bytes(bytes: u64) -> String {
         _ => format!("{value:.1} {}", UNITS[unit]),
     }
 }
+
+impl keel_errdefs::HasKind for Error {
+    fn kind(&self) -> keel_errdefs::Kind {
+        use keel_errdefs::Kind;
+        match self {
+            Error::NoSuchImage(_) | Error::NoSuchSnapshot(_) => Kind::NotFound,
+            Error::ImageInUse { .. }
+            | Error::ImageInUseByRunning { .. }
+            | Error::ReferenceInUse { .. }
+            | Error::ImageHasManyTags { .. }
+            | Error::SnapshotExists(_) => Kind::Conflict,
+            Error::InvalidDigest(_)
+            | Error::InvalidReference { .. }
+            | Error::DigestMismatch { .. }
+            | Error::UnsafeEntry { .. }
+            | Error::BadLayer { .. }
+            | Error::BadArchive { .. }
+            | Error::BadConfig(_) => Kind::InvalidArgument,
+            Error::StoreBusy { .. } => Kind::Unavailable,
+            Error::DiskReserve { .. }
+            | Error::Cancelled { .. }
+            | Error::Unpack { .. }
+            | Error::Io { .. } => Kind::Internal,
+        }
+    }
+}

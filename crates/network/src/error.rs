@@ -53,3 +53,22 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl keel_errdefs::HasKind for Error {
+    fn kind(&self) -> keel_errdefs::Kind {
+        use keel_errdefs::Kind;
+        match self {
+            Error::InvalidSubnet(_)
+            | Error::AddressOutsideSubnet { .. }
+            | Error::InvalidPort(_)
+            | Error::InvalidMac(_) => Kind::InvalidArgument,
+            Error::SubnetFull(_) | Error::PortTaken { .. } => Kind::Conflict,
+            Error::Netlink { .. }
+            | Error::Namespace { .. }
+            | Error::Sysctl { .. }
+            | Error::Nftables { .. }
+            | Error::Firewall { .. }
+            | Error::Io { .. } => Kind::Internal,
+        }
+    }
+}

@@ -65,3 +65,28 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl keel_errdefs::HasKind for Error {
+    fn kind(&self) -> keel_errdefs::Kind {
+        use keel_errdefs::Kind;
+        match self {
+            Error::Status { status: 401, .. } | Error::NoCredentials { .. } => {
+                Kind::Unauthenticated
+            }
+            Error::Status { status: 403, .. } => Kind::NotPermitted,
+            Error::Status { status: 404, .. } | Error::NoMatchingPlatform { .. } => Kind::NotFound,
+            Error::Status {
+                status: 429 | 503, ..
+            } => Kind::Unavailable,
+            Error::InvalidPlatform(_) | Error::BadAuthHeader(_) => Kind::InvalidArgument,
+            Error::Status { .. }
+            | Error::Transport { .. }
+            | Error::Io { .. }
+            | Error::BadAnswer { .. }
+            | Error::ManifestDigest { .. }
+            | Error::UnsupportedManifest(_)
+            | Error::ConfigFile { .. }
+            | Error::CredentialHelper { .. } => Kind::Internal,
+        }
+    }
+}
