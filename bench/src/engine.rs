@@ -22,8 +22,8 @@ use keel_testkit::podman::{Podman, ULIMITS, output};
 
 use crate::{median, ms};
 
-/// `cargo build --release -p keel -p keel-monitor` puts keel and
-/// keel-monitor here.
+/// `cargo build --release -p keel -p keel-daemon -p keel-monitor` puts
+/// keel, keel-daemon and keel-monitor here.
 fn keel_binary() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/keel")
 }
@@ -39,8 +39,10 @@ impl Keel {
     pub(crate) fn start(daemon_args: &[&str]) -> Result<Keel> {
         let binary = keel_binary();
         ensure!(
-            binary.exists() && binary.with_file_name("keel-monitor").exists(),
-            "{} or keel-monitor beside it not found: build them with cargo build --release -p keel -p keel-monitor",
+            ["keel-daemon", "keel-monitor"]
+                .iter()
+                .all(|name| binary.with_file_name(name).exists()),
+            "{}, keel-daemon or keel-monitor beside it not found: build them with cargo build --release -p keel -p keel-daemon -p keel-monitor",
             binary.display()
         );
         let dir = tempfile::Builder::new()

@@ -26,10 +26,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use keel_api_types::{API_VERSION, MIN_API_VERSION};
 use tokio::net::UnixListener;
 
 pub use http::ApiError;
-pub use system::{API_VERSION, MIN_API_VERSION};
 
 use crate::http::{Query, Reply};
 

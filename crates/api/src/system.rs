@@ -3,12 +3,11 @@
 use hyper::{Response, StatusCode, header};
 use serde_json::json;
 
+use keel_api_types::system::{ComponentVersion, Platform, SystemVersion};
+use keel_api_types::{API_VERSION, MIN_API_VERSION};
+
 use crate::Daemon;
 use crate::http::{Body, Reply, json};
-
-/// The newest Engine API version Keel speaks, and the oldest it accepts.
-pub const API_VERSION: &str = "1.47";
-pub const MIN_API_VERSION: &str = "1.24";
 
 pub fn ping(head: bool) -> Reply {
     Response::builder()
@@ -34,23 +33,36 @@ fn kernel_version() -> String {
 
 pub fn version() -> Reply {
     let version = env!("CARGO_PKG_VERSION");
+    let details = [
+        ("ApiVersion", API_VERSION.to_owned()),
+        ("MinAPIVersion", MIN_API_VERSION.to_owned()),
+        ("Os", "linux".to_owned()),
+        ("Arch", keel_image::go_arch().to_owned()),
+        ("KernelVersion", kernel_version()),
+    ];
     json(
         StatusCode::OK,
-        &json!({
-            "Platform": {"Name": "Keel"},
-            "Components": [{"Name": "Engine", "Version": version, "Details": {
-                "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-                "Arch": keel_image::go_arch(), "KernelVersion": kernel_version(),
-            }}],
-            "Version": version,
-            "ApiVersion": API_VERSION,
-            "MinAPIVersion": MIN_API_VERSION,
-            "GitCommit": "",
-            "GoVersion": "",
-            "Os": "linux",
-            "Arch": keel_image::go_arch(),
-            "KernelVersion": kernel_version(),
-        }),
+        &SystemVersion {
+            platform: Platform {
+                name: "Keel".to_owned(),
+            },
+            components: vec![ComponentVersion {
+                name: "Engine".to_owned(),
+                version: version.to_owned(),
+                details: details
+                    .into_iter()
+                    .map(|(key, value)| (key.to_owned(), value))
+                    .collect(),
+            }],
+            version: version.to_owned(),
+            api_version: API_VERSION.to_owned(),
+            min_api_version: MIN_API_VERSION.to_owned(),
+            git_commit: String::new(),
+            go_version: String::new(),
+            os: "linux".to_owned(),
+            arch: keel_image::go_arch().to_owned(),
+            kernel_version: kernel_version(),
+        },
     )
 }
 

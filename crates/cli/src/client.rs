@@ -8,9 +8,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-
-/// The API version this CLI speaks; the daemon accepts it or says why not.
-const API_PREFIX: &str = "/v1.47";
+// The API version this CLI speaks; the daemon accepts it or says why not.
+use keel_api_types::API_VERSION;
 
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -66,7 +65,7 @@ impl Client {
             )
         })?;
         let mut head = format!(
-            "{method} {API_PREFIX}{path} HTTP/1.1\r\nHost: keel\r\nUser-Agent: keel-cli/{}\r\n",
+            "{method} /v{API_VERSION}{path} HTTP/1.1\r\nHost: keel\r\nUser-Agent: keel-cli/{}\r\n",
             env!("CARGO_PKG_VERSION")
         );
         for (name, value) in headers {

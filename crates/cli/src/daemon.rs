@@ -1,82 +1,38 @@
-//! `keel daemon`: serves the Engine API on a unix socket until SIGTERM or
-//! SIGINT, and the CLI's start of it when none is running.
+//! The Keel daemon, as the CLI reaches it: `keel daemon` runs
+//! `keel-daemon` (installed beside keel), and a CLI that finds no daemon
+//! starts one in the background.
 
-use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use keel_api::Daemon;
 
-/// Set in the environment of a daemon the CLI starts, so it leaves the
-/// CLI's session and terminal.
-const DETACH: &str = "KEEL_DAEMON_DETACH";
+/// keel-daemon, beside this keel.
+fn daemon_binary() -> Result<PathBuf> {
+    let binary = std::env::current_exe()?.with_file_name("keel-daemon");
+    if !binary.exists() {
+        bail!(
+            "cannot find {}: keel-daemon is installed beside keel (cargo builds both)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
 
-pub fn run(root: &Path, socket: &Path, options: keel_engine::Options) -> Result<()> {
-    if std::env::var_os(DETACH).is_some() {
-        rustix::process::setsid().ok();
+/// `keel daemon ARGS`: becomes keel-daemon with the same arguments (and
+/// the socket given to keel, if one was).
+pub fn exec(host: Option<&str>, args: impl Iterator<Item = std::ffi::OsString>) -> Result<()> {
+    let binary = daemon_binary()?;
+    let mut command = Command::new(&binary);
+    command.arg0("keel-daemon");
+    if let Some(host) = host {
+        command.arg("-H").arg(host);
     }
-    if UnixStream::connect(socket).is_ok() {
-        bail!(
-            "a daemon already listens on {}; stop it or choose another socket with -H",
-            socket.display()
-        );
-    }
-    // Installed beside keel (`scripts/demo` puts both in /usr/local/bin).
-    let monitor = std::env::current_exe()?.with_file_name("keel-monitor");
-    if !monitor.exists() {
-        bail!(
-            "cannot find {}: keel-monitor is installed beside keel (cargo builds both)",
-            monitor.display()
-        );
-    }
-    let daemon = Arc::new(
-        Daemon::open(root, &monitor, options)
-            .with_context(|| format!("cannot open the Keel root {}", root.display()))?,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let served = runtime.block_on(async {
-        if let Some(dir) = socket.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        match std::fs::remove_file(socket) {
-            Err(error) if error.kind() != ErrorKind::NotFound => {
-                return Err(error).with_context(|| {
-                    format!("cannot remove the stale socket {}", socket.display())
-                });
-            }
-            _ => {}
-        }
-        let listener = tokio::net::UnixListener::bind(socket)
-            .with_context(|| format!("cannot listen on {}", socket.display()))?;
-        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))?;
-        eprintln!(
-            "keel daemon: listening on unix://{} (root {})",
-            socket.display(),
-            root.display()
-        );
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let result = tokio::select! {
-            served = keel_api::serve(listener, daemon) => served.context("serving the API"),
-            _ = terminate.recv() => Ok(()),
-            _ = tokio::signal::ctrl_c() => Ok(()),
-        };
-        std::fs::remove_file(socket).ok();
-        eprintln!("keel daemon: stopped");
-        result
-    });
-    // Followers of logs that nobody reads any more must not hold the exit.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    served
+    let error = command.args(args).exec();
+    Err(error).with_context(|| format!("cannot run {}", binary.display()))
 }
 
 /// Starts a daemon in the background for a CLI that found none, and
@@ -89,18 +45,26 @@ pub fn start_in_background(root: &Path, socket: &Path) -> Result<()> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("daemon")
+    let mut command = Command::new(daemon_binary()?);
+    command
+        .arg0("keel-daemon")
         .arg("--root")
         .arg(root)
         .arg("-H")
         .arg(format!("unix://{}", socket.display()))
-        .env(DETACH, "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("cannot start keel daemon")?;
+        .stderr(log);
+    // SAFETY: between fork and exec the child only calls setsid, which is
+    // async-signal-safe and allocates nothing.
+    unsafe {
+        // Out of the CLI's session and terminal: the daemon outlives them.
+        command.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().context("cannot start keel daemon")?;
     eprintln!(
         "keel: no daemon was running; started one (socket {}, root {}, log {})",
         socket.display(),

@@ -1,5 +1,6 @@
 //! keel: the command line a Docker user already knows, talking to the
-//! Keel daemon over its socket; and `keel daemon`, the daemon itself.
+//! Keel daemon over its socket (`keel daemon` runs the daemon,
+//! keel-daemon).
 
 mod client;
 mod containers;
@@ -16,16 +17,15 @@ mod volumes;
 
 use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use lexopt::prelude::*;
 
-use crate::client::{Client, Upload};
+use keel_api_types::system::SystemVersion;
 
-const DEFAULT_SOCKET: &str = "/run/keel/keel.sock";
-const DEFAULT_ROOT: &str = "/var/lib/keel";
+use crate::client::{Client, Upload};
 
 const USAGE: &str = "Usage:  keel [OPTIONS] COMMAND
 
@@ -104,17 +104,6 @@ pub fn usage(error: lexopt::Error, synopsis: &str) -> anyhow::Error {
     anyhow!("{error}\nUsage:  keel {synopsis}")
 }
 
-/// `unix:///path` or a plain path.
-fn socket_path(host: &str) -> Result<PathBuf> {
-    if let Some(path) = host.strip_prefix("unix://") {
-        return Ok(PathBuf::from(path));
-    }
-    if host.starts_with('/') {
-        return Ok(PathBuf::from(host));
-    }
-    bail!("invalid host {host:?}: Keel listens on unix sockets only; use unix:///PATH")
-}
-
 fn run() -> Result<()> {
     let mut parser = lexopt::Parser::from_env();
     let mut host: Option<String> = None;
@@ -137,15 +126,11 @@ fn run() -> Result<()> {
             }
         }
     };
-    let host = host
-        .or_else(|| std::env::var("KEEL_HOST").ok())
-        .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
-    let socket = socket_path(&host)?;
-    let root =
-        std::env::var_os("KEEL_ROOT").map_or_else(|| PathBuf::from(DEFAULT_ROOT), PathBuf::from);
     if verb == "daemon" {
-        return daemon_command(&mut parser, root, socket);
+        return daemon::exec(host.as_deref(), parser.raw_args()?);
     }
+    let socket = keel_api_types::endpoint::socket(host).map_err(|e| anyhow!(e))?;
+    let root = keel_api_types::endpoint::root();
     let client = connect(&socket, &root)?;
     let parser = &mut parser;
     // `keel run` is `keel container run`, `keel images` is `keel image ls`:
@@ -281,52 +266,6 @@ fn image_command(verb: &str) -> Option<Command> {
     })
 }
 
-/// `keel daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip CIDR]
-/// [--insecure-registry HOST]`
-fn daemon_command(
-    parser: &mut lexopt::Parser,
-    mut root: PathBuf,
-    mut socket: PathBuf,
-) -> Result<()> {
-    const SYNOPSIS: &str = "daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]... [--init-path PATH] [--disk-reserve SIZE]";
-    let mut network = keel_engine::NetworkOptions::default();
-    let mut bip = None;
-    let mut insecure_registries = Vec::new();
-    let mut init_path = None;
-    let mut disk_reserve = keel_image::DiskReserve::default();
-    while let Some(arg) = parser.next()? {
-        match arg {
-            Long("root") | Long("data-root") => root = PathBuf::from(parser.value()?),
-            Short('H') | Long("host") => socket = socket_path(&parser.value()?.string()?)?,
-            Short('b') | Long("bridge") => network.bridge = parser.value()?.string()?,
-            Long("bip") => bip = Some(parser.value()?.string()?),
-            Long("insecure-registry") => insecure_registries.push(parser.value()?.string()?),
-            Long("init-path") => init_path = Some(PathBuf::from(parser.value()?)),
-            Long("disk-reserve") => {
-                let text = parser.value()?.string()?;
-                let bytes = keel_units::ram_in_bytes(&text).with_context(|| {
-                    format!(
-                        "invalid --disk-reserve {text:?}: give a size such as 2g, or 0 for none"
-                    )
-                })?;
-                disk_reserve = keel_image::DiskReserve::Bytes(bytes.max(0) as u64);
-            }
-            other => return Err(usage(other.unexpected(), SYNOPSIS)),
-        }
-    }
-    if let Some(bip) = bip {
-        network = keel_engine::NetworkOptions::with_bip(&network.bridge, &bip)
-            .map_err(|e| anyhow::anyhow!("invalid --bip {bip}: {e}"))?;
-    }
-    let options = keel_engine::Options {
-        network,
-        insecure_registries,
-        init_path,
-        disk_reserve,
-    };
-    daemon::run(&root, &socket, options)
-}
-
 /// A client for the daemon at `socket`; as root, starts the daemon when
 /// none answers there, as a Docker user would expect the engine to be up
 /// (unless `KEEL_AUTOSTART=0`, for service managers and tests that own
@@ -352,17 +291,19 @@ fn version(client: &Client) -> Result<()> {
     println!(
         "Client:\n Version:           {}\n API version:       {}",
         env!("CARGO_PKG_VERSION"),
-        keel_api::API_VERSION
+        keel_api_types::API_VERSION
     );
-    let server = client.json("GET", "/version", Upload::None)?;
+    let server: SystemVersion =
+        serde_json::from_value(client.json("GET", "/version", Upload::None)?)
+            .context("the daemon's /version")?;
     println!(
         "\nServer: Keel\n Engine:\n  Version:          {}\n  API version:      {} (minimum version {})\n  OS/Arch:          {}/{}\n  Kernel:           {}",
-        server["Version"].as_str().unwrap_or_default(),
-        server["ApiVersion"].as_str().unwrap_or_default(),
-        server["MinAPIVersion"].as_str().unwrap_or_default(),
-        server["Os"].as_str().unwrap_or_default(),
-        server["Arch"].as_str().unwrap_or_default(),
-        server["KernelVersion"].as_str().unwrap_or_default(),
+        server.version,
+        server.api_version,
+        server.min_api_version,
+        server.os,
+        server.arch,
+        server.kernel_version,
     );
     Ok(())
 }

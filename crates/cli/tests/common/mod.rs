@@ -30,7 +30,8 @@ pub struct TestDaemon {
     pub subnet: String,
     /// The network namespace the daemon runs in, if not the test's.
     netns: Option<PathBuf>,
-    /// The keel binary the daemon runs (keel-monitor beside it).
+    /// The keel binary the daemon runs (keel-daemon and keel-monitor
+    /// beside it).
     pub program: PathBuf,
 }
 
@@ -56,14 +57,14 @@ impl TestDaemon {
         Self::start_of(netns, |_| PathBuf::from(KEEL))
     }
 
-    /// A daemon that runs copies of keel and keel-monitor in its own
-    /// directory, for tests whose attacks, if they worked, would write
+    /// A daemon that runs copies of keel, keel-daemon and keel-monitor in
+    /// its own directory, for tests whose attacks, if they worked, would write
     /// over the binaries.
     pub fn start_copied() -> TestDaemon {
         Self::start_of(None, |dir| {
             let bin = dir.join("bin");
             std::fs::create_dir(&bin).unwrap();
-            for name in ["keel", "keel-monitor"] {
+            for name in ["keel", "keel-daemon", "keel-monitor"] {
                 std::fs::copy(Path::new(KEEL).with_file_name(name), bin.join(name)).unwrap();
             }
             bin.join("keel")
