@@ -808,6 +808,14 @@ fn logs_since_and_until_pick_entries_by_their_time() {
         "first\nsecond\n"
     );
     assert_eq!(daemon.keel_ok(&["logs", "--until", "1h", "talker"]), "");
+    // 0 is Unix time 0, not a duration: everything (testcontainers asks
+    // for since=0).
+    assert_eq!(
+        daemon.keel_ok(&["logs", "--since", "0", "talker"]),
+        "first\nsecond\n"
+    );
+    let (code, out, err) = daemon.docker(&["logs", "--since", "0", "talker"]);
+    assert_eq!((code, out.as_str()), (0, "first\nsecond\n"), "{err}");
     let (code, _, err) = daemon.keel(&["logs", "--since", "yesterday", "talker"]);
     assert_ne!(code, 0);
     assert!(

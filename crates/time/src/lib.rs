@@ -1,9 +1,12 @@
 //! RFC 3339 timestamps, as Docker, runc and the OCI image spec write them
-//! (`2026-11-28T01:02:03.123456789Z`), to and from Unix time. Dates use
-//! Howard Hinnant's civil-calendar algorithms, so no time zone database is
-//! needed: everything Keel writes is UTC.
+//! (`2026-11-28T01:02:03.123456789Z`), to and from Unix time; Go durations;
+//! the times Docker's `since` and `until` take. Reading is jiff's; writing
+//! is Howard Hinnant's civil-calendar algorithm, digit by digit, since
+//! every line a container logs is stamped with it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jiff::Timestamp;
 
 /// Now, in UTC with nanoseconds.
 pub fn now_rfc3339() -> String {
@@ -46,42 +49,7 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
 /// Nanoseconds since the epoch of an RFC 3339 timestamp (as
 /// [`unix_seconds`], keeping the fraction).
 pub fn unix_nanos(text: &str) -> Option<i128> {
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = text.get(range)?;
-        part.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let after = text.get(19..)?;
-    let fraction = after
-        .strip_prefix('.')
-        .map(|f| &f[..f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len())])
-        .unwrap_or("");
-    let nanos: i128 = format!("{:0<9}", &fraction[..fraction.len().min(9)])
-        .parse()
-        .ok()?;
-    let zone = after.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    let offset = match zone {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match zone.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hours: i64 = zone.get(1..3)?.parse().ok()?;
-            let minutes: i64 = zone.get(4..6)?.parse().ok()?;
-            sign * (hours * 3600 + minutes * 60)
-        }
-    };
-    let seconds =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(i128::from(seconds) * 1_000_000_000 + nanos)
+    text.parse::<Timestamp>().ok().map(Timestamp::as_nanosecond)
 }
 
 /// go-units' HumanDuration, as Docker words ages ("3 hours", "About a
@@ -144,15 +112,23 @@ pub fn go_duration_text(duration: Duration) -> String {
     }
 }
 
-/// A time as Docker takes one for `since`, `until` and prune's `until`:
-/// a Go duration before now (`10m`, `1h30m`), an RFC 3339 time, or Unix
-/// seconds with an optional fraction. Unix nanoseconds.
+/// A time as Docker takes one for `since`, `until` and prune's `until`
+/// (its `GetTimestamp`): a Go duration before now (`10m`, `1h30m`; but
+/// `0` is Unix time 0), an RFC 3339 time, a date and time without a zone
+/// in the local one (`2024-01-02`, `2024-01-02T15:04`), or Unix seconds
+/// with an optional fraction. Unix nanoseconds.
 pub fn parse_time(text: &str) -> Option<i128> {
-    if let Some(ago) = parse_go_duration(text) {
+    if text != "0"
+        && let Some(ago) = parse_go_duration(text)
+    {
         return Some(now_unix_nanos() - ago);
     }
     if let Some(time) = unix_nanos(text) {
         return Some(time);
+    }
+    if let Ok(local) = text.parse::<jiff::civil::DateTime>() {
+        let time = jiff::tz::TimeZone::system().to_timestamp(local).ok()?;
+        return Some(time.as_nanosecond());
     }
     let (seconds, fraction) = text.split_once('.').unwrap_or((text, ""));
     if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
@@ -165,43 +141,20 @@ pub fn parse_time(text: &str) -> Option<i128> {
 
 /// A Go duration (`300ms`, `1.5h`, `2h45m`, `-1s`, `0`) in nanoseconds.
 pub fn parse_go_duration(text: &str) -> Option<i128> {
-    let (sign, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => (-1.0, rest),
-        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
-    };
-    if unsigned == "0" {
+    if text.trim_start_matches(['-', '+']) == "0" {
         return Some(0);
     }
-    let mut rest = unsigned;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let number: f64 = rest[..digits].parse().ok()?;
-        let unit_end = rest[digits..]
-            .find(|c: char| c.is_ascii_digit())
-            .map_or(rest.len(), |i| digits + i);
-        let scale = match &rest[digits..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = &rest[unit_end..];
+    // Go's units and no others: jiff reads more (`1 hour`, ISO 8601).
+    let go_like = text
+        .trim_start_matches(['+', '-'])
+        .chars()
+        .all(|c| c.is_ascii_digit() || ".nsuµmh".contains(c));
+    if !go_like {
+        return None;
     }
-    (!unsigned.is_empty()).then_some((sign * total) as i128)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    text.parse::<jiff::SignedDuration>()
+        .ok()
+        .map(|duration| duration.as_nanos())
 }
 
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -287,8 +240,13 @@ mod tests {
         assert_eq!(parse_go_duration("2h45m"), Some(9_900_000_000_000));
         assert_eq!(parse_go_duration("-1s"), Some(-1_000_000_000));
         assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("300ms"), Some(300_000_000));
+        assert_eq!(parse_go_duration("1.5h"), Some(5_400_000_000_000));
+        assert_eq!(parse_go_duration("2us"), Some(2_000));
+        assert_eq!(parse_go_duration("2µs"), Some(2_000));
         assert_eq!(parse_go_duration("10"), None);
         assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("1 hour"), None);
     }
 
     #[test]
@@ -305,6 +263,27 @@ mod tests {
             "{ago}"
         );
         assert_eq!(parse_time("soon"), None);
+    }
+
+    #[test]
+    fn zero_is_unix_time_zero_not_a_duration_of_none() {
+        // testcontainers asks for logs since=0: all of them.
+        assert_eq!(parse_time("0"), Some(0));
+        assert_eq!(parse_time("0.5"), Some(500_000_000));
+    }
+
+    #[test]
+    fn a_time_without_a_zone_is_in_the_local_one() {
+        let local = jiff::tz::TimeZone::system()
+            .to_timestamp(jiff::civil::date(2026, 1, 1).at(0, 0, 0, 0))
+            .unwrap()
+            .as_nanosecond();
+        assert_eq!(parse_time("2026-01-01"), Some(local));
+        assert_eq!(parse_time("2026-01-01T00:00"), Some(local));
+        assert_eq!(
+            parse_time("2026-01-01T02:00:00+02:00"),
+            Some(1_767_225_600_000_000_000)
+        );
     }
 
     #[test]
