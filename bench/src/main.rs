@@ -6,6 +6,7 @@
 //!   keel-bench engine [--iterations N]
 //!   keel-bench network [--iterations N]
 //!   keel-bench pull [--iterations N]
+//!   keel-bench busy [--iterations N]
 //!   keel-bench image PATH   (writes the load and pull image, as keel-busybox-bundle writes a bundle)
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
@@ -25,7 +26,11 @@
 //!
 //! `pull` times pulling one ~200 MB image of gzip layers from a registry
 //! on loopback: Keel against dockerd and Podman (see pull.rs).
+//!
+//! `busy` measures how the embedded DNS server and the API answer while
+//! fifty `run -d` start at once: Keel against dockerd (see busy.rs).
 
+mod busy;
 mod engine;
 mod load;
 mod network;
@@ -41,7 +46,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(what) = args.next() else {
         bail!(
-            "usage: keel-bench runtime|load|engine|network|pull [--iterations N] [--keel PATH] [--baseline PATH]"
+            "usage: keel-bench runtime|load|engine|network|pull|busy [--iterations N] [--keel PATH] [--baseline PATH]"
         );
     };
     if what == "image" {
@@ -90,7 +95,10 @@ fn main() -> Result<()> {
         "engine" => engine::engine_bench(iterations),
         "network" => network::network_bench(iterations),
         "pull" => pull::pull_bench(iterations),
-        other => bail!("unknown benchmark {other:?}: try runtime, load, engine, network or pull"),
+        "busy" => busy::busy_bench(iterations),
+        other => {
+            bail!("unknown benchmark {other:?}: try runtime, load, engine, network, pull or busy")
+        }
     }
 }
 

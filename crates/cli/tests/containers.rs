@@ -134,6 +134,38 @@ fn a_program_that_is_missing_or_not_executable_is_127_or_126_for_run_exec_and_th
 }
 
 #[test]
+fn creates_racing_for_one_name_leave_exactly_one_container_with_it() {
+    let daemon = TestDaemon::with_busybox();
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            daemon
+                .keel_command(&["create", "--name", "contested", "keel-test/busybox", "true"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outcomes: Vec<_> = racers
+        .into_iter()
+        .map(|racer| racer.wait_with_output().unwrap())
+        .collect();
+    let won = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "one create takes the name");
+    for lost in outcomes.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&lost.stderr);
+        assert!(err.contains("\"/contested\" is already in use"), "{err}");
+    }
+    assert_eq!(daemon.keel_ok(&["ps", "-aq"]).lines().count(), 1);
+    // Renamed away, the name is free again; the old one is taken.
+    daemon.keel_ok(&["rename", "contested", "other"]);
+    daemon.keel_ok(&["create", "--name", "contested", "keel-test/busybox", "true"]);
+    let (code, _, err) = daemon.keel(&["rename", "other", "contested"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is already in use"), "{err}");
+}
+
+#[test]
 fn detached_containers_log_stop_and_remove_and_hold_their_image() {
     let daemon = TestDaemon::with_busybox();
     let id = daemon.keel_ok(&[

@@ -11,6 +11,7 @@ mod exec;
 mod health;
 pub mod log;
 pub mod mounts;
+mod names;
 mod network;
 mod pause;
 mod record;
@@ -72,6 +73,15 @@ pub enum WaitCondition {
 #[derive(Debug, Default)]
 struct Table {
     containers: BTreeMap<String, Container>,
+    /// The containers' names, and those creates have reserved.
+    names: names::Names,
+    /// Each container's own lock, which orders the writes of its record
+    /// (see `change_record`) without holding the table while they go to
+    /// the disk.
+    writers: BTreeMap<String, Arc<Mutex<()>>>,
+    /// Creates between their reservation and their record: no volume is
+    /// removed meanwhile, since the mounts they made are nobody's yet.
+    creating: usize,
     /// Exit codes of containers removed since the daemon started, for
     /// `wait --condition removed` callers that arrive late.
     removed: BTreeMap<String, i32>,
@@ -375,6 +385,8 @@ impl Engine {
                 record_exit(&mut container.state, exit);
                 write_record(&entry.path(), &container, true)?;
             }
+            table.names.reserve(&container.name, &container.id)?;
+            table.writers.insert(container.id.clone(), Arc::default());
             table.containers.insert(container.id.clone(), container);
         }
         Ok(still_running)
@@ -503,30 +515,31 @@ impl Engine {
                 config.mounts.push(mounts::anonymous_volume(target));
             }
         }
-        let mut table = self.lock();
-        self.check_network(&table, &config.network)?;
-        let id = random_id()?;
-        let name = match name.filter(|n| !n.is_empty()) {
-            Some(name) => {
-                let name = name.strip_prefix('/').unwrap_or(name);
-                if !is_valid_name(name) {
-                    return Err(Error::InvalidName(name.to_owned()));
+        // The name is reserved, the table let go: the disk work below
+        // holds up no one else.
+        let (id, name) = {
+            let mut table = self.lock();
+            self.check_network(&table, &config.network)?;
+            let id = random_id()?;
+            let name = match name.filter(|n| !n.is_empty()) {
+                Some(name) => {
+                    let name = name.strip_prefix('/').unwrap_or(name);
+                    if !is_valid_name(name) {
+                        return Err(Error::InvalidName(name.to_owned()));
+                    }
+                    name.to_owned()
                 }
-                if let Some(other) = table.containers.values().find(|c| c.name == name) {
-                    return Err(Error::NameInUse {
-                        name: name.to_owned(),
-                        id: other.id.clone(),
-                    });
+                None => {
+                    let random = u64::from_str_radix(&id[..16], 16).unwrap_or(0);
+                    (0..)
+                        .map(|retry| generated_name(random, retry))
+                        .find(|candidate| table.names.is_free(candidate))
+                        .expect("some name is free")
                 }
-                name.to_owned()
-            }
-            None => {
-                let random = u64::from_str_radix(&id[..16], 16).unwrap_or(0);
-                (0..)
-                    .map(|retry| generated_name(random, retry))
-                    .find(|candidate| !table.containers.values().any(|c| c.name == *candidate))
-                    .expect("some name is free")
-            }
+            };
+            table.names.reserve(&name, &id)?;
+            table.creating += 1;
+            (id, name)
         };
         let mut container = Container {
             id: id.clone(),
@@ -574,10 +587,19 @@ impl Engine {
             for volume in new_volumes {
                 self.volumes.remove(&volume).ok();
             }
+            let mut table = self.lock();
+            table.names.release(&container.name, &id);
+            table.creating -= 1;
+            drop(table);
+            self.changed.notify_all();
             return Err(error);
         }
+        let mut table = self.lock();
+        table.creating -= 1;
+        table.writers.insert(id.clone(), Arc::default());
         table.containers.insert(id, container.clone());
         drop(table);
+        self.changed.notify_all();
         for volume in new_volumes {
             self.volume_event(&volume, "create");
         }
@@ -943,21 +965,33 @@ impl Engine {
         durable: bool,
         change: impl FnOnce(&mut Container),
     ) -> Result<Container> {
-        let mut table = self.lock();
-        let container = table
-            .containers
-            .get_mut(id)
-            .ok_or_else(|| Error::NoSuchContainer(id.to_owned()))?;
-        change(container);
-        let copy = container.clone();
-        // Written before the lock is let go: whoever sees the change (a
-        // removal waiting for the exit, another update) comes after the
-        // file, so no write lands in a removed directory or over a newer
-        // record.
+        // The container's own lock, held until the record is written: a
+        // later change of it (or its removal) waits for the file, so no
+        // write lands over a newer record or in a removed directory; the
+        // table is held only for the change itself.
+        let writer = self.writer(id)?;
+        let _writing = writer.lock().unwrap_or_else(|p| p.into_inner());
+        let copy = {
+            let mut table = self.lock();
+            let container = table
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| Error::NoSuchContainer(id.to_owned()))?;
+            change(container);
+            container.clone()
+        };
         let written = write_record(&self.dir(id), &copy, durable);
-        drop(table);
         self.changed.notify_all();
         written.map(|()| copy)
+    }
+
+    /// The lock that orders the writes of container `id`'s record.
+    fn writer(&self, id: &str) -> Result<Arc<Mutex<()>>> {
+        self.lock()
+            .writers
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchContainer(id.to_owned()))
     }
 
     /// The id a `wait` on `name` will watch: a container's, or one removed
@@ -1092,26 +1126,26 @@ impl Engine {
         if !is_valid_name(new_name) {
             return Err(Error::InvalidName(new_name.to_owned()));
         }
-        let id = {
-            let table = self.lock();
+        let (id, old_name) = {
+            let mut table = self.lock();
             let id = Self::find(&table, name)?;
-            if table.containers[&id].name == new_name {
+            let old_name = table.containers[&id].name.clone();
+            if old_name == new_name {
                 return Err(Error::InvalidParameter(
                     "Renaming a container with the same name as its current name".to_owned(),
                 ));
             }
-            if let Some(other) = table.containers.values().find(|c| c.name == new_name) {
-                return Err(Error::NameInUse {
-                    name: new_name.to_owned(),
-                    id: other.id.clone(),
-                });
-            }
-            id
+            table.names.reserve(new_name, &id)?;
+            (id, old_name)
         };
-        let mut old_name = String::new();
-        let renamed = self.update(&id, |c| {
-            old_name = std::mem::replace(&mut c.name, new_name.to_owned());
-        })?;
+        let renamed = self.update(&id, |c| c.name = new_name.to_owned());
+        let mut table = self.lock();
+        match renamed.is_ok() {
+            true => table.names.release(&old_name, &id),
+            false => table.names.release(new_name, &id),
+        }
+        drop(table);
+        let renamed = renamed?;
         self.container_event(&renamed, "rename", &[("oldName", format!("/{old_name}"))]);
         Ok(())
     }
@@ -1130,10 +1164,17 @@ impl Engine {
             let _ = self.signal(&container, libc::SIGKILL);
             self.wait(&container.id, WaitCondition::NotRunning)?;
         }
-        let mut table = self.lock();
-        if table.containers.remove(&container.id).is_none() {
+        // After the record's last write (see change_record).
+        let Ok(writer) = self.writer(&container.id) else {
             return Ok(());
-        }
+        };
+        let _writing = writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.lock();
+        let Some(container) = table.containers.remove(&container.id) else {
+            return Ok(());
+        };
+        table.writers.remove(&container.id);
+        table.names.release(&container.name, &container.id);
         table
             .removed
             .insert(container.id.clone(), container.state.exit_code);

@@ -611,6 +611,10 @@ impl Engine {
     /// The container's endpoint on `network`: the one it had, or a new one
     /// (`ip` if given, else the lowest free address), recorded at once.
     fn endpoint(&self, id: &str, network: &Network, wanted: &Wanted<'_>) -> Result<Endpoint> {
+        // The record is written with the container's own lock, not the
+        // table's (see change_record).
+        let writer = self.writer(id)?;
+        let _writing = writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut table = self.lock();
         let container = table
             .containers
@@ -651,10 +655,9 @@ impl Engine {
             .state
             .endpoints
             .insert(network.name.clone(), endpoint.clone());
-        // Written under the lock, as every record update (see change_record).
-        let written = crate::write_record(&self.dir(id), container, true);
+        let record = container.clone();
         drop(table);
-        written?;
+        crate::write_record(&self.dir(id), &record, true)?;
         Ok(endpoint)
     }
 

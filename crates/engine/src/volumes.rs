@@ -274,9 +274,19 @@ impl crate::Engine {
         self.volumes.size(name)
     }
 
+    /// The table, once no create is under way: the volumes a create has
+    /// made or named are nobody's until its record is in.
+    fn idle_creates(&self) -> std::sync::MutexGuard<'_, crate::Table> {
+        let mut table = self.lock();
+        while table.creating > 0 {
+            table = self.changed.wait(table).unwrap_or_else(|p| p.into_inner());
+        }
+        table
+    }
+
     /// Removes a volume no container uses.
     pub fn volume_remove(&self, name: &str) -> Result<()> {
-        let table = self.lock();
+        let table = self.idle_creates();
         self.volumes.get(name)?;
         let users = users(&table, name);
         if !users.is_empty() {
@@ -298,7 +308,7 @@ impl crate::Engine {
         all: bool,
         selected: impl Fn(&Volume) -> bool,
     ) -> Result<(Vec<String>, u64)> {
-        let table = self.lock();
+        let table = self.idle_creates();
         let mut removed = (Vec::new(), 0);
         for volume in self.volumes.list() {
             if (all || volume.anonymous)
