@@ -3,6 +3,8 @@
 //! crash at any point leaves the old file or the new one, whole; synced
 //! (file and directory) when it must also survive a crash of the machine.
 
+pub mod record;
+
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;

@@ -73,6 +73,11 @@ pub enum Error {
     NoSuchTag(String),
     #[error("{what}")]
     Io { what: String, source: io::Error },
+    #[error("cannot read {}", path.display())]
+    Record {
+        path: std::path::PathBuf,
+        source: keel_durable::record::RecordError,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -126,7 +131,8 @@ impl keel_errdefs::HasKind for Error {
             Error::Runtime(_)
             | Error::LayerVerification { .. }
             | Error::Transfer { .. }
-            | Error::Io { .. } => Kind::Internal,
+            | Error::Io { .. }
+            | Error::Record { .. } => Kind::Internal,
         }
     }
 }

@@ -370,7 +370,9 @@ impl Engine {
                 fs::remove_dir_all(entry.path()).ok();
                 continue;
             }
-            let Ok(mut container) = serde_json::from_slice::<Container>(&bytes) else {
+            let Some(mut container) =
+                record::decode_found::<Container>(&entry.path().join(RECORD), &bytes)?
+            else {
                 continue;
             };
             if container.state.status == Status::Running
@@ -1272,7 +1274,7 @@ fn send_resize(mut connection: UnixStream, rows: u16, cols: u16) -> Result<()> {
 /// Writes a container's record in its directory, synced when `durable`.
 fn write_record(dir: &Path, container: &Container, durable: bool) -> Result<()> {
     let path = dir.join(RECORD);
-    let bytes = serde_json::to_vec(container).expect("a container serializes");
+    let bytes = record::encode(container);
     match durable {
         true => record::write_atomically(&path, &bytes),
         false => record::replace(&path, &bytes),

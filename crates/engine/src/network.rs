@@ -287,9 +287,8 @@ impl Networks {
         let mut list = BTreeMap::from([(default.id.clone(), default)]);
         for entry in fs::read_dir(&dir).context(|| format!("cannot list {}", dir.display()))? {
             let path = entry.context(|| "a network record".to_owned())?.path();
-            if let Ok(network) =
-                serde_json::from_slice::<Network>(&fs::read(&path).unwrap_or_default())
-            {
+            let bytes = fs::read(&path).unwrap_or_default();
+            if let Some(network) = crate::record::decode_found::<Network>(&path, &bytes)? {
                 list.insert(network.id.clone(), network);
             }
         }
@@ -1015,7 +1014,7 @@ impl Engine {
         };
         crate::record::write_atomically(
             &self.networks.dir.join(format!("{}.json", network.id)),
-            &serde_json::to_vec(&network).expect("a network serializes"),
+            &crate::record::encode(&network),
         )?;
         list.insert(network.id.clone(), network.clone());
         drop(list);

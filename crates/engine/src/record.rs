@@ -3,7 +3,45 @@
 
 use std::path::Path;
 
-use crate::error::{Context, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Context, Error, Result};
+
+/// The version of the engine's records' formats (containers, networks,
+/// volumes): 1 since 2026-12-03, whose records before it are version 0
+/// and the same.
+pub(crate) const VERSION: u32 = 1;
+
+/// A record found on opening the engine's state: `None` if it is not one
+/// (as before versions, it is passed over); a newer Keel's is an error,
+/// neither misread nor dropped.
+pub(crate) fn decode_found<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<Option<T>> {
+    match keel_durable::record::decode(bytes, VERSION) {
+        Ok((_, record)) => Ok(Some(record)),
+        Err(keel_durable::record::RecordError::Malformed(_)) => Ok(None),
+        Err(source) => Err(Error::Record {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// A record's bytes, marked with its version.
+pub(crate) fn encode(record: &impl Serialize) -> Vec<u8> {
+    keel_durable::record::encode(VERSION, record)
+}
+
+/// The record read from `bytes` (of the file at `path`), of this version
+/// or an earlier one.
+pub(crate) fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    keel_durable::record::decode(bytes, VERSION)
+        .map(|(_, record)| record)
+        .map_err(|source| Error::Record {
+            path: path.to_owned(),
+            source,
+        })
+}
 
 /// Writes a record durably (synced) and atomically.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -77,10 +77,7 @@ impl Volumes {
         let made = (|| {
             fs::create_dir_all(&volume.mountpoint)
                 .context(|| format!("cannot create {}", volume.mountpoint.display()))?;
-            crate::record::write_atomically(
-                &dir.join(RECORD),
-                &serde_json::to_vec(&volume).expect("a volume serializes"),
-            )
+            crate::record::write_atomically(&dir.join(RECORD), &crate::record::encode(&volume))
         })();
         if let Err(error) = made {
             fs::remove_dir_all(&dir).ok();
@@ -90,12 +87,9 @@ impl Volumes {
     }
 
     pub(crate) fn get(&self, name: &str) -> Result<Volume> {
-        let bytes = fs::read(self.dir.join(name).join(RECORD))
-            .map_err(|_| Error::NoSuchVolume(name.to_owned()))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Io {
-            what: format!("the record of volume {name}"),
-            source: std::io::Error::other(e),
-        })
+        let path = self.dir.join(name).join(RECORD);
+        let bytes = fs::read(&path).map_err(|_| Error::NoSuchVolume(name.to_owned()))?;
+        crate::record::decode(&path, &bytes)
     }
 
     /// Every volume, by name.

@@ -131,6 +131,30 @@ impl ContentStore {
     }
 }
 
+/// The version of the store's records' formats (images, references,
+/// layers, snapshots): 1 since 2026-12-03, whose records before it are
+/// version 0 and the same.
+pub(crate) const RECORD_VERSION: u32 = 1;
+
+/// A record's bytes, marked with its version.
+pub(crate) fn encode_record(record: &impl serde::Serialize) -> Vec<u8> {
+    keel_durable::record::encode(RECORD_VERSION, record)
+}
+
+/// The record in `bytes` (the file at `path`), of this version or an
+/// earlier one.
+pub(crate) fn decode_record<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<T> {
+    keel_durable::record::decode(bytes, RECORD_VERSION)
+        .map(|(_, record)| record)
+        .map_err(|source| crate::Error::Record {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 /// Writes a record durably and atomically (see keel-durable), naming the
 /// file in the error.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

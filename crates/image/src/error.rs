@@ -78,6 +78,11 @@ pub enum Error {
     StoreBusy { root: PathBuf },
     #[error("{what}")]
     Io { what: String, source: io::Error },
+    #[error("cannot read {}", path.display())]
+    Record {
+        path: PathBuf,
+        source: keel_durable::record::RecordError,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -141,7 +146,8 @@ impl keel_errdefs::HasKind for Error {
             Error::DiskReserve { .. }
             | Error::Cancelled { .. }
             | Error::Unpack { .. }
-            | Error::Io { .. } => Kind::Internal,
+            | Error::Io { .. }
+            | Error::Record { .. } => Kind::Internal,
         }
     }
 }

@@ -129,12 +129,7 @@ impl LayerStore {
     pub fn get(&self, chain_id: &Digest) -> Result<Option<Layer>> {
         let path = self.root.join(chain_id.hex()).join(RECORD);
         match fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|error| {
-                Error::Io {
-                    what: format!("cannot parse {}", path.display()),
-                    source: error.into(),
-                }
-            })?)),
+            Ok(bytes) => Ok(Some(crate::content::decode_record(&path, &bytes)?)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error).context(|| format!("cannot read {}", path.display())),
         }
@@ -232,7 +227,7 @@ impl LayerStore {
             size,
             tar_size,
         };
-        let record = serde_json::to_vec(&layer).expect("a layer record serializes");
+        let record = crate::content::encode_record(&layer);
         // Not synced here: the image that needs the layer is made durable
         // by one syncfs of the store (`Store::record_pending`), and layers
         // no image or container needs are removed on open.

@@ -80,7 +80,7 @@ impl Snapshot {
                 fs::create_dir(&sub).context(|| format!("cannot create {}", sub.display()))?;
             }
             let record = snapshot.dir.join(RECORD);
-            let bytes = serde_json::to_vec(&snapshot).expect("a snapshot record serializes");
+            let bytes = crate::content::encode_record(&snapshot);
             match durable {
                 true => write_atomically(&record, &bytes),
                 false => keel_durable::replace(&record, &bytes)
@@ -102,10 +102,7 @@ impl Snapshot {
             }
             result => result.context(|| format!("cannot read {}", path.display()))?,
         };
-        serde_json::from_slice(&bytes).map_err(|error| Error::Io {
-            what: format!("cannot parse {}", path.display()),
-            source: error.into(),
-        })
+        crate::content::decode_record(&path, &bytes)
     }
 
     /// Mounts the overlay at `merged()`, lower directories topmost first.

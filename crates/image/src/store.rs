@@ -168,10 +168,7 @@ impl Store {
         }
         let refs_path = root.join("refs.json");
         let refs: BTreeMap<String, Digest> = match fs::read(&refs_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| Error::Io {
-                what: format!("cannot parse {}", refs_path.display()),
-                source: error.into(),
-            })?,
+            Ok(bytes) => crate::content::decode_record(&refs_path, &bytes)?,
             Err(error) if error.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(error) => {
                 return Err(error).context(|| format!("cannot read {}", refs_path.display()));
@@ -239,7 +236,7 @@ impl Store {
             .collect();
         write_atomically(
             &self.root.join("refs.json"),
-            &serde_json::to_vec_pretty(&plain).expect("references serialize"),
+            &crate::content::encode_record(&plain),
         )
     }
 
@@ -292,7 +289,7 @@ impl Store {
         write_atomically(&marker, boot_id().as_bytes())?;
         write_atomically(
             &self.images.join(format!("{}.json", record.id.hex())),
-            &serde_json::to_vec(record).expect("an image record serializes"),
+            &crate::content::encode_record(record),
         )?;
         let root = self.root.clone();
         std::thread::spawn(move || flush_pending(&root, &marker));
@@ -351,7 +348,7 @@ impl Store {
         sync_store(&self.root)?;
         write_atomically(
             &self.images.join(format!("{}.json", record.id.hex())),
-            &serde_json::to_vec(record).expect("an image record serializes"),
+            &crate::content::encode_record(record),
         )
     }
 
@@ -407,10 +404,7 @@ impl Store {
             }
             result => result.context(|| format!("cannot read {}", path.display()))?,
         };
-        serde_json::from_slice(&bytes).map_err(|error| Error::Io {
-            what: format!("cannot parse {}", path.display()),
-            source: error.into(),
-        })
+        crate::content::decode_record(&path, &bytes)
     }
 
     fn image_ids(&self) -> Result<Vec<Digest>> {

@@ -71,6 +71,15 @@ impl TestDaemon {
         })
     }
 
+    /// A daemon on a root that `fill` makes first (in the directory it is
+    /// given), as one left by an earlier Keel.
+    pub fn start_on(fill: impl FnOnce(&Path)) -> TestDaemon {
+        Self::start_of(None, |dir| {
+            fill(&dir.join("root"));
+            PathBuf::from(KEEL)
+        })
+    }
+
     fn start_of(netns: Option<&Path>, program: impl FnOnce(&Path) -> PathBuf) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("keel-cli-")
