@@ -7,7 +7,9 @@
 //! holds one lock across a container's creation makes both wait for it.
 //!
 //! Keel against dockerd (its embedded DNS is also 127.0.0.11 on user
-//! networks); Podman has no daemon to ask.
+//! networks); Podman has no daemon to ask. The floor is what the machine
+//! gives anyone under that load: a UDP echo served by a thread of the
+//! bench, asked the same way.
 
 use std::io::{Read, Write};
 use std::net::UdpSocket;
@@ -41,6 +43,7 @@ struct Engine {
 
 #[derive(Default)]
 struct Samples {
+    echo_busy: Vec<Duration>,
     dns_idle: Vec<Duration>,
     dns_busy: Vec<Duration>,
     api_idle: Vec<Duration>,
@@ -94,13 +97,14 @@ pub fn busy_bench(iterations: usize) -> Result<()> {
     );
     for (engine, samples) in engines.iter().zip(&mut results) {
         println!(
-            "{:<14} {:>10.2} s {:>26} {:>26} {:>15.2} ms {:>15.2} ms",
+            "{:<14} {:>10.2} s {:>26} {:>26} {:>15.2} ms {:>15.2} ms {:>26}",
             engine.name,
             crate::median(&samples.bursts).as_secs_f64(),
             spread(&mut samples.dns_busy),
             spread(&mut samples.api_busy),
             crate::ms(percentile(&mut samples.dns_idle, 99.0)),
             crate::ms(percentile(&mut samples.api_idle, 99.0)),
+            spread(&mut samples.echo_busy),
         );
     }
     Ok(())
@@ -155,6 +159,10 @@ fn measure(engine: &Engine, iterations: usize) -> Result<Samples> {
                 let socket = engine.socket.clone();
                 std::thread::spawn(move || ask_api(&socket, &stop, &started))
             };
+            let echo = {
+                let (stop, started) = (Arc::clone(&stop), Arc::clone(&started));
+                std::thread::spawn(move || ask_echo(&stop, &started))
+            };
             std::thread::sleep(IDLE);
             let began = Instant::now();
             let _ = started.set(began);
@@ -181,6 +189,9 @@ fn measure(engine: &Engine, iterations: usize) -> Result<Samples> {
             stop.store(true, Ordering::Relaxed);
             let (dns_idle, dns_busy) = dns.join().expect("the DNS sampler")?;
             let (api_idle, api_busy) = api.join().expect("the API sampler")?;
+            samples
+                .echo_busy
+                .extend(echo.join().expect("the echo sampler")?.1);
             samples.dns_idle.extend(dns_idle);
             samples.dns_busy.extend(dns_busy);
             samples.api_idle.extend(api_idle);
@@ -240,9 +251,10 @@ fn ask_dns(
         let asked = Instant::now();
         socket.send(&query(id, "target"))?;
         loop {
-            let n = socket
-                .recv(&mut answer)
-                .context("no DNS answer within 5 s")?;
+            let n = match socket.recv(&mut answer) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other.context("no DNS answer within 5 s")?,
+            };
             // A late answer to an earlier question is not this one's.
             if n >= 12 && answer[..2] == id.to_be_bytes() {
                 ensure!(
@@ -256,6 +268,50 @@ fn ask_dns(
         split(started, asked, asked.elapsed(), &mut samples);
         std::thread::sleep(PACE);
     }
+    Ok(samples)
+}
+
+/// Asks a UDP echo served by a thread of its own, again and again: the
+/// latency the loaded machine gives a server that waits on nothing.
+fn ask_echo(stop: &AtomicBool, started: &std::sync::OnceLock<Instant>) -> Result<Split> {
+    let server = UdpSocket::bind("127.0.0.1:0")?;
+    let address = server.local_addr()?;
+    server.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let serving = Arc::new(AtomicBool::new(true));
+    let echo = {
+        let serving = Arc::clone(&serving);
+        std::thread::spawn(move || {
+            let mut packet = [0u8; 64];
+            while serving.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = server.recv_from(&mut packet) {
+                    let _ = server.send_to(&packet[..n], from);
+                }
+            }
+        })
+    };
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    socket.connect(address)?;
+    socket.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut samples = Split::default();
+    let mut id: u16 = 0;
+    let mut answer = [0u8; 64];
+    while !stop.load(Ordering::Relaxed) {
+        id = id.wrapping_add(1);
+        let asked = Instant::now();
+        socket.send(&id.to_be_bytes())?;
+        loop {
+            match socket.recv(&mut answer) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(2) if answer[..2] == id.to_be_bytes() => break,
+                Ok(_) => continue,
+                Err(e) => return Err(e).context("no echo within 5 s"),
+            }
+        }
+        split(started, asked, asked.elapsed(), &mut samples);
+        std::thread::sleep(PACE);
+    }
+    serving.store(false, Ordering::Relaxed);
+    let _ = echo.join();
     Ok(samples)
 }
 
