@@ -242,26 +242,50 @@ fn ask_dns(
     )?;
     let socket = UdpSocket::bind("0.0.0.0:0")?;
     socket.connect("127.0.0.11:53")?;
+    ask_udp(
+        &socket,
+        stop,
+        started,
+        |id| query(id, "target"),
+        |reply, id| {
+            // A late answer to an earlier question is not this one's.
+            if reply.len() < 12 || reply[..2] != id.to_be_bytes() {
+                return Ok(false);
+            }
+            ensure!(
+                reply[3] & 0x0f == 0,
+                "DNS answered rcode {}",
+                reply[3] & 0x0f
+            );
+            Ok(true)
+        },
+    )
+}
+
+/// Asks over `socket` until told to stop, pausing between questions:
+/// `question(id)` is sent and replies read until `answers(reply, id)`
+/// says one is its answer.
+fn ask_udp(
+    socket: &UdpSocket,
+    stop: &AtomicBool,
+    started: &std::sync::OnceLock<Instant>,
+    question: impl Fn(u16) -> Vec<u8>,
+    answers: impl Fn(&[u8], u16) -> Result<bool>,
+) -> Result<Split> {
     socket.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut samples = Split::default();
     let mut id: u16 = 0;
-    let mut answer = [0u8; 512];
+    let mut reply = [0u8; 512];
     while !stop.load(Ordering::Relaxed) {
         id = id.wrapping_add(1);
         let asked = Instant::now();
-        socket.send(&query(id, "target"))?;
+        socket.send(&question(id))?;
         loop {
-            let n = match socket.recv(&mut answer) {
+            let n = match socket.recv(&mut reply) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => other.context("no DNS answer within 5 s")?,
+                other => other.context("no answer within 5 s")?,
             };
-            // A late answer to an earlier question is not this one's.
-            if n >= 12 && answer[..2] == id.to_be_bytes() {
-                ensure!(
-                    answer[3] & 0x0f == 0,
-                    "DNS answered rcode {}",
-                    answer[3] & 0x0f
-                );
+            if answers(&reply[..n], id)? {
                 break;
             }
         }
@@ -291,28 +315,16 @@ fn ask_echo(stop: &AtomicBool, started: &std::sync::OnceLock<Instant>) -> Result
     };
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.connect(address)?;
-    socket.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut samples = Split::default();
-    let mut id: u16 = 0;
-    let mut answer = [0u8; 64];
-    while !stop.load(Ordering::Relaxed) {
-        id = id.wrapping_add(1);
-        let asked = Instant::now();
-        socket.send(&id.to_be_bytes())?;
-        loop {
-            match socket.recv(&mut answer) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Ok(2) if answer[..2] == id.to_be_bytes() => break,
-                Ok(_) => continue,
-                Err(e) => return Err(e).context("no echo within 5 s"),
-            }
-        }
-        split(started, asked, asked.elapsed(), &mut samples);
-        std::thread::sleep(PACE);
-    }
+    let samples = ask_udp(
+        &socket,
+        stop,
+        started,
+        |id| id.to_be_bytes().to_vec(),
+        |reply, id| Ok(reply == id.to_be_bytes()),
+    );
     serving.store(false, Ordering::Relaxed);
     let _ = echo.join();
-    Ok(samples)
+    samples
 }
 
 /// A DNS question: `name`, type A, class IN, recursion desired.
