@@ -2,7 +2,6 @@
 //! remove, list, inspect, logs and attach, in Docker's JSON shapes.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use keel_engine::mounts::MountRequest;
 use keel_engine::{
-    Config, Container, Resources, RestartPolicy, Security, Status, Ulimit, WaitCondition,
+    Config, Container, LogQuery, LogStream, Resources, RestartPolicy, Security, Status, Ulimit,
+    WaitCondition,
 };
 use keel_monitor_protocol::stream::{self, STDERR, STDOUT};
 use serde::Deserialize;
@@ -649,219 +649,53 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
     Ok(json(StatusCode::OK, &inspected))
 }
 
-/// What a log reader sends: which streams, from where, with timestamps.
-#[derive(Debug, Clone)]
-struct LogOptions {
-    stdout: bool,
-    stderr: bool,
-    follow: bool,
-    timestamps: bool,
-    tail: Option<usize>,
-    /// Only entries at or after this time (Unix nanoseconds).
-    since: Option<i128>,
-    /// Only entries at or before this time; a follower stops there.
-    until: Option<i128>,
-    /// Unframed, for a container with a terminal.
-    raw: bool,
-}
-
-/// Whether a follower should keep waiting for more output: while the
-/// container runs, or has been created and not yet (tried to) start.
-fn may_write_more(daemon: &Daemon, id: &str) -> bool {
-    daemon
-        .engine
-        .container(id)
-        .is_ok_and(|c| match c.state.status {
-            Status::Running => true,
-            Status::Created => c.state.error.is_empty(),
-            Status::Exited => false,
-        })
-}
-
-/// Complete lines appended to the log since `position`.
-fn read_new_lines(file: &mut std::fs::File, position: &mut u64) -> Vec<String> {
-    let mut lines = Vec::new();
-    if file.seek(SeekFrom::Start(*position)).is_err() {
-        return lines;
-    }
-    let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap_or(0) > 0 && line.ends_with('\n') {
-        *position += line.len() as u64;
-        lines.push(std::mem::take(&mut line));
-    }
-    lines
-}
-
-/// Sends the container's json-file log as frames, following it while the
-/// container may still write if asked. The log is opened at once (it is
-/// made with the container), so output survives the container's removal.
+/// Sends the container's log entries as Docker's logs endpoint does:
+/// framed by stream (or raw, for a terminal), with their times if asked.
 fn stream_log(
     daemon: Arc<Daemon>,
     id: String,
-    options: LogOptions,
+    query: LogQuery,
+    timestamps: bool,
+    raw: bool,
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 ) {
-    // From the oldest file kept, each in turn to the current one (found
-    // by inode, so a rotation meanwhile skips nothing), then followed.
-    let current = daemon.engine.log_path(&id);
-    let files = daemon.engine.log_files(&id);
-    let Some(mut file) = files.iter().find_map(|path| std::fs::File::open(path).ok()) else {
-        return;
-    };
-    let mut position = 0u64;
-    let mut lines = Vec::new();
-    loop {
-        lines.extend(read_new_lines(&mut file, &mut position));
-        if !rotated(&file, &current) {
-            break;
-        }
-        match open_next_log(&daemon, &id, &file) {
-            Some(next) => (file, position) = (next, 0),
-            None => break,
-        }
-    }
-    lines.retain(|line| in_window(line, &options));
-    if let Some(tail) = options.tail {
-        lines.drain(..lines.len().saturating_sub(tail));
-    }
-    loop {
-        for line in lines.drain(..) {
-            let Ok(entry) = serde_json::from_str::<keel_monitor_protocol::files::LogLine>(&line)
-            else {
-                continue;
+    let _ = daemon.engine.logs(
+        &id,
+        &query,
+        || tx.is_closed(),
+        |entry| {
+            let payload = match timestamps {
+                true => format!("{} {}", entry.time, entry.line),
+                false => entry.line,
             };
-            let wanted = (entry.stream == "stdout" && options.stdout)
-                || (entry.stream == "stderr" && options.stderr);
-            if !wanted {
-                continue;
-            }
-            let payload = if options.timestamps {
-                format!("{} {}", entry.time, entry.log)
-            } else {
-                entry.log
+            let chunk = match (raw, entry.stream) {
+                (true, _) => payload.into_bytes(),
+                (false, LogStream::Stdout) => stream::frame(STDOUT, payload.as_bytes()),
+                (false, LogStream::Stderr) => stream::frame(STDERR, payload.as_bytes()),
             };
-            let chunk = if options.raw {
-                payload.into_bytes()
-            } else {
-                let kind = if entry.stream == "stderr" {
-                    STDERR
-                } else {
-                    STDOUT
-                };
-                stream::frame(kind, payload.as_bytes())
-            };
-            if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
-                return;
-            }
-        }
-        if !options.follow {
-            return;
-        }
-        // Checked before reading, so nothing written before the end is missed.
-        let more = may_write_more(&daemon, &id)
-            && options
-                .until
-                .is_none_or(|until| keel_time::now_unix_nanos() <= until);
-        lines = read_new_lines(&mut file, &mut position);
-        lines.retain(|line| in_window(line, &options));
-        if lines.is_empty() && rotated(&file, &current) {
-            // Read to its end above: go on with the file that came next,
-            // even if the log rotated more than once meanwhile.
-            match open_next_log(&daemon, &id, &file) {
-                Some(next) => (file, position) = (next, 0),
-                None => return,
-            }
-            continue;
-        }
-        if lines.is_empty() {
-            if !more || tx.is_closed() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// Whether a log line falls between `since` and `until`.
-fn in_window(line: &str, options: &LogOptions) -> bool {
-    if options.since.is_none() && options.until.is_none() {
-        return true;
-    }
-    let Some(time) = serde_json::from_str::<keel_monitor_protocol::files::LogLine>(line)
-        .ok()
-        .and_then(|entry| keel_time::unix_nanos(&entry.time))
-    else {
-        return false;
-    };
-    options.since.is_none_or(|since| time >= since)
-        && options.until.is_none_or(|until| time <= until)
-}
-
-/// Whether the file at `path` is no longer the one open as `file` (the
-/// monitor rotated the log).
-fn rotated(file: &std::fs::File, path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(open), Ok(named)) => open.ino() != named.ino(),
-        _ => false,
-    }
-}
-
-/// Opens the log file written after the one open as `file`, waiting out
-/// the moment between a rotation's rename and its new file.
-fn open_next_log(daemon: &Daemon, id: &str, file: &std::fs::File) -> Option<std::fs::File> {
-    for _ in 0..200 {
-        let next = next_log(&daemon.engine.log_files(id), file);
-        if let Some(opened) = next.and_then(|path| std::fs::File::open(path).ok()) {
-            return Some(opened);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // The file read last is gone (rotated out while the reader lagged):
-    // on from the oldest kept.
-    daemon
-        .engine
-        .log_files(id)
-        .iter()
-        .find_map(|path| std::fs::File::open(path).ok())
-}
-
-/// The log file written after the one open as `file`, among `files`
-/// (oldest first); None if it is not among them (a rename in flight, or
-/// rotated out).
-fn next_log(files: &[std::path::PathBuf], file: &std::fs::File) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let inode = file.metadata().ok()?.ino();
-    let held = files
-        .iter()
-        .position(|path| std::fs::metadata(path).is_ok_and(|m| m.ino() == inode));
-    files.get(held? + 1).cloned()
-}
-
-fn log_options(query: &Query, tty: bool) -> Result<LogOptions> {
-    Ok(LogOptions {
-        since: query.time("since")?,
-        until: query.time("until")?,
-        raw: tty,
-        stdout: query.flag("stdout"),
-        stderr: query.flag("stderr"),
-        follow: query.flag("follow"),
-        timestamps: query.flag("timestamps"),
-        tail: query.get("tail").and_then(|t| t.parse().ok()),
-    })
+            tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        },
+    );
 }
 
 /// GET /containers/{id}/logs
 pub async fn logs(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
     let container = daemon.engine.container(&name)?;
-    let options = log_options(&query, container.config.tty)?;
-    if !options.stdout && !options.stderr {
+    let logs = LogQuery {
+        since: query.time("since")?,
+        until: query.time("until")?,
+        stdout: query.flag("stdout"),
+        stderr: query.flag("stderr"),
+        follow: query.flag("follow"),
+        tail: query.get("tail").and_then(|t| t.parse().ok()),
+    };
+    if !logs.stdout && !logs.stderr {
         return Err(ApiError::bad_request("You must choose at least one stream"));
     }
+    let (timestamps, raw) = (query.flag("timestamps"), container.config.tty);
     let id = container.id;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::task::spawn_blocking(move || stream_log(daemon, id, options, tx));
+    tokio::task::spawn_blocking(move || stream_log(daemon, id, logs, timestamps, raw, tx));
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(

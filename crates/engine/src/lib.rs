@@ -10,6 +10,7 @@ mod events;
 mod exec;
 mod health;
 pub mod log;
+mod logs;
 pub mod mounts;
 mod names;
 mod network;
@@ -31,7 +32,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
-use keel_monitor_protocol::files::{EXIT, Exit, LOG, log_files, open_log, socket_name};
+use keel_monitor_protocol::files::{EXIT, Exit, LOG, open_log, socket_name};
 use keel_monitor_protocol::message::{
     self, Failure, FailureKind, FromMonitor, Launch, LogLimits, ToMonitor,
 };
@@ -45,6 +46,7 @@ pub use error::{Error, Result};
 pub use events::{Event, Events};
 pub use exec::{Exec, ExecConfig};
 pub use health::{Health, Healthcheck, ProbeResult};
+pub use logs::{LogEntry, LogQuery, LogStream};
 pub use network::{
     BRIDGE, Endpoint, Mode, Network, NetworkConfig, NetworkOptions, NetworkRequest, Published,
     fixed_network_id,
@@ -456,11 +458,6 @@ impl Engine {
 
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.dir(id).join(LOG)
-    }
-
-    /// The container's log files, oldest first (the last is current).
-    pub fn log_files(&self, id: &str) -> Vec<PathBuf> {
-        log_files(&self.dir(id))
     }
 
     /// Makes a container from an image: its read/write layer and its
