@@ -241,11 +241,7 @@ pub async fn tag(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Repl
         let reference = Reference::parse_repository(&repo)
             .or_else(|_| Reference::parse(&repo))?
             .with_tag(&tag)?;
-        let id = daemon.store().resolve(&name)?;
-        daemon.store().tag(&name, &reference)?;
-        daemon
-            .engine
-            .image_event(id.as_str(), &reference.familiar(), "tag");
+        daemon.engine.tag_image(&name, &reference)?;
         Ok(crate::http::empty(StatusCode::CREATED))
     })
     .await
@@ -255,19 +251,7 @@ pub async fn tag(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Repl
 pub async fn remove(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
     let force = query.flag("force");
     blocking(move || {
-        let engine = &daemon.engine;
-        let id = engine.images().resolve(&name)?;
-        let removals = engine
-            .images()
-            .remove_image(&name, force, |id| engine.is_running(id))?;
-        for removal in &removals {
-            match removal {
-                Removal::Untagged(_) => engine.image_event(id.as_str(), id.as_str(), "untag"),
-                Removal::Deleted(digest) => {
-                    engine.image_event(digest.as_str(), digest.as_str(), "delete")
-                }
-            }
-        }
+        let removals = daemon.engine.remove_image(&name, force)?;
         Ok(json(
             StatusCode::OK,
             &removals.iter().map(removal_json).collect::<Vec<_>>(),
@@ -299,7 +283,7 @@ pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
         }
     }
     blocking(move || {
-        let pruned = daemon.store().prune_images(all, |image| {
+        let pruned = daemon.engine.prune_images(all, |image| {
             let created = image.config.created().as_deref().unwrap_or_default();
             filter.selects(created, &image.labels())
         })?;
@@ -321,12 +305,10 @@ pub async fn load(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
     let _cancel_when_gone = cancel.on_drop();
     blocking(move || {
         let loaded = daemon
-            .store()
-            .load(reader, "the uploaded archive", &cancel)?;
+            .engine
+            .load_images(reader, "the uploaded archive", &cancel)?;
         let mut lines = Vec::new();
         for image in loaded {
-            let id = image.id.as_str();
-            daemon.engine.image_event(id, id, "load");
             if let (Some(reference), Some(old)) = (&image.reference, &image.replaced) {
                 lines.push(format!(
                     "The image {} already exists, renaming the old one with ID {old} to empty string\n",
@@ -357,19 +339,20 @@ pub async fn save(daemon: Arc<Daemon>, names: Vec<String>) -> Result<Reply> {
     if names.is_empty() {
         return Err(ApiError::bad_request("no image to save: name at least one"));
     }
+    // Every name checked before the answer begins: a bad one is an error
+    // status, not a cut archive.
     let checked = Arc::clone(&daemon);
     let names = blocking(move || {
         for name in &names {
-            let id = checked.store().resolve(name)?;
-            checked.engine.image_event(id.as_str(), id.as_str(), "save");
+            checked.store().resolve(name)?;
         }
         Ok(names)
     })
     .await?;
     Ok(streamed("application/x-tar", move |out| {
         daemon
-            .store()
-            .save(&names, out)
+            .engine
+            .save_images(&names, out)
             .map_err(|e| std::io::Error::other(crate::http::message(e)))
     }))
 }
@@ -409,12 +392,10 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
     let cancel = keel_image::Cancel::default();
     let _cancel_when_gone = cancel.on_drop();
     blocking(move || {
-        let id: Digest = daemon
-            .store()
-            .import(reader, &options, reference.as_ref(), &cancel)?;
-        daemon
-            .engine
-            .image_event(id.as_str(), id.as_str(), "import");
+        let id: Digest =
+            daemon
+                .engine
+                .import_image(reader, &options, reference.as_ref(), &cancel)?;
         Ok(json(StatusCode::OK, &json!({ "status": id })))
     })
     .await

@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod exec;
 mod health;
+mod images;
 pub mod log;
 mod logs;
 pub mod mounts;
