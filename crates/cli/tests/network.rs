@@ -789,7 +789,6 @@ fn names_no_container_has_are_forwarded_to_the_containers_dns_servers() {
             if let Some(question) = keel_network::dns::parse_query(query) {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let reply = keel_network::dns::answer(
-                    query,
                     &question,
                     &[std::net::Ipv4Addr::new(10, 9, 8, 7)],
                     0,

@@ -13,86 +13,63 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use crate::error::{Error, Result};
 use crate::netns;
 
-const TYPE_A: u16 = 1;
-const CLASS_IN: u16 = 1;
 const RCODE_SERVFAIL: u8 = 2;
 const RCODE_NXDOMAIN: u8 = 3;
+/// What a local answer's records say they are good for, as Docker's.
+const TTL: u32 = 600;
 /// How long a forwarded query waits for the upstream server.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a TCP connection may sit idle between queries.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
-/// A question: its name (lowercase, no final dot) and type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A query's first question: its name (lowercase, no final dot), and
+/// the query, to answer it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Question {
     pub name: String,
-    pub kind: u16,
-    /// Where the question ends in the message.
-    end: usize,
+    query: Message,
 }
 
-/// Reads the first question of a query.
+/// Reads the first question of a query (of class IN); `None` for a
+/// message that is not such a query.
 pub fn parse_query(message: &[u8]) -> Option<Question> {
-    let header = message.get(..12)?;
-    let is_query = header[2] & 0x80 == 0;
-    let questions = u16::from_be_bytes([header[4], header[5]]);
-    if !is_query || questions == 0 {
+    let query = Message::from_vec(message).ok()?;
+    let first = query.queries.first()?;
+    if query.metadata.message_type != MessageType::Query || first.query_class() != DNSClass::IN {
         return None;
     }
-    let mut labels = Vec::new();
-    let mut at = 12;
-    loop {
-        let length = usize::from(*message.get(at)?);
-        at += 1;
-        if length == 0 {
-            break;
-        }
-        if length > 63 {
-            return None; // no compression in a question we answer
-        }
-        labels.push(std::str::from_utf8(message.get(at..at + length)?).ok()?);
-        at += length;
-    }
-    let kind = u16::from_be_bytes([*message.get(at)?, *message.get(at + 1)?]);
-    let class = u16::from_be_bytes([*message.get(at + 2)?, *message.get(at + 3)?]);
-    (class == CLASS_IN).then(|| Question {
-        name: labels.join(".").to_ascii_lowercase(),
-        kind,
-        end: at + 4,
+    let name = first.name().to_ascii().to_ascii_lowercase();
+    Some(Question {
+        name: name.strip_suffix('.').unwrap_or(&name).to_owned(),
+        query,
     })
 }
 
-/// The answer to `query` (whose first question is `question`): `addresses`
-/// as A records (none for other types: the name exists), or `rcode`.
-pub fn answer(query: &[u8], question: &Question, addresses: &[Ipv4Addr], rcode: u8) -> Vec<u8> {
-    let mut reply = Vec::with_capacity(question.end + 16 * addresses.len());
-    reply.extend_from_slice(&query[..2]);
-    // A response, recursion desired as asked, recursion available.
-    reply.push(0x80 | (query[2] & 0x01));
-    reply.push(0x80 | rcode);
-    let answers = if question.kind == TYPE_A {
-        addresses.len()
-    } else {
-        0
-    };
-    for count in [1u16, answers as u16, 0, 0] {
-        reply.extend_from_slice(&count.to_be_bytes());
+/// The answer to `question`'s query: `addresses` as A records (none for
+/// other types: the name exists), or `rcode`.
+pub fn answer(question: &Question, addresses: &[Ipv4Addr], rcode: u8) -> Vec<u8> {
+    let query = &question.query;
+    let mut reply = Message::response(query.metadata.id, query.metadata.op_code);
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.recursion_available = true;
+    reply.metadata.response_code = ResponseCode::from(0, rcode);
+    let first = query.queries[0].clone();
+    if first.query_type() == RecordType::A {
+        for address in addresses {
+            let record = RData::A(A(*address));
+            reply.add_answer(Record::from_rdata(first.name().clone(), TTL, record));
+        }
     }
-    reply.extend_from_slice(&query[12..question.end]);
-    for address in addresses.iter().take(answers) {
-        reply.extend_from_slice(&[0xc0, 12]); // the question's name
-        reply.extend_from_slice(&TYPE_A.to_be_bytes());
-        reply.extend_from_slice(&CLASS_IN.to_be_bytes());
-        reply.extend_from_slice(&600u32.to_be_bytes());
-        reply.extend_from_slice(&4u16.to_be_bytes());
-        reply.extend_from_slice(&address.octets());
-    }
-    reply
+    reply.add_query(first);
+    reply.to_vec().unwrap_or_default()
 }
 
 /// Who knows the names: what the server asks about the container behind
@@ -268,7 +245,7 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) {
 fn local_reply(names: &dyn Names, key: &str, query: &[u8]) -> Option<Vec<u8>> {
     let question = parse_query(query)?;
     let addresses = names.lookup(key, &question.name)?;
-    Some(answer(query, &question, &addresses, 0))
+    Some(answer(&question, &addresses, 0))
 }
 
 /// The upstream servers' answer to `query` (the first to answer), else
@@ -284,7 +261,7 @@ fn forwarded_reply(names: &dyn Names, key: &str, query: &[u8], tcp: bool) -> Opt
         true => RCODE_NXDOMAIN,
         false => RCODE_SERVFAIL,
     };
-    Some(answer(query, &question, &[], rcode))
+    Some(answer(&question, &[], rcode))
 }
 
 /// Asks one upstream server, over UDP or TCP; its answer to this query.
@@ -351,7 +328,7 @@ fn write_framed(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// A query for `name`, type A, as a stub resolver sends it.
+    /// A query for `name` of type `kind`, as a stub resolver sends it.
     fn query(name: &str, kind: u16) -> Vec<u8> {
         let mut message = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
         for label in name.split('.') {
@@ -360,31 +337,32 @@ mod tests {
         }
         message.push(0);
         message.extend_from_slice(&kind.to_be_bytes());
-        message.extend_from_slice(&CLASS_IN.to_be_bytes());
+        message.extend_from_slice(&1u16.to_be_bytes());
         message
     }
 
     #[test]
     fn a_query_is_answered_with_its_id_question_and_addresses() {
-        let q = query("Web.example", TYPE_A);
+        let q = query("Web.example", 1);
         let question = parse_query(&q).unwrap();
         assert_eq!(question.name, "web.example");
-        let reply = answer(&q, &question, &[Ipv4Addr::new(10, 1, 2, 3)], 0);
+        let reply = answer(&question, &[Ipv4Addr::new(10, 1, 2, 3)], 0);
         assert_eq!(&reply[..2], &[0x12, 0x34]);
         assert_eq!(reply[2] & 0x80, 0x80, "a response");
+        assert_eq!(reply[2] & 0x01, 0x01, "recursion desired, as asked");
         assert_eq!(reply[3] & 0x0f, 0, "no error");
         assert_eq!(u16::from_be_bytes([reply[6], reply[7]]), 1, "one answer");
         assert_eq!(&reply[reply.len() - 4..], &[10, 1, 2, 3]);
-        assert_eq!(&reply[12..question.end], &q[12..]);
+        assert_eq!(&reply[12..q.len()], &q[12..], "the question, as asked");
     }
 
     #[test]
     fn other_types_get_no_records_and_errors_their_code() {
         let q = query("web", 28);
         let question = parse_query(&q).unwrap();
-        let reply = answer(&q, &question, &[Ipv4Addr::new(10, 1, 2, 3)], 0);
+        let reply = answer(&question, &[Ipv4Addr::new(10, 1, 2, 3)], 0);
         assert_eq!(u16::from_be_bytes([reply[6], reply[7]]), 0);
-        let missing = answer(&q, &question, &[], RCODE_NXDOMAIN);
+        let missing = answer(&question, &[], RCODE_NXDOMAIN);
         assert_eq!(missing[3] & 0x0f, RCODE_NXDOMAIN);
         assert!(parse_query(&missing).is_none(), "a response is not a query");
         assert!(parse_query(&q[..10]).is_none());

@@ -313,8 +313,7 @@ fn the_embedded_dns_answers_over_tcp_and_forwards_tcp_questions_over_tcp() {
         for mut connection in upstream.incoming().flatten() {
             let query = read_framed(&mut connection);
             let question = keel_network::dns::parse_query(&query).unwrap();
-            let reply =
-                keel_network::dns::answer(&query, &question, &[Ipv4Addr::new(10, 9, 8, 7)], 0);
+            let reply = keel_network::dns::answer(&question, &[Ipv4Addr::new(10, 9, 8, 7)], 0);
             let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
             framed.extend(reply);
             let _ = connection.write_all(&framed);
