@@ -180,23 +180,27 @@ fn measure(engine: &Engine, iterations: usize) -> Result<Samples> {
                 .collect();
             let mut failures = Vec::new();
             for child in burst {
-                let finished = child?.wait_with_output()?;
-                if !finished.status.success() {
-                    failures.push(String::from_utf8_lossy(&finished.stderr).into_owned());
+                match child.and_then(|child| child.wait_with_output()) {
+                    Ok(finished) if finished.status.success() => {}
+                    Ok(finished) => {
+                        failures.push(String::from_utf8_lossy(&finished.stderr).into_owned())
+                    }
+                    Err(error) => failures.push(error.to_string()),
                 }
             }
             samples.bursts.push(began.elapsed());
             stop.store(true, Ordering::Relaxed);
-            let (dns_idle, dns_busy) = dns.join().expect("the DNS sampler")?;
-            let (api_idle, api_busy) = api.join().expect("the API sampler")?;
-            samples
-                .echo_busy
-                .extend(echo.join().expect("the echo sampler")?.1);
+            let (dns, api, echo) = (dns.join(), api.join(), echo.join());
+            // The round's containers go first, whatever the samplers say:
+            // a network still in use would outlive the bench.
+            remove(engine, &names);
+            let (dns_idle, dns_busy) = dns.expect("the DNS sampler")?;
+            let (api_idle, api_busy) = api.expect("the API sampler")?;
+            samples.echo_busy.extend(echo.expect("the echo sampler")?.1);
             samples.dns_idle.extend(dns_idle);
             samples.dns_busy.extend(dns_busy);
             samples.api_idle.extend(api_idle);
             samples.api_busy.extend(api_busy);
-            remove(engine, &names);
             ensure!(
                 failures.is_empty(),
                 "{}: run -d failed: {failures:?}",
