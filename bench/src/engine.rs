@@ -263,7 +263,30 @@ struct Results {
     fifty: Duration,
     watcher_rss: u64,
     watcher_pss: u64,
+    /// The watcher of a container logging ten lines a second.
+    logging_watcher_rss: u64,
     daemon_rss: u64,
+}
+
+/// How long the logging container writes before its watcher is measured.
+const LOGGING_FOR: Duration = Duration::from_secs(12);
+
+/// The RSS (KiB) of the watcher of a container that logs ten lines a
+/// second, once it has for a while.
+fn logging_watcher_rss(contender: &Contender) -> Result<u64> {
+    let name = "bench-logger".to_owned();
+    let script = "while :; do echo \"line $(date)\"; sleep 0.1; done";
+    let (code, _, err) =
+        output(&mut contender.run(&["-d", "--name", &name], &["sh", "-c", script]));
+    ensure!(
+        code == 0,
+        "{}: the logging container: {err}",
+        contender.name()
+    );
+    std::thread::sleep(LOGGING_FOR);
+    let rss = contender.watcher(&name).and_then(memory).map(|m| m.rss);
+    contender.remove_all(std::slice::from_ref(&name));
+    rss
 }
 
 pub fn engine_bench(iterations: usize) -> Result<()> {
@@ -288,6 +311,7 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
                 fifty: Duration::ZERO,
                 watcher_rss: 0,
                 watcher_pss: 0,
+                logging_watcher_rss: 0,
                 daemon_rss: c.daemon_rss_kib()?,
             })
         })
@@ -329,13 +353,14 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
         result.watcher_rss = median_u64(&mut rss);
         result.watcher_pss = median_u64(&mut pss);
         contender.remove_all(&names);
+        result.logging_watcher_rss = logging_watcher_rss(contender)?;
     }
 
     println!(
         "Engines, busybox; `run --rm true`: {iterations} iterations each after {warmup} warm-up, taking turns; default bridge unless `none`"
     );
     println!(
-        "{:<14} {:>13} {:>8} {:>13} {:>8} {:>15} {:>8} {:>14} {:>14} {:>12}",
+        "{:<14} {:>13} {:>8} {:>13} {:>8} {:>15} {:>8} {:>14} {:>14} {:>14} {:>12}",
         "engine",
         "run --rm",
         "vs keel",
@@ -345,6 +370,7 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
         "vs keel",
         "watcher RSS",
         "watcher PSS",
+        "logging RSS",
         "daemon RSS"
     );
     let keel_run = median(&results[0].run);
@@ -354,7 +380,7 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
         let run = median(&result.run);
         let none = median(&result.run_none);
         println!(
-            "{:<14} {:>10.2} ms {:>7.2}x {:>10.2} ms {:>7.2}x {:>12.2} s {:>7.2}x {:>11.2} MB {:>11.2} MB {:>9.1} MB",
+            "{:<14} {:>10.2} ms {:>7.2}x {:>10.2} ms {:>7.2}x {:>12.2} s {:>7.2}x {:>11.2} MB {:>11.2} MB {:>11.2} MB {:>9.1} MB",
             contender.name(),
             ms(run),
             run.as_secs_f64() / keel_run.as_secs_f64(),
@@ -364,11 +390,12 @@ pub fn engine_bench(iterations: usize) -> Result<()> {
             result.fifty.as_secs_f64() / keel_fifty.as_secs_f64(),
             result.watcher_rss as f64 / 1024.0,
             result.watcher_pss as f64 / 1024.0,
+            result.logging_watcher_rss as f64 / 1024.0,
             result.daemon_rss as f64 / 1024.0,
         );
     }
     println!(
-        "watcher: keel-monitor, containerd-shim-runc-v2, conmon (median over the 50); PSS shares a binary's pages among its processes"
+        "watcher: keel-monitor, containerd-shim-runc-v2, conmon (median over the 50); PSS shares a binary's pages among its processes; logging: the watcher of a container writing ten lines a second, after {LOGGING_FOR:?}"
     );
     Ok(())
 }
