@@ -974,18 +974,10 @@ fn attach_and_start_a_stream_the_output_and_pass_the_exit_code_through() {
     assert_eq!((code, out.as_str()), (0, "piped in\n"), "{err}");
 }
 
-/// Unix seconds with nanoseconds, as `--since` takes them.
-fn unix_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
-}
-
 #[test]
 fn events_tell_a_containers_life_to_keel_and_docker_past_and_live() {
     let daemon = TestDaemon::with_busybox();
-    let since = unix_now();
+    let since = common::unix_now();
     daemon.keel_ok(&["volume", "create", "evvol"]);
     daemon.keel_ok(&[
         "run",
@@ -1006,7 +998,7 @@ fn events_tell_a_containers_life_to_keel_and_docker_past_and_live() {
     daemon.keel_ok(&["rm", "ev2"]);
     daemon.keel_ok(&["volume", "rm", "evvol"]);
     daemon.keel_ok(&["tag", "keel-test/busybox", "keel-test/evtag:1"]);
-    let until = unix_now();
+    let until = common::unix_now();
 
     let actions = daemon.keel_ok(&[
         "events",

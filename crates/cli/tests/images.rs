@@ -303,9 +303,9 @@ fn keel_prints_tables_as_the_docker_cli_does() {
 fn image_prune_publishes_the_untag_and_delete_events_of_what_it_removes() {
     let daemon = TestDaemon::start();
     let id = import_busybox(&daemon, "keel-test/pruned:1");
-    let since = unix_now();
+    let since = common::unix_now();
     daemon.keel_ok(&["image", "prune", "-a", "-f"]);
-    let until = unix_now();
+    let until = common::unix_now();
     let actions = daemon.keel_ok(&[
         "events",
         "--since",
@@ -325,12 +325,4 @@ fn image_prune_publishes_the_untag_and_delete_events_of_what_it_removes() {
         ],
         "{actions}"
     );
-}
-
-/// Now, as Unix seconds with nanoseconds.
-fn unix_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
 }

@@ -377,3 +377,12 @@ pub fn stop(pid: i32) {
     }
     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
 }
+
+/// Now, as Unix seconds with nanoseconds (as `--since` and `--until`
+/// take a time).
+pub fn unix_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
