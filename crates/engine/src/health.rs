@@ -121,12 +121,33 @@ impl Healthcheck {
     }
 }
 
+/// Where a container's health checks stand, by Docker's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Started, and no probe passed yet (or the start period runs).
+    Starting,
+    Healthy,
+    /// As many probes failed in a row as the check's retries.
+    Unhealthy,
+}
+
+impl HealthStatus {
+    /// Docker's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// A container's health, as inspect shows it under State.Health.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Health {
-    /// `starting`, `healthy` or `unhealthy`.
-    pub status: String,
+    pub status: HealthStatus,
     pub failing_streak: u32,
     pub log: Vec<ProbeResult>,
 }
@@ -135,13 +156,13 @@ impl Health {
     /// At each start: probing begins again (the log is kept).
     pub(crate) fn restart(health: &mut Option<Health>) {
         let health = health.get_or_insert_with(Health::starting);
-        health.status = "starting".to_owned();
+        health.status = HealthStatus::Starting;
         health.failing_streak = 0;
     }
 
     fn starting() -> Self {
         Health {
-            status: "starting".to_owned(),
+            status: HealthStatus::Starting,
             failing_streak: 0,
             log: Vec::new(),
         }
@@ -206,7 +227,7 @@ impl Engine {
         };
         let mut status = container.state.health.map(|h| h.status);
         loop {
-            let starting = status.as_deref() == Some("starting");
+            let starting = status == Some(HealthStatus::Starting);
             let wait = match starting && in_start_period() {
                 true => start_interval,
                 false => interval,
@@ -220,11 +241,11 @@ impl Engine {
             status = self.set_health(id, |health| {
                 if result.exit_code == 0 {
                     health.failing_streak = 0;
-                    health.status = "healthy".to_owned();
+                    health.status = HealthStatus::Healthy;
                 } else if counts {
                     health.failing_streak += 1;
                     if i64::from(health.failing_streak) >= retries {
-                        health.status = "unhealthy".to_owned();
+                        health.status = HealthStatus::Unhealthy;
                     }
                 }
                 health.log.push(result);
@@ -252,14 +273,15 @@ impl Engine {
 
     /// Changes the container's health; returns its status after. A new
     /// status is published with the change, before it is visible.
-    fn set_health(&self, id: &str, change: impl FnOnce(&mut Health)) -> Option<String> {
+    fn set_health(&self, id: &str, change: impl FnOnce(&mut Health)) -> Option<HealthStatus> {
         let updated = self.update_state(id, |c| {
             let health = c.state.health.get_or_insert_with(Health::starting);
-            let before = health.status.clone();
+            let before = health.status;
             change(health);
-            let now = health.status.clone();
+            let now = health.status;
             if now != before {
-                self.container_event(c, &format!("health_status: {now}"), &[]);
+                let action = format!("health_status: {}", now.as_str());
+                self.container_event(c, &action, &[]);
             }
         });
         updated.ok()?.state.health.map(|h| h.status)
@@ -351,6 +373,21 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_health_status_is_dockers_word_on_the_wire_and_in_records() {
+        let health = Health {
+            status: HealthStatus::Unhealthy,
+            failing_streak: 3,
+            log: Vec::new(),
+        };
+        let json = serde_json::to_value(&health).unwrap();
+        assert_eq!(json["Status"], "unhealthy");
+        let read: Health =
+            serde_json::from_str(r#"{"Status":"healthy","FailingStreak":0,"Log":[]}"#).unwrap();
+        assert_eq!(read.status, HealthStatus::Healthy);
+        assert_eq!(HealthStatus::Starting.as_str(), "starting");
+    }
 
     #[test]
     fn a_check_takes_the_images_test_and_settings_where_its_own_are_unset() {

@@ -46,7 +46,7 @@ pub use distribution::{Progress, Report};
 pub use error::{Error, Result};
 pub use events::{Event, Events};
 pub use exec::{Exec, ExecConfig};
-pub use health::{Health, Healthcheck, ProbeResult};
+pub use health::{Health, HealthStatus, Healthcheck, ProbeResult};
 pub use logs::{LogEntry, LogQuery, LogStream};
 pub use network::{
     BRIDGE, Endpoint, Mode, Network, NetworkConfig, NetworkOptions, NetworkRequest, Published,
