@@ -200,7 +200,11 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
                 })
                 .collect(),
         },
-        stop_signal: request.stop_signal.filter(|s| !s.is_empty()),
+        stop_signal: request
+            .stop_signal
+            .filter(|s| !s.is_empty())
+            .map(|name| keel_engine::Signal::parse(&name))
+            .transpose()?,
         healthcheck: request.healthcheck,
         init: host.init.unwrap_or(false),
         stop_timeout: request.stop_timeout,

@@ -35,7 +35,7 @@ pub struct Config {
     pub resources: Resources,
     /// The signal `stop` sends first (`--stop-signal`; SIGTERM).
     #[serde(default)]
-    pub stop_signal: Option<String>,
+    pub stop_signal: Option<crate::Signal>,
     /// Seconds `stop` waits before SIGKILL (`--stop-timeout`; 10).
     #[serde(default)]
     pub stop_timeout: Option<u64>,

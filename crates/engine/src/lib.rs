@@ -20,6 +20,7 @@ mod record;
 mod resources;
 mod restart;
 mod security;
+mod signal;
 mod spec;
 mod volumes;
 
@@ -55,6 +56,7 @@ pub use network::{
 pub use resources::{Resources, Ulimit};
 pub use restart::RestartPolicy;
 pub use security::Security;
+pub use signal::Signal;
 pub use volumes::Volume;
 
 use crate::container::{generated_name, is_valid_name};
@@ -468,10 +470,6 @@ impl Engine {
         config.restart.check(config.auto_remove)?;
         config.resources.check()?;
         config.log.limits()?;
-        if let Some(signal) = &config.stop_signal {
-            keel_runtime::parse_signal(signal)
-                .map_err(|_| Error::InvalidParameter(format!("Invalid signal: {signal}")))?;
-        }
         let image_id = self.images.resolve(&config.image)?;
         let image = self.images.image(&image_id)?;
         let image_check =
@@ -1082,10 +1080,11 @@ impl Engine {
         if container.state.status != Status::Running {
             return Ok(());
         }
-        let signal = match &container.config.stop_signal {
-            Some(name) => keel_runtime::parse_signal(name)?,
-            None => libc::SIGTERM,
-        };
+        let signal = container
+            .config
+            .stop_signal
+            .as_ref()
+            .map_or(libc::SIGTERM, Signal::number);
         let timeout = timeout
             .unwrap_or_else(|| Duration::from_secs(container.config.stop_timeout.unwrap_or(10)));
         let _ = self.signal(&container, signal);
