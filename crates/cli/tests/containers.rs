@@ -1000,17 +1000,7 @@ fn events_tell_a_containers_life_to_keel_and_docker_past_and_live() {
     daemon.keel_ok(&["tag", "keel-test/busybox", "keel-test/evtag:1"]);
     let until = common::unix_now();
 
-    let actions = daemon.keel_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "type=container",
-        "--format",
-        "{{.Action}}",
-    ]);
+    let actions = daemon.events_of(&since, &until, "container", "{{.Action}}");
     assert_eq!(
         actions.lines().collect::<Vec<_>>(),
         [
@@ -1048,19 +1038,7 @@ fn events_tell_a_containers_life_to_keel_and_docker_past_and_live() {
             && line.ends_with(", exitCode=137, image=keel-test/busybox, name=ev, tier=front)"),
         "{out}"
     );
-    let events_of = |kind: &str, format: &str| {
-        daemon.keel_ok(&[
-            "events",
-            "--since",
-            &since,
-            "--until",
-            &until,
-            "--filter",
-            &format!("type={kind}"),
-            "--format",
-            format,
-        ])
-    };
+    let events_of = |kind: &str, format: &str| daemon.events_of(&since, &until, kind, format);
     assert_eq!(
         events_of("volume", "{{.Action}} {{.Actor.ID}}"),
         "create evvol\ndestroy evvol\n"

@@ -306,17 +306,7 @@ fn image_prune_publishes_the_untag_and_delete_events_of_what_it_removes() {
     let since = common::unix_now();
     daemon.keel_ok(&["image", "prune", "-a", "-f"]);
     let until = common::unix_now();
-    let actions = daemon.keel_ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "type=image",
-        "--format",
-        "{{.Action}} {{.ID}}",
-    ]);
+    let actions = daemon.events_of(&since, &until, "image", "{{.Action}} {{.ID}}");
     assert_eq!(
         actions.lines().collect::<Vec<_>>(),
         [

@@ -146,6 +146,21 @@ impl TestDaemon {
         let _ = self.child.wait();
     }
 
+    /// `keel events` between two times, of one type, formatted.
+    pub fn events_of(&self, since: &str, until: &str, kind: &str, format: &str) -> String {
+        self.keel_ok(&[
+            "events",
+            "--since",
+            since,
+            "--until",
+            until,
+            "--filter",
+            &format!("type={kind}"),
+            "--format",
+            format,
+        ])
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("keel.sock")
     }
