@@ -392,7 +392,9 @@ impl Engine {
                 record_exit(&mut container.state, exit);
                 write_record(&entry.path(), &container, true)?;
             }
-            table.names.reserve(&container.name, &container.id)?;
+            // Two records of one name (never written so) must not keep the
+            // daemon from starting: the first keeps it.
+            let _ = table.names.reserve(&container.name, &container.id);
             table.writers.insert(container.id.clone(), Arc::default());
             table.containers.insert(container.id.clone(), container);
         }
