@@ -53,13 +53,13 @@ struct Samples {
 
 pub fn busy_bench(iterations: usize) -> Result<()> {
     let keel = Keel::start(&crate::network::KEEL_DAEMON_ARGS)?;
+    let socket = keel.socket();
     let mut engines = vec![Engine {
         name: "keel",
         command: Box::new(move || keel.command()),
-        socket: PathBuf::new(),
+        socket,
         subnet: "10.197.0.0/24",
     }];
-    engines[0].socket = keel_socket(&engines[0])?;
     let policy = crate::network::forward_policy();
     let mut _docker = None;
     let mut _policy_back = None;
@@ -108,18 +108,6 @@ pub fn busy_bench(iterations: usize) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Keel's socket, as its CLI is told it.
-fn keel_socket(engine: &Engine) -> Result<PathBuf> {
-    let command = (engine.command)();
-    let host = command
-        .get_envs()
-        .find(|(key, _)| *key == "KEEL_HOST")
-        .and_then(|(_, value)| value)
-        .context("the bench's keel command names its socket")?;
-    let host = host.to_str().context("a UTF-8 socket path")?;
-    Ok(PathBuf::from(host.strip_prefix("unix://").unwrap_or(host)))
 }
 
 fn run(engine: &Engine, args: &[&str]) -> Result<String> {

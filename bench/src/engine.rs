@@ -54,14 +54,14 @@ impl Keel {
             .env("KEEL_ROOT", dir.path().join("root"))
             .env(
                 "KEEL_HOST",
-                format!("unix://{}", dir.path().join("keel.sock").display()),
+                format!("unix://{}", socket_in(dir.path()).display()),
             )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
         let keel = Keel { dir, daemon };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !keel.dir.path().join("keel.sock").exists() {
+        while !keel.socket().exists() {
             ensure!(Instant::now() < deadline, "keel daemon did not come up");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -79,12 +79,21 @@ impl Keel {
     pub(crate) fn command(&self) -> Command {
         let mut command = Command::new(keel_binary());
         command.env("KEEL_AUTOSTART", "0");
-        command.env("KEEL_ROOT", self.dir.path().join("root")).env(
-            "KEEL_HOST",
-            format!("unix://{}", self.dir.path().join("keel.sock").display()),
-        );
+        command
+            .env("KEEL_ROOT", self.dir.path().join("root"))
+            .env("KEEL_HOST", format!("unix://{}", self.socket().display()));
         command
     }
+
+    /// The daemon's API socket.
+    pub(crate) fn socket(&self) -> PathBuf {
+        socket_in(self.dir.path())
+    }
+}
+
+/// The socket of a bench daemon whose files are in `dir`.
+fn socket_in(dir: &Path) -> PathBuf {
+    dir.join("keel.sock")
 }
 
 impl Drop for Keel {
