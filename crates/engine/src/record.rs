@@ -17,13 +17,12 @@ pub(crate) const VERSION: u32 = 1;
 /// (as before versions, it is passed over); a newer Keel's is an error,
 /// neither misread nor dropped.
 pub(crate) fn decode_found<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<Option<T>> {
-    match keel_durable::record::decode(bytes, VERSION) {
-        Ok((_, record)) => Ok(Some(record)),
-        Err(keel_durable::record::RecordError::Malformed(_)) => Ok(None),
-        Err(source) => Err(Error::Record {
-            path: path.to_owned(),
-            source,
-        }),
+    match decode(path, bytes) {
+        Err(Error::Record {
+            source: keel_durable::record::RecordError::Malformed(_),
+            ..
+        }) => Ok(None),
+        other => other.map(Some),
     }
 }
 

@@ -27,11 +27,6 @@ impl Signal {
     pub fn number(&self) -> i32 {
         self.number
     }
-
-    /// As the user gave it.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 impl TryFrom<String> for Signal {
@@ -55,7 +50,7 @@ mod tests {
     #[test]
     fn a_signal_keeps_its_name_and_knows_its_number() {
         let signal = Signal::parse("SIGUSR1").unwrap();
-        assert_eq!((signal.name(), signal.number()), ("SIGUSR1", libc::SIGUSR1));
+        assert_eq!(signal.number(), libc::SIGUSR1);
         assert_eq!(Signal::parse("9").unwrap().number(), 9);
         assert_eq!(serde_json::to_value(&signal).unwrap(), "SIGUSR1");
         let read: Signal = serde_json::from_str("\"usr1\"").unwrap();

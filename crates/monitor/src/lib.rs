@@ -45,11 +45,6 @@ pub fn run() -> Result<()> {
     let _ = rustix::process::setsid();
     // Our stdin and stdout are the daemon's; fds 0 to 2 become the
     // process's.
-    let dup = |fd: BorrowedFd<'_>| {
-        rustix::io::fcntl_dupfd_cloexec(fd, 3)
-            .map(File::from)
-            .context(|| "dup".to_owned())
-    };
     let mut to_daemon = dup(rustix::stdio::stdout())?;
     let mut from_daemon = dup(rustix::stdio::stdin())?;
     let launch = match message::receive::<ToMonitor>(&mut from_daemon) {
@@ -59,7 +54,7 @@ pub fn run() -> Result<()> {
                 kind: FailureKind::Other,
                 message: format!(
                     "keel-monitor speaks protocol version {VERSION}, the daemon {}: \
-                     install keel and keel-monitor from the same release",
+                     install keel-daemon and keel-monitor from the same release",
                     launch.version
                 ),
             };
@@ -75,14 +70,16 @@ pub fn run() -> Result<()> {
     monitor(&launch, &mut to_daemon, &mut from_daemon)
 }
 
+/// A close-on-exec copy of `fd` above the standard three.
+fn dup(fd: BorrowedFd<'_>) -> Result<File> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 3)
+        .map(File::from)
+        .context(|| "dup".to_owned())
+}
+
 fn monitor(args: &Launch, to_daemon: &mut File, from_daemon: &mut File) -> Result<()> {
     std::env::set_current_dir(&args.dir)
         .context(|| format!("cannot enter {}", args.dir.display()))?;
-    let dup = |fd: BorrowedFd<'_>| {
-        rustix::io::fcntl_dupfd_cloexec(fd, 3)
-            .map(File::from)
-            .context(|| "dup".to_owned())
-    };
     // Our stderr (monitor.log) comes back once the process has its own.
     let own_stderr = dup(rustix::stdio::stderr())?;
     // Orphans of the container become ours to reap, as for conmon.
@@ -141,10 +138,10 @@ fn monitor(args: &Launch, to_daemon: &mut File, from_daemon: &mut File) -> Resul
     };
     if let Some(master) = &master {
         rustix::io::ioctl_fionbio(master, true).context(|| "the terminal".to_owned())?;
-        let dup = || master.try_clone().context(|| "dup".to_owned());
-        outputs.push(Output::new(STDOUT, dup()?));
+        let copy = || master.try_clone().context(|| "dup".to_owned());
+        outputs.push(Output::new(STDOUT, copy()?));
         if args.stdin {
-            input = Some(Input::new(dup()?)?);
+            input = Some(Input::new(copy()?)?);
         }
     }
     let _ = message::send(to_daemon, &FromMonitor::Started { pid });
