@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use hyper::StatusCode;
 use hyper::body::Incoming;
+use keel_engine::CommitOptions;
 use keel_image::{Digest, Image, ImportOptions, Reference, Removal};
 use serde_json::{Value, json};
 
 use crate::Daemon;
-use crate::http::{ApiError, Query, Reply, blocking, body_reader, json, streamed};
+use crate::http::{ApiError, Query, Reply, blocking, body_reader, json, read_json, streamed};
 use keel_time::unix_seconds;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -364,17 +365,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
             "import needs fromSrc=- (the tarball as the request body)",
         ));
     }
-    let reference = match query.get("repo").filter(|r| !r.is_empty()) {
-        Some(repo) => {
-            let base = Reference::parse_repository(repo).or_else(|_| Reference::parse(repo))?;
-            Some(match query.get("tag").filter(|t| !t.is_empty()) {
-                Some(tag) => base.with_tag(tag)?,
-                None if base.tag().is_some() => base,
-                None => base.with_tag("latest")?,
-            })
-        }
-        None => None,
-    };
+    let reference = repo_tag_reference(&query)?;
     let options = ImportOptions {
         changes: query
             .all("changes")
@@ -397,6 +388,48 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
                 .engine
                 .import_image(reader, &options, reference.as_ref(), &cancel)?;
         Ok(json(StatusCode::OK, &json!({ "status": id })))
+    })
+    .await
+}
+
+/// The reference `repo` and `tag` name (`latest` when no tag is given),
+/// as import and commit take them; none without a repo.
+fn repo_tag_reference(query: &Query) -> Result<Option<Reference>> {
+    let Some(repo) = query.get("repo").filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let base = Reference::parse_repository(repo).or_else(|_| Reference::parse(repo))?;
+    Ok(Some(match query.get("tag").filter(|t| !t.is_empty()) {
+        Some(tag) => base.with_tag(tag)?,
+        None if base.tag().is_some() => base,
+        None => base.with_tag("latest")?,
+    }))
+}
+
+/// POST /commit?container=…: the container's changes as a new image. The
+/// body, a container config, overrides what the container runs where it
+/// sets a field.
+pub async fn commit(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<Reply> {
+    let container = query.get("container").unwrap_or_default().to_owned();
+    let overrides: Option<serde_json::Map<String, Value>> = read_json(body).await?;
+    let options = CommitOptions {
+        changes: query
+            .all("changes")
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        comment: query.get("comment").unwrap_or_default().to_owned(),
+        author: query.get("author").unwrap_or_default().to_owned(),
+        // Paused unless the client says pause=false, as Docker.
+        pause: query.get("pause").is_none() || query.flag("pause"),
+        reference: repo_tag_reference(&query)?,
+        overrides: overrides.unwrap_or_default(),
+    };
+    let cancel = keel_image::Cancel::default();
+    let _cancel_when_gone = cancel.on_drop();
+    blocking(move || {
+        let id = daemon.engine.commit(&container, &options, &cancel)?;
+        Ok(json(StatusCode::CREATED, &json!({ "Id": id })))
     })
     .await
 }

@@ -134,6 +134,9 @@ async fn dispatch(
         (&Method::GET, "/events") => return events::events(daemon, query).await,
         (&Method::GET, "/images/json") => return images::list(daemon, query).await,
         (&Method::GET, "/system/df") => return images::disk_usage(daemon).await,
+        (&Method::POST, "/commit") => {
+            return images::commit(daemon, query, request.into_body()).await;
+        }
         (&Method::POST, "/images/load") => return images::load(daemon, request.into_body()).await,
         (&Method::POST, "/images/prune") => return images::prune(daemon, query).await,
         (&Method::POST, "/images/create") if query.get("fromImage").is_some() => {

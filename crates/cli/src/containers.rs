@@ -751,7 +751,7 @@ fn attach_existing(
 
 /// A boolean flag's value: none (`--flag`) is true, else Go's
 /// strconv.ParseBool words, as docker's flags take them.
-fn bool_value(parser: &mut lexopt::Parser, flag: &str) -> Result<bool> {
+pub(crate) fn bool_value(parser: &mut lexopt::Parser, flag: &str) -> Result<bool> {
     let Some(value) = parser.optional_value() else {
         return Ok(true);
     };

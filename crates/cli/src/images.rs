@@ -537,6 +537,51 @@ pub fn import(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     Ok(())
 }
 
+/// `keel commit [-a AUTHOR] [-c CHANGE]… [-m MESSAGE] [-p=false] CONTAINER
+/// [REPOSITORY[:TAG]]`: prints the new image's id.
+pub fn commit(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    const USAGE: &str = "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]";
+    let mut query = Vec::new();
+    let mut positional = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('a') | Long("author") => {
+                query.push(format!("author={}", encode(&parser.value()?.string()?)))
+            }
+            Short('c') | Long("change") => {
+                query.push(format!("changes={}", encode(&parser.value()?.string()?)))
+            }
+            Short('m') | Long("message") => {
+                query.push(format!("comment={}", encode(&parser.value()?.string()?)))
+            }
+            Short('p') | Long("pause") => {
+                let pause = crate::containers::bool_value(parser, "pause")?;
+                query.push(format!("pause={pause}"));
+            }
+            Value(value) => positional.push(value.string()?),
+            other => return Err(usage(other.unexpected(), USAGE)),
+        }
+    }
+    let (container, reference) = match positional.as_slice() {
+        [container] => (container, None),
+        [container, reference] => (container, Some(reference)),
+        _ => bail!(
+            "\"keel commit\" requires at least 1 and at most 2 arguments.\nUsage:  keel {USAGE}"
+        ),
+    };
+    query.push(format!("container={}", encode(container)));
+    if let Some(reference) = reference {
+        query.push(format!("repo={}", encode(reference)));
+    }
+    let answer = client.json(
+        "POST",
+        &format!("/commit?{}", query.join("&")),
+        Upload::None,
+    )?;
+    println!("{}", answer["Id"].as_str().unwrap_or_default());
+    Ok(())
+}
+
 /// `keel image prune [-a] [-f] [--filter until=T|label=K[=V]|label!=K[=V]]`
 pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let mut flags = crate::objects::PruneFlags::parse(parser, "image prune [OPTIONS]", true)?;

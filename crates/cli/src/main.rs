@@ -238,6 +238,7 @@ fn container_command(verb: &str) -> Option<Command> {
         "rm" | "remove" => containers::rm,
         "export" => containers::export,
         "port" => containers::port,
+        "commit" => images::commit,
         "pause" => containers::pause,
         "attach" => containers::attach,
         "unpause" => containers::unpause,

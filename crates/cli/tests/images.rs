@@ -316,3 +316,158 @@ fn image_prune_publishes_the_untag_and_delete_events_of_what_it_removes() {
         "{actions}"
     );
 }
+
+/// The entry names of the top layer of the one image in a docker-archive.
+fn top_layer_entries(archive: &std::path::Path) -> Vec<String> {
+    let read = |name: &str| -> Vec<u8> {
+        let mut outer = tar::Archive::new(std::fs::File::open(archive).unwrap());
+        for entry in outer.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_str() == Some(name) {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+                return bytes;
+            }
+        }
+        panic!("{name} is not in {}", archive.display());
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&read("manifest.json")).unwrap();
+    let top = manifest[0]["Layers"].as_array().unwrap().last().unwrap();
+    let layer = read(top.as_str().unwrap());
+    tar::Archive::new(layer.as_slice())
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
+/// Runs `script` in a new container of `image` and commits it as `name`
+/// with `keel commit`; returns the new image's id.
+fn commit_after(daemon: &TestDaemon, image: &str, script: &str, name: &str) -> String {
+    let container = format!("{}-src", name.replace([':', '/'], "-"));
+    daemon.keel_ok(&["run", "--name", &container, image, "sh", "-c", script]);
+    let id = daemon.keel_ok(&["commit", "-m", "by a test", &container, name]);
+    daemon.keel_ok(&["rm", &container]);
+    id.trim().to_owned()
+}
+
+#[test]
+fn commit_makes_an_image_of_exactly_what_a_container_wrote_deleted_and_replaced() {
+    let daemon = TestDaemon::with_busybox();
+    commit_after(
+        &daemon,
+        "keel-test/busybox",
+        "mkdir -p /dir/sub && echo old > /dir/sub/old && echo bye > /gone && ln /gone /alias",
+        "keel-test/base",
+    );
+    let id = commit_after(
+        &daemon,
+        "keel-test/base",
+        "echo new > /new && rm /gone /alias && rm -r /dir && mkdir /dir && echo fresh > /dir/fresh",
+        "keel-test/changed",
+    );
+    assert!(id.starts_with("sha256:"), "{id}");
+    let seen = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "keel-test/changed",
+        "sh",
+        "-c",
+        "cat /new; ls -A /dir; for f in /gone /alias; do test -e $f || echo no $f; done",
+    ]);
+    assert_eq!(
+        seen, "new\nfresh\nno /gone\nno /alias\n",
+        "the old files show through"
+    );
+    // Each commit adds one layer and one history step, with its comment.
+    let layers = |image: &str| {
+        let (code, out, err) = daemon.docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RootFS.Layers}}",
+            image,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    assert_eq!(layers("keel-test/busybox"), "1\n");
+    assert_eq!(layers("keel-test/changed"), "3\n");
+    let history = daemon.keel_ok(&["history", "--format", "{{.Comment}}", "keel-test/changed"]);
+    assert_eq!(history, "by a test\nby a test\nbusybox for tests\n");
+    // The layer is a real OCI layer: it survives a save and a load elsewhere.
+    let archive = daemon.path("changed.tar");
+    daemon.keel_ok(&["save", "-o", archive.to_str().unwrap(), "keel-test/changed"]);
+    let mut entries = top_layer_entries(&archive);
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            ".wh.alias",
+            ".wh.gone",
+            "dir",
+            "dir/.wh..wh..opq",
+            "dir/fresh",
+            "new"
+        ],
+        "overlay whiteouts and opaque directories become OCI ones"
+    );
+    let other = TestDaemon::start();
+    other.keel_ok(&["load", "-i", archive.to_str().unwrap()]);
+    let seen = other.keel_ok(&["run", "--rm", "keel-test/changed", "ls", "-A", "/dir"]);
+    assert_eq!(seen, "fresh\n");
+}
+
+#[test]
+fn docker_commit_through_keels_socket_applies_changes_and_refuses_a_bad_one_leaving_no_image() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "--name",
+        "keel-test-commit",
+        "-e",
+        "MINE=1",
+        "keel-test/busybox",
+        "sh",
+        "-c",
+        "echo hello > /greeting",
+    ]);
+    let before = daemon.keel_ok(&["images", "-q", "-a"]);
+    let (code, _, err) = daemon.docker(&[
+        "commit",
+        "-c",
+        "RUN make",
+        "keel-test-commit",
+        "keel-test/bad",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("run is not a valid change command"), "{err}");
+    assert_eq!(daemon.keel_ok(&["images", "-q", "-a"]), before);
+
+    let (code, out, err) = daemon.docker(&[
+        "commit",
+        "-a",
+        "Ada <ada@example.com>",
+        "-c",
+        "CMD [\"cat\", \"/greeting\"]",
+        "-c",
+        "LABEL stage=committed",
+        "keel-test-commit",
+        "keel-test/committed:v1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let (code, out, err) = daemon.docker(&["run", "--rm", "keel-test/committed:v1"]);
+    assert_eq!((code, out.as_str()), (0, "hello\n"), "{err}");
+    let (_, inspected, _) = daemon.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Author}}|{{.Config.Labels.stage}}|{{json .Config.Env}}",
+        "keel-test/committed:v1",
+    ]);
+    assert_eq!(inspected, "Ada <ada@example.com>|committed|[\"MINE=1\"]\n");
+    let events = daemon.events_of("0", &common::unix_now(), "container", "{{.Action}}");
+    assert!(events.lines().any(|action| action == "commit"), "{events}");
+    daemon.keel_ok(&["rm", "keel-test-commit"]);
+}

@@ -3,6 +3,7 @@
 //! and records its exit; waited on, stopped and removed as Docker does.
 //! The daemon's API is a thin translation of HTTP into these calls.
 
+mod commit;
 mod container;
 mod distribution;
 mod error;
@@ -42,6 +43,7 @@ use keel_monitor_protocol::stream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use commit::CommitOptions;
 pub use container::{Config, Container, State, Status};
 pub use distribution::{Progress, Report};
 pub use error::{Error, Result};

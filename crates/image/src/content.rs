@@ -4,7 +4,7 @@
 //! that names it).
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, DigestWriter};
@@ -65,11 +65,21 @@ impl ContentStore {
     /// kept. Returns the digest and size.
     pub fn write(
         &self,
-        reader: impl Read,
+        mut reader: impl Read,
         expected: Option<&Digest>,
         what: &str,
     ) -> Result<(Digest, u64)> {
-        let mut reader = reader;
+        self.write_with(expected, what, |out| io::copy(&mut reader, out).map(drop))
+    }
+
+    /// Stores what `fill` writes (a layer made as it is stored), as
+    /// [`ContentStore::write`] stores what it reads.
+    pub fn write_with(
+        &self,
+        expected: Option<&Digest>,
+        what: &str,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<(Digest, u64)> {
         let temp = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.ingest)
@@ -78,7 +88,7 @@ impl ContentStore {
             256 * 1024,
             WriteBehind::new(temp),
         ));
-        io::copy(&mut reader, &mut writer).context(|| format!("cannot store {what}"))?;
+        fill(&mut writer).context(|| format!("cannot store {what}"))?;
         let (buffered, digest, size) = writer.finish();
         let temp = buffered
             .into_inner()

@@ -6,6 +6,7 @@
 
 mod archive;
 mod cancel;
+mod commit;
 mod content;
 pub mod digest;
 mod error;
@@ -21,13 +22,14 @@ mod write_behind;
 
 pub use archive::{Loaded, go_arch};
 pub use cancel::{Cancel, CancelOnDrop};
+pub use commit::{Child, EMPTY_LAYER};
 pub use content::ContentStore;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use ingest::Ingest;
 pub use layers::{Layer, LayerStore};
 pub use reference::Reference;
-pub use rootfs::ImportOptions;
+pub use rootfs::{ImportOptions, apply_changes};
 pub use snapshot::Snapshot;
 pub use store::{
     Collected, DiskUsage, HistoryStep, Image, ImageUsage, LayerBlob, Pruned, Removal, Store,

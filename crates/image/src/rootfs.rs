@@ -40,9 +40,7 @@ impl Store {
         cancel: &Cancel,
     ) -> Result<Digest> {
         let mut container_config = Map::new();
-        for change in &options.changes {
-            apply_change(&mut container_config, change)?;
-        }
+        apply_changes(&mut container_config, &options.changes)?;
         let guard = self.adding();
         let result = (|| {
             let stream = decompress(tarball).map_err(|source| Error::Io {
@@ -105,8 +103,14 @@ impl Store {
     }
 }
 
-/// Applies one Dockerfile instruction to a container config (the JSON
-/// object under "config").
+/// Applies Dockerfile instructions (`import --change`, `commit -c`) to a
+/// container config (the JSON object under an image config's "config").
+pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Result<()> {
+    changes
+        .iter()
+        .try_for_each(|change| apply_change(config, change))
+}
+
 fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<()> {
     let change = change.trim();
     let (instruction, rest) = change
@@ -182,7 +186,8 @@ fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<()> {
         }
         other => {
             return Err(bad(&format!(
-                "{other} cannot be changed on import: use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR"
+                "{} is not a valid change command: use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR",
+                other.to_ascii_lowercase()
             )));
         }
     }
@@ -274,7 +279,10 @@ mod tests {
         let error = apply_change(&mut config, "RUN make")
             .unwrap_err()
             .to_string();
-        assert!(error.contains("RUN cannot be changed on import"), "{error}");
+        assert!(
+            error.contains("run is not a valid change command"),
+            "{error}"
+        );
         let error = apply_change(&mut config, "EXPOSE http")
             .unwrap_err()
             .to_string();

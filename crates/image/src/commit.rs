@@ -1,0 +1,287 @@
+//! A snapshot's changes made an image: its overlay upper directory written
+//! back as an OCI layer (overlay whiteouts, 0/0 character devices, become
+//! `.wh.` files; opaque directories get `.wh..wh..opq`), on top of the
+//! image it was made from, with a history entry as Docker's commit and
+//! classic builder write them.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::archive::go_arch;
+use crate::cancel::Cancel;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+use crate::store::{DOCKER_LAYER, LayerBlob, NewLayer, Store};
+
+/// The diff id of a layer with no entries (two zero blocks), which Docker
+/// leaves out of `rootfs.diff_ids` and marks `empty_layer` in the history.
+pub const EMPTY_LAYER: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Extended attributes a layer carries (file capabilities, users' own);
+/// the overlay's bookkeeping ones stay behind.
+const KEPT_XATTR_PREFIXES: [&str; 2] = ["security.", "user."];
+
+/// What a new image says of the step that made it, besides its layer.
+#[derive(Debug, Clone, Default)]
+pub struct Child {
+    /// The image config's `config`: what containers of it run.
+    pub config: Map<String, Value>,
+    /// The container it was made from, for the config's `container`.
+    pub container: Option<String>,
+    pub author: String,
+    pub comment: String,
+    /// The history's `created_by` (a commit's command, a build's step).
+    pub created_by: String,
+    /// RFC 3339.
+    pub created: String,
+}
+
+impl Store {
+    /// Makes an image of snapshot `id`'s changes on top of the image it
+    /// was made from, tagged `reference` if given; an empty change set adds
+    /// no layer (an `empty_layer` step), as in Docker. Returns its id.
+    pub fn commit(
+        &self,
+        id: &str,
+        child: &Child,
+        reference: Option<&Reference>,
+        cancel: &Cancel,
+    ) -> Result<Digest> {
+        let snapshot = self.snapshot(id)?;
+        let guard = self.adding();
+        let result = (|| {
+            let (diff_id, _) =
+                self.content()
+                    .write_with(None, &format!("the changes of {id}"), |out| {
+                        write_layer(&snapshot.upper(), out)
+                    })?;
+            let layer = LayerBlob {
+                digest: diff_id.clone(),
+                diff_id,
+                media_type: DOCKER_LAYER.to_owned(),
+            };
+            let id = self.add_child(Some(&snapshot.image), Some(layer), child, cancel)?;
+            if let Some(reference) = reference {
+                self.set_ref(reference, &id)?;
+            }
+            Ok(id)
+        })();
+        drop(guard);
+        if result.is_err() {
+            self.collect_garbage()?;
+        }
+        result
+    }
+
+    /// Records the image `parent` (or nothing) plus `layer`: its config is
+    /// the parent's with `child` applied, its history one step longer.
+    /// The caller holds [`Store::adding`] while `layer`'s blob is no image's.
+    pub(crate) fn add_child(
+        &self,
+        parent: Option<&Digest>,
+        layer: Option<LayerBlob>,
+        child: &Child,
+        cancel: &Cancel,
+    ) -> Result<Digest> {
+        let (mut config, mut layers) = match parent {
+            Some(parent) => (
+                serde_json::from_slice::<Map<String, Value>>(&self.raw_config(parent)?)
+                    .map_err(|error| Error::BadConfig(error.to_string()))?,
+                self.record(parent)?.layers,
+            ),
+            None => (Map::new(), Vec::new()),
+        };
+        let layer = layer.filter(|layer| layer.diff_id.as_str() != EMPTY_LAYER);
+        let mut step = Map::new();
+        step.insert("created".into(), json!(child.created));
+        for (key, value) in [
+            ("author", &child.author),
+            ("created_by", &child.created_by),
+            ("comment", &child.comment),
+        ] {
+            if !value.is_empty() {
+                step.insert(key.into(), json!(value));
+            }
+        }
+        if layer.is_none() {
+            step.insert("empty_layer".into(), json!(true));
+        }
+        if let Some(layer) = &layer {
+            layers.push(layer.clone());
+        }
+        let diff_ids: Vec<&Digest> = layers.iter().map(|layer| &layer.diff_id).collect();
+        config
+            .entry("architecture")
+            .or_insert_with(|| json!(go_arch()));
+        config.entry("os").or_insert_with(|| json!("linux"));
+        config.insert("config".into(), Value::Object(child.config.clone()));
+        config.insert("created".into(), json!(child.created));
+        config.insert(
+            "rootfs".into(),
+            json!({"type": "layers", "diff_ids": diff_ids}),
+        );
+        for (key, value) in [
+            ("author", Some(&child.author)),
+            ("container", child.container.as_ref()),
+        ] {
+            match value {
+                Some(value) if !value.is_empty() => config.insert(key.into(), json!(value)),
+                _ => config.remove(key),
+            };
+        }
+        let history = config.entry("history").or_insert_with(|| json!([]));
+        if let Some(history) = history.as_array_mut() {
+            history.push(Value::Object(step));
+        }
+        let bytes = serde_json::to_vec(&config).expect("a config serializes");
+        let new: Vec<NewLayer> = layers
+            .into_iter()
+            .map(|blob| NewLayer {
+                verified: blob.digest == blob.diff_id,
+                blob,
+            })
+            .collect();
+        self.add_image(&bytes, &new, cancel)
+    }
+}
+
+/// Writes the overlay upper directory `upper` as a layer tar: parents
+/// before children, names sorted, hard links kept as links.
+pub(crate) fn write_layer(upper: &Path, out: &mut dyn Write) -> io::Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut links = HashMap::new();
+    append_children(&mut tar, upper, Path::new(""), &mut links)?;
+    tar.finish()
+}
+
+fn append_children(
+    tar: &mut tar::Builder<&mut dyn Write>,
+    dir: &Path,
+    name: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let entry_name = name.join(entry.file_name());
+        let meta = fs::symlink_metadata(&path)?;
+        let kind = meta.file_type();
+        if kind.is_char_device() && meta.rdev() == 0 {
+            let mut whiteout = b".wh.".to_vec();
+            whiteout.extend_from_slice(entry.file_name().as_bytes());
+            let whiteout = name.join(std::ffi::OsStr::from_bytes(&whiteout));
+            append_empty(tar, &whiteout, &meta)?;
+            continue;
+        }
+        if kind.is_socket() {
+            // A socket cannot be archived; Docker's layers leave them out too.
+            continue;
+        }
+        append_xattrs(tar, &path)?;
+        let mut header = header_of(&meta);
+        if kind.is_dir() {
+            header.set_entry_type(tar::EntryType::Directory);
+            tar.append_data(&mut header, &entry_name, io::empty())?;
+            if xattr(&path, OPAQUE_XATTR).is_some_and(|value| value == b"y") {
+                append_empty(tar, &entry_name.join(".wh..wh..opq"), &meta)?;
+            }
+            append_children(tar, &path, &entry_name, links)?;
+        } else if kind.is_symlink() {
+            header.set_entry_type(tar::EntryType::Symlink);
+            tar.append_link(&mut header, &entry_name, fs::read_link(&path)?)?;
+        } else if kind.is_file() {
+            let inode = (meta.dev(), meta.ino());
+            if meta.nlink() > 1
+                && let Some(first) = links.get(&inode)
+            {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_size(0);
+                tar.append_link(&mut header, &entry_name, first)?;
+                continue;
+            }
+            if meta.nlink() > 1 {
+                links.insert(inode, entry_name.clone());
+            }
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(meta.len());
+            tar.append_data(&mut header, &entry_name, fs::File::open(&path)?)?;
+        } else {
+            header.set_entry_type(if kind.is_char_device() {
+                tar::EntryType::Char
+            } else if kind.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            });
+            let rdev = meta.rdev();
+            header.set_device_major(rustix::fs::major(rdev))?;
+            header.set_device_minor(rustix::fs::minor(rdev))?;
+            tar.append_data(&mut header, &entry_name, io::empty())?;
+        }
+    }
+    Ok(())
+}
+
+/// A header with the owner, mode and time of `meta`.
+fn header_of(meta: &fs::Metadata) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(meta.mode() & 0o7777);
+    header.set_uid(meta.uid().into());
+    header.set_gid(meta.gid().into());
+    header.set_mtime(meta.mtime().max(0) as u64);
+    header.set_size(0);
+    header
+}
+
+fn append_empty(
+    tar: &mut tar::Builder<&mut dyn Write>,
+    name: &Path,
+    meta: &fs::Metadata,
+) -> io::Result<()> {
+    let mut header = header_of(meta);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, name, io::empty())
+}
+
+/// The kept extended attributes of `path`, as the PAX records that come
+/// before its entry.
+fn append_xattrs(tar: &mut tar::Builder<&mut dyn Write>, path: &Path) -> io::Result<()> {
+    let mut names = vec![0u8; 4096];
+    let length = match rustix::fs::llistxattr(path, &mut names) {
+        Ok(length) => length,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut records = Vec::new();
+    for name in names[..length].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if !KEPT_XATTR_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        if let Some(value) = xattr(path, &name) {
+            records.push((format!("SCHILY.xattr.{name}"), value));
+        }
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    tar.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+}
+
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut value = vec![0u8; 4096];
+    let length = rustix::fs::lgetxattr(path, name, &mut value).ok()?;
+    value.truncate(length);
+    Some(value)
+}
