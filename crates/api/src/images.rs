@@ -366,12 +366,13 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         ));
     }
     let reference = repo_tag_reference(&query)?;
+    let changes: Vec<String> = query
+        .all("changes")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let options = ImportOptions {
-        changes: query
-            .all("changes")
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        config: serde_json::Map::new(),
         message: query
             .get("message")
             .filter(|m| !m.is_empty())
@@ -386,7 +387,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         let id: Digest =
             daemon
                 .engine
-                .import_image(reader, &options, reference.as_ref(), &cancel)?;
+                .import_image(reader, &changes, options, reference.as_ref(), &cancel)?;
         Ok(json(StatusCode::OK, &json!({ "status": id })))
     })
     .await

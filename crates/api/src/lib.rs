@@ -4,6 +4,7 @@
 //! CLI all drive Keel the same way.
 
 mod attach;
+mod build;
 mod containers;
 mod distribution;
 mod events;
@@ -134,6 +135,10 @@ async fn dispatch(
         (&Method::GET, "/events") => return events::events(daemon, query).await,
         (&Method::GET, "/images/json") => return images::list(daemon, query).await,
         (&Method::GET, "/system/df") => return images::disk_usage(daemon).await,
+        (&Method::POST, "/build") => {
+            return build::build(daemon, query, request.into_body()).await;
+        }
+        (&Method::POST, "/build/prune") => return build::prune(daemon).await,
         (&Method::POST, "/commit") => {
             return images::commit(daemon, query, request.into_body()).await;
         }

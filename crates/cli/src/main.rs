@@ -2,6 +2,7 @@
 //! Keel daemon over its socket (`keel daemon` runs the daemon,
 //! keel-daemon).
 
+mod build;
 mod client;
 mod containers;
 mod daemon;
@@ -49,12 +50,14 @@ Commands:
   kill        Kill one or more running containers
   rm          Remove one or more containers
   export      Export a container's filesystem as a tar archive
+  commit      Create a new image from a container's changes
   port        List port mappings or a specific mapping for the container
   attach      Attach local standard input, output, and error streams to a running container
   pause       Pause all processes within one or more containers
   unpause     Unpause all processes within one or more containers
   top         Display the running processes of a container
   container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect, prune)
+  build       Build an image from a Dockerfile
   images      List images
   import      Import the contents from a tarball to create a filesystem image
   inspect     Return low-level information on images
@@ -137,6 +140,7 @@ fn run() -> Result<()> {
     // the short forms and the management commands share one table each.
     let short_form = match verb.as_str() {
         "images" => Some(images::images as Command),
+        "build" => Some(build::build as Command),
         "rmi" => Some(images::rmi as Command),
         "inspect" => Some(images::inspect as Command),
         "tag" | "history" | "load" | "save" | "import" => image_command(&verb),
@@ -260,6 +264,7 @@ fn image_command(verb: &str) -> Option<Command> {
         "load" => images::load,
         "save" => images::save,
         "import" => images::import,
+        "build" => build::build,
         "prune" => images::prune,
         "pull" => registry::pull,
         "push" => registry::push,

@@ -46,7 +46,7 @@ impl Engine {
                 config.insert(field.clone(), value.clone());
             }
         }
-        keel_image::apply_changes(&mut config, &options.changes)?;
+        keel_build::apply_changes(&mut config, &options.changes)?;
         let created_by = config
             .get("Cmd")
             .and_then(Value::as_array)

@@ -47,6 +47,8 @@ pub enum Error {
     #[error(transparent)]
     Image(#[from] keel_image::Error),
     #[error(transparent)]
+    Build(#[from] keel_build::Error),
+    #[error(transparent)]
     Runtime(#[from] keel_runtime::Error),
     #[error(transparent)]
     Network(#[from] keel_network::Error),
@@ -124,6 +126,7 @@ impl keel_errdefs::HasKind for Error {
             | Error::NoExecCommand
             | Error::Unsupported(_) => Kind::InvalidArgument,
             Error::Image(inner) => inner.kind(),
+            Error::Build(inner) => inner.kind(),
             Error::Network(inner) => inner.kind(),
             Error::Registry(inner) => inner.kind(),
             // The runtime is the engine's own: its failures are the

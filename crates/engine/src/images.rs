@@ -84,11 +84,13 @@ impl Engine {
     pub fn import_image(
         &self,
         tarball: impl Read,
-        options: &ImportOptions,
+        changes: &[String],
+        mut options: ImportOptions,
         reference: Option<&Reference>,
         cancel: &Cancel,
     ) -> Result<Digest> {
-        let id = self.images.import(tarball, options, reference, cancel)?;
+        keel_build::apply_changes(&mut options.config, changes)?;
+        let id = self.images.import(tarball, &options, reference, cancel)?;
         self.image_event(id.as_str(), id.as_str(), "import");
         Ok(id)
     }

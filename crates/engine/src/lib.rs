@@ -3,12 +3,14 @@
 //! and records its exit; waited on, stopped and removed as Docker does.
 //! The daemon's API is a thin translation of HTTP into these calls.
 
+mod build;
 mod commit;
 mod container;
 mod distribution;
 mod error;
 mod events;
 mod exec;
+mod executor;
 mod health;
 mod images;
 pub mod log;
@@ -43,6 +45,7 @@ use keel_monitor_protocol::stream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use build::BuildRequest;
 pub use commit::CommitOptions;
 pub use container::{Config, Container, State, Status};
 pub use distribution::{Progress, Report};
@@ -162,6 +165,11 @@ pub struct Engine {
     networks: network::Networks,
     runtime_root: PathBuf,
     containers_dir: PathBuf,
+    /// Build contexts sent as archives, unpacked while they are built.
+    builds_dir: PathBuf,
+    /// Where jobs of the executor keep their runtime config and monitor
+    /// socket while they run (see [`Engine::execute`]).
+    jobs_dir: PathBuf,
     /// The keel-monitor binary, as its path (what its processes are
     /// called) and a sealed copy of it made once, which monitors run from:
     /// their containers' processes cannot reach the file on disk.
@@ -205,11 +213,25 @@ impl Engine {
         let sealed_monitor = keel_runtime::sealed::copy(monitor)?;
         let containers_dir = root.join("containers");
         let runtime_root = root.join("runtime");
-        for dir in [&containers_dir, &runtime_root] {
+        let jobs_dir = root.join("jobs");
+        let builds_dir = root.join("builds");
+        // A job's or a context's directory outlives it only through a
+        // crash of the daemon, whose builds are gone with it.
+        for dir in [&jobs_dir, &builds_dir] {
+            fs::remove_dir_all(dir).ok();
+        }
+        for dir in [&containers_dir, &runtime_root, &jobs_dir, &builds_dir] {
             fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
         }
         let images =
             keel_image::Store::open(&root.join("image"))?.with_disk_reserve(options.disk_reserve);
+        // The step snapshots of builds a crash of the daemon ended.
+        for snapshot in images.snapshots()? {
+            if snapshot.id.starts_with(keel_build::STEP_SNAPSHOT_PREFIX) {
+                snapshot.unmount().ok();
+                images.remove_snapshot(&snapshot.id)?;
+            }
+        }
         let volumes = volumes::Volumes::open(root.join("volumes"))?;
         let blob_sources = distribution::BlobSources::open(root.join("distribution"))?;
         let networks =
@@ -225,6 +247,8 @@ impl Engine {
             events: Events::default(),
             runtime_root,
             containers_dir,
+            jobs_dir,
+            builds_dir,
             monitor: monitor.to_owned(),
             sealed_monitor,
             table: Mutex::new(Table::default()),
@@ -755,7 +779,19 @@ impl Engine {
         flags: &MonitorFlags,
         before_start: impl FnOnce(),
     ) -> Result<Launched> {
-        let dir = self.dir(id);
+        self.launch_monitor_in(&self.dir(id), id, flags, before_start)
+    }
+
+    /// [`Engine::launch_monitor`] for a process kept in `dir`: a
+    /// container's directory, or a job's (see [`Engine::execute`]).
+    fn launch_monitor_in(
+        &self,
+        dir: &Path,
+        id: &str,
+        flags: &MonitorFlags,
+        before_start: impl FnOnce(),
+    ) -> Result<Launched> {
+        let dir = dir.to_owned();
         let log_name = match &flags.exec {
             None => "monitor.log".to_owned(),
             Some(exec) => format!("exec-{exec}.log"),
@@ -814,12 +850,7 @@ impl Engine {
 
     /// Connects to a monitor's socket: the container's, or an exec's.
     fn connect(&self, id: &str, exec: Option<&str>) -> Result<UnixStream> {
-        // Through the directory's fd: the full path may be longer than a
-        // socket address can hold.
-        let dir =
-            fs::File::open(self.dir(id)).context(|| "the container's directory".to_owned())?;
-        let path = format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), socket_name(exec));
-        UnixStream::connect(path).map_err(|_| Error::NotRunning { id: id.to_owned() })
+        connect_in(&self.dir(id), id, exec)
     }
 
     /// Hands the clients waiting to attach to `id` their connections.
@@ -1266,6 +1297,15 @@ fn tree_size(dir: &Path) -> u64 {
 }
 
 /// Asks a monitor to resize its terminal.
+/// Connects to the socket of the monitor kept in `dir`.
+fn connect_in(dir: &Path, id: &str, exec: Option<&str>) -> Result<UnixStream> {
+    // Through the directory's fd: the full path may be longer than a
+    // socket address can hold.
+    let dir = fs::File::open(dir).context(|| "the container's directory".to_owned())?;
+    let path = format!("/proc/self/fd/{}/{}", dir.as_raw_fd(), socket_name(exec));
+    UnixStream::connect(path).map_err(|_| Error::NotRunning { id: id.to_owned() })
+}
+
 fn send_resize(mut connection: UnixStream, rows: u16, cols: u16) -> Result<()> {
     connection
         .write_all(&stream::resize(rows, cols))

@@ -5,6 +5,7 @@
 //! docker-archive and OCI-layout tarballs that `load` and `save` speak.
 
 mod archive;
+mod build_cache;
 mod cancel;
 mod commit;
 mod content;
@@ -21,6 +22,7 @@ pub mod unpack;
 mod write_behind;
 
 pub use archive::{Loaded, go_arch};
+pub use build_cache::CachedStep;
 pub use cancel::{Cancel, CancelOnDrop};
 pub use commit::{Child, EMPTY_LAYER};
 pub use content::ContentStore;
@@ -29,7 +31,7 @@ pub use error::{Error, Result};
 pub use ingest::Ingest;
 pub use layers::{Layer, LayerStore};
 pub use reference::Reference;
-pub use rootfs::{ImportOptions, apply_changes};
+pub use rootfs::ImportOptions;
 pub use snapshot::Snapshot;
 pub use store::{
     Collected, DiskUsage, HistoryStep, Image, ImageUsage, LayerBlob, Pruned, Removal, Store,

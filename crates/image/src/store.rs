@@ -770,6 +770,11 @@ impl Store {
         for snapshot in self.snapshots()? {
             layers.extend(snapshot.layers);
         }
+        for cached in self.cache_in_use()? {
+            let diff_ids: Vec<Digest> = cached.iter().map(|l| l.diff_id.clone()).collect();
+            layers.extend(chain_ids(&diff_ids));
+            blobs.extend(cached.into_iter().map(|l| l.digest));
+        }
         Ok((blobs, layers))
     }
 
@@ -795,6 +800,10 @@ impl Store {
             flush_pending(&self.root, &marker)?;
         }
         Snapshot::create(&self.snapshots, id, &image.id, image.chain_ids, durable)
+    }
+
+    pub(crate) fn snapshots_dir(&self) -> PathBuf {
+        self.snapshots.clone()
     }
 
     pub fn snapshot(&self, id: &str) -> Result<Snapshot> {

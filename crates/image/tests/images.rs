@@ -203,15 +203,13 @@ fn gzip_and_zstd_layers_load_and_keep_their_media_types() {
 }
 
 #[test]
-fn import_makes_a_one_layer_image_with_the_changes_applied() {
+fn import_makes_a_one_layer_image_with_the_config_given() {
     let test = TestStore::new();
     let mut tarball = gzip(&busybox_layer());
     tarball.flush().unwrap();
+    let config = serde_json::json!({"Cmd": ["echo", "imported"], "Env": ["GREETING=hi"]});
     let options = ImportOptions {
-        changes: vec![
-            "CMD [\"echo\", \"imported\"]".into(),
-            "ENV GREETING=hi".into(),
-        ],
+        config: config.as_object().unwrap().clone(),
         message: None,
         source: "-".into(),
         created: "2026-11-28T00:00:00Z".into(),

@@ -1,0 +1,198 @@
+//! `POST /build`: the classic builder's API (version 1), streaming its
+//! progress as Docker's JSON messages; `POST /build/prune`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use keel_build::{BuildOptions, JobNetwork, Progress};
+use keel_engine::BuildRequest;
+use keel_image::Reference;
+use serde_json::{Value, json};
+
+use crate::Daemon;
+use crate::http::{ApiError, Query, Reply, blocking, body_reader, json, streamed};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// A map parameter (`buildargs`, `labels`): JSON, where empty, `null`
+/// and `{}` mean none and a null value means the variable's own.
+fn map_parameter(query: &Query, name: &str) -> Result<BTreeMap<String, String>> {
+    let text = query.get(name).unwrap_or_default();
+    if text.is_empty() || text == "null" {
+        return Ok(BTreeMap::new());
+    }
+    let map: BTreeMap<String, Option<String>> = serde_json::from_str(text).map_err(|error| {
+        ApiError::bad_request(format!(
+            "invalid {name} {text:?}: use a JSON object of strings ({error})"
+        ))
+    })?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let value = value.or_else(|| std::env::var(&key).ok())?;
+            Some((key, value))
+        })
+        .collect())
+}
+
+/// The build's request from its query, as Docker reads it.
+fn request(query: &Query) -> Result<BuildRequest> {
+    if query.get("version") == Some("2") {
+        return Err(ApiError::bad_request(
+            "Keel has no BuildKit session API (version=2): use the classic builder (DOCKER_BUILDKIT=0) or keel build",
+        ));
+    }
+    if query.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(
+            "remote build contexts are not supported: send the context as the request body",
+        ));
+    }
+    if let Some(platform) = query.get("platform").filter(|p| !p.is_empty()) {
+        let this = format!("linux/{}", keel_image::go_arch());
+        if platform != this {
+            return Err(ApiError::bad_request(format!(
+                "platform {platform:?} is not this machine's ({this}): Keel builds for its own platform"
+            )));
+        }
+    }
+    let network = match query.get("networkmode").unwrap_or_default() {
+        "" | "default" | "bridge" | "none" => JobNetwork::Isolated,
+        "host" => JobNetwork::Host,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "network mode {other:?} is not one a build uses: use default, none or host"
+            )));
+        }
+    };
+    let tags = query
+        .all("t")
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let reference = Reference::parse(t)
+                .map_err(|_| ApiError::bad_request(format!("invalid reference format: {t}")))?;
+            Ok(
+                match reference.tag().is_some() || reference.digest().is_some() {
+                    true => reference,
+                    false => reference.with_tag("latest")?,
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(BuildRequest {
+        options: BuildOptions {
+            dockerfile: String::new(),
+            target: query
+                .get("target")
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+            build_args: map_parameter(query, "buildargs")?,
+            labels: map_parameter(query, "labels")?,
+            no_cache: query.flag("nocache"),
+            network,
+        },
+        dockerfile: query
+            .get("dockerfile")
+            .filter(|d| !d.is_empty())
+            .unwrap_or("Dockerfile")
+            .to_owned(),
+        tags,
+    })
+}
+
+/// One JSON message of the stream, flushed at once.
+fn send(out: &mut (dyn Write + Send), message: &Value) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).expect("JSON");
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()
+}
+
+/// POST /build: the body is the context tar.
+pub async fn build(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<Reply> {
+    let request = request(&query)?;
+    let quiet = query.flag("q");
+    let reader = body_reader(body);
+    let cancel = keel_image::Cancel::default();
+    let stop = cancel.clone();
+    Ok(streamed("application/json", move |out| {
+        // A client that went away stops the build.
+        let _cancel_when_gone = stop.on_drop();
+        let mut broken = false;
+        let mut say = |out: &mut (dyn Write + Send), message: Value| {
+            if !broken && send(out, &message).is_err() {
+                broken = true;
+                cancel.cancel();
+            }
+        };
+        let built = {
+            let mut progress = |event: Progress| {
+                if quiet {
+                    return;
+                }
+                let text = match event {
+                    Progress::Step {
+                        number,
+                        total,
+                        text,
+                    } => format!("Step {number}/{total} : {text}\n"),
+                    Progress::Cached => " ---> Using cache\n".to_owned(),
+                    Progress::Running { id } => format!(" ---> Running in {id}\n"),
+                    Progress::Output(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    Progress::Done { id } => format!(" ---> {id}\n"),
+                    Progress::Warning(warning) => format!("{warning}\n"),
+                };
+                say(out, json!({ "stream": text }));
+            };
+            daemon
+                .engine
+                .build_archive(reader, &request, &cancel, &mut progress)
+        };
+        match built {
+            Ok(id) => {
+                say(out, json!({"aux": {"ID": id}}));
+                if quiet {
+                    say(out, json!({ "stream": format!("{id}\n") }));
+                } else {
+                    say(
+                        out,
+                        json!({ "stream": format!("Successfully built {}\n", &id.hex()[..12]) }),
+                    );
+                    for tag in &request.tags {
+                        say(
+                            out,
+                            json!({ "stream": format!("Successfully tagged {}\n", tag.familiar()) }),
+                        );
+                    }
+                }
+            }
+            Err(error) => {
+                let code = match &error {
+                    keel_engine::Error::Build(keel_build::Error::Failed { code, .. }) => *code,
+                    _ => 1,
+                };
+                let message = crate::http::message(error);
+                say(
+                    out,
+                    json!({"errorDetail": {"code": code, "message": message}, "error": message}),
+                );
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// POST /build/prune: forgets the build cache.
+pub async fn prune(daemon: Arc<Daemon>) -> Result<Reply> {
+    blocking(move || {
+        let reclaimed = daemon.store().prune_build_cache()?;
+        Ok(json(
+            StatusCode::OK,
+            &json!({"CachesDeleted": [], "SpaceReclaimed": reclaimed}),
+        ))
+    })
+    .await
+}

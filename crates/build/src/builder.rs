@@ -1,0 +1,1003 @@
+//! A build: the stages the target needs, each from its base (an image,
+//! `scratch` or an earlier stage), step by step. Metadata steps change the
+//! config only; RUN, COPY and ADD make layers, each cached under a key of
+//! the layers it stands on and what it does (for RUN its command, its
+//! environment, user, directory and network; for COPY the checksum of
+//! the files it copies, never their times), so a step whose inputs did
+//! not change is not run again whichever steps before it did.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use keel_image::{Cancel, Digest, LayerBlob, Store};
+use serde_json::{Map, Value, json};
+
+use crate::config::{self, join_path};
+use crate::copy::{self, Owner};
+use crate::dockerfile::{self, Args, Instruction};
+use crate::error::{Error, Result};
+use crate::expand::{self, Vars};
+
+/// What the ids of a build's step snapshots start with: a daemon that
+/// finds such snapshots at its start removes them.
+pub const STEP_SNAPSHOT_PREFIX: &str = "build-";
+
+/// Which network a step's process sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobNetwork {
+    /// A namespace of its own with only loopback.
+    #[default]
+    Isolated,
+    /// The host's.
+    Host,
+}
+
+/// A bind of a host directory into a job.
+#[derive(Debug, Clone)]
+pub struct JobMount {
+    pub source: PathBuf,
+    pub target: String,
+    pub readonly: bool,
+}
+
+/// A process to run on a snapshot, as the [`Executor`] runs it.
+#[derive(Debug, Clone, Default)]
+pub struct Job {
+    pub snapshot: String,
+    pub args: Vec<String>,
+    /// The whole environment.
+    pub env: Vec<String>,
+    /// `/` when empty.
+    pub cwd: String,
+    /// `user[:group]`, by name or number; root when empty.
+    pub user: String,
+    pub network: JobNetwork,
+    pub mounts: Vec<JobMount>,
+}
+
+/// Runs a step's process: the engine's executor.
+pub trait Executor {
+    /// Runs `job` to its end, handing on its output (1 stdout, 2 stderr);
+    /// returns its exit code.
+    fn execute(
+        &self,
+        job: &Job,
+        cancel: &Cancel,
+        output: &mut dyn FnMut(u8, &[u8]),
+    ) -> std::result::Result<i32, String>;
+}
+
+/// What `docker build` takes besides the context.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// `--target`: the stage to build (else the last).
+    pub target: Option<String>,
+    /// `--build-arg`: values for the ARGs the Dockerfile declares.
+    pub build_args: BTreeMap<String, String>,
+    /// `--label`: labels the image gets on top of its own.
+    pub labels: BTreeMap<String, String>,
+    /// `--no-cache`: every step runs.
+    pub no_cache: bool,
+    /// `--network` for RUN steps.
+    pub network: JobNetwork,
+}
+
+/// What a build tells as it goes, in the classic builder's order.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// `Step N/M : INSTRUCTION`.
+    Step {
+        number: usize,
+        total: usize,
+        text: &'a str,
+    },
+    /// The step's result was in the cache.
+    Cached,
+    /// The step runs, as `id`.
+    Running {
+        id: &'a str,
+    },
+    /// Output of a RUN step.
+    Output(&'a [u8]),
+    /// The step's result, by a short id.
+    Done {
+        id: &'a str,
+    },
+    Warning(String),
+}
+
+/// A stage's state between steps: its image config and its layers.
+#[derive(Debug, Clone)]
+struct State {
+    /// The whole image config (architecture, os, config, history, …).
+    image: Map<String, Value>,
+    layers: Vec<LayerBlob>,
+    /// The image the stage started from (what its snapshots are of).
+    base: Digest,
+    /// The key of its files: what its layers were made from.
+    key: Digest,
+    /// A CMD was set in this stage (an ENTRYPOINT then keeps it).
+    cmd_set: bool,
+}
+
+impl State {
+    fn container_config(&mut self) -> &mut Map<String, Value> {
+        let config = self.image.entry("config").or_insert_with(|| json!({}));
+        if !config.is_object() {
+            *config = json!({});
+        }
+        config.as_object_mut().expect("an object")
+    }
+
+    fn config(&self) -> Map<String, Value> {
+        self.image
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A short id of the state for the progress (of its files and its
+    /// container config).
+    fn id(&self) -> String {
+        let config = serde_json::to_string(&self.config()).expect("json");
+        Digest::of(format!("{} {config}", self.key).as_bytes()).hex()[..12].to_owned()
+    }
+
+    fn history(&mut self, created_by: String, empty: bool, created: &str) {
+        let history = self.image.entry("history").or_insert_with(|| json!([]));
+        if let Some(history) = history.as_array_mut() {
+            let mut step = json!({"created": created, "created_by": created_by});
+            if empty {
+                step["empty_layer"] = json!(true);
+            }
+            history.push(step);
+        }
+    }
+}
+
+struct Stage<'a> {
+    name: Option<String>,
+    from: &'a Instruction,
+    steps: &'a [Instruction],
+}
+
+struct Build<'a> {
+    store: &'a Store,
+    executor: &'a dyn Executor,
+    context: &'a Path,
+    options: &'a BuildOptions,
+    cancel: &'a Cancel,
+    progress: &'a mut dyn FnMut(Progress),
+    escape: char,
+    /// The global ARGs (before the first FROM), with their values.
+    global_args: Vars,
+    used_args: BTreeSet<String>,
+    step: usize,
+    total: usize,
+    /// Snapshots named by the build's id and a counter.
+    build_id: String,
+    snapshots: usize,
+}
+
+/// Builds the image `options.dockerfile` describes from the context
+/// directory `context`; returns its id.
+pub fn build(
+    store: &Store,
+    executor: &dyn Executor,
+    context: &Path,
+    options: &BuildOptions,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Digest> {
+    let dockerfile = dockerfile::parse(&options.dockerfile)?;
+    if let Some(syntax) = &dockerfile.syntax {
+        let frontend = syntax.trim_start_matches("docker.io/");
+        if !frontend.starts_with("docker/dockerfile:") && frontend != "docker/dockerfile" {
+            return Err(Error::InvalidArgument(format!(
+                "the frontend {syntax:?} of the syntax directive is not Keel's: Keel builds with its own Dockerfile frontend (docker/dockerfile:1); remove the directive or name docker/dockerfile"
+            )));
+        }
+    }
+    let first_from = dockerfile
+        .instructions
+        .iter()
+        .position(|i| i.keyword == "FROM")
+        .ok_or_else(|| Error::InvalidArgument("the Dockerfile has no FROM instruction".into()))?;
+    let mut global_args = Vars::new();
+    for instruction in &dockerfile.instructions[..first_from] {
+        if instruction.keyword != "ARG" {
+            return Err(Error::Dockerfile {
+                line: instruction.line,
+                message: format!(
+                    "{} before the first FROM: only ARG may come before it",
+                    instruction.keyword
+                ),
+            });
+        }
+        for (name, default) in arg_declarations(instruction, &global_args, dockerfile.escape)? {
+            let value = options.build_args.get(&name).cloned().or(default);
+            if let Some(value) = value {
+                global_args.insert(name, value);
+            } else {
+                global_args.remove(&name);
+            }
+        }
+    }
+    for (name, value) in platform_args() {
+        global_args.entry(name).or_insert(value);
+    }
+    let mut stages: Vec<Stage> = Vec::new();
+    let rest = &dockerfile.instructions[first_from..];
+    let mut starts: Vec<usize> = rest
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.keyword == "FROM")
+        .map(|(at, _)| at)
+        .collect();
+    starts.push(rest.len());
+    for pair in starts.windows(2) {
+        let from = &rest[pair[0]];
+        let words = from_words(from)?;
+        let name = match words.as_slice() {
+            [_] => None,
+            [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
+                Some(name.to_ascii_lowercase())
+            }
+            _ => return Err(from.error("use FROM [--platform=PLATFORM] IMAGE [AS NAME]")),
+        };
+        stages.push(Stage {
+            name,
+            from,
+            steps: &rest[pair[0] + 1..pair[1]],
+        });
+    }
+    let target = match &options.target {
+        Some(target) => stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(&target.to_ascii_lowercase()))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("target stage \"{target}\" could not be found"))
+            })?,
+        None => stages.len() - 1,
+    };
+    let needed = needed_stages(&stages, target, &global_args, dockerfile.escape)?;
+    let total = needed.iter().map(|&s| stages[s].steps.len() + 1).sum();
+    let mut build = Build {
+        store,
+        executor,
+        context,
+        options,
+        cancel,
+        progress,
+        escape: dockerfile.escape,
+        global_args,
+        used_args: BTreeSet::new(),
+        step: 0,
+        total,
+        build_id: format!("{:?}{}", std::time::SystemTime::now(), std::process::id()),
+        snapshots: 0,
+    };
+    let mut built: BTreeMap<usize, State> = BTreeMap::new();
+    for &index in &needed {
+        let state = build.stage(&stages, index, &built)?;
+        built.insert(index, state);
+    }
+    let mut state = built.remove(&target).expect("the target was built");
+    let unused: Vec<&String> = options
+        .build_args
+        .keys()
+        .filter(|name| !build.used_args.contains(*name) && !build.global_args.contains_key(*name))
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        (build.progress)(Progress::Warning(format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            names.join(" ")
+        )));
+    }
+    if !options.labels.is_empty() {
+        let config = state.container_config();
+        let labels = config.entry("Labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        for (name, value) in &options.labels {
+            labels
+                .as_object_mut()
+                .expect("an object")
+                .insert(name.clone(), json!(value));
+        }
+    }
+    let created = keel_time::now_rfc3339();
+    state.image.insert("created".into(), json!(created));
+    let diff_ids: Vec<&Digest> = state.layers.iter().map(|l| &l.diff_id).collect();
+    state.image.insert(
+        "rootfs".into(),
+        json!({"type": "layers", "diff_ids": diff_ids}),
+    );
+    state
+        .image
+        .entry("architecture")
+        .or_insert_with(|| json!(keel_image::go_arch()));
+    state.image.entry("os").or_insert_with(|| json!("linux"));
+    let bytes = serde_json::to_vec(&state.image).expect("a config serializes");
+    Ok(store.add_built_image(&bytes, &state.layers)?)
+}
+
+/// This machine's platform ARGs, as BuildKit sets them.
+fn platform_args() -> Vec<(String, String)> {
+    let arch = keel_image::go_arch();
+    let platform = format!("linux/{arch}");
+    [
+        ("TARGETPLATFORM", platform.clone()),
+        ("TARGETOS", "linux".to_owned()),
+        ("TARGETARCH", arch.to_owned()),
+        ("TARGETVARIANT", String::new()),
+        ("BUILDPLATFORM", platform),
+        ("BUILDOS", "linux".to_owned()),
+        ("BUILDARCH", arch.to_owned()),
+        ("BUILDVARIANT", String::new()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// `ARG a=1 b`: the names declared and their defaults, expanded.
+fn arg_declarations(
+    instruction: &Instruction,
+    vars: &Vars,
+    escape: char,
+) -> Result<Vec<(String, Option<String>)>> {
+    instruction.only_flags(&[])?;
+    let Args::Shell(text) = &instruction.args else {
+        return Err(instruction.error("use ARG NAME[=DEFAULT]"));
+    };
+    if text.trim().is_empty() {
+        return Err(instruction.error("ARG requires at least one argument"));
+    }
+    text.split_whitespace()
+        .map(|declaration| match declaration.split_once('=') {
+            Some((name, default)) => Ok((
+                name.to_owned(),
+                Some(
+                    expand::word(default, vars, escape)
+                        .map_err(|e| instruction.error(e.to_string()))?,
+                ),
+            )),
+            None => Ok((declaration.to_owned(), None)),
+        })
+        .collect()
+}
+
+fn from_words(from: &Instruction) -> Result<Vec<String>> {
+    from.only_flags(&["platform"])?;
+    match &from.args {
+        Args::Shell(text) => Ok(text.split_whitespace().map(str::to_owned).collect()),
+        Args::Exec(_) => Err(from.error("use FROM [--platform=PLATFORM] IMAGE [AS NAME]")),
+    }
+}
+
+/// The stages `target` needs (itself, its base stages, those it copies
+/// from), in Dockerfile order: the others are not built.
+fn needed_stages(stages: &[Stage], target: usize, args: &Vars, escape: char) -> Result<Vec<usize>> {
+    let mut needed = BTreeSet::new();
+    let mut todo = vec![target];
+    while let Some(index) = todo.pop() {
+        if !needed.insert(index) {
+            continue;
+        }
+        let stage = &stages[index];
+        let base = expand::word(&from_words(stage.from)?[0], args, escape)
+            .map_err(|e| stage.from.error(e.to_string()))?;
+        let mut refs = vec![base];
+        refs.extend(
+            stage
+                .steps
+                .iter()
+                .filter(|s| s.keyword == "COPY" || s.keyword == "ADD")
+                .filter_map(|s| s.flag("from").map(str::to_owned)),
+        );
+        for name in refs {
+            if let Some(found) = stage_index(stages, &name, index) {
+                todo.push(found);
+            }
+        }
+    }
+    Ok(needed.into_iter().collect())
+}
+
+/// The earlier stage `name` means (by name or index), if it means one.
+fn stage_index(stages: &[Stage], name: &str, before: usize) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(found) = stages[..before]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
+        return Some(found);
+    }
+    name.parse::<usize>().ok().filter(|&i| i < before)
+}
+
+impl Build<'_> {
+    fn announce(&mut self, instruction: &Instruction) {
+        self.step += 1;
+        (self.progress)(Progress::Step {
+            number: self.step,
+            total: self.total,
+            text: &instruction.original,
+        });
+    }
+
+    fn stage(
+        &mut self,
+        stages: &[Stage],
+        index: usize,
+        built: &BTreeMap<usize, State>,
+    ) -> Result<State> {
+        let stage = &stages[index];
+        self.announce(stage.from);
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let from_words = from_words(stage.from)?;
+        let base_name = expand::word(&from_words[0], &self.global_args, self.escape)
+            .map_err(|e| stage.from.error(e.to_string()))?;
+        if let Some(platform) = stage.from.flag("platform") {
+            let platform = expand::word(platform, &self.global_args, self.escape)
+                .map_err(|e| stage.from.error(e.to_string()))?;
+            let this = format!("linux/{}", keel_image::go_arch());
+            if platform != this {
+                return Err(stage.from.error(format!(
+                    "platform {platform:?} is not this machine's ({this}): Keel builds for its own platform"
+                )));
+            }
+        }
+        let mut state = match stage_index(stages, &base_name, index) {
+            Some(earlier) => built[&earlier].clone(),
+            None if base_name == "scratch" => State {
+                image: Map::new(),
+                layers: Vec::new(),
+                base: Digest::of(b""),
+                key: Digest::of(b"FROM scratch"),
+                cmd_set: false,
+            },
+            None => {
+                let id = self.store.resolve(&base_name).map_err(|error| match error {
+                    keel_image::Error::NoSuchImage(_) => stage.from.error(format!(
+                        "pull access denied for {base_name}: no such image here; pull it first (keel pull {base_name}) or build it"
+                    )),
+                    other => other.into(),
+                })?;
+                let image: Map<String, Value> =
+                    serde_json::from_slice(&self.store.raw_config(&id)?).map_err(|e| {
+                        Error::InvalidArgument(format!("the config of {base_name}: {e}"))
+                    })?;
+                let layers = self.store.image(&id)?.layers;
+                State {
+                    image,
+                    layers,
+                    key: Digest::of(format!("FROM {id}").as_bytes()),
+                    base: id,
+                    cmd_set: false,
+                }
+            }
+        };
+        state.cmd_set = false;
+        let id = state.id();
+        (self.progress)(Progress::Done { id: &id });
+        let mut args = Vars::new();
+        for instruction in stage.steps {
+            self.announce(instruction);
+            if self.cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            self.step_on(&mut state, &mut args, instruction, stages, index, built)?;
+        }
+        Ok(state)
+    }
+
+    /// The variables a step's arguments expand with: the stage's ARGs,
+    /// then its ENV (which wins).
+    fn vars(&self, state: &State, args: &Vars) -> Vars {
+        let mut vars = args.clone();
+        vars.extend(config::env_vars(&state.config()));
+        vars
+    }
+
+    fn step_on(
+        &mut self,
+        state: &mut State,
+        args: &mut Vars,
+        instruction: &Instruction,
+        stages: &[Stage],
+        index: usize,
+        built: &BTreeMap<usize, State>,
+    ) -> Result<()> {
+        let created = keel_time::now_rfc3339();
+        let vars = self.vars(state, args);
+        match instruction.keyword.as_str() {
+            "ARG" => {
+                for (name, default) in arg_declarations(instruction, &vars, self.escape)? {
+                    self.used_args.insert(name.clone());
+                    let value = self
+                        .options
+                        .build_args
+                        .get(&name)
+                        .cloned()
+                        .or(default)
+                        .or_else(|| self.global_args.get(&name).cloned());
+                    match value {
+                        Some(value) => args.insert(name, value),
+                        None => args.remove(&name),
+                    };
+                }
+                state.history(
+                    format!("/bin/sh -c #(nop)  {}", instruction.original),
+                    true,
+                    &created,
+                );
+            }
+            "RUN" => self.run(state, args, instruction, &created)?,
+            "COPY" | "ADD" => {
+                self.copy(state, &vars, instruction, stages, index, built, &created)?
+            }
+            "MAINTAINER" => {
+                let Args::Shell(text) = &instruction.args else {
+                    return Err(instruction.error("use MAINTAINER NAME"));
+                };
+                state.image.insert("author".into(), json!(text.trim()));
+                state.history(
+                    format!("/bin/sh -c #(nop)  {}", instruction.original),
+                    true,
+                    &created,
+                );
+            }
+            _ => {
+                let mut cmd_set = state.cmd_set;
+                config::apply(
+                    state.container_config(),
+                    instruction,
+                    &vars,
+                    self.escape,
+                    &mut cmd_set,
+                )?;
+                state.cmd_set = cmd_set;
+                state.history(
+                    format!("/bin/sh -c #(nop)  {}", instruction.original),
+                    true,
+                    &created,
+                );
+            }
+        }
+        let id = state.id();
+        (self.progress)(Progress::Done { id: &id });
+        Ok(())
+    }
+
+    /// A new step snapshot's id: the prefix and 24 hex digits, the last
+    /// 12 of which name the step as it runs.
+    fn next_snapshot(&mut self) -> String {
+        self.snapshots += 1;
+        let unique = Digest::of(format!("{}-{}", self.build_id, self.snapshots).as_bytes());
+        format!("{STEP_SNAPSHOT_PREFIX}{}", &unique.hex()[..24])
+    }
+
+    /// Runs the step whose key is `key` unless the cache has it: `work`
+    /// changes the new snapshot's files (and says what to tell).
+    fn cached_or(
+        &mut self,
+        state: &mut State,
+        key: Digest,
+        created_by: String,
+        created: &str,
+        work: &mut dyn FnMut(&mut Self, &str, &Path) -> Result<()>,
+    ) -> Result<()> {
+        let cached = match self.options.no_cache {
+            true => None,
+            false => self.store.cached_step(&key)?,
+        };
+        let step = match cached {
+            Some(step) => {
+                (self.progress)(Progress::Cached);
+                step
+            }
+            None => {
+                let id = self.next_snapshot();
+                let snapshot = self
+                    .store
+                    .create_step_snapshot(&id, &state.base, &state.layers)?;
+                let result = self
+                    .store
+                    .mount_snapshot(&snapshot)
+                    .map_err(Error::from)
+                    .and_then(|root| work(self, &id, &root))
+                    .and_then(|()| {
+                        snapshot.unmount()?;
+                        Ok(self
+                            .store
+                            .cache_step(&id, &state.layers, &key, created, self.cancel)?)
+                    });
+                snapshot.unmount().ok();
+                self.store.remove_snapshot(&id).ok();
+                result?
+            }
+        };
+        let empty = !step.added;
+        state.layers = step.layers;
+        state.key = key;
+        state.history(created_by, empty, &step.created);
+        Ok(())
+    }
+
+    fn run(
+        &mut self,
+        state: &mut State,
+        args: &Vars,
+        instruction: &Instruction,
+        created: &str,
+    ) -> Result<()> {
+        instruction.only_flags(&["network"])?;
+        let network = match instruction.flag("network") {
+            None | Some("default") => self.options.network,
+            Some("none") => JobNetwork::Isolated,
+            Some("host") => JobNetwork::Host,
+            Some(other) => {
+                return Err(instruction.error(format!(
+                    "--network={other} is not a network: use default, none or host"
+                )));
+            }
+        };
+        let config = state.config();
+        let argv = match (&instruction.args, instruction.heredocs.as_slice()) {
+            (Args::Shell(text), [heredoc])
+                if text.trim().starts_with("<<") && !text.trim().contains(char::is_whitespace) =>
+            {
+                let mut argv = config::shell(&config);
+                argv.push(heredoc.content.clone());
+                argv
+            }
+            (_, []) => config::command(&config, &instruction.args),
+            _ => {
+                return Err(instruction.error(
+                    "a heredoc that is not the whole command is not supported: use RUN <<EOF with the script as the heredoc",
+                ));
+            }
+        };
+        // Build args reach RUN as environment, under the image's ENV.
+        let env_list = config::list(&config, "Env");
+        let mut env: Vec<String> = args
+            .iter()
+            .filter(|(name, _)| {
+                !env_list
+                    .iter()
+                    .any(|e| e.split('=').next() == Some(name.as_str()))
+            })
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        env.extend(env_list.iter().cloned());
+        let cwd = config
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let user = config
+            .get("User")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let key = Digest::of(
+            serde_json::to_string(&json!({
+                "parent": state.key, "run": argv, "env": env, "cwd": cwd, "user": user,
+                "network": format!("{network:?}"),
+            }))
+            .expect("json")
+            .as_bytes(),
+        );
+        let command = argv.join(" ");
+        let used: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created_by = match used.is_empty() {
+            true => command.clone(),
+            false => format!("|{} {} {command}", used.len(), used.join(" ")),
+        };
+        self.cached_or(state, key, created_by, created, &mut |build, id, root| {
+            (build.progress)(Progress::Running {
+                id: &id[id.len() - 12..],
+            });
+            if !cwd.is_empty() {
+                let root_fd = File::open(root).map_err(|source| Error::Io {
+                    what: "cannot open the step's root".into(),
+                    source,
+                })?;
+                copy::make_dirs(&root_fd, &cwd, Owner::default())?;
+            }
+            let job = Job {
+                snapshot: id.to_owned(),
+                args: argv.clone(),
+                env: env.clone(),
+                cwd: cwd.clone(),
+                user: user.clone(),
+                network,
+                mounts: Vec::new(),
+            };
+            let progress = &mut build.progress;
+            let code = build
+                .executor
+                .execute(&job, build.cancel, &mut |_, bytes| {
+                    (progress)(Progress::Output(bytes))
+                })
+                .map_err(Error::Executor)?;
+            if build.cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            match code {
+                0 => Ok(()),
+                code => Err(Error::Failed {
+                    command: command.clone(),
+                    code,
+                }),
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &mut self,
+        state: &mut State,
+        vars: &Vars,
+        instruction: &Instruction,
+        stages: &[Stage],
+        index: usize,
+        built: &BTreeMap<usize, State>,
+        created: &str,
+    ) -> Result<()> {
+        instruction.only_flags(&["from", "chown", "chmod", "link"])?;
+        let word = |text: &str| {
+            expand::word(text, vars, self.escape).map_err(|e| instruction.error(e.to_string()))
+        };
+        let mut words = match &instruction.args {
+            Args::Exec(list) => list.iter().map(|w| word(w)).collect::<Result<Vec<_>>>()?,
+            Args::Shell(text) => expand::words(text, vars, self.escape)
+                .map_err(|e| instruction.error(e.to_string()))?,
+        };
+        let heredocs = !instruction.heredocs.is_empty();
+        if words.len() < 2
+            || (heredocs && words.iter().any(|w| !w.starts_with("<<")) && words.len() < 2)
+        {
+            return Err(instruction.error(format!(
+                "{} requires at least two arguments, but only one was provided. Destination could not be determined",
+                instruction.keyword
+            )));
+        }
+        let dest_word = words.pop().expect("two words");
+        let config = state.config();
+        let workdir = config
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .unwrap_or("/");
+        let dest_is_dir = dest_word.ends_with('/') || words.len() > 1;
+        let dest = join_path(if workdir.is_empty() { "/" } else { workdir }, &dest_word);
+        if instruction.keyword == "ADD" && words.iter().any(|w| w.contains("://")) {
+            return Err(instruction.error("ADD of a URL is not supported yet: download it in a RUN step or COPY it from the context"));
+        }
+        // The root sources come from: the context, a stage, or an image.
+        let from_root: Option<(PathBuf, Box<dyn FnOnce()>)> = match instruction.flag("from") {
+            None => None,
+            Some(name) => {
+                let name = word(name)?;
+                let (layers, base) = match stage_index(stages, &name, index) {
+                    Some(found) => (built[&found].layers.clone(), built[&found].base.clone()),
+                    None => {
+                        let id = self.store.resolve(&name).map_err(|_| {
+                            instruction
+                                .error(format!("--from={name}: no stage or image of that name"))
+                        })?;
+                        (self.store.image(&id)?.layers, id)
+                    }
+                };
+                let id = self.next_snapshot();
+                let snapshot = self.store.create_step_snapshot(&id, &base, &layers)?;
+                let root = self.store.mount_snapshot(&snapshot);
+                let store = self.store;
+                let cleanup: Box<dyn FnOnce()> = Box::new(move || {
+                    snapshot.unmount().ok();
+                    store.remove_snapshot(&id).ok();
+                });
+                match root {
+                    Ok(root) => Some((root, cleanup)),
+                    Err(error) => {
+                        cleanup();
+                        return Err(error.into());
+                    }
+                }
+            }
+        };
+        let result = (|| {
+            let source_root = from_root
+                .as_ref()
+                .map_or(self.context, |(root, _)| root.as_path());
+            let what = instruction.keyword.clone() + " failed";
+            let mut sources = Vec::new();
+            let mut heredoc_files = Vec::new();
+            for word in &words {
+                if let Some(name) = word.strip_prefix("<<") {
+                    let name = name.trim_start_matches('-').trim_matches(['"', '\'']);
+                    let heredoc = instruction
+                        .heredocs
+                        .iter()
+                        .find(|h| h.name == name)
+                        .ok_or_else(|| instruction.error(format!("no heredoc named {name}")))?;
+                    let content = match heredoc.quoted {
+                        true => heredoc.content.clone(),
+                        false => expand::word(&heredoc.content, vars, self.escape)
+                            .unwrap_or_else(|_| heredoc.content.clone()),
+                    };
+                    heredoc_files.push((name.to_owned(), content));
+                    continue;
+                }
+                sources.extend(
+                    copy::sources(source_root, word, &what)
+                        .map_err(|e| instruction.error(e.to_string()))?,
+                );
+            }
+            let owner = self.owner(state, instruction, vars)?;
+            let digest = copy::checksum(&sources)?;
+            let key = Digest::of(
+                serde_json::to_string(&json!({
+                    "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir,
+                    "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
+                }))
+                .expect("json")
+                .as_bytes(),
+            );
+            let created_by = format!(
+                "/bin/sh -c #(nop) {} {digest:.12} in {dest} ",
+                instruction.keyword
+            );
+            self.cached_or(state, key, created_by, created, &mut |_, _, root| {
+                let root_fd = File::open(root).map_err(|source| Error::Io {
+                    what: "cannot open the step's root".into(),
+                    source,
+                })?;
+                let into_dir = dest_is_dir
+                    || copy::is_dir_in(&root_fd, &dest)
+                    || sources.iter().all(|s| s.is_dir) && !sources.is_empty();
+                let (dir_path, file_name) = match into_dir {
+                    true => (dest.clone(), None),
+                    false => {
+                        let (parent, name) = dest.rsplit_once('/').unwrap_or(("", &dest));
+                        (parent.to_owned(), Some(name.to_owned()))
+                    }
+                };
+                let dir = copy::make_dirs(
+                    &root_fd,
+                    &dir_path,
+                    Owner {
+                        mode: None,
+                        ..owner
+                    },
+                )?;
+                for source in &sources {
+                    if source.is_dir {
+                        let target = copy::make_dirs(
+                            &root_fd,
+                            &join_path(&dir_path, file_name.as_deref().unwrap_or(".")),
+                            Owner {
+                                mode: None,
+                                ..owner
+                            },
+                        )?;
+                        for entry in std::fs::read_dir(&source.host).map_err(|e| Error::Io {
+                            what: format!("cannot list {}", source.path),
+                            source: e,
+                        })? {
+                            let entry = entry.map_err(|e| Error::Io {
+                                what: format!("cannot list {}", source.path),
+                                source: e,
+                            })?;
+                            copy::copy_into(
+                                &target,
+                                &entry.file_name().to_string_lossy(),
+                                &entry.path(),
+                                owner,
+                                false,
+                            )?;
+                        }
+                    } else {
+                        let name = match &file_name {
+                            Some(name) => name.clone(),
+                            None => source
+                                .path
+                                .rsplit('/')
+                                .next()
+                                .unwrap_or(&source.path)
+                                .to_owned(),
+                        };
+                        copy::copy_into(&dir, &name, &source.host, owner, true)?;
+                    }
+                }
+                for (name, content) in &heredoc_files {
+                    let file = file_name.clone().unwrap_or_else(|| name.clone());
+                    copy::write_file(&dir, &file, content.as_bytes(), owner)?;
+                }
+                Ok(())
+            })
+        })();
+        if let Some((_, cleanup)) = from_root {
+            cleanup();
+        }
+        result
+    }
+
+    /// `--chown` and `--chmod` of a COPY: numbers, or names looked up in
+    /// the stage's /etc/passwd and /etc/group.
+    fn owner(&self, state: &State, instruction: &Instruction, vars: &Vars) -> Result<Owner> {
+        let mut owner = Owner::default();
+        if let Some(mode) = instruction.flag("chmod") {
+            owner.mode = Some(u32::from_str_radix(mode, 8).map_err(|_| {
+                instruction.error(format!(
+                    "invalid --chmod={mode}: use an octal mode such as 0755"
+                ))
+            })?);
+        }
+        if let Some(chown) = instruction.flag("chown") {
+            let chown = expand::word(chown, vars, self.escape)
+                .map_err(|e| instruction.error(e.to_string()))?;
+            let (user, group) = chown.split_once(':').unwrap_or((&chown, &chown));
+            let lookup = |value: &str, file: &str| -> Result<u32> {
+                if let Ok(number) = value.parse() {
+                    return Ok(number);
+                }
+                self.lookup_name(state, file, value).ok_or_else(|| {
+                    instruction.error(format!(
+                        "unable to convert {value:?} to an id: no such name in /etc/{file} of the image"
+                    ))
+                })
+            };
+            owner.uid = lookup(user, "passwd")?;
+            owner.gid = match chown.contains(':') {
+                true => lookup(group, "group")?,
+                false if user.parse::<u32>().is_ok() => owner.uid,
+                false => self.primary_group(state, user).unwrap_or(owner.uid),
+            };
+        }
+        Ok(owner)
+    }
+
+    /// Reads `/etc/{file}` of the stage's top layers (the first that has it).
+    fn etc_file(&self, state: &State, file: &str) -> Option<String> {
+        let diff_ids: Vec<Digest> = state.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let chain = keel_image::digest::chain_ids(&diff_ids);
+        chain.iter().rev().find_map(|chain_id| {
+            let dir = self.store.layers().diff_dir(chain_id);
+            let root = File::open(dir).ok()?;
+            let fd = rustix::fs::openat2(
+                &root,
+                format!("etc/{file}"),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+                rustix::fs::ResolveFlags::IN_ROOT,
+            )
+            .ok()?;
+            std::io::read_to_string(File::from(fd)).ok()
+        })
+    }
+
+    fn lookup_name(&self, state: &State, file: &str, name: &str) -> Option<u32> {
+        self.etc_file(state, file)?.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name)).then(|| fields.get(2)?.parse().ok())?
+        })
+    }
+
+    fn primary_group(&self, state: &State, user: &str) -> Option<u32> {
+        self.etc_file(state, "passwd")?.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&user)).then(|| fields.get(3)?.parse().ok())?
+        })
+    }
+}

@@ -1,0 +1,428 @@
+//! COPY and ADD's file work: sources found in the build context (or in an
+//! earlier stage's root) and written into a step's root. Every path on
+//! either side is resolved with `RESOLVE_IN_ROOT`, so a symlink in the
+//! context or the image resolves inside it, never to the host's files.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Context, Error, Result};
+
+/// One source of a COPY: a path in its root and what it is.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    /// The path under the root, without a leading slash ("" for the root).
+    pub path: String,
+    /// The host path that reaches it (through `/proc/self/fd`).
+    pub host: PathBuf,
+    pub is_dir: bool,
+    /// Keeps `host` valid.
+    _fd: std::sync::Arc<OwnedFd>,
+}
+
+/// Who owns and may use what a COPY writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    /// `--chmod`: the mode of every file and directory copied.
+    pub mode: Option<u32>,
+}
+
+fn open_in_root(root: &impl AsFd, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    let path = if path.is_empty() { "." } else { path };
+    rustix::fs::openat2(
+        root,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(io::Error::from)
+}
+
+/// `path` made relative to the root it names a place in; an error if it
+/// climbs out of it (`../x`), as Docker's "outside the build context".
+pub(crate) fn clean(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The sources `pattern` names under `root` (a directory): one path, or
+/// with `*`, `?` or `[` in its last part, every entry that matches.
+pub(crate) fn sources(root: &Path, pattern: &str, what: &str) -> Result<Vec<Source>> {
+    let cleaned = clean(pattern).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "forbidden path outside the build context: {pattern}"
+        ))
+    })?;
+    let root_fd = File::open(root).context(|| format!("cannot open {}", root.display()))?;
+    let (dir, last) = cleaned.rsplit_once('/').unwrap_or(("", &cleaned));
+    let names: Vec<String> = if last.contains(['*', '?', '[']) {
+        let fd = open_in_root(&root_fd, dir, OFlags::DIRECTORY | OFlags::RDONLY)
+            .context(|| format!("{what}: no source files were specified"))?;
+        let mut names: Vec<String> = fs::read_dir(fd_path(&fd))
+            .context(|| format!("cannot list {dir}"))?
+            .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+            .filter(|name| glob(last, name))
+            .map(|name| match dir {
+                "" => name,
+                dir => format!("{dir}/{name}"),
+            })
+            .collect();
+        names.sort();
+        names
+    } else {
+        vec![cleaned.clone()]
+    };
+    if names.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: no source files were specified: {pattern} matches nothing"
+        )));
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let fd = open_in_root(&root_fd, &name, OFlags::PATH).map_err(|source| Error::Io {
+                what: format!("{what}: \"/{name}\" not found"),
+                source,
+            })?;
+            let host = fd_path(&fd);
+            let is_dir = fs::metadata(&host)
+                .context(|| format!("cannot stat {name}"))?
+                .is_dir();
+            Ok(Source {
+                path: name,
+                host,
+                is_dir,
+                _fd: std::sync::Arc::new(fd),
+            })
+        })
+        .collect()
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Go's filepath.Match for one path part: `*`, `?`, `[a-z]`, `[!x]`.
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|skip| go(rest, &n[skip..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some(('[', rest)) => {
+                let Some(end) = rest.iter().position(|&c| c == ']') else {
+                    return false;
+                };
+                let Some(&c) = n.first() else { return false };
+                let (negate, class) = match rest[..end].split_first() {
+                    Some(('!' | '^', class)) => (true, class),
+                    _ => (false, &rest[..end]),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= c && c <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == c;
+                        i += 1;
+                    }
+                }
+                hit != negate && go(&rest[end + 1..], &n[1..])
+            }
+            Some(('\\', rest)) if !rest.is_empty() => {
+                n.first() == Some(&rest[0]) && go(&rest[1..], &n[1..])
+            }
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// A hash of what copying `sources` writes: names, kinds, modes, link
+/// targets and contents, never times, so that the same bytes give the
+/// same key whenever they were made.
+pub(crate) fn checksum(sources: &[Source]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for source in sources {
+        hash_tree(&mut hasher, &source.host, &source.path, true)?;
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
+
+/// `follow`: `host` is a source's own fd path, a link to what it names.
+fn hash_tree(hasher: &mut Sha256, host: &Path, name: &str, follow: bool) -> Result<()> {
+    let meta = metadata(host, follow).context(|| format!("cannot stat {name}"))?;
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    hasher.update(meta.mode().to_be_bytes());
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        let target = fs::read_link(host).context(|| format!("cannot read {name}"))?;
+        hasher.update(target.as_os_str().as_bytes());
+    } else if kind.is_file() {
+        hasher.update(meta.len().to_be_bytes());
+        let mut file = File::open(host).context(|| format!("cannot open {name}"))?;
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let n = file
+                .read(&mut buffer)
+                .context(|| format!("cannot read {name}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+    } else if kind.is_dir() {
+        let mut entries: Vec<_> = fs::read_dir(host)
+            .context(|| format!("cannot list {name}"))?
+            .filter_map(|e| e.ok())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let child = format!("{name}/{}", entry.file_name().to_string_lossy());
+            hash_tree(hasher, &entry.path(), &child, false)?;
+        }
+    }
+    hasher.update([0xff]);
+    Ok(())
+}
+
+/// Opens (making, owned by `owner`, mode 0755) the directory `path`
+/// inside the root `root`.
+pub(crate) fn make_dirs(root: &impl AsFd, path: &str, owner: Owner) -> Result<OwnedFd> {
+    let mut done = String::new();
+    let mut dir = open_in_root(root, "", OFlags::DIRECTORY | OFlags::RDONLY)
+        .context(|| "cannot open the step's root".to_owned())?;
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        done = if done.is_empty() {
+            part.to_owned()
+        } else {
+            format!("{done}/{part}")
+        };
+        match open_in_root(root, &done, OFlags::DIRECTORY | OFlags::RDONLY) {
+            Ok(next) => dir = next,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                rustix::fs::mkdirat(&dir, part, Mode::from_raw_mode(0o755))
+                    .context(|| format!("cannot make /{done}"))?;
+                let next = open_in_root(root, &done, OFlags::DIRECTORY | OFlags::RDONLY)
+                    .context(|| format!("cannot open /{done}"))?;
+                rustix::fs::fchown(
+                    &next,
+                    Some(rustix::process::Uid::from_raw(owner.uid)),
+                    Some(rustix::process::Gid::from_raw(owner.gid)),
+                )
+                .context(|| format!("cannot own /{done}"))?;
+                dir = next;
+            }
+            Err(error) => {
+                return Err(Error::Io {
+                    what: format!("/{done} is not a directory"),
+                    source: error,
+                });
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// The metadata of `host`, or with `follow` of what it links to.
+fn metadata(host: &Path, follow: bool) -> io::Result<fs::Metadata> {
+    match follow {
+        true => fs::metadata(host),
+        false => fs::symlink_metadata(host),
+    }
+}
+
+/// Copies `host` (a file, link or directory tree) to `name` in the
+/// directory `dir`, owned and moded as `owner` says; `follow` as for
+/// [`hash_tree`].
+pub(crate) fn copy_into(
+    dir: &OwnedFd,
+    name: &str,
+    host: &Path,
+    owner: Owner,
+    follow: bool,
+) -> Result<()> {
+    let meta = metadata(host, follow).context(|| format!("cannot stat {}", host.display()))?;
+    let kind = meta.file_type();
+    let uid = Some(rustix::process::Uid::from_raw(owner.uid));
+    let gid = Some(rustix::process::Gid::from_raw(owner.gid));
+    let mode = owner.mode.unwrap_or(meta.mode() & 0o7777);
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        last_modification: Timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    };
+    let what = || format!("cannot copy to {name}");
+    if kind.is_dir() {
+        let existing = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
+        if existing.is_some_and(|s| {
+            rustix::fs::FileType::from_raw_mode(s.st_mode) != rustix::fs::FileType::Directory
+        }) {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty()).context(what)?;
+        }
+        if existing.is_none()
+            || existing.is_some_and(|s| {
+                rustix::fs::FileType::from_raw_mode(s.st_mode) != rustix::fs::FileType::Directory
+            })
+        {
+            rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode)).context(what)?;
+        }
+        let child = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .context(what)?;
+        let mut entries: Vec<_> = fs::read_dir(host)
+            .context(|| format!("cannot list {}", host.display()))?
+            .filter_map(|e| e.ok())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            copy_into(
+                &child,
+                &entry.file_name().to_string_lossy(),
+                &entry.path(),
+                owner,
+                false,
+            )?;
+        }
+        rustix::fs::fchown(&child, uid, gid).context(what)?;
+        rustix::fs::fchmod(&child, Mode::from_raw_mode(mode)).context(what)?;
+        rustix::fs::futimens(&child, &times).context(what)?;
+        return Ok(());
+    }
+    // Whatever is there goes first: a symlink there must not be followed.
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+        Err(rustix::io::Errno::ISDIR) => {
+            fs::remove_dir_all(fd_path(dir).join(name)).context(what)?;
+        }
+        Err(error) => {
+            return Err(Error::Io {
+                what: what(),
+                source: error.into(),
+            });
+        }
+    }
+    if kind.is_symlink() {
+        let target = fs::read_link(host).context(what)?;
+        rustix::fs::symlinkat(&target, dir, name).context(what)?;
+        rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW).context(what)?;
+        return Ok(());
+    }
+    if !kind.is_file() {
+        // Devices, fifos and sockets in a context are left out, as Docker's.
+        return Ok(());
+    }
+    let out = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .context(what)?;
+    let mut out = File::from(out);
+    let mut input = File::open(host).context(|| format!("cannot open {}", host.display()))?;
+    io::copy(&mut input, &mut out).context(what)?;
+    out.flush().context(what)?;
+    rustix::fs::fchown(&out, uid, gid).context(what)?;
+    out.set_permissions(fs::Permissions::from_mode(mode))
+        .context(what)?;
+    rustix::fs::futimens(&out, &times).context(what)?;
+    Ok(())
+}
+
+/// Writes `content` as the file `name` in `dir` (a heredoc's file).
+pub(crate) fn write_file(dir: &OwnedFd, name: &str, content: &[u8], owner: Owner) -> Result<()> {
+    let what = || format!("cannot write {name}");
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+        Err(error) => {
+            return Err(Error::Io {
+                what: what(),
+                source: error.into(),
+            });
+        }
+    }
+    let out = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .context(what)?;
+    let mut out = File::from(out);
+    out.write_all(content).context(what)?;
+    rustix::fs::fchown(
+        &out,
+        Some(rustix::process::Uid::from_raw(owner.uid)),
+        Some(rustix::process::Gid::from_raw(owner.gid)),
+    )
+    .context(what)?;
+    out.set_permissions(fs::Permissions::from_mode(owner.mode.unwrap_or(0o644)))
+        .context(what)?;
+    Ok(())
+}
+
+/// Whether `path` in the root is a directory now.
+pub(crate) fn is_dir_in(root: &impl AsFd, path: &str) -> bool {
+    open_in_root(root, path, OFlags::DIRECTORY | OFlags::RDONLY).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_climb_out_of_the_context_are_refused() {
+        assert_eq!(clean("./a/../b/").as_deref(), Some("b"));
+        assert_eq!(clean("/x/y").as_deref(), Some("x/y"));
+        assert_eq!(clean("../x"), None);
+        assert_eq!(clean("a/../../x"), None);
+    }
+
+    #[test]
+    fn globs_match_one_part_as_go_filepath_match_does() {
+        assert!(glob("*.txt", "a.txt"));
+        assert!(!glob("*.txt", "a.txt.bak"));
+        assert!(glob("file?", "file1"));
+        assert!(glob("[a-c]x", "bx"));
+        assert!(!glob("[!a-c]x", "bx"));
+    }
+}

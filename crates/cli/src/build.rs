@@ -1,0 +1,170 @@
+//! `keel build [OPTIONS] PATH | -`: the context sent to the daemon's
+//! `POST /build` as a tar, its progress shown as the classic builder's.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use lexopt::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::client::{Client, Upload, encode};
+use crate::containers::Exit;
+use crate::usage;
+
+const USAGE: &str = "build [OPTIONS] PATH | -";
+
+pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
+    let mut query = vec!["rm=1".to_owned()];
+    let mut build_args = Map::new();
+    let mut labels = Map::new();
+    let mut dockerfile = None;
+    let mut quiet = false;
+    let mut iidfile = None;
+    let mut context = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('t') | Long("tag") => {
+                query.push(format!("t={}", encode(&parser.value()?.string()?)))
+            }
+            Short('f') | Long("file") => dockerfile = Some(parser.value()?.string()?),
+            Long("build-arg") => {
+                let value = parser.value()?.string()?;
+                match value.split_once('=') {
+                    Some((name, value)) => build_args.insert(name.into(), value.into()),
+                    None => build_args.insert(
+                        value.clone(),
+                        std::env::var(&value).map_or(Value::Null, Value::String),
+                    ),
+                };
+            }
+            Long("label") => {
+                let value = parser.value()?.string()?;
+                let (name, value) = value.split_once('=').unwrap_or((&value, ""));
+                labels.insert(name.into(), value.into());
+            }
+            Long("target") => query.push(format!("target={}", encode(&parser.value()?.string()?))),
+            Long("network") => query.push(format!(
+                "networkmode={}",
+                encode(&parser.value()?.string()?)
+            )),
+            Long("platform") => {
+                query.push(format!("platform={}", encode(&parser.value()?.string()?)))
+            }
+            Long("no-cache") => query.push("nocache=1".to_owned()),
+            Short('q') | Long("quiet") => quiet = true,
+            Long("iidfile") => iidfile = Some(parser.value()?.string()?),
+            Long("progress") => {
+                let mode = parser.value()?.string()?;
+                match mode.as_str() {
+                    "auto" | "plain" | "tty" => {}
+                    "quiet" => quiet = true,
+                    other => bail!(
+                        "invalid argument \"{other}\" for \"--progress\" flag: use auto, plain, tty or quiet"
+                    ),
+                }
+            }
+            Value(value) if context.is_none() => context = Some(value.string()?),
+            other => return Err(usage(other.unexpected(), USAGE)),
+        }
+    }
+    let Some(context) = context else {
+        bail!("\"keel build\" requires exactly 1 argument.\nUsage:  keel {USAGE}");
+    };
+    if quiet {
+        query.push("q=1".to_owned());
+    }
+    if let Some(dockerfile) = &dockerfile {
+        query.push(format!("dockerfile={}", encode(dockerfile)));
+    }
+    for (name, map) in [("buildargs", &build_args), ("labels", &labels)] {
+        if !map.is_empty() {
+            let json = serde_json::to_string(map).expect("JSON");
+            query.push(format!("{name}={}", encode(&json)));
+        }
+    }
+    let path = format!("/build?{}", query.join("&"));
+    let mut response = if context == "-" {
+        let mut stdin = std::io::stdin().lock();
+        client.request("POST", &path, Upload::Stream(&mut stdin))?
+    } else {
+        let dir = Path::new(&context);
+        if !dir.is_dir() {
+            bail!("unable to prepare context: path {context:?} not found");
+        }
+        let (reader, writer) = std::io::pipe().context("a pipe for the context")?;
+        let dir = dir.to_owned();
+        let sender = std::thread::spawn(move || send_context(&dir, writer));
+        let mut reader = reader;
+        let response = client.request("POST", &path, Upload::Stream(&mut reader));
+        sender
+            .join()
+            .map_err(|_| anyhow::anyhow!("sending the context failed"))??;
+        response?
+    }
+    .success()?;
+    let mut out = std::io::stdout().lock();
+    let mut id = None;
+    for line in BufReader::new(response.body()).lines() {
+        let line = line.context("the daemon's build stream was cut short")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let message: Value =
+            serde_json::from_str(&line).context("the daemon's build stream is not JSON")?;
+        if let Some(error) = message["error"].as_str() {
+            let code = message["errorDetail"]["code"].as_i64().unwrap_or(1);
+            return Err(Exit {
+                code: u8::try_from(code).ok().filter(|c| *c != 0).unwrap_or(1),
+                message: Some(error.to_owned()),
+            }
+            .into());
+        }
+        if let Some(found) = message["aux"]["ID"].as_str() {
+            id = Some(found.to_owned());
+        }
+        if let Some(text) = message["stream"].as_str() {
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    if let (Some(path), Some(id)) = (&iidfile, &id) {
+        std::fs::write(path, id).with_context(|| format!("write {path}"))?;
+    }
+    Ok(())
+}
+
+/// Writes the context directory as a tar (entries owned by root, as the
+/// docker CLI sends them).
+fn send_context(dir: &Path, writer: impl std::io::Write) -> Result<()> {
+    let mut tar = tar::Builder::new(writer);
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let mut entries: Vec<_> = walk(dir)?;
+    entries.sort();
+    for relative in entries {
+        tar.append_path_with_name(dir.join(&relative), &relative)
+            .with_context(|| format!("cannot send {}", relative.display()))?;
+    }
+    tar.finish().context("cannot send the context")?;
+    Ok(())
+}
+
+/// Every path under `dir`, relative to it, parents first.
+fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![std::path::PathBuf::new()];
+    while let Some(relative) = todo.pop() {
+        for entry in std::fs::read_dir(dir.join(&relative))
+            .with_context(|| format!("cannot list {}", dir.join(&relative).display()))?
+        {
+            let entry = entry?;
+            let path = relative.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                todo.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    Ok(out)
+}

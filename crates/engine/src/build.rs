@@ -1,0 +1,61 @@
+//! `build`: the builder run on the engine's image store with the engine's
+//! executor, its result tagged with every name asked for.
+
+use std::io::Read;
+use std::path::Path;
+
+use keel_build::{BuildOptions, Progress};
+use keel_image::{Cancel, Digest, Reference};
+
+use crate::Engine;
+use crate::error::{Context, Result};
+
+/// A build as a frontend asks for it.
+#[derive(Debug, Default)]
+pub struct BuildRequest {
+    /// All but the Dockerfile's text, which is read from the context.
+    pub options: BuildOptions,
+    /// Where the Dockerfile is in the context (`-f`; `Dockerfile`).
+    pub dockerfile: String,
+    /// `-t`: the names the image gets.
+    pub tags: Vec<Reference>,
+}
+
+impl Engine {
+    /// Builds the image `request` describes from the context directory
+    /// `context`, telling `progress` as it goes, unless `cancel` stops it;
+    /// tags it. Returns its id.
+    pub fn build(
+        &self,
+        context: &Path,
+        request: &BuildRequest,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Digest> {
+        let mut options = request.options.clone();
+        options.dockerfile = keel_build::context::dockerfile(context, &request.dockerfile)?;
+        let id = keel_build::build(&self.images, self, context, &options, cancel, progress)?;
+        for tag in &request.tags {
+            self.images.tag(id.as_str(), tag)?;
+            self.image_event(id.as_str(), &tag.familiar(), "tag");
+        }
+        Ok(id)
+    }
+
+    /// [`Engine::build`] of a context sent as a tar: unpacked into a
+    /// directory of the engine's, removed after the build.
+    pub fn build_archive(
+        &self,
+        archive: impl Read,
+        request: &BuildRequest,
+        cancel: &Cancel,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Digest> {
+        let dir = tempfile::Builder::new()
+            .prefix("context-")
+            .tempdir_in(&self.builds_dir)
+            .context(|| format!("cannot make a directory in {}", self.builds_dir.display()))?;
+        keel_build::context::unpack(archive, dir.path())?;
+        self.build(dir.path(), request, cancel, progress)
+    }
+}

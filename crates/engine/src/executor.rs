@@ -1,0 +1,157 @@
+//! The narrow executor: one process run on a snapshot through a monitor,
+//! with the default confinement of a container but none of a container's
+//! record, name, restart policy or network endpoint. A build's `RUN`
+//! steps run here (the builder's [`Executor`]); the caller made the
+//! snapshot and commits or removes it.
+
+use std::fs;
+use std::io::Read;
+use std::time::Duration;
+
+use keel_build::{Executor, Job, JobNetwork};
+use keel_image::Cancel;
+use keel_monitor_protocol::stream::{Frames, STDERR, STDOUT};
+use oci_spec::runtime::{LinuxNamespaceType, MountBuilder, RootBuilder};
+
+use crate::error::{Context, Error, Result};
+use crate::security::{Confinement, Security};
+use crate::{Engine, MonitorFlags, connect_in, record, spec};
+
+const SIGKILL: i32 = 9;
+
+/// How often a running job looks whether it was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
+impl Executor for Engine {
+    fn execute(
+        &self,
+        job: &Job,
+        cancel: &Cancel,
+        output: &mut dyn FnMut(u8, &[u8]),
+    ) -> std::result::Result<i32, String> {
+        self.run_job(job, cancel, output)
+            .map_err(|error| error.to_string())
+    }
+}
+
+impl Engine {
+    /// Runs `job`, handing its output to `output` (stdout or stderr, and
+    /// the bytes) as it comes; returns its exit code. `cancel` kills it.
+    pub fn run_job(
+        &self,
+        job: &Job,
+        cancel: &Cancel,
+        output: &mut dyn FnMut(u8, &[u8]),
+    ) -> Result<i32> {
+        let id = &job.snapshot;
+        let snapshot = self.images.snapshot(id)?;
+        let rootfs = self.images.mount_snapshot(&snapshot)?;
+        let dir = self.jobs_dir.join(id);
+        let result = fs::create_dir_all(&dir)
+            .context(|| format!("cannot create {}", dir.display()))
+            .and_then(|()| {
+                let spec = job_spec(job, &rootfs)?;
+                record::replace(
+                    &dir.join("config.json"),
+                    &serde_json::to_vec(&spec).expect("a spec serializes"),
+                )?;
+                let mut connection = None;
+                let mut launched =
+                    self.launch_monitor_in(&dir, id, &MonitorFlags::default(), || {
+                        connection = connect_in(&dir, id, None).ok()
+                    })?;
+                let mut connection =
+                    connection.ok_or_else(|| Error::NotRunning { id: id.to_owned() })?;
+                connection
+                    .set_read_timeout(Some(CANCEL_POLL))
+                    .context(|| "the job's output".to_owned())?;
+                let mut frames = Frames::default();
+                let mut buffer = [0u8; 16 * 1024];
+                loop {
+                    match connection.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            frames.push(&buffer[..n]);
+                            for (kind, payload) in frames.by_ref() {
+                                if matches!(kind, STDOUT | STDERR) {
+                                    output(kind, &payload);
+                                }
+                            }
+                        }
+                        Err(error)
+                            if matches!(
+                                error.kind(),
+                                std::io::ErrorKind::WouldBlock
+                                    | std::io::ErrorKind::TimedOut
+                                    | std::io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            if cancel.is_cancelled() {
+                                let _ = self.runtime().kill(id, SIGKILL, true);
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let code = launched.exit_code();
+                let _ = launched.child.wait();
+                Ok(code)
+            });
+        fs::remove_dir_all(&dir).ok();
+        snapshot.unmount().ok();
+        result
+    }
+}
+
+/// The runtime config of a job: a container's defaults and confinement,
+/// with the job's process, root and mounts.
+fn job_spec(job: &Job, rootfs: &std::path::Path) -> Result<oci_spec::runtime::Spec> {
+    let mut spec = keel_runtime::default_spec();
+    let hostname = job.snapshot[..job.snapshot.len().min(12)].to_owned();
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_terminal(Some(false));
+    process.set_args(Some(job.args.clone()));
+    process.set_env(Some(spec::environment(&[], &job.env, &hostname)));
+    process.set_cwd(match job.cwd.as_str() {
+        "" => "/".into(),
+        cwd => cwd.into(),
+    });
+    process.set_user(spec::process_user(&job.user, rootfs)?);
+    spec.set_process(Some(process));
+    spec.set_hostname(Some(hostname));
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path(rootfs)
+            .readonly(false)
+            .build()
+            .map_err(|e| Error::Unsupported(e.to_string()))?,
+    ));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(format!("/keel/{}", job.snapshot).into()));
+        if let Some(namespaces) = linux.namespaces_mut() {
+            namespaces.retain(|n| {
+                n.typ() != LinuxNamespaceType::Network || job.network != JobNetwork::Host
+            });
+        }
+    }
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for mount in &job.mounts {
+        let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
+        if mount.readonly {
+            options.push("ro".to_owned());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(&mount.target)
+                .typ("bind")
+                .source(&mount.source)
+                .options(options)
+                .build()
+                .map_err(|e| Error::Unsupported(e.to_string()))?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    let security = Security::default();
+    Confinement::of(&security)?.apply(&mut spec, &security);
+    Ok(spec)
+}

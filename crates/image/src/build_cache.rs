@@ -1,0 +1,167 @@
+//! What builds leave for the next build: for each step that made a layer
+//! (a RUN, a COPY), a record under its cache key (a hash the builder
+//! makes of the step and everything it depends on) naming the layers the
+//! step's result stands on. The records keep their layers and blobs from
+//! garbage collection until `builder prune` removes them.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::Cancel;
+use crate::commit::{EMPTY_LAYER, write_layer};
+use crate::content::write_atomically;
+use crate::digest::{Digest, chain_ids};
+use crate::error::{Context, Result};
+use crate::layers::LayerSource;
+use crate::snapshot::Snapshot;
+use crate::store::{DOCKER_LAYER, LayerBlob, NewLayer, Store};
+
+/// A step's result, found again by its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedStep {
+    /// The layers of the state after the step, bottom first.
+    pub layers: Vec<LayerBlob>,
+    /// Whether the step added a layer (else it changed nothing on disk).
+    pub added: bool,
+    /// When the step ran (RFC 3339): its history entry's time.
+    pub created: String,
+}
+
+impl Store {
+    fn cache_dir(&self) -> PathBuf {
+        self.root().join("build-cache")
+    }
+
+    fn cache_path(&self, key: &Digest) -> PathBuf {
+        self.cache_dir().join(format!("{}.json", key.hex()))
+    }
+
+    /// The step cached under `key`, if its layers are all still here.
+    pub fn cached_step(&self, key: &Digest) -> Result<Option<CachedStep>> {
+        let path = self.cache_path(key);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error).context(|| format!("cannot read {}", path.display())),
+        };
+        let step: CachedStep = crate::content::decode_record(&path, &bytes)?;
+        let diff_ids: Vec<Digest> = step.layers.iter().map(|l| l.diff_id.clone()).collect();
+        for chain_id in chain_ids(&diff_ids) {
+            if self.layers().get(&chain_id)?.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(step))
+    }
+
+    /// A snapshot for one build step over `layers` (of the image `base`,
+    /// or none), not synced: a crash ends the build anyway.
+    pub fn create_step_snapshot(
+        &self,
+        id: &str,
+        base: &Digest,
+        layers: &[LayerBlob],
+    ) -> Result<Snapshot> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        Snapshot::create(&self.snapshots_dir(), id, base, chain_ids(&diff_ids), false)
+    }
+
+    /// Makes the changes of step snapshot `id` a layer on top of
+    /// `layers`, and records the result under `key`, made at `created`.
+    /// Returns it.
+    pub fn cache_step(
+        &self,
+        id: &str,
+        layers: &[LayerBlob],
+        key: &Digest,
+        created: &str,
+        cancel: &Cancel,
+    ) -> Result<CachedStep> {
+        let snapshot = self.snapshot(id)?;
+        let _adding = self.adding();
+        let (diff_id, _) =
+            self.content()
+                .write_with(None, &format!("the changes of step {id}"), |out| {
+                    write_layer(&snapshot.upper(), out)
+                })?;
+        let mut layers = layers.to_vec();
+        let added = diff_id.as_str() != EMPTY_LAYER;
+        if added {
+            let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+            diff_ids.push(diff_id.clone());
+            let chain = chain_ids(&diff_ids);
+            let blob = self.content().path(&diff_id);
+            self.layers().unpack(&LayerSource {
+                chain_id: &chain[chain.len() - 1],
+                parent: chain.len().checked_sub(2).map(|parent| &chain[parent]),
+                diff_id: &diff_id,
+                blob: &blob,
+                verified: true,
+                cancel,
+            })?;
+            layers.push(LayerBlob {
+                digest: diff_id.clone(),
+                diff_id,
+                media_type: DOCKER_LAYER.to_owned(),
+            });
+        }
+        let step = CachedStep {
+            layers,
+            added,
+            created: created.to_owned(),
+        };
+        fs::create_dir_all(self.cache_dir())
+            .context(|| format!("cannot create {}", self.cache_dir().display()))?;
+        write_atomically(&self.cache_path(key), &crate::content::encode_record(&step))?;
+        Ok(step)
+    }
+
+    /// Records a built image whose layers are all in the store already
+    /// (each a cached step's, or its base image's). Returns its id.
+    pub fn add_built_image(&self, config: &[u8], layers: &[LayerBlob]) -> Result<Digest> {
+        let _adding = self.adding();
+        let new: Vec<NewLayer> = layers
+            .iter()
+            .map(|blob| NewLayer {
+                verified: blob.digest == blob.diff_id,
+                blob: blob.clone(),
+            })
+            .collect();
+        self.add_image(config, &new, &Cancel::default())
+    }
+
+    /// The layers each cached step keeps, one chain per step.
+    pub(crate) fn cache_in_use(&self) -> Result<Vec<Vec<LayerBlob>>> {
+        let mut chains = Vec::new();
+        for path in self.cache_records()? {
+            let bytes = fs::read(&path).context(|| format!("cannot read {}", path.display()))?;
+            let step: CachedStep = crate::content::decode_record(&path, &bytes)?;
+            chains.push(step.layers);
+        }
+        Ok(chains)
+    }
+
+    fn cache_records(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.cache_dir();
+        match fs::read_dir(&dir) {
+            Ok(entries) => Ok(entries
+                .filter_map(|entry| Some(entry.ok()?.path()))
+                .filter(|path| path.extension().is_some_and(|e| e == "json"))
+                .collect()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(error) => Err(error).context(|| format!("cannot list {}", dir.display())),
+        }
+    }
+
+    /// Forgets every cached step and removes what only the cache kept;
+    /// returns the bytes freed.
+    pub fn prune_build_cache(&self) -> Result<u64> {
+        for path in self.cache_records()? {
+            fs::remove_file(&path).context(|| format!("cannot remove {}", path.display()))?;
+        }
+        Ok(self.collect_garbage()?.bytes)
+    }
+}
