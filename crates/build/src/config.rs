@@ -47,7 +47,9 @@ pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Res
             }
             let vars = env_vars(config);
             apply(config, instruction, &vars, '\\', &mut cmd_set).map_err(|error| match error {
-                Error::Dockerfile { message, .. } => Error::InvalidArgument(message),
+                Error::Dockerfile { message, .. } | Error::Step { message, .. } => {
+                    Error::InvalidArgument(message)
+                }
                 other => other,
             })?;
         }

@@ -99,9 +99,10 @@ pub(crate) fn sources(root: &Path, pattern: &str, what: &str) -> Result<Vec<Sour
     names
         .into_iter()
         .map(|name| {
-            let fd = open_in_root(&root_fd, &name, OFlags::PATH).map_err(|source| Error::Io {
-                what: format!("{what}: \"/{name}\" not found"),
-                source,
+            let fd = open_in_root(&root_fd, &name, OFlags::PATH).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "{what}: file not found in build context or excluded by .dockerignore: stat {name}: file does not exist"
+                ))
             })?;
             let host = fd_path(&fd);
             let is_dir = fs::metadata(&host)
@@ -288,17 +289,12 @@ pub(crate) fn copy_into(
     };
     let what = || format!("cannot copy to {name}");
     if kind.is_dir() {
-        let existing = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
-        if existing.is_some_and(|s| {
-            rustix::fs::FileType::from_raw_mode(s.st_mode) != rustix::fs::FileType::Directory
-        }) {
-            rustix::fs::unlinkat(dir, name, AtFlags::empty()).context(what)?;
-        }
-        if existing.is_none()
-            || existing.is_some_and(|s| {
-                rustix::fs::FileType::from_raw_mode(s.st_mode) != rustix::fs::FileType::Directory
-            })
-        {
+        let is_dir = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|s| {
+            rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory
+        });
+        // A directory merges into one that is there; anything else goes.
+        if !is_dir {
+            remove_entry(dir, name)?;
             rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode)).context(what)?;
         }
         let child = rustix::fs::openat(
@@ -327,20 +323,8 @@ pub(crate) fn copy_into(
         rustix::fs::futimens(&child, &times).context(what)?;
         return Ok(());
     }
-    // Whatever is there goes first: a symlink there must not be followed.
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-        Err(rustix::io::Errno::ISDIR) => {
-            fs::remove_dir_all(fd_path(dir).join(name)).context(what)?;
-        }
-        Err(error) => {
-            return Err(Error::Io {
-                what: what(),
-                source: error.into(),
-            });
-        }
-    }
     if kind.is_symlink() {
+        remove_entry(dir, name)?;
         let target = fs::read_link(host).context(what)?;
         rustix::fs::symlinkat(&target, dir, name).context(what)?;
         rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW).context(what)?;
@@ -350,36 +334,40 @@ pub(crate) fn copy_into(
         // Devices, fifos and sockets in a context are left out, as Docker's.
         return Ok(());
     }
-    let out = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .context(what)?;
-    let mut out = File::from(out);
     let mut input = File::open(host).context(|| format!("cannot open {}", host.display()))?;
-    io::copy(&mut input, &mut out).context(what)?;
-    out.flush().context(what)?;
-    rustix::fs::fchown(&out, uid, gid).context(what)?;
-    out.set_permissions(fs::Permissions::from_mode(mode))
-        .context(what)?;
+    let out = create_file(dir, name, owner.uid, owner.gid, mode, |out| {
+        io::copy(&mut input, out).map(drop)
+    })?;
     rustix::fs::futimens(&out, &times).context(what)?;
     Ok(())
 }
 
-/// Writes `content` as the file `name` in `dir` (a heredoc's file).
-pub(crate) fn write_file(dir: &OwnedFd, name: &str, content: &[u8], owner: Owner) -> Result<()> {
-    let what = || format!("cannot write {name}");
+/// Takes away whatever is at `name` in `dir` (a file, a link, which must
+/// not be followed, or a directory tree).
+fn remove_entry(dir: &OwnedFd, name: &str) -> Result<()> {
+    let what = || format!("cannot replace {name}");
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-        Err(error) => {
-            return Err(Error::Io {
-                what: what(),
-                source: error.into(),
-            });
-        }
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(rustix::io::Errno::ISDIR) => fs::remove_dir_all(fd_path(dir).join(name)).context(what),
+        Err(error) => Err(Error::Io {
+            what: what(),
+            source: error.into(),
+        }),
     }
+}
+
+/// Makes the file `name` in `dir` anew with what `fill` writes, owned by
+/// `uid`:`gid` with `mode`.
+fn create_file(
+    dir: &OwnedFd,
+    name: &str,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<File> {
+    let what = || format!("cannot write {name}");
+    remove_entry(dir, name)?;
     let out = rustix::fs::openat(
         dir,
         name,
@@ -388,15 +376,24 @@ pub(crate) fn write_file(dir: &OwnedFd, name: &str, content: &[u8], owner: Owner
     )
     .context(what)?;
     let mut out = File::from(out);
-    out.write_all(content).context(what)?;
+    fill(&mut out).and_then(|()| out.flush()).context(what)?;
     rustix::fs::fchown(
         &out,
-        Some(rustix::process::Uid::from_raw(owner.uid)),
-        Some(rustix::process::Gid::from_raw(owner.gid)),
+        Some(rustix::process::Uid::from_raw(uid)),
+        Some(rustix::process::Gid::from_raw(gid)),
     )
     .context(what)?;
-    out.set_permissions(fs::Permissions::from_mode(owner.mode.unwrap_or(0o644)))
+    out.set_permissions(fs::Permissions::from_mode(mode))
         .context(what)?;
+    Ok(out)
+}
+
+/// Writes `content` as the file `name` in `dir` (a heredoc's file).
+pub(crate) fn write_file(dir: &OwnedFd, name: &str, content: &[u8], owner: Owner) -> Result<()> {
+    let mode = owner.mode.unwrap_or(0o644);
+    create_file(dir, name, owner.uid, owner.gid, mode, |out| {
+        out.write_all(content)
+    })?;
     Ok(())
 }
 

@@ -355,9 +355,9 @@ impl Instruction {
 
     /// An error about this instruction, naming its line.
     pub fn error(&self, message: impl Into<String>) -> Error {
-        Error::Dockerfile {
+        Error::Step {
             line: self.line,
-            message: format!("{}: {}", self.keyword, message.into()),
+            message: message.into(),
         }
     }
 }

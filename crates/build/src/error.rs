@@ -6,6 +6,9 @@ use keel_errdefs::{HasKind, Kind};
 pub enum Error {
     #[error("dockerfile parse error on line {line}: {message}")]
     Dockerfile { line: usize, message: String },
+    /// An instruction that parsed but cannot be carried out.
+    #[error("{message} (Dockerfile line {line})")]
+    Step { line: usize, message: String },
     /// A RUN step's command failed: Docker's words.
     #[error("The command '{command}' returned a non-zero code: {code}")]
     Failed { command: String, code: i32 },
@@ -31,9 +34,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl HasKind for Error {
     fn kind(&self) -> Kind {
         match self {
-            Error::Dockerfile { .. } | Error::InvalidArgument(_) | Error::Failed { .. } => {
-                Kind::InvalidArgument
-            }
+            Error::Dockerfile { .. }
+            | Error::Step { .. }
+            | Error::InvalidArgument(_)
+            | Error::Failed { .. } => Kind::InvalidArgument,
             Error::Image(error) => error.kind(),
             Error::Cancelled => Kind::Unavailable,
             Error::Io { .. } | Error::Executor(_) => Kind::Internal,

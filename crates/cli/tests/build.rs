@@ -143,6 +143,7 @@ fn bad_dockerfiles_are_refused_naming_the_line() {
         let (code, out, err) = docker_build(&daemon, &["-t", "keel-test/bad"], &dir);
         assert_eq!(code, 1, "{dockerfile}: {out}{err}");
         assert!(err.contains(expected), "{dockerfile}: {err}");
+        assert!(err.contains("line "), "the line is named: {err}");
     }
     let (code, _, _) = daemon.docker(&["image", "inspect", "keel-test/bad"]);
     assert_ne!(code, 0, "a failed build tagged nothing");
@@ -259,4 +260,37 @@ except docker.errors.BuildError as error:
         out,
         "['keel-test/py-built:latest']\nTrue\nThe command '/bin/sh -c exit 7' returned a non-zero code: 7\n"
     );
+}
+
+#[test]
+fn a_context_symlink_to_a_host_path_copies_nothing_of_the_host() {
+    let daemon = TestDaemon::with_busybox();
+    let secret = daemon.path("host-secret");
+    fs::write(&secret, "host only\n").unwrap();
+    let dir = context(
+        &daemon,
+        "links",
+        &[(
+            "Dockerfile",
+            &format!("FROM {BUSYBOX}\nCOPY escape /copied\n"),
+        )],
+    );
+    std::os::unix::fs::symlink(&secret, dir.join("escape")).unwrap();
+    // The link resolves inside the context, where that path is not.
+    let (code, _, err) = daemon.keel(&["build", "-t", "keel-test/links", dir.to_str().unwrap()]);
+    assert_ne!(code, 0, "the host's file was copied");
+    assert!(err.contains("not found"), "{err}");
+
+    // An absolute link target means the context's own root.
+    fs::create_dir(dir.join("real")).unwrap();
+    fs::write(dir.join("real/inside"), "context\n").unwrap();
+    std::os::unix::fs::symlink("/real", dir.join("hostdir")).unwrap();
+    fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY hostdir/inside /copied\n"),
+    )
+    .unwrap();
+    daemon.keel_ok(&["build", "-t", "keel-test/links", dir.to_str().unwrap()]);
+    let copied = daemon.keel_ok(&["run", "--rm", "keel-test/links", "cat", "/copied"]);
+    assert_eq!(copied, "context\n");
 }

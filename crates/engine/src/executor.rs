@@ -5,13 +5,11 @@
 //! snapshot and commits or removes it.
 
 use std::fs;
-use std::io::Read;
 use std::time::Duration;
 
 use keel_build::{Executor, Job, JobNetwork};
 use keel_image::Cancel;
-use keel_monitor_protocol::stream::{Frames, STDERR, STDOUT};
-use oci_spec::runtime::{LinuxNamespaceType, MountBuilder, RootBuilder};
+use oci_spec::runtime::MountBuilder;
 
 use crate::error::{Context, Error, Result};
 use crate::security::{Confinement, Security};
@@ -62,37 +60,17 @@ impl Engine {
                     })?;
                 let mut connection =
                     connection.ok_or_else(|| Error::NotRunning { id: id.to_owned() })?;
-                connection
-                    .set_read_timeout(Some(CANCEL_POLL))
-                    .context(|| "the job's output".to_owned())?;
-                let mut frames = Frames::default();
-                let mut buffer = [0u8; 16 * 1024];
-                loop {
-                    match connection.read(&mut buffer) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            frames.push(&buffer[..n]);
-                            for (kind, payload) in frames.by_ref() {
-                                if matches!(kind, STDOUT | STDERR) {
-                                    output(kind, &payload);
-                                }
-                            }
+                // The output's end is the process's (or its killing's).
+                let _ = crate::read_output(
+                    &mut connection,
+                    || {
+                        if cancel.is_cancelled() {
+                            let _ = self.runtime().kill(id, SIGKILL, true);
                         }
-                        Err(error)
-                            if matches!(
-                                error.kind(),
-                                std::io::ErrorKind::WouldBlock
-                                    | std::io::ErrorKind::TimedOut
-                                    | std::io::ErrorKind::Interrupted
-                            ) =>
-                        {
-                            if cancel.is_cancelled() {
-                                let _ = self.runtime().kill(id, SIGKILL, true);
-                            }
-                        }
-                        Err(_) => break,
-                    }
-                }
+                        Some(CANCEL_POLL)
+                    },
+                    &mut *output,
+                );
                 let code = launched.exit_code();
                 let _ = launched.child.wait();
                 Ok(code)
@@ -119,21 +97,12 @@ fn job_spec(job: &Job, rootfs: &std::path::Path) -> Result<oci_spec::runtime::Sp
     process.set_user(spec::process_user(&job.user, rootfs)?);
     spec.set_process(Some(process));
     spec.set_hostname(Some(hostname));
-    spec.set_root(Some(
-        RootBuilder::default()
-            .path(rootfs)
-            .readonly(false)
-            .build()
-            .map_err(|e| Error::Unsupported(e.to_string()))?,
-    ));
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_cgroups_path(Some(format!("/keel/{}", job.snapshot).into()));
-        if let Some(namespaces) = linux.namespaces_mut() {
-            namespaces.retain(|n| {
-                n.typ() != LinuxNamespaceType::Network || job.network != JobNetwork::Host
-            });
-        }
-    }
+    spec::place(
+        &mut spec,
+        rootfs,
+        &job.snapshot,
+        job.network == JobNetwork::Host,
+    )?;
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     for mount in &job.mounts {
         let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];

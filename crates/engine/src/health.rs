@@ -4,11 +4,9 @@
 //! row (failures within the start period do not count until one probe has
 //! passed); the last five results kept; each change an event.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_monitor_protocol::stream::{Frames, STDERR, STDOUT};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -324,27 +322,16 @@ impl Engine {
             }
         };
         let mut output = Vec::new();
-        let mut frames = Frames::default();
-        let mut buffer = [0u8; 4096];
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || connection.set_read_timeout(Some(left)).is_err() {
-                return self.time_out(exec, timeout);
-            }
-            match connection.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => {
-                    frames.push(&buffer[..n]);
-                    for (kind, payload) in frames.by_ref() {
-                        if matches!(kind, STDOUT | STDERR) {
-                            let room = KEPT_OUTPUT - output.len();
-                            output.extend_from_slice(&payload[..payload.len().min(room)]);
-                        }
-                    }
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return self.time_out(exec, timeout),
-            }
+        let read = crate::read_output(
+            &mut connection,
+            || Some(deadline.saturating_duration_since(Instant::now())).filter(|l| !l.is_zero()),
+            |_, payload| {
+                let room = KEPT_OUTPUT - output.len();
+                output.extend_from_slice(&payload[..payload.len().min(room)]);
+            },
+        );
+        if read.is_err() {
+            return self.time_out(exec, timeout);
         }
         let code = self.exec_wait(exec).unwrap_or(-1);
         (code, String::from_utf8_lossy(&output).into_owned())

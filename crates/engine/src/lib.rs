@@ -1297,6 +1297,50 @@ fn tree_size(dir: &Path) -> u64 {
 }
 
 /// Asks a monitor to resize its terminal.
+/// Why [`read_output`] stopped before the output's end.
+#[derive(Debug)]
+struct Stopped;
+
+/// Reads a monitor connection's frames to the end of the output, handing
+/// each stdout or stderr payload to `deliver`. Before each read
+/// `next_wait` says how long it may wait for data, or that the reading
+/// stops (a deadline passed); a failed read stops it too.
+fn read_output(
+    connection: &mut UnixStream,
+    mut next_wait: impl FnMut() -> Option<Duration>,
+    mut deliver: impl FnMut(u8, &[u8]),
+) -> std::result::Result<(), Stopped> {
+    use keel_monitor_protocol::stream::{Frames, STDERR, STDOUT};
+    use std::io::Read;
+    let mut frames = Frames::default();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let wait = next_wait().ok_or(Stopped)?;
+        connection
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+            .map_err(|_| Stopped)?;
+        match connection.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                frames.push(&buffer[..n]);
+                for (kind, payload) in frames.by_ref() {
+                    if matches!(kind, STDOUT | STDERR) {
+                        deliver(kind, &payload);
+                    }
+                }
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => return Err(Stopped),
+        }
+    }
+}
+
 /// Connects to the socket of the monitor kept in `dir`.
 fn connect_in(dir: &Path, id: &str, exec: Option<&str>) -> Result<UnixStream> {
     // Through the directory's fd: the full path may be longer than a

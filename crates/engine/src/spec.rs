@@ -86,21 +86,15 @@ pub(crate) fn build(
     )?);
     spec.set_process(Some(process));
     spec.set_hostname(Some(hostname));
-    spec.set_root(Some(
-        RootBuilder::default()
-            .path(rootfs)
-            .readonly(false)
-            .build()
-            .map_err(|e| Error::Unsupported(e.to_string()))?,
-    ));
-    if let Some(linux) = spec.linux_mut() {
-        linux.set_cgroups_path(Some(format!("/keel/{}", container.id).into()));
-        if let Some(namespaces) = linux.namespaces_mut() {
-            namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network || !wiring.host);
-            for namespace in namespaces.iter_mut() {
-                if namespace.typ() == LinuxNamespaceType::Network {
-                    namespace.set_path(wiring.netns.clone());
-                }
+    place(&mut spec, rootfs, &container.id, wiring.host)?;
+    if let Some(namespaces) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        for namespace in namespaces.iter_mut() {
+            if namespace.typ() == LinuxNamespaceType::Network {
+                namespace.set_path(wiring.netns.clone());
             }
         }
     }
@@ -149,6 +143,25 @@ pub(crate) fn build(
     let security = &container.config.security;
     Confinement::of(security)?.apply(&mut spec, security);
     Ok(spec)
+}
+
+/// Roots a config at `rootfs`, in the cgroup of `id`, and on the host's
+/// network (no namespace of its own) when `host_network`.
+pub(crate) fn place(spec: &mut Spec, rootfs: &Path, id: &str, host_network: bool) -> Result<()> {
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path(rootfs)
+            .readonly(false)
+            .build()
+            .map_err(|e| Error::Unsupported(e.to_string()))?,
+    ));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(format!("/keel/{id}").into()));
+        if let Some(namespaces) = linux.namespaces_mut() {
+            namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network || !host_network);
+        }
+    }
+    Ok(())
 }
 
 /// `user[:group]`, by number or by name from the image's /etc/passwd and

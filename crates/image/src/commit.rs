@@ -57,8 +57,7 @@ impl Store {
         cancel: &Cancel,
     ) -> Result<Digest> {
         let snapshot = self.snapshot(id)?;
-        let guard = self.adding();
-        let result = (|| {
+        self.adding_whole(|| {
             let (diff_id, _) =
                 self.content()
                     .write_with(None, &format!("the changes of {id}"), |out| {
@@ -74,12 +73,7 @@ impl Store {
                 self.set_ref(reference, &id)?;
             }
             Ok(id)
-        })();
-        drop(guard);
-        if result.is_err() {
-            self.collect_garbage()?;
-        }
-        result
+        })
     }
 
     /// Records the image `parent` (or nothing) plus `layer`: its config is

@@ -40,8 +40,7 @@ impl Store {
         cancel: &Cancel,
     ) -> Result<Digest> {
         let container_config = &options.config;
-        let guard = self.adding();
-        let result = (|| {
+        self.adding_whole(|| {
             let stream = decompress(tarball).map_err(|source| Error::Io {
                 what: format!("cannot read {}", options.source),
                 source,
@@ -72,12 +71,7 @@ impl Store {
                 self.set_ref(reference, &id)?;
             }
             Ok(id)
-        })();
-        drop(guard);
-        if result.is_err() {
-            self.collect_garbage()?;
-        }
-        result
+        })
     }
 
     /// Writes the snapshot's merged filesystem (the image with the

@@ -223,6 +223,18 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `add`, which adds content no image references until it ends,
+    /// away from garbage collection; what a failed `add` left goes.
+    pub(crate) fn adding_whole<T>(&self, add: impl FnOnce() -> Result<T>) -> Result<T> {
+        let guard = self.adding();
+        let result = add();
+        drop(guard);
+        if result.is_err() {
+            self.collect_garbage()?;
+        }
+        result
+    }
+
     fn lock_refs(&self) -> MutexGuard<'_, BTreeMap<Reference, Digest>> {
         self.refs
             .lock()
