@@ -7,6 +7,7 @@
 //!   keel-bench network [--iterations N]
 //!   keel-bench pull [--iterations N]
 //!   keel-bench busy [--iterations N]
+//!   keel-bench build [--iterations N]
 //!   keel-bench image PATH   (writes the load and pull image, as keel-busybox-bundle writes a bundle)
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
@@ -29,7 +30,12 @@
 //!
 //! `busy` measures how the embedded DNS server and the API answer while
 //! fifty `run -d` start at once: Keel against dockerd (see busy.rs).
+//!
+//! `build` times a layered multi-stage build, cold, unchanged and after
+//! one class changed: Keel against BuildKit, Docker's classic builder and
+//! Podman (see build.rs).
 
+mod build;
 mod busy;
 mod engine;
 mod load;
@@ -46,7 +52,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(what) = args.next() else {
         bail!(
-            "usage: keel-bench runtime|load|engine|network|pull|busy [--iterations N] [--keel PATH] [--baseline PATH]"
+            "usage: keel-bench runtime|load|engine|network|pull|busy|build [--iterations N] [--keel PATH] [--baseline PATH]"
         );
     };
     if what == "image" {
@@ -96,8 +102,11 @@ fn main() -> Result<()> {
         "network" => network::network_bench(iterations),
         "pull" => pull::pull_bench(iterations),
         "busy" => busy::busy_bench(iterations),
+        "build" => build::build_bench(iterations),
         other => {
-            bail!("unknown benchmark {other:?}: try runtime, load, engine, network, pull or busy")
+            bail!(
+                "unknown benchmark {other:?}: try runtime, load, engine, network, pull, busy or build"
+            )
         }
     }
 }

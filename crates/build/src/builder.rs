@@ -328,6 +328,16 @@ pub fn build(
     Ok(store.add_built_image(&bytes, &state.layers)?)
 }
 
+/// The working directory of a container config (`/` when unset).
+fn workdir(config: &Map<String, Value>) -> String {
+    config
+        .get("WorkingDir")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .unwrap_or("/")
+        .to_owned()
+}
+
 /// This machine's platform ARGs, as BuildKit sets them.
 fn platform_args() -> Vec<(String, String)> {
     let arch = keel_image::go_arch();
@@ -567,11 +577,13 @@ impl Build<'_> {
                     &mut cmd_set,
                 )?;
                 state.cmd_set = cmd_set;
-                state.history(
-                    format!("/bin/sh -c #(nop)  {}", instruction.original),
-                    true,
-                    &created,
-                );
+                let created_by = format!("/bin/sh -c #(nop)  {}", instruction.original);
+                match instruction.keyword.as_str() {
+                    // The directory is made, as Docker's, whether or not
+                    // a later step uses it: a layer only if it was not there.
+                    "WORKDIR" => self.make_workdir(state, created_by, &created)?,
+                    _ => state.history(created_by, true, &created),
+                }
             }
         }
         let id = state.id();
@@ -618,9 +630,7 @@ impl Build<'_> {
                     .and_then(|root| work(self, &id, &root))
                     .and_then(|()| {
                         snapshot.unmount()?;
-                        Ok(self
-                            .store
-                            .cache_step(&id, &state.layers, &key, created, self.cancel)?)
+                        Ok(self.store.cache_step(&id, &state.layers, &key, created)?)
                     });
                 snapshot.unmount().ok();
                 self.store.remove_snapshot(&id).ok();
@@ -632,6 +642,22 @@ impl Build<'_> {
         state.key = key;
         state.history(created_by, empty, &step.created);
         Ok(())
+    }
+
+    fn make_workdir(&mut self, state: &mut State, created_by: String, created: &str) -> Result<()> {
+        let dir = workdir(&state.config());
+        let key = Digest::of(
+            serde_json::to_string(&json!({"parent": state.key, "workdir": dir}))
+                .expect("json")
+                .as_bytes(),
+        );
+        self.cached_or(state, key, created_by, created, &mut |_, _, root| {
+            let root = File::open(root).map_err(|source| Error::Io {
+                what: "cannot open the step's root".into(),
+                source,
+            })?;
+            copy::make_dirs(&root, &dir, Owner::default()).map(drop)
+        })
     }
 
     fn run(
@@ -774,13 +800,12 @@ impl Build<'_> {
             )));
         }
         let dest_word = words.pop().expect("two words");
-        let config = state.config();
-        let workdir = config
-            .get("WorkingDir")
-            .and_then(Value::as_str)
-            .unwrap_or("/");
-        let dest_is_dir = dest_word.ends_with('/') || words.len() > 1;
-        let dest = join_path(if workdir.is_empty() { "/" } else { workdir }, &dest_word);
+        let workdir = workdir(&state.config());
+        let dest_is_dir = dest_word.ends_with('/')
+            || dest_word == "."
+            || dest_word.ends_with("/.")
+            || words.len() > 1;
+        let dest = join_path(&workdir, &dest_word);
         if instruction.keyword == "ADD" && words.iter().any(|w| w.contains("://")) {
             return Err(instruction.error("ADD of a URL is not supported yet: download it in a RUN step or COPY it from the context"));
         }
@@ -843,6 +868,14 @@ impl Build<'_> {
                     copy::sources(source_root, word, &what)
                         .map_err(|e| instruction.error(e.to_string()))?,
                 );
+            }
+            if instruction.keyword == "ADD"
+                && let Some(archive) = sources.iter().find(|s| copy::is_archive(&s.host))
+            {
+                return Err(instruction.error(format!(
+                    "ADD of the archive {} is not supported yet (Docker would unpack it): unpack it with RUN, or COPY it as a file",
+                    archive.path
+                )));
             }
             let owner = self.owner(state, instruction, vars)?;
             let digest = copy::checksum(&sources)?;

@@ -397,6 +397,24 @@ pub(crate) fn write_file(dir: &OwnedFd, name: &str, content: &[u8], owner: Owner
     Ok(())
 }
 
+/// Whether the file `host` is an archive ADD would unpack: a tar, or one
+/// compressed with gzip, bzip2 or xz.
+pub(crate) fn is_archive(host: &Path) -> bool {
+    let mut head = [0u8; 262];
+    let Ok(mut file) = File::open(host) else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let n = file.read(&mut head).unwrap_or(0);
+    let head = &head[..n];
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.get(257..262) == Some(b"ustar")
+}
+
 /// Whether `path` in the root is a directory now.
 pub(crate) fn is_dir_in(root: &impl AsFd, path: &str) -> bool {
     open_in_root(root, path, OFlags::DIRECTORY | OFlags::RDONLY).is_ok()

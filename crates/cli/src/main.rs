@@ -58,6 +58,7 @@ Commands:
   top         Display the running processes of a container
   container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect, prune)
   build       Build an image from a Dockerfile
+  builder     Manage the build cache (prune)
   images      List images
   import      Import the contents from a tarball to create a filesystem image
   inspect     Return low-level information on images
@@ -141,6 +142,7 @@ fn run() -> Result<()> {
     let short_form = match verb.as_str() {
         "images" => Some(images::images as Command),
         "build" => Some(build::build as Command),
+        "builder" => Some(build::builder as Command),
         "rmi" => Some(images::rmi as Command),
         "inspect" => Some(images::inspect as Command),
         "tag" | "history" | "load" | "save" | "import" => image_command(&verb),

@@ -15,7 +15,7 @@ use crate::commit::{EMPTY_LAYER, write_layer};
 use crate::content::write_atomically;
 use crate::digest::{Digest, chain_ids};
 use crate::error::{Context, Result};
-use crate::layers::LayerSource;
+use crate::layers::Layer;
 use crate::snapshot::Snapshot;
 use crate::store::{DOCKER_LAYER, LayerBlob, NewLayer, Store};
 
@@ -70,7 +70,8 @@ impl Store {
     }
 
     /// Makes the changes of step snapshot `id` a layer on top of
-    /// `layers`, and records the result under `key`, made at `created`.
+    /// `layers` (taking the snapshot's upper directory: the snapshot is
+    /// spent), and records the result under `key`, made at `created`.
     /// Returns it.
     pub fn cache_step(
         &self,
@@ -78,14 +79,15 @@ impl Store {
         layers: &[LayerBlob],
         key: &Digest,
         created: &str,
-        cancel: &Cancel,
     ) -> Result<CachedStep> {
         let snapshot = self.snapshot(id)?;
         let _adding = self.adding();
-        let (diff_id, _) =
+        let mut size = 0;
+        let (diff_id, tar_size) =
             self.content()
                 .write_with(None, &format!("the changes of step {id}"), |out| {
-                    write_layer(&snapshot.upper(), out)
+                    size = write_layer(&snapshot.upper(), out)?;
+                    Ok(())
                 })?;
         let mut layers = layers.to_vec();
         let added = diff_id.as_str() != EMPTY_LAYER;
@@ -93,15 +95,23 @@ impl Store {
             let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
             diff_ids.push(diff_id.clone());
             let chain = chain_ids(&diff_ids);
-            let blob = self.content().path(&diff_id);
-            self.layers().unpack(&LayerSource {
-                chain_id: &chain[chain.len() - 1],
-                parent: chain.len().checked_sub(2).map(|parent| &chain[parent]),
-                diff_id: &diff_id,
-                blob: &blob,
-                verified: true,
-                cancel,
-            })?;
+            snapshot.unmount()?;
+            // The upper directory is already the layer, in overlayfs' own
+            // format: it moves into the layers rather than be unpacked
+            // again from the tar just made of it.
+            self.layers().adopt(
+                &snapshot.upper(),
+                Layer {
+                    chain_id: chain[chain.len() - 1].clone(),
+                    diff_id: diff_id.clone(),
+                    parent: chain
+                        .len()
+                        .checked_sub(2)
+                        .map(|parent| chain[parent].clone()),
+                    size,
+                    tar_size,
+                },
+            )?;
             layers.push(LayerBlob {
                 digest: diff_id.clone(),
                 diff_id,

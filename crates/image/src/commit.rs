@@ -61,7 +61,7 @@ impl Store {
             let (diff_id, _) =
                 self.content()
                     .write_with(None, &format!("the changes of {id}"), |out| {
-                        write_layer(&snapshot.upper(), out)
+                        write_layer(&snapshot.upper(), out).map(drop)
                     })?;
             let layer = LayerBlob {
                 digest: diff_id.clone(),
@@ -149,12 +149,15 @@ impl Store {
 }
 
 /// Writes the overlay upper directory `upper` as a layer tar: parents
-/// before children, names sorted, hard links kept as links.
-pub(crate) fn write_layer(upper: &Path, out: &mut dyn Write) -> io::Result<()> {
+/// before children, names sorted, hard links kept as links. Returns the
+/// bytes of its regular files (the layer's size as Docker counts it).
+pub(crate) fn write_layer(upper: &Path, out: &mut dyn Write) -> io::Result<u64> {
     let mut tar = tar::Builder::new(out);
     let mut links = HashMap::new();
-    append_children(&mut tar, upper, Path::new(""), &mut links)?;
-    tar.finish()
+    let mut size = 0;
+    append_children(&mut tar, upper, Path::new(""), &mut links, &mut size)?;
+    tar.finish()?;
+    Ok(size)
 }
 
 fn append_children(
@@ -162,6 +165,7 @@ fn append_children(
     dir: &Path,
     name: &Path,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    size: &mut u64,
 ) -> io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
     entries.sort_by_key(|entry| entry.file_name());
@@ -189,7 +193,7 @@ fn append_children(
             if xattr(&path, OPAQUE_XATTR).is_some_and(|value| value == b"y") {
                 append_empty(tar, &entry_name.join(".wh..wh..opq"), &meta)?;
             }
-            append_children(tar, &path, &entry_name, links)?;
+            append_children(tar, &path, &entry_name, links, size)?;
         } else if kind.is_symlink() {
             header.set_entry_type(tar::EntryType::Symlink);
             tar.append_link(&mut header, &entry_name, fs::read_link(&path)?)?;
@@ -208,6 +212,7 @@ fn append_children(
             }
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(meta.len());
+            *size += meta.len();
             tar.append_data(&mut header, &entry_name, fs::File::open(&path)?)?;
         } else {
             header.set_entry_type(if kind.is_char_device() {

@@ -227,6 +227,28 @@ impl LayerStore {
             size,
             tar_size,
         };
+        self.install(temp, layer)
+    }
+
+    /// Makes the directory `diff` (a snapshot's upper directory, which
+    /// overlayfs wrote in a layer's own format) the layer `layer`, by
+    /// renaming it into place: no second copy of its files.
+    pub fn adopt(&self, diff: &Path, layer: Layer) -> Result<Layer> {
+        if self.get(&layer.chain_id)?.is_some() {
+            return Ok(layer);
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("{TEMP_PREFIX}{}-", layer.chain_id.short()))
+            .tempdir_in(&self.root)
+            .context(|| format!("cannot create a directory in {}", self.root.display()))?;
+        fs::rename(diff, temp.path().join(DIFF))
+            .context(|| format!("cannot move {} into the layers", diff.display()))?;
+        self.install(temp, layer)
+    }
+
+    /// Records a layer whose files are in `temp`'s diff directory and
+    /// moves it under its chain id.
+    fn install(&self, temp: tempfile::TempDir, layer: Layer) -> Result<Layer> {
         let record = crate::content::encode_record(&layer);
         // Not synced here: the image that needs the layer is made durable
         // by one syncfs of the store (`Store::record_pending`), and layers
@@ -234,15 +256,16 @@ impl LayerStore {
         let record_path = temp.path().join(RECORD);
         keel_durable::replace(&record_path, &record)
             .context(|| format!("cannot write {}", record_path.display()))?;
-        let target = self.root.join(source.chain_id.hex());
+        let target = self.root.join(layer.chain_id.hex());
         match fs::rename(temp.path(), &target) {
             Ok(()) => {
                 let _ = temp.keep();
             }
             // Another unpack of the same layer won the race; its copy serves.
-            Err(_) if self.get(source.chain_id)?.is_some() => {}
+            Err(_) if self.get(&layer.chain_id)?.is_some() => {}
             Err(error) => {
-                return Err(error).context(|| format!("cannot move layer {name} into place"));
+                return Err(error)
+                    .context(|| format!("cannot move layer {} into place", layer.diff_id));
             }
         }
         Ok(layer)
