@@ -66,18 +66,46 @@ with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as jar:
 /// One builder under the bench.
 struct Builder {
     name: &'static str,
-    /// The command that builds the context (its path is added).
-    build: Box<dyn Fn() -> Command>,
+    /// Its CLI, to which each command's arguments are added.
+    cli: std::rc::Rc<dyn Fn() -> Command>,
+    env: Vec<(&'static str, &'static str)>,
+    /// The arguments that build the context (its path is added).
+    build: Vec<&'static str>,
     /// Commands that take the image and every cache away.
-    reset: Vec<Box<dyn Fn() -> Command>>,
+    reset: Vec<Vec<&'static str>>,
     cold: Vec<Duration>,
     noop: Vec<Duration>,
     changed: Vec<Duration>,
 }
 
 impl Builder {
+    fn new(
+        name: &'static str,
+        cli: std::rc::Rc<dyn Fn() -> Command>,
+        env: Vec<(&'static str, &'static str)>,
+        build: Vec<&'static str>,
+        reset: Vec<Vec<&'static str>>,
+    ) -> Builder {
+        Builder {
+            name,
+            cli,
+            env,
+            build,
+            reset,
+            cold: Vec::new(),
+            noop: Vec::new(),
+            changed: Vec::new(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = (self.cli)();
+        command.envs(self.env.iter().copied()).args(args);
+        command
+    }
+
     fn time_build(&self, context: &Path) -> Result<Duration> {
-        let mut command = (self.build)();
+        let mut command = self.command(&self.build);
         command.arg(context);
         let start = Instant::now();
         let (code, out, err) = output(&mut command);
@@ -87,8 +115,8 @@ impl Builder {
     }
 
     fn reset(&self) {
-        for command in &self.reset {
-            let _ = output(&mut command());
+        for args in &self.reset {
+            let _ = output(&mut self.command(args));
         }
     }
 }
@@ -100,127 +128,64 @@ pub fn build_bench(iterations: usize) -> Result<()> {
     let context: PathBuf = work.path().join("context");
     std::fs::create_dir_all(&context)?;
     std::fs::write(context.join("Dockerfile"), DOCKERFILE)?;
-    let keel = Keel::start(&[])?;
-    let keel = std::sync::Arc::new(keel);
-    let mut builders = Vec::new();
-    {
-        let (a, b, c) = (keel.clone(), keel.clone(), keel.clone());
-        builders.push(Builder {
-            name: "keel",
-            build: Box::new(move || {
-                let mut command = a.command();
-                command.args(["build", "-q", "-t", "bench-app"]);
-                command
-            }),
-            reset: vec![
-                Box::new(move || {
-                    let mut command = b.command();
-                    command.args(["rmi", "-f", "bench-app"]);
-                    command
-                }),
-                Box::new(move || {
-                    let mut command = c.command();
-                    command.args(["builder", "prune", "-af"]);
-                    command
-                }),
-            ],
-            cold: Vec::new(),
-            noop: Vec::new(),
-            changed: Vec::new(),
-        });
-    }
+    let keel = std::rc::Rc::new(Keel::start(&[])?);
+    let tagged = vec!["build", "-q", "-t", "bench-app"];
+    let mut builders = vec![Builder::new(
+        "keel",
+        std::rc::Rc::new(move || keel.command()),
+        Vec::new(),
+        tagged.clone(),
+        vec![
+            vec!["rmi", "-f", "bench-app"],
+            vec!["builder", "prune", "-af"],
+        ],
+    )];
     // BuildKit's RUN steps want Docker's default bridge; its rules go
     // with it, and the FORWARD policy dockerd sets is put back after.
     let policy = crate::network::forward_policy();
     let docker = (Path::new("/usr/sbin/dockerd").exists()
         || Path::new("/usr/bin/dockerd").exists())
-    .then(|| std::sync::Arc::new(Docker::start_networked()));
+    .then(|| std::rc::Rc::new(Docker::start_networked()));
     let _policy_back = docker
         .is_some()
         .then(|| crate::network::PolicyBack::new(policy));
     match &docker {
         Some(docker) => {
             for (name, buildkit) in [("docker BuildKit", "1"), ("docker classic", "0")] {
-                let (a, b, c, d) = (
-                    docker.clone(),
-                    docker.clone(),
-                    docker.clone(),
-                    docker.clone(),
-                );
-                builders.push(Builder {
+                let docker = docker.clone();
+                builders.push(Builder::new(
                     name,
-                    build: Box::new(move || {
-                        let mut command = a.command();
-                        command.env("DOCKER_BUILDKIT", buildkit).args([
-                            "build",
-                            "-q",
-                            "-t",
-                            "bench-app",
-                        ]);
-                        command
-                    }),
-                    reset: vec![
-                        Box::new(move || {
-                            let mut command = b.command();
-                            command.args(["rmi", "-f", "bench-app"]);
-                            command
-                        }),
-                        Box::new(move || {
-                            let mut command = c.command();
-                            command.args(["builder", "prune", "-af"]);
-                            command
-                        }),
-                        Box::new(move || {
-                            let mut command = d.command();
-                            command.args(["image", "prune", "-f"]);
-                            command
-                        }),
+                    std::rc::Rc::new(move || docker.command()),
+                    vec![("DOCKER_BUILDKIT", buildkit)],
+                    tagged.clone(),
+                    vec![
+                        vec!["rmi", "-f", "bench-app"],
+                        vec!["builder", "prune", "-af"],
+                        vec!["image", "prune", "-f"],
                     ],
-                    cold: Vec::new(),
-                    noop: Vec::new(),
-                    changed: Vec::new(),
-                });
+                ));
             }
         }
         None => println!("docker: dockerd not installed, skipped"),
     }
-    let podman = std::sync::Arc::new(Podman::with_busybox(None));
-    {
-        let (a, b, c) = (podman.clone(), podman.clone(), podman.clone());
-        builders.push(Builder {
-            name: "podman --layers",
-            build: Box::new(move || {
-                let mut command = a.command();
-                command
-                    .args([
-                        "build",
-                        "--layers",
-                        "-q",
-                        "--network",
-                        "none",
-                        "-t",
-                        "bench-app",
-                    ])
-                    .args(ULIMITS);
-                command
-            }),
-            reset: vec![
-                Box::new(move || {
-                    let mut command = b.command();
-                    command.args(["rmi", "-f", "bench-app"]);
-                    command
-                }),
-                Box::new(move || {
-                    let mut command = c.command();
-                    command.args(["image", "prune", "-f"]);
-                    command
-                }),
-            ],
-            cold: Vec::new(),
-            noop: Vec::new(),
-            changed: Vec::new(),
-        });
-    }
+    let podman = Podman::with_busybox(None);
+    let mut podman_build = vec![
+        "build",
+        "--layers",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "bench-app",
+    ];
+    podman_build.extend(ULIMITS);
+    builders.push(Builder::new(
+        "podman --layers",
+        std::rc::Rc::new(move || podman.command()),
+        Vec::new(),
+        podman_build,
+        vec![vec!["rmi", "-f", "bench-app"], vec!["image", "prune", "-f"]],
+    ));
     let jar = context.join("app.jar");
     for round in 0..iterations {
         for builder in &mut builders {
