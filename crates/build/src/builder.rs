@@ -790,10 +790,7 @@ impl Build<'_> {
             Args::Shell(text) => expand::words(text, vars, self.escape)
                 .map_err(|e| instruction.error(e.to_string()))?,
         };
-        let heredocs = !instruction.heredocs.is_empty();
-        if words.len() < 2
-            || (heredocs && words.iter().any(|w| !w.starts_with("<<")) && words.len() < 2)
-        {
+        if words.len() < 2 {
             return Err(instruction.error(format!(
                 "{} requires at least two arguments, but only one was provided. Destination could not be determined",
                 instruction.keyword
