@@ -11,9 +11,11 @@ mod copy;
 pub mod dockerfile;
 mod error;
 pub mod expand;
+mod ignore;
 
 pub use builder::{
     BuildOptions, Executor, Job, JobMount, JobNetwork, Progress, STEP_SNAPSHOT_PREFIX, build,
 };
 pub use config::apply_changes;
 pub use error::{Error, Result};
+pub use ignore::Ignore;

@@ -94,7 +94,10 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         }
         let (reader, writer) = std::io::pipe().context("a pipe for the context")?;
         let dir = dir.to_owned();
-        let sender = std::thread::spawn(move || send_context(&dir, writer));
+        let dockerfile = dockerfile
+            .clone()
+            .unwrap_or_else(|| "Dockerfile".to_owned());
+        let sender = std::thread::spawn(move || send_context(&dir, &dockerfile, writer));
         let mut reader = reader;
         let response = client.request("POST", &path, Upload::Stream(&mut reader));
         sender
@@ -135,38 +138,41 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 }
 
 /// Writes the context directory as a tar (entries owned by root, as the
-/// docker CLI sends them).
-fn send_context(dir: &Path, writer: impl std::io::Write) -> Result<()> {
+/// docker CLI sends them), leaving out what its `.dockerignore` excludes
+/// but never the Dockerfile or the ignore file themselves.
+fn send_context(dir: &Path, dockerfile: &str, writer: impl std::io::Write) -> Result<()> {
+    let ignore = keel_build::Ignore::for_build(dir, dockerfile)
+        .with_context(|| format!("cannot read the .dockerignore of {}", dir.display()))?;
+    let kept = |relative: &str| {
+        relative == dockerfile
+            || relative == ".dockerignore"
+            || relative == format!("{dockerfile}.dockerignore")
+            || !ignore.excludes(relative)
+    };
     let mut tar = tar::Builder::new(writer);
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Deterministic);
-    let mut entries: Vec<_> = walk(dir)?;
-    entries.sort();
-    for relative in entries {
-        tar.append_path_with_name(dir.join(&relative), &relative)
-            .with_context(|| format!("cannot send {}", relative.display()))?;
+    let mut todo = vec![std::path::PathBuf::new()];
+    while let Some(relative) = todo.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(dir.join(&relative))
+            .with_context(|| format!("cannot list {}", dir.join(&relative).display()))?
+            .collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let path = relative.join(entry.file_name());
+            let name = path.to_string_lossy().into_owned();
+            let is_dir = entry.file_type()?.is_dir();
+            if kept(&name) {
+                tar.append_path_with_name(dir.join(&path), &path)
+                    .with_context(|| format!("cannot send {name}"))?;
+            }
+            if is_dir && (kept(&name) || ignore.may_include_below(&name)) {
+                todo.push(path);
+            }
+        }
     }
     tar.finish().context("cannot send the context")?;
     Ok(())
-}
-
-/// Every path under `dir`, relative to it, parents first.
-fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
-    let mut todo = vec![std::path::PathBuf::new()];
-    while let Some(relative) = todo.pop() {
-        for entry in std::fs::read_dir(dir.join(&relative))
-            .with_context(|| format!("cannot list {}", dir.join(&relative).display()))?
-        {
-            let entry = entry?;
-            let path = relative.join(entry.file_name());
-            if entry.file_type()?.is_dir() {
-                todo.push(path.clone());
-            }
-            out.push(path);
-        }
-    }
-    Ok(out)
 }
 
 /// `keel builder prune [-a] [-f]`: forgets the build cache.

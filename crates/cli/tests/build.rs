@@ -314,3 +314,45 @@ fn a_context_symlink_to_a_host_path_copies_nothing_of_the_host() {
     let copied = daemon.keel_ok(&["run", "--rm", "keel-test/links", "cat", "/copied"]);
     assert_eq!(copied, "context\n");
 }
+
+#[test]
+fn keel_build_leaves_out_what_dockerignore_excludes_and_keeps_its_exceptions() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "ignored",
+        &[
+            ("Dockerfile", &format!("FROM {BUSYBOX}\nCOPY . /ctx/\n")),
+            (
+                ".dockerignore",
+                "# not the logs\nlogs\n!logs/keep.log\n**/*.tmp\nDockerfile\n",
+            ),
+            ("app/main.c", "int main;\n"),
+            ("app/scratch.tmp", "temporary\n"),
+            ("logs/keep.log", "kept\n"),
+            ("logs/other.log", "left out\n"),
+        ],
+    );
+    daemon.keel_ok(&["build", "-t", "keel-test/ignored", dir.to_str().unwrap()]);
+    let listed = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "keel-test/ignored",
+        "find",
+        "/ctx",
+        "-type",
+        "f",
+    ]);
+    let mut files: Vec<&str> = listed.lines().collect();
+    files.sort();
+    // The Dockerfile is sent even when excluded, as the docker CLI does.
+    assert_eq!(
+        files,
+        [
+            "/ctx/.dockerignore",
+            "/ctx/Dockerfile",
+            "/ctx/app/main.c",
+            "/ctx/logs/keep.log"
+        ]
+    );
+}
