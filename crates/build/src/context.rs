@@ -18,7 +18,11 @@ pub fn unpack(archive: impl Read, dir: &Path) -> Result<()> {
         what: "cannot read the build context".into(),
         source,
     })?;
-    let mut tar = tar::Archive::new(stream);
+    let mut tar = tar::Archive::new(EndedTar {
+        inner: stream,
+        read: 0,
+        padding: None,
+    });
     tar.set_preserve_permissions(true);
     tar.set_preserve_mtime(true);
     tar.set_overwrite(true);
@@ -27,6 +31,36 @@ pub fn unpack(archive: impl Read, dir: &Path) -> Result<()> {
             "the build context is not a tar archive (plain, gzip or zstd): {error}"
         ))
     })
+}
+
+/// A tar stream that ends as a tar must: the docker CLI's context with a
+/// Dockerfile from stdin (`-f -`) stops right after the last entry's
+/// data, without its padding or the two zero blocks (moby's
+/// ReplaceFileTarWrapper closes its pipe before its tar writer), which
+/// dockerd's reader forgives. The zeros are added where the stream ends.
+struct EndedTar<R> {
+    inner: R,
+    read: u64,
+    /// Zeros still to give once the stream ended.
+    padding: Option<u64>,
+}
+
+impl<R: Read> Read for EndedTar<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.padding.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            self.padding = Some((512 - self.read % 512) % 512 + 1024);
+        }
+        let left = self.padding.as_mut().expect("set at the end");
+        let n = buf.len().min(*left as usize);
+        buf[..n].fill(0);
+        *left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// The text of the Dockerfile at `path` in the context `dir` (resolved
@@ -47,4 +81,28 @@ pub fn dockerfile(dir: &Path, path: &str) -> Result<String> {
     )
     .map_err(|_| missing())?;
     std::io::read_to_string(File::from(fd)).map_err(|_| missing())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_tar_cut_after_its_last_entry_unpacks_as_dockerd_takes_it() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(5);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, "Dockerfile", &b"FROM\n"[..])
+            .unwrap();
+        let mut bytes = tar.into_inner().unwrap();
+        // The entry's data, without its padding and the end blocks.
+        bytes.truncate(512 + 5);
+        let dir = tempfile::tempdir().unwrap();
+        unpack(bytes.as_slice(), dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap(),
+            "FROM\n"
+        );
+    }
 }

@@ -356,3 +356,24 @@ fn keel_build_leaves_out_what_dockerignore_excludes_and_keeps_its_exceptions() {
         ]
     );
 }
+
+#[test]
+fn the_docker_cli_builds_with_a_dockerfile_from_stdin() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(&daemon, "stdin", &[("data.txt", "from the context\n")]);
+    let dockerfile = format!("FROM {BUSYBOX}\nCOPY data.txt /\nCMD [\"cat\", \"/data.txt\"]\n");
+    let mut command = daemon.docker_command(&[
+        "build",
+        "-q",
+        "-f",
+        "-",
+        "-t",
+        "keel-test/stdin",
+        dir.to_str().unwrap(),
+    ]);
+    command.env("DOCKER_BUILDKIT", "0");
+    let (code, out, err) = common::fed(&mut command, &dockerfile);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, run, err) = daemon.docker(&["run", "--rm", "keel-test/stdin"]);
+    assert_eq!((code, run.as_str()), (0, "from the context\n"), "{err}");
+}
