@@ -51,12 +51,7 @@ fn request(query: &Query) -> Result<BuildRequest> {
         ));
     }
     if let Some(platform) = query.get("platform").filter(|p| !p.is_empty()) {
-        let this = format!("linux/{}", keel_image::go_arch());
-        if platform != this {
-            return Err(ApiError::bad_request(format!(
-                "platform {platform:?} is not this machine's ({this}): Keel builds for its own platform"
-            )));
-        }
+        keel_build::check_platform(platform).map_err(ApiError::bad_request)?;
     }
     let network = match query.get("networkmode").unwrap_or_default() {
         "" | "default" | "bridge" | "none" => JobNetwork::Isolated,

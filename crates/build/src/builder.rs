@@ -125,11 +125,7 @@ struct State {
 
 impl State {
     fn container_config(&mut self) -> &mut Map<String, Value> {
-        let config = self.image.entry("config").or_insert_with(|| json!({}));
-        if !config.is_object() {
-            *config = json!({});
-        }
-        config.as_object_mut().expect("an object")
+        config::object(&mut self.image, "config")
     }
 
     fn config(&self) -> Map<String, Value> {
@@ -300,16 +296,9 @@ pub fn build(
         )));
     }
     if !options.labels.is_empty() {
-        let config = state.container_config();
-        let labels = config.entry("Labels").or_insert_with(|| json!({}));
-        if !labels.is_object() {
-            *labels = json!({});
-        }
+        let labels = config::object(state.container_config(), "Labels");
         for (name, value) in &options.labels {
-            labels
-                .as_object_mut()
-                .expect("an object")
-                .insert(name.clone(), json!(value));
+            labels.insert(name.clone(), json!(value));
         }
     }
     let created = keel_time::now_rfc3339();
@@ -328,6 +317,11 @@ pub fn build(
     Ok(store.add_built_image(&bytes, &state.layers)?)
 }
 
+/// A step's cache key: the hash of what it depends on.
+fn step_key(inputs: &Value) -> Digest {
+    Digest::of(inputs.to_string().as_bytes())
+}
+
 /// The working directory of a container config (`/` when unset).
 fn workdir(config: &Map<String, Value>) -> String {
     config
@@ -336,6 +330,18 @@ fn workdir(config: &Map<String, Value>) -> String {
         .filter(|d| !d.is_empty())
         .unwrap_or("/")
         .to_owned()
+}
+
+/// Refuses a platform other than this machine's, the only one Keel
+/// builds for.
+pub fn check_platform(platform: &str) -> std::result::Result<(), String> {
+    let this = format!("linux/{}", keel_image::go_arch());
+    match platform == this {
+        true => Ok(()),
+        false => Err(format!(
+            "platform {platform:?} is not this machine's ({this}): Keel builds for its own platform"
+        )),
+    }
 }
 
 /// This machine's platform ARGs, as BuildKit sets them.
@@ -374,10 +380,7 @@ fn arg_declarations(
         .map(|declaration| match declaration.split_once('=') {
             Some((name, default)) => Ok((
                 name.to_owned(),
-                Some(
-                    expand::word(default, vars, escape)
-                        .map_err(|e| instruction.error(e.to_string()))?,
-                ),
+                Some(instruction.word(default, vars, escape)?),
             )),
             None => Ok((declaration.to_owned(), None)),
         })
@@ -402,8 +405,7 @@ fn needed_stages(stages: &[Stage], target: usize, args: &Vars, escape: char) -> 
             continue;
         }
         let stage = &stages[index];
-        let base = expand::word(&from_words(stage.from)?[0], args, escape)
-            .map_err(|e| stage.from.error(e.to_string()))?;
+        let base = stage.from.word(&from_words(stage.from)?[0], args, escape)?;
         let mut refs = vec![base];
         refs.extend(
             stage
@@ -455,17 +457,12 @@ impl Build<'_> {
             return Err(Error::Cancelled);
         }
         let from_words = from_words(stage.from)?;
-        let base_name = expand::word(&from_words[0], &self.global_args, self.escape)
-            .map_err(|e| stage.from.error(e.to_string()))?;
+        let base_name = stage
+            .from
+            .word(&from_words[0], &self.global_args, self.escape)?;
         if let Some(platform) = stage.from.flag("platform") {
-            let platform = expand::word(platform, &self.global_args, self.escape)
-                .map_err(|e| stage.from.error(e.to_string()))?;
-            let this = format!("linux/{}", keel_image::go_arch());
-            if platform != this {
-                return Err(stage.from.error(format!(
-                    "platform {platform:?} is not this machine's ({this}): Keel builds for its own platform"
-                )));
-            }
+            let platform = stage.from.word(platform, &self.global_args, self.escape)?;
+            check_platform(&platform).map_err(|message| stage.from.error(message))?;
         }
         let mut state = match stage_index(stages, &base_name, index) {
             Some(earlier) => built[&earlier].clone(),
@@ -646,16 +643,9 @@ impl Build<'_> {
 
     fn make_workdir(&mut self, state: &mut State, created_by: String, created: &str) -> Result<()> {
         let dir = workdir(&state.config());
-        let key = Digest::of(
-            serde_json::to_string(&json!({"parent": state.key, "workdir": dir}))
-                .expect("json")
-                .as_bytes(),
-        );
+        let key = step_key(&json!({"parent": state.key, "workdir": dir}));
         self.cached_or(state, key, created_by, created, &mut |_, _, root| {
-            let root = File::open(root).map_err(|source| Error::Io {
-                what: "cannot open the step's root".into(),
-                source,
-            })?;
+            let root = copy::open_root(root)?;
             copy::make_dirs(&root, &dir, Owner::default()).map(drop)
         })
     }
@@ -716,14 +706,10 @@ impl Build<'_> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let key = Digest::of(
-            serde_json::to_string(&json!({
-                "parent": state.key, "run": argv, "env": env, "cwd": cwd, "user": user,
-                "network": format!("{network:?}"),
-            }))
-            .expect("json")
-            .as_bytes(),
-        );
+        let key = step_key(&json!({
+            "parent": state.key, "run": argv, "env": env, "cwd": cwd, "user": user,
+            "network": format!("{network:?}"),
+        }));
         let command = argv.join(" ");
         let used: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let created_by = match used.is_empty() {
@@ -735,10 +721,7 @@ impl Build<'_> {
                 id: &id[id.len() - 12..],
             });
             if !cwd.is_empty() {
-                let root_fd = File::open(root).map_err(|source| Error::Io {
-                    what: "cannot open the step's root".into(),
-                    source,
-                })?;
+                let root_fd = copy::open_root(root)?;
                 copy::make_dirs(&root_fd, &cwd, Owner::default())?;
             }
             let job = Job {
@@ -782,13 +765,10 @@ impl Build<'_> {
         created: &str,
     ) -> Result<()> {
         instruction.only_flags(&["from", "chown", "chmod", "link"])?;
-        let word = |text: &str| {
-            expand::word(text, vars, self.escape).map_err(|e| instruction.error(e.to_string()))
-        };
+        let word = |text: &str| instruction.word(text, vars, self.escape);
         let mut words = match &instruction.args {
             Args::Exec(list) => list.iter().map(|w| word(w)).collect::<Result<Vec<_>>>()?,
-            Args::Shell(text) => expand::words(text, vars, self.escape)
-                .map_err(|e| instruction.error(e.to_string()))?,
+            Args::Shell(text) => instruction.words(text, vars, self.escape)?,
         };
         if words.len() < 2 {
             return Err(instruction.error(format!(
@@ -876,23 +856,16 @@ impl Build<'_> {
             }
             let owner = self.owner(state, instruction, vars)?;
             let digest = copy::checksum(&sources)?;
-            let key = Digest::of(
-                serde_json::to_string(&json!({
-                    "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir,
-                    "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
-                }))
-                .expect("json")
-                .as_bytes(),
-            );
+            let key = step_key(&json!({
+                "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir,
+                "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
+            }));
             let created_by = format!(
                 "/bin/sh -c #(nop) {} {digest:.12} in {dest} ",
                 instruction.keyword
             );
             self.cached_or(state, key, created_by, created, &mut |_, _, root| {
-                let root_fd = File::open(root).map_err(|source| Error::Io {
-                    what: "cannot open the step's root".into(),
-                    source,
-                })?;
+                let root_fd = copy::open_root(root)?;
                 let into_dir = dest_is_dir
                     || copy::is_dir_in(&root_fd, &dest)
                     || sources.iter().all(|s| s.is_dir) && !sources.is_empty();
@@ -975,8 +948,7 @@ impl Build<'_> {
             })?);
         }
         if let Some(chown) = instruction.flag("chown") {
-            let chown = expand::word(chown, vars, self.escape)
-                .map_err(|e| instruction.error(e.to_string()))?;
+            let chown = instruction.word(chown, vars, self.escape)?;
             let (user, group) = chown.split_once(':').unwrap_or((&chown, &chown));
             let lookup = |value: &str, file: &str| -> Result<u32> {
                 if let Ok(number) = value.parse() {

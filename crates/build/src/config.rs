@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::dockerfile::{self, Args, Instruction};
 use crate::error::{Error, Result};
-use crate::expand::{self, Vars};
+use crate::expand::Vars;
 
 /// The shell of shell-form commands until a SHELL instruction changes it.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -115,11 +115,8 @@ pub(crate) fn apply(
         Args::Shell(text) => text.clone(),
         Args::Exec(list) => serde_json::to_string(list).expect("strings serialize"),
     };
-    let word =
-        |text: &str| expand::word(text, vars, escape).map_err(|e| instruction.error(e.to_string()));
-    let words = |text: &str| {
-        expand::words(text, vars, escape).map_err(|e| instruction.error(e.to_string()))
-    };
+    let word = |text: &str| instruction.word(text, vars, escape);
+    let words = |text: &str| instruction.words(text, vars, escape);
     let keyword = instruction.keyword.as_str();
     if keyword != "HEALTHCHECK" {
         instruction.only_flags(&[])?;
@@ -177,14 +174,7 @@ pub(crate) fn apply(
                         }
                     }
                 } else {
-                    let labels = config.entry("Labels").or_insert_with(|| json!({}));
-                    if !labels.is_object() {
-                        *labels = json!({});
-                    }
-                    labels
-                        .as_object_mut()
-                        .expect("an object")
-                        .insert(name, json!(value));
+                    object(config, "Labels").insert(name, json!(value));
                 }
             }
         }
@@ -194,11 +184,7 @@ pub(crate) fn apply(
             return Ok(true);
         }
         "EXPOSE" => {
-            let ports = config.entry("ExposedPorts").or_insert_with(|| json!({}));
-            if !ports.is_object() {
-                *ports = json!({});
-            }
-            let map = ports.as_object_mut().expect("an object");
+            let map = object(config, "ExposedPorts");
             for port in words(&text)? {
                 let (number, protocol) = port.split_once('/').unwrap_or((&port, "tcp"));
                 let protocol = protocol.to_ascii_lowercase();
@@ -223,11 +209,7 @@ pub(crate) fn apply(
             if paths.iter().any(String::is_empty) || paths.is_empty() {
                 return Err(instruction.error("VOLUME specified can not be an empty string"));
             }
-            let volumes = config.entry("Volumes").or_insert_with(|| json!({}));
-            if !volumes.is_object() {
-                *volumes = json!({});
-            }
-            let map = volumes.as_object_mut().expect("an object");
+            let map = object(config, "Volumes");
             for path in paths {
                 map.insert(path, json!({}));
             }
@@ -334,6 +316,19 @@ pub(crate) fn apply(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// The object under `key` of a config, made (or replacing a value of
+/// another type) if need be.
+pub(crate) fn object<'a>(
+    config: &'a mut Map<String, Value>,
+    key: &str,
+) -> &'a mut Map<String, Value> {
+    let value = config.entry(key).or_insert_with(|| json!({}));
+    if !value.is_object() {
+        *value = json!({});
+    }
+    value.as_object_mut().expect("an object")
 }
 
 /// `dir` taken from `current`, as WORKDIR and COPY's destination are.

@@ -48,6 +48,11 @@ fn open_in_root(root: &impl AsFd, path: &str, flags: OFlags) -> io::Result<Owned
     .map_err(io::Error::from)
 }
 
+/// Opens a step's root directory.
+pub(crate) fn open_root(root: &Path) -> Result<File> {
+    File::open(root).context(|| "cannot open the step's root".to_owned())
+}
+
 /// `path` made relative to the root it names a place in; an error if it
 /// climbs out of it (`../x`), as Docker's "outside the build context".
 pub(crate) fn clean(path: &str) -> Option<String> {
@@ -221,7 +226,7 @@ fn hash_tree(hasher: &mut Sha256, host: &Path, name: &str, follow: bool) -> Resu
 pub(crate) fn make_dirs(root: &impl AsFd, path: &str, owner: Owner) -> Result<OwnedFd> {
     let mut done = String::new();
     let mut dir = open_in_root(root, "", OFlags::DIRECTORY | OFlags::RDONLY)
-        .context(|| "cannot open the step's root".to_owned())?;
+        .context(|| "cannot open the step's root directory".to_owned())?;
     for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
         done = if done.is_empty() {
             part.to_owned()

@@ -353,6 +353,22 @@ impl Instruction {
         }
     }
 
+    /// `text` of this instruction expanded as one word; an error names
+    /// the line.
+    pub fn word(&self, text: &str, vars: &crate::expand::Vars, escape: char) -> Result<String> {
+        crate::expand::word(text, vars, escape).map_err(|e| self.error(e.to_string()))
+    }
+
+    /// `text` of this instruction expanded and split into words.
+    pub fn words(
+        &self,
+        text: &str,
+        vars: &crate::expand::Vars,
+        escape: char,
+    ) -> Result<Vec<String>> {
+        crate::expand::words(text, vars, escape).map_err(|e| self.error(e.to_string()))
+    }
+
     /// An error about this instruction, naming its line.
     pub fn error(&self, message: impl Into<String>) -> Error {
         Error::Step {

@@ -15,6 +15,7 @@ mod ignore;
 
 pub use builder::{
     BuildOptions, Executor, Job, JobMount, JobNetwork, Progress, STEP_SNAPSHOT_PREFIX, build,
+    check_platform,
 };
 pub use config::apply_changes;
 pub use error::{Error, Result};
