@@ -625,11 +625,8 @@ impl Build<'_> {
                     .mount_snapshot(&snapshot)
                     .map_err(Error::from)
                     .and_then(|root| work(self, &id, &root))
-                    .and_then(|()| {
-                        snapshot.unmount()?;
-                        Ok(self.store.cache_step(&id, &state.layers, &key, created)?)
-                    });
-                snapshot.unmount().ok();
+                    .and_then(|()| Ok(self.store.cache_step(&id, &state.layers, &key, created)?));
+                // Removing it unmounts it.
                 self.store.remove_snapshot(&id).ok();
                 result?
             }
@@ -806,7 +803,6 @@ impl Build<'_> {
                 let root = self.store.mount_snapshot(&snapshot);
                 let store = self.store;
                 let cleanup: Box<dyn FnOnce()> = Box::new(move || {
-                    snapshot.unmount().ok();
                     store.remove_snapshot(&id).ok();
                 });
                 match root {

@@ -226,10 +226,9 @@ impl Engine {
         let images =
             keel_image::Store::open(&root.join("image"))?.with_disk_reserve(options.disk_reserve);
         // The step snapshots of builds a crash of the daemon ended.
-        for snapshot in images.snapshots()? {
-            if snapshot.id.starts_with(keel_build::STEP_SNAPSHOT_PREFIX) {
-                snapshot.unmount().ok();
-                images.remove_snapshot(&snapshot.id)?;
+        for id in images.snapshot_ids()? {
+            if id.starts_with(keel_build::STEP_SNAPSHOT_PREFIX) {
+                images.remove_snapshot(&id)?;
             }
         }
         let volumes = volumes::Volumes::open(root.join("volumes"))?;

@@ -823,10 +823,15 @@ impl Store {
     }
 
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
-        snapshot::list(&self.snapshots)?
+        self.snapshot_ids()?
             .iter()
             .map(|id| self.snapshot(id))
             .collect()
+    }
+
+    /// The snapshots' ids, without reading their records.
+    pub fn snapshot_ids(&self) -> Result<Vec<String>> {
+        snapshot::list(&self.snapshots)
     }
 
     /// Mounts the snapshot's merged view, if it is not mounted already.
