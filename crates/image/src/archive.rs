@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::layers::{media_type, open_uncompressed};
+use crate::error::{Context, Error, Result};
+use crate::layers::media_type;
 use crate::reference::Reference;
 use crate::store::{LayerBlob, NewLayer, Store};
 use crate::unpack::decompress;
@@ -266,7 +266,8 @@ impl Store {
                     })?
                     .tar_size;
                 if written.insert(layer.diff_id.clone()) {
-                    let stream = open_uncompressed(&self.content().path(&layer.digest))?;
+                    let stream = decompress(self.open_layer_blob(layer, chain_id)?)
+                        .context(|| format!("cannot read layer {}", layer.diff_id))?;
                     append(&mut tar, &blob_path(&layer.diff_id), size, stream).map_err(failed)?;
                 }
                 layers.push(serde_json::json!({

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
-use crate::commit::{EMPTY_LAYER, write_layer};
+use crate::commit::{EMPTY_LAYER, layer_digest};
 use crate::content::write_atomically;
 use crate::digest::{Digest, chain_ids};
 use crate::error::{Context, Result};
@@ -29,6 +29,9 @@ pub struct CachedStep {
     /// When the step ran (RFC 3339): its history entry's time.
     pub created: String,
 }
+
+/// Where checksums of layers' files are kept, under the cache.
+const SUMS: &str = "sums";
 
 impl Store {
     fn cache_dir(&self) -> PathBuf {
@@ -57,6 +60,29 @@ impl Store {
         Ok(Some(step))
     }
 
+    fn sum_path(&self, key: &Digest) -> PathBuf {
+        self.cache_dir().join(SUMS).join(key.hex())
+    }
+
+    /// The checksum kept under `key` by [`Store::cache_sum`], if any.
+    pub fn cached_sum(&self, key: &Digest) -> Result<Option<String>> {
+        let path = self.sum_path(key);
+        match fs::read_to_string(&path) {
+            Ok(sum) => Ok(Some(sum)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error).context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Keeps `sum`, the checksum of files that `key` fixes (the files a
+    /// COPY selects from a stage's layers), for the next build.
+    pub fn cache_sum(&self, key: &Digest, sum: &str) -> Result<()> {
+        let path = self.sum_path(key);
+        let dir = self.cache_dir().join(SUMS);
+        fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+        write_atomically(&path, sum.as_bytes())
+    }
+
     /// A snapshot for one build step over `layers` (of the image `base`,
     /// or none), not synced: a crash ends the build anyway.
     pub fn create_step_snapshot(
@@ -82,13 +108,10 @@ impl Store {
     ) -> Result<CachedStep> {
         let snapshot = self.snapshot(id)?;
         let _adding = self.adding();
-        let mut size = 0;
-        let (diff_id, tar_size) =
-            self.content()
-                .write_with(None, &format!("the changes of step {id}"), |out| {
-                    size = write_layer(&snapshot.upper(), out)?;
-                    Ok(())
-                })?;
+        // The tar is only hashed: the upper directory becomes the layer,
+        // and its tar is made again if a push or save needs it.
+        let (diff_id, tar_size, size) = layer_digest(&snapshot.upper())
+            .context(|| format!("cannot read the changes of step {id}"))?;
         let mut layers = layers.to_vec();
         let added = diff_id.as_str() != EMPTY_LAYER;
         if added {
@@ -171,6 +194,13 @@ impl Store {
     pub fn prune_build_cache(&self) -> Result<u64> {
         for path in self.cache_records()? {
             fs::remove_file(&path).context(|| format!("cannot remove {}", path.display()))?;
+        }
+        let sums = self.cache_dir().join(SUMS);
+        match fs::remove_dir_all(&sums) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(error).context(|| format!("cannot remove {}", sums.display()));
+            }
+            _ => {}
         }
         Ok(self.collect_garbage()?.bytes)
     }

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::archive::go_arch;
 use crate::cancel::Cancel;
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestReader, DigestWriter};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::store::{DOCKER_LAYER, LayerBlob, NewLayer, Store};
@@ -145,6 +145,75 @@ impl Store {
             })
             .collect();
         self.add_image(&bytes, &new, cancel)
+    }
+}
+
+/// The diff id and tar size of the layer tar `upper` makes, and the bytes
+/// of its regular files, without writing the tar anywhere: a built layer
+/// keeps its directory only, and its tar is made again when it is needed
+/// ([`BuiltLayerTar`]).
+pub(crate) fn layer_digest(upper: &Path) -> io::Result<(Digest, u64, u64)> {
+    let mut out = DigestWriter::new(io::sink());
+    let size = write_layer(upper, &mut out)?;
+    let (_, digest, tar_size) = out.finish();
+    Ok((digest, tar_size, size))
+}
+
+/// The tar of a built layer, made again from its directory as it is read
+/// (by a thread writing into a pipe) and checked against the diff id it
+/// was recorded with: a directory that no longer makes those bytes ends
+/// the stream with an error, never with other bytes under the same digest.
+pub(crate) struct BuiltLayerTar {
+    pipe: DigestReader<io::PipeReader>,
+    diff_id: Digest,
+    writer: Option<std::thread::JoinHandle<io::Result<u64>>>,
+}
+
+impl BuiltLayerTar {
+    pub(crate) fn open(dir: PathBuf, diff_id: Digest) -> io::Result<BuiltLayerTar> {
+        let (reader, mut writer) = io::pipe()?;
+        let thread = std::thread::Builder::new()
+            .name("layer-tar".into())
+            .spawn(move || write_layer(&dir, &mut writer))?;
+        Ok(BuiltLayerTar {
+            pipe: DigestReader::new(reader),
+            diff_id,
+            writer: Some(thread),
+        })
+    }
+}
+
+impl io::Read for BuiltLayerTar {
+    /// Fills `buf` whole but at the end, as a file's read does: a gzip of
+    /// the stream (a push's) is then the same bytes however the pipe's
+    /// writes were cut, and so is its digest.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.pipe.read(&mut buf[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled > 0 || buf.is_empty() {
+            return Ok(filled);
+        }
+        if let Some(writer) = self.writer.take() {
+            writer
+                .join()
+                .map_err(|_| io::Error::other("the layer's tar writer panicked"))??;
+            let made = self.pipe.digest();
+            if made != self.diff_id {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the files of layer {} no longer make its tar (they give {made}): the layer was changed on disk",
+                        self.diff_id
+                    ),
+                ));
+            }
+        }
+        Ok(0)
     }
 }
 

@@ -129,6 +129,11 @@ impl<R: Read> DigestReader<R> {
         }
     }
 
+    /// The digest of what was read so far.
+    pub fn digest(&self) -> Digest {
+        Digest::from_hasher(self.hasher.clone())
+    }
+
     /// Reads what is left (a tar reader stops before the trailing padding),
     /// then returns the digest and size of everything read.
     pub fn finish(mut self) -> io::Result<(Digest, u64)> {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLockReadGuard, mpsc};
 
 use crate::cancel::Cancel;
-use crate::digest::Digest;
+use crate::digest::{Digest, chain_ids};
 use crate::error::Result;
 use crate::pipe::{ChannelReader, Tee};
 use crate::store::{LayerBlob, NewLayer, Store};
@@ -48,11 +48,12 @@ impl Store {
         let _adding = self.adding();
         let mut record = self.record(id)?;
         let mut replaced = Vec::new();
-        for layer in &mut record.layers {
+        let diff_ids: Vec<Digest> = record.layers.iter().map(|l| l.diff_id.clone()).collect();
+        for (layer, chain_id) in record.layers.iter_mut().zip(chain_ids(&diff_ids)) {
             let Some(media_type) = gzip_media_type(&layer.media_type) else {
                 continue;
             };
-            let blob = self.content().open_blob(&layer.digest)?;
+            let blob = self.open_layer_blob(layer, &chain_id)?;
             // Compressed as it is read, straight into the store.
             let gzipped = flate2::read::GzEncoder::new(blob, flate2::Compression::default());
             let (digest, _) = self.content().write(

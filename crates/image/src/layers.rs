@@ -295,12 +295,6 @@ impl LayerStore {
     }
 }
 
-/// Reads a layer blob as the uncompressed tar stream it holds.
-pub(crate) fn open_uncompressed(blob: &Path) -> Result<Box<dyn Read>> {
-    let file = File::open(blob).context(|| format!("cannot open {}", blob.display()))?;
-    decompress(file).context(|| format!("cannot read {}", blob.display()))
-}
-
 /// The media type of a layer blob, from its first bytes.
 pub(crate) fn media_type(blob: &Path) -> Result<&'static str> {
     let mut head = [0u8; 4];

@@ -13,6 +13,7 @@ use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
+use crate::commit::BuiltLayerTar;
 use crate::content::{ContentStore, write_atomically};
 use crate::digest::{Digest, chain_ids};
 use crate::error::{Context, Error, Result};
@@ -306,6 +307,29 @@ impl Store {
         let root = self.root.clone();
         std::thread::spawn(move || flush_pending(&root, &marker));
         Ok(())
+    }
+
+    /// The blob of layer `blob` (the layer `chain_id` of its image) to
+    /// read: the stored one, or for a built layer, whose tar is not kept
+    /// (its directory is the layer), the tar made again from it.
+    pub(crate) fn open_layer_blob(
+        &self,
+        blob: &LayerBlob,
+        chain_id: &Digest,
+    ) -> Result<Box<dyn io::Read + Send>> {
+        if blob.digest != blob.diff_id || self.content.contains(&blob.digest) {
+            return Ok(Box::new(self.content.open_blob(&blob.digest)?));
+        }
+        if self.layers.get(chain_id)?.is_none() {
+            return Err(Error::NoSuchImage(format!(
+                "layer {chain_id} (diff id {})",
+                blob.diff_id
+            )));
+        }
+        Ok(Box::new(
+            BuiltLayerTar::open(self.layers.diff_dir(chain_id), blob.diff_id.clone())
+                .context(|| format!("cannot read layer {}", blob.diff_id))?,
+        ))
     }
 
     /// Settles the images marked pending when the store opens: if the
