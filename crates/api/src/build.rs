@@ -3,10 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use hyper::StatusCode;
 use hyper::body::Incoming;
+use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, context_id};
+use keel_build::context::Context;
 use keel_build::{BuildOptions, JobNetwork, Progress};
 use keel_engine::BuildRequest;
 use keel_image::Reference;
@@ -79,7 +82,6 @@ fn request(query: &Query) -> Result<BuildRequest> {
         .collect::<Result<Vec<_>>>()?;
     Ok(BuildRequest {
         options: BuildOptions {
-            dockerfile: String::new(),
             target: query
                 .get("target")
                 .filter(|t| !t.is_empty())
@@ -98,6 +100,33 @@ fn request(query: &Query) -> Result<BuildRequest> {
     })
 }
 
+/// The context the client asks the daemon to read in place, if it does
+/// (see [`keel_api_types::build`]).
+fn in_place(query: &Query, dockerfile: &str) -> Result<Option<Context>> {
+    let Some(dir) = query.get(CONTEXT_DIR).filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let path = Path::new(dir);
+    if !path.is_absolute() {
+        return Err(ApiError::bad_request(format!(
+            "{CONTEXT_DIR} {dir:?} is not an absolute path"
+        )));
+    }
+    let seen = std::fs::metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|meta| context_id(&meta));
+    if seen.as_deref() != query.get(CONTEXT_ID) {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "the build context {dir} is not the directory the client sees there: send the context as the request body"
+            ),
+        ));
+    }
+    Ok(Some(Context::in_place(path, dockerfile)?))
+}
+
 /// One JSON message of the stream, flushed at once.
 fn send(out: &mut (dyn Write + Send), message: &Value) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message).expect("JSON");
@@ -106,9 +135,11 @@ fn send(out: &mut (dyn Write + Send), message: &Value) -> std::io::Result<()> {
     out.flush()
 }
 
-/// POST /build: the body is the context tar.
+/// POST /build: the body is the context tar, unless the context is read
+/// in place ([`keel_api_types::build`]).
 pub async fn build(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<Reply> {
     let request = request(&query)?;
+    let context = in_place(&query, &request.dockerfile)?;
     let quiet = query.flag("q");
     let reader = body_reader(body);
     let cancel = keel_image::Cancel::default();
@@ -142,9 +173,14 @@ pub async fn build(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<
                 };
                 say(out, json!({ "stream": text }));
             };
-            daemon
-                .engine
-                .build_archive(reader, &request, &cancel, &mut progress)
+            match &context {
+                Some(context) => daemon
+                    .engine
+                    .build(context, &request, &cancel, &mut progress),
+                None => daemon
+                    .engine
+                    .build_archive(reader, &request, &cancel, &mut progress),
+            }
         };
         match built {
             Ok(id) => {

@@ -139,7 +139,11 @@ pub fn streamed(
         let mut writer = io::BufWriter::with_capacity(256 * 1024, ChannelWriter { tx: tx.clone() });
         let result = produce(&mut writer).and_then(|()| writer.flush());
         if let Err(error) = result {
-            // Headers are gone: breaking the stream is how the client learns.
+            // Headers are gone: breaking the stream is how the client
+            // learns, and the daemon's log is where it can read why.
+            if error.kind() != io::ErrorKind::BrokenPipe {
+                eprintln!("keel daemon: an answer ended early: {error}");
+            }
             let _ = tx.blocking_send(Err(error));
         }
     });

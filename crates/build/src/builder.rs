@@ -10,14 +10,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use keel_image::digest::chain_ids;
 use keel_image::{Cancel, Digest, LayerBlob, Store};
 use serde_json::{Map, Value, json};
 
 use crate::config::{self, join_path};
-use crate::copy::{self, Owner};
+use crate::context::Context;
+use crate::copy::{self, Owner, Source, Visible};
 use crate::dockerfile::{self, Args, Instruction};
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::expand::{self, Vars};
+use crate::sums::FileSums;
 
 /// What the ids of a build's step snapshots start with: a daemon that
 /// finds such snapshots at its start removes them.
@@ -71,8 +74,6 @@ pub trait Executor {
 /// What `docker build` takes besides the context.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// The Dockerfile's text.
-    pub dockerfile: String,
     /// `--target`: the stage to build (else the last).
     pub target: Option<String>,
     /// `--build-arg`: values for the ARGs the Dockerfile declares.
@@ -121,6 +122,10 @@ struct State {
     key: Digest,
     /// A CMD was set in this stage (an ENTRYPOINT then keeps it).
     cmd_set: bool,
+    /// When its files were last changed (RFC 3339): the time of its
+    /// metadata steps and of the image, so that a build whose every step
+    /// was cached gives the same image again, as BuildKit's does.
+    time: String,
 }
 
 impl State {
@@ -155,6 +160,21 @@ impl State {
     }
 }
 
+/// The files of a stage (or an image) a COPY --from reads, mounted; gone
+/// when dropped.
+struct StageRoot<'a> {
+    store: &'a Store,
+    id: String,
+    root: PathBuf,
+}
+
+impl Drop for StageRoot<'_> {
+    fn drop(&mut self) {
+        // Removing the snapshot unmounts it.
+        self.store.remove_snapshot(&self.id).ok();
+    }
+}
+
 struct Stage<'a> {
     name: Option<String>,
     from: &'a Instruction,
@@ -164,7 +184,8 @@ struct Stage<'a> {
 struct Build<'a> {
     store: &'a Store,
     executor: &'a dyn Executor,
-    context: &'a Path,
+    context: &'a Context,
+    sums: &'a FileSums,
     options: &'a BuildOptions,
     cancel: &'a Cancel,
     progress: &'a mut dyn FnMut(Progress),
@@ -179,17 +200,18 @@ struct Build<'a> {
     snapshots: usize,
 }
 
-/// Builds the image `options.dockerfile` describes from the context
-/// directory `context`; returns its id.
+/// Builds the image `context`'s Dockerfile describes from its files,
+/// hashing files with the help of `sums`; returns its id.
 pub fn build(
     store: &Store,
     executor: &dyn Executor,
-    context: &Path,
+    context: &Context,
+    sums: &FileSums,
     options: &BuildOptions,
     cancel: &Cancel,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Digest> {
-    let dockerfile = dockerfile::parse(&options.dockerfile)?;
+    let dockerfile = dockerfile::parse(&context.dockerfile)?;
     if let Some(syntax) = &dockerfile.syntax {
         let frontend = syntax.trim_start_matches("docker.io/");
         if !frontend.starts_with("docker/dockerfile:") && frontend != "docker/dockerfile" {
@@ -266,6 +288,7 @@ pub fn build(
         store,
         executor,
         context,
+        sums,
         options,
         cancel,
         progress,
@@ -301,7 +324,7 @@ pub fn build(
             labels.insert(name.clone(), json!(value));
         }
     }
-    let created = keel_time::now_rfc3339();
+    let created = state.time.clone();
     state.image.insert("created".into(), json!(created));
     let diff_ids: Vec<&Digest> = state.layers.iter().map(|l| &l.diff_id).collect();
     state.image.insert(
@@ -435,7 +458,7 @@ fn stage_index(stages: &[Stage], name: &str, before: usize) -> Option<usize> {
     name.parse::<usize>().ok().filter(|&i| i < before)
 }
 
-impl Build<'_> {
+impl<'a> Build<'a> {
     fn announce(&mut self, instruction: &Instruction) {
         self.step += 1;
         (self.progress)(Progress::Step {
@@ -472,6 +495,7 @@ impl Build<'_> {
                 base: Digest::of(b""),
                 key: Digest::of(b"FROM scratch"),
                 cmd_set: false,
+                time: keel_time::now_rfc3339(),
             },
             None => {
                 let id = self.store.resolve(&base_name).map_err(|error| match error {
@@ -485,8 +509,13 @@ impl Build<'_> {
                         Error::InvalidArgument(format!("the config of {base_name}: {e}"))
                     })?;
                 let layers = self.store.image(&id)?.layers;
+                let time = image
+                    .get("created")
+                    .and_then(Value::as_str)
+                    .map_or_else(keel_time::now_rfc3339, str::to_owned);
                 State {
                     image,
+                    time,
                     layers,
                     key: Digest::of(format!("FROM {id}").as_bytes()),
                     base: id,
@@ -525,6 +554,8 @@ impl Build<'_> {
         index: usize,
         built: &BTreeMap<usize, State>,
     ) -> Result<()> {
+        // When a step that runs is made; metadata steps take the time of
+        // the files they describe.
         let created = keel_time::now_rfc3339();
         let vars = self.vars(state, args);
         match instruction.keyword.as_str() {
@@ -543,10 +574,11 @@ impl Build<'_> {
                         None => args.remove(&name),
                     };
                 }
+                let time = state.time.clone();
                 state.history(
                     format!("/bin/sh -c #(nop)  {}", instruction.original),
                     true,
-                    &created,
+                    &time,
                 );
             }
             "RUN" => self.run(state, args, instruction, &created)?,
@@ -558,10 +590,11 @@ impl Build<'_> {
                     return Err(instruction.error("use MAINTAINER NAME"));
                 };
                 state.image.insert("author".into(), json!(text.trim()));
+                let time = state.time.clone();
                 state.history(
                     format!("/bin/sh -c #(nop)  {}", instruction.original),
                     true,
-                    &created,
+                    &time,
                 );
             }
             _ => {
@@ -579,7 +612,10 @@ impl Build<'_> {
                     // The directory is made, as Docker's, whether or not
                     // a later step uses it: a layer only if it was not there.
                     "WORKDIR" => self.make_workdir(state, created_by, &created)?,
-                    _ => state.history(created_by, true, &created),
+                    _ => {
+                        let time = state.time.clone();
+                        state.history(created_by, true, &time)
+                    }
                 }
             }
         }
@@ -634,6 +670,7 @@ impl Build<'_> {
         let empty = !step.added;
         state.layers = step.layers;
         state.key = key;
+        state.time = step.created.clone();
         state.history(created_by, empty, &step.created);
         Ok(())
     }
@@ -783,12 +820,13 @@ impl Build<'_> {
         if instruction.keyword == "ADD" && words.iter().any(|w| w.contains("://")) {
             return Err(instruction.error("ADD of a URL is not supported yet: download it in a RUN step or COPY it from the context"));
         }
-        // The root sources come from: the context, a stage, or an image.
-        let from_root: Option<(PathBuf, Box<dyn FnOnce()>)> = match instruction.flag("from") {
+        // The sources come from the context, or from a stage's or an
+        // image's files (mounted only when they must be read).
+        let from = match instruction.flag("from") {
             None => None,
             Some(name) => {
                 let name = word(name)?;
-                let (layers, base) = match stage_index(stages, &name, index) {
+                Some(match stage_index(stages, &name, index) {
                     Some(found) => (built[&found].layers.clone(), built[&found].base.clone()),
                     None => {
                         let id = self.store.resolve(&name).map_err(|_| {
@@ -797,139 +835,182 @@ impl Build<'_> {
                         })?;
                         (self.store.image(&id)?.layers, id)
                     }
-                };
-                let id = self.next_snapshot();
-                let snapshot = self.store.create_step_snapshot(&id, &base, &layers)?;
-                let root = self.store.mount_snapshot(&snapshot);
-                let store = self.store;
-                let cleanup: Box<dyn FnOnce()> = Box::new(move || {
-                    store.remove_snapshot(&id).ok();
-                });
-                match root {
-                    Ok(root) => Some((root, cleanup)),
-                    Err(error) => {
-                        cleanup();
-                        return Err(error.into());
-                    }
-                }
+                })
             }
         };
-        let result = (|| {
-            let source_root = from_root
-                .as_ref()
-                .map_or(self.context, |(root, _)| root.as_path());
-            let what = instruction.keyword.clone() + " failed";
-            let mut sources = Vec::new();
-            let mut heredoc_files = Vec::new();
-            for word in &words {
-                if let Some(name) = word.strip_prefix("<<") {
-                    let name = name.trim_start_matches('-').trim_matches(['"', '\'']);
-                    let heredoc = instruction
-                        .heredocs
-                        .iter()
-                        .find(|h| h.name == name)
-                        .ok_or_else(|| instruction.error(format!("no heredoc named {name}")))?;
-                    let content = match heredoc.quoted {
-                        true => heredoc.content.clone(),
-                        false => expand::word(&heredoc.content, vars, self.escape)
-                            .unwrap_or_else(|_| heredoc.content.clone()),
-                    };
-                    heredoc_files.push((name.to_owned(), content));
-                    continue;
-                }
-                sources.extend(
-                    copy::sources(source_root, word, &what)
-                        .map_err(|e| instruction.error(e.to_string()))?,
-                );
-            }
-            if instruction.keyword == "ADD"
-                && let Some(archive) = sources.iter().find(|s| copy::is_archive(&s.host))
-            {
-                return Err(instruction.error(format!(
-                    "ADD of the archive {} is not supported yet (Docker would unpack it): unpack it with RUN, or COPY it as a file",
-                    archive.path
-                )));
-            }
-            let owner = self.owner(state, instruction, vars)?;
-            let digest = copy::checksum(&sources)?;
-            let key = step_key(&json!({
-                "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir,
-                "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
-            }));
-            let created_by = format!(
-                "/bin/sh -c #(nop) {} {digest:.12} in {dest} ",
-                instruction.keyword
-            );
-            self.cached_or(state, key, created_by, created, &mut |_, _, root| {
-                let root_fd = copy::open_root(root)?;
-                let into_dir = dest_is_dir
-                    || copy::is_dir_in(&root_fd, &dest)
-                    || sources.iter().all(|s| s.is_dir) && !sources.is_empty();
-                let (dir_path, file_name) = match into_dir {
-                    true => (dest.clone(), None),
-                    false => {
-                        let (parent, name) = dest.rsplit_once('/').unwrap_or(("", &dest));
-                        (parent.to_owned(), Some(name.to_owned()))
-                    }
-                };
-                let dir = copy::make_dirs(
-                    &root_fd,
-                    &dir_path,
-                    Owner {
-                        mode: None,
-                        ..owner
-                    },
-                )?;
-                for source in &sources {
-                    if source.is_dir {
-                        let target = copy::make_dirs(
-                            &root_fd,
-                            &join_path(&dir_path, file_name.as_deref().unwrap_or(".")),
-                            Owner {
-                                mode: None,
-                                ..owner
-                            },
-                        )?;
-                        for entry in std::fs::read_dir(&source.host).map_err(|e| Error::Io {
-                            what: format!("cannot list {}", source.path),
-                            source: e,
-                        })? {
-                            let entry = entry.map_err(|e| Error::Io {
-                                what: format!("cannot list {}", source.path),
-                                source: e,
-                            })?;
-                            copy::copy_into(
-                                &target,
-                                &entry.file_name().to_string_lossy(),
-                                &entry.path(),
-                                owner,
-                                false,
-                            )?;
-                        }
-                    } else {
-                        let name = match &file_name {
-                            Some(name) => name.clone(),
-                            None => source
-                                .path
-                                .rsplit('/')
-                                .next()
-                                .unwrap_or(&source.path)
-                                .to_owned(),
-                        };
-                        copy::copy_into(&dir, &name, &source.host, owner, true)?;
-                    }
-                }
-                for (name, content) in &heredoc_files {
-                    let file = file_name.clone().unwrap_or_else(|| name.clone());
-                    copy::write_file(&dir, &file, content.as_bytes(), owner)?;
-                }
-                Ok(())
-            })
-        })();
-        if let Some((_, cleanup)) = from_root {
-            cleanup();
+        let mut patterns = Vec::new();
+        let mut heredoc_files = Vec::new();
+        for word in words {
+            let Some(name) = word.strip_prefix("<<") else {
+                patterns.push(word);
+                continue;
+            };
+            let name = name.trim_start_matches('-').trim_matches(['"', '\'']);
+            let heredoc = instruction
+                .heredocs
+                .iter()
+                .find(|h| h.name == name)
+                .ok_or_else(|| instruction.error(format!("no heredoc named {name}")))?;
+            let content = match heredoc.quoted {
+                true => heredoc.content.clone(),
+                false => expand::word(&heredoc.content, vars, self.escape)
+                    .unwrap_or_else(|_| heredoc.content.clone()),
+            };
+            heredoc_files.push((name.to_owned(), content));
         }
-        result
+        let owner = self.owner(state, instruction, vars)?;
+        // A stage's files are fixed by its layers, so the checksum of what
+        // a COPY selects from them is kept under the layers and the
+        // patterns: a cached COPY --from neither mounts nor reads them.
+        let sum_key = from.as_ref().map(|(layers, _)| {
+            let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+            step_key(&json!({"files": chain_ids(&diff_ids).last(), "select": patterns}))
+        });
+        let mut selected = None;
+        let known = match &sum_key {
+            Some(key) => self.store.cached_sum(key)?,
+            None => None,
+        };
+        let digest = match known {
+            Some(sum) => sum,
+            None => {
+                let (root, sources, visible) =
+                    self.select(instruction, from.as_ref(), &patterns)?;
+                let digest = copy::checksum(&sources, visible, self.sums)?;
+                if let Some(key) = &sum_key {
+                    self.store.cache_sum(key, &digest)?;
+                }
+                selected = Some((root, sources, visible));
+                digest
+            }
+        };
+        let key = step_key(&json!({
+            "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir,
+            "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
+        }));
+        let created_by = format!(
+            "/bin/sh -c #(nop) {} {digest:.12} in {dest} ",
+            instruction.keyword
+        );
+        self.cached_or(state, key, created_by, created, &mut |build, _, root| {
+            let (_root, sources, visible) = match selected.take() {
+                Some(selected) => selected,
+                None => build.select(instruction, from.as_ref(), &patterns)?,
+            };
+            let root_fd = copy::open_root(root)?;
+            let into_dir = dest_is_dir
+                || copy::is_dir_in(&root_fd, &dest)
+                || sources.iter().all(|s| s.is_dir) && !sources.is_empty();
+            let (dir_path, file_name) = match into_dir {
+                true => (dest.clone(), None),
+                false => {
+                    let (parent, name) = dest.rsplit_once('/').unwrap_or(("", &dest));
+                    (parent.to_owned(), Some(name.to_owned()))
+                }
+            };
+            let dir_owner = Owner {
+                mode: None,
+                ..owner
+            };
+            let dir = copy::make_dirs(&root_fd, &dir_path, dir_owner)?;
+            for source in &sources {
+                if source.is_dir {
+                    let target = copy::make_dirs(
+                        &root_fd,
+                        &join_path(&dir_path, file_name.as_deref().unwrap_or(".")),
+                        dir_owner,
+                    )?;
+                    let listing = || format!("cannot list {}", source.path);
+                    for entry in std::fs::read_dir(&source.host).context(listing)? {
+                        let entry = entry.context(listing)?;
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        copy::copy_into(
+                            &target,
+                            &name,
+                            &entry.path(),
+                            &copy::child_name(&source.path, &name),
+                            owner,
+                            false,
+                            visible,
+                        )?;
+                    }
+                } else {
+                    let name = match &file_name {
+                        Some(name) => name.clone(),
+                        None => source
+                            .path
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or(&source.path)
+                            .to_owned(),
+                    };
+                    copy::copy_into(
+                        &dir,
+                        &name,
+                        &source.host,
+                        &source.path,
+                        owner,
+                        true,
+                        visible,
+                    )?;
+                }
+            }
+            for (name, content) in &heredoc_files {
+                let file = file_name.clone().unwrap_or_else(|| name.clone());
+                copy::write_file(&dir, &file, content.as_bytes(), owner)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The sources `patterns` name: in the context, or in the files of
+    /// `from` (layers, and the image they are of), mounted for as long
+    /// as the returned root lives.
+    fn select(
+        &mut self,
+        instruction: &Instruction,
+        from: Option<&(Vec<LayerBlob>, Digest)>,
+        patterns: &[String],
+    ) -> Result<(Option<StageRoot<'a>>, Vec<Source>, Visible<'a>)> {
+        let root = match from {
+            None => None,
+            Some((layers, base)) => {
+                let id = self.next_snapshot();
+                let snapshot = self.store.create_step_snapshot(&id, base, layers)?;
+                // Made first, so that a failed mount is removed too.
+                let mut mounted = StageRoot {
+                    store: self.store,
+                    id,
+                    root: PathBuf::new(),
+                };
+                mounted.root = self.store.mount_snapshot(&snapshot)?;
+                Some(mounted)
+            }
+        };
+        let (source_root, visible) = match &root {
+            Some(root) => (root.root.as_path(), Visible::default()),
+            None => (
+                self.context.dir.as_path(),
+                Visible(self.context.ignore.as_ref()),
+            ),
+        };
+        let what = instruction.keyword.clone() + " failed";
+        let mut sources = Vec::new();
+        for pattern in patterns {
+            sources.extend(
+                copy::sources(source_root, pattern, &what, visible)
+                    .map_err(|e| instruction.error(e.to_string()))?,
+            );
+        }
+        if instruction.keyword == "ADD"
+            && let Some(archive) = sources.iter().find(|s| copy::is_archive(&s.host))
+        {
+            return Err(instruction.error(format!(
+                "ADD of the archive {} is not supported yet (Docker would unpack it): unpack it with RUN, or COPY it as a file",
+                archive.path
+            )));
+        }
+        Ok((root, sources, visible))
     }
 
     /// `--chown` and `--chmod` of a COPY: numbers, or names looked up in

@@ -1,5 +1,6 @@
-//! A build context sent as a tar (plain, gzip or zstd), unpacked into a
-//! directory of the daemon's own, and the Dockerfile found in it.
+//! A build's context: a directory read in place (with its .dockerignore)
+//! or a tar (plain, gzip or zstd) a client sent, unpacked into a
+//! directory of the daemon's own; and the Dockerfile found in it.
 
 use std::fs::File;
 use std::io::Read;
@@ -9,6 +10,61 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::copy::clean;
 use crate::error::{Error, Result};
+use crate::ignore::Ignore;
+
+/// The files a build's COPY and ADD read, and its Dockerfile.
+#[derive(Debug)]
+pub struct Context {
+    pub dir: std::path::PathBuf,
+    /// What the context's .dockerignore leaves out, for a context read in
+    /// place; none for an unpacked tar, which its client filtered.
+    pub ignore: Option<Ignore>,
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+}
+
+impl Context {
+    /// A context sent as a tar and unpacked into `dir`, built with its
+    /// `dockerfile` (a path in it). The Dockerfile and the .dockerignore,
+    /// which clients send even when .dockerignore excludes them, are then
+    /// taken away if it does, as dockerd does, so that no COPY sees them.
+    pub fn unpacked(dir: &Path, dockerfile: &str) -> Result<Context> {
+        let text = read_dockerfile(dir, dockerfile)?;
+        let ignore = std::fs::read_to_string(dir.join(".dockerignore"))
+            .map(|text| Ignore::parse(&text))
+            .unwrap_or_default();
+        for sent in [".dockerignore", dockerfile] {
+            if let Some(sent) = clean(sent).filter(|sent| ignore.excludes(sent)) {
+                let path = dir.join(&sent);
+                std::fs::remove_file(&path).map_err(|source| Error::Io {
+                    what: format!("cannot take {sent} out of the build context"),
+                    source,
+                })?;
+            }
+        }
+        Ok(Context {
+            dir: dir.to_owned(),
+            ignore: None,
+            dockerfile: text,
+        })
+    }
+
+    /// The directory `dir` read where it is, built with its `dockerfile`
+    /// (a path in it): its `DOCKERFILE.dockerignore` or `.dockerignore`
+    /// applies.
+    pub fn in_place(dir: &Path, dockerfile: &str) -> Result<Context> {
+        let text = read_dockerfile(dir, dockerfile)?;
+        let ignore = Ignore::for_build(dir, dockerfile).map_err(|source| Error::Io {
+            what: format!("cannot read the .dockerignore of {}", dir.display()),
+            source,
+        })?;
+        Ok(Context {
+            dir: dir.to_owned(),
+            ignore: Some(ignore),
+            dockerfile: text,
+        })
+    }
+}
 
 /// Unpacks the context tar `archive` into the empty directory `dir`. The
 /// tar crate keeps every entry inside `dir` (no `..`, no absolute path,
@@ -30,7 +86,14 @@ pub fn unpack(archive: impl Read, dir: &Path) -> Result<()> {
         Error::InvalidArgument(format!(
             "the build context is not a tar archive (plain, gzip or zstd): {error}"
         ))
-    })
+    })?;
+    // What follows the end marker is read too: a client still sending it
+    // when the build's answer ends would see its connection closed.
+    std::io::copy(&mut tar.into_inner(), &mut std::io::sink()).map_err(|source| Error::Io {
+        what: "cannot read the build context".into(),
+        source,
+    })?;
+    Ok(())
 }
 
 /// A tar stream that ends as a tar must: the docker CLI's context with a
@@ -65,7 +128,7 @@ impl<R: Read> Read for EndedTar<R> {
 
 /// The text of the Dockerfile at `path` in the context `dir` (resolved
 /// inside it).
-pub fn dockerfile(dir: &Path, path: &str) -> Result<String> {
+fn read_dockerfile(dir: &Path, path: &str) -> Result<String> {
     let missing = || Error::InvalidArgument(format!("Cannot locate specified Dockerfile: {path}"));
     let cleaned = clean(path).filter(|p| !p.is_empty()).ok_or_else(missing)?;
     let root = File::open(dir).map_err(|source| Error::Io {

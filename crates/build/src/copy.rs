@@ -14,6 +14,8 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Context, Error, Result};
+use crate::ignore::Ignore;
+use crate::sums::FileSums;
 
 /// One source of a COPY: a path in its root and what it is.
 #[derive(Debug, Clone)]
@@ -25,6 +27,21 @@ pub(crate) struct Source {
     pub is_dir: bool,
     /// Keeps `host` valid.
     _fd: std::sync::Arc<OwnedFd>,
+}
+
+/// Which entries of a source root a COPY sees: all of them, or those the
+/// .dockerignore of a context read in place leaves in (a context sent as a
+/// tar was filtered by its client). Paths are relative to the root.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Visible<'a>(pub Option<&'a Ignore>);
+
+impl Visible<'_> {
+    /// Whether `path` is seen; an excluded directory is when an exception
+    /// may bring back something below it.
+    fn sees(self, path: &str, is_dir: bool) -> bool {
+        self.0
+            .is_none_or(|ignore| !ignore.excludes(path) || is_dir && ignore.may_include_below(path))
+    }
 }
 
 /// Who owns and may use what a COPY writes.
@@ -71,7 +88,12 @@ pub(crate) fn clean(path: &str) -> Option<String> {
 
 /// The sources `pattern` names under `root` (a directory): one path, or
 /// with `*`, `?` or `[` in its last part, every entry that matches.
-pub(crate) fn sources(root: &Path, pattern: &str, what: &str) -> Result<Vec<Source>> {
+pub(crate) fn sources(
+    root: &Path,
+    pattern: &str,
+    what: &str,
+    visible: Visible,
+) -> Result<Vec<Source>> {
     let cleaned = clean(pattern).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "forbidden path outside the build context: {pattern}"
@@ -84,12 +106,15 @@ pub(crate) fn sources(root: &Path, pattern: &str, what: &str) -> Result<Vec<Sour
             .context(|| format!("{what}: no source files were specified"))?;
         let mut names: Vec<String> = fs::read_dir(fd_path(&fd))
             .context(|| format!("cannot list {dir}"))?
-            .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
-            .filter(|name| glob(last, name))
-            .map(|name| match dir {
-                "" => name,
-                dir => format!("{dir}/{name}"),
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let is_dir = e.file_type().ok()?.is_dir();
+                Some((e.file_name().to_string_lossy().into_owned(), is_dir))
             })
+            .filter(|(name, _)| glob(last, name))
+            .map(|(name, is_dir)| (child_name(dir, &name), is_dir))
+            .filter(|(name, is_dir)| visible.sees(name, *is_dir))
+            .map(|(name, _)| name)
             .collect();
         names.sort();
         names
@@ -104,15 +129,19 @@ pub(crate) fn sources(root: &Path, pattern: &str, what: &str) -> Result<Vec<Sour
     names
         .into_iter()
         .map(|name| {
-            let fd = open_in_root(&root_fd, &name, OFlags::PATH).map_err(|_| {
+            let missing = || {
                 Error::InvalidArgument(format!(
                     "{what}: file not found in build context or excluded by .dockerignore: stat {name}: file does not exist"
                 ))
-            })?;
+            };
+            let fd = open_in_root(&root_fd, &name, OFlags::PATH).map_err(|_| missing())?;
             let host = fd_path(&fd);
             let is_dir = fs::metadata(&host)
                 .context(|| format!("cannot stat {name}"))?
                 .is_dir();
+            if !visible.sees(&name, is_dir) {
+                return Err(missing());
+            }
             Ok(Source {
                 path: name,
                 host,
@@ -171,10 +200,11 @@ pub(crate) fn glob(pattern: &str, name: &str) -> bool {
 /// A hash of what copying `sources` writes: names, kinds, modes, link
 /// targets and contents, never times, so that the same bytes give the
 /// same key whenever they were made.
-pub(crate) fn checksum(sources: &[Source]) -> Result<String> {
+pub(crate) fn checksum(sources: &[Source], visible: Visible, sums: &FileSums) -> Result<String> {
     let mut hasher = Sha256::new();
+    let tree = Tree { visible, sums };
     for source in sources {
-        hash_tree(&mut hasher, &source.host, &source.path, true)?;
+        tree.hash(&mut hasher, &source.host, &source.path, true)?;
     }
     Ok(hasher
         .finalize()
@@ -183,42 +213,57 @@ pub(crate) fn checksum(sources: &[Source]) -> Result<String> {
         .collect())
 }
 
-/// `follow`: `host` is a source's own fd path, a link to what it names.
-fn hash_tree(hasher: &mut Sha256, host: &Path, name: &str, follow: bool) -> Result<()> {
-    let meta = metadata(host, follow).context(|| format!("cannot stat {name}"))?;
-    hasher.update(name.as_bytes());
-    hasher.update([0]);
-    hasher.update(meta.mode().to_be_bytes());
-    let kind = meta.file_type();
-    if kind.is_symlink() {
-        let target = fs::read_link(host).context(|| format!("cannot read {name}"))?;
-        hasher.update(target.as_os_str().as_bytes());
-    } else if kind.is_file() {
-        hasher.update(meta.len().to_be_bytes());
-        let mut file = File::open(host).context(|| format!("cannot open {name}"))?;
-        let mut buffer = vec![0u8; 256 * 1024];
-        loop {
-            let n = file
-                .read(&mut buffer)
+/// What hashing a source tree needs besides the tree.
+struct Tree<'a> {
+    visible: Visible<'a>,
+    sums: &'a FileSums,
+}
+
+impl Tree<'_> {
+    /// Hashes `host` (named `name` in its root). `follow`: `host` is a
+    /// source's own fd path, a link to what it names.
+    fn hash(&self, hasher: &mut Sha256, host: &Path, name: &str, follow: bool) -> Result<()> {
+        let meta = metadata(host, follow).context(|| format!("cannot stat {name}"))?;
+        let kind = meta.file_type();
+        if !self.visible.sees(name, kind.is_dir()) {
+            return Ok(());
+        }
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(meta.mode().to_be_bytes());
+        if kind.is_symlink() {
+            let target = fs::read_link(host).context(|| format!("cannot read {name}"))?;
+            hasher.update(target.as_os_str().as_bytes());
+        } else if kind.is_file() {
+            hasher.update(meta.len().to_be_bytes());
+            let mut file = File::open(host).context(|| format!("cannot open {name}"))?;
+            let sum = self
+                .sums
+                .of(&mut file, &meta)
                 .context(|| format!("cannot read {name}"))?;
-            if n == 0 {
-                break;
+            hasher.update(sum);
+        } else if kind.is_dir() {
+            let mut entries: Vec<_> = fs::read_dir(host)
+                .context(|| format!("cannot list {name}"))?
+                .filter_map(|e| e.ok())
+                .collect();
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                let child = child_name(name, &entry.file_name().to_string_lossy());
+                self.hash(hasher, &entry.path(), &child, false)?;
             }
-            hasher.update(&buffer[..n]);
         }
-    } else if kind.is_dir() {
-        let mut entries: Vec<_> = fs::read_dir(host)
-            .context(|| format!("cannot list {name}"))?
-            .filter_map(|e| e.ok())
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let child = format!("{name}/{}", entry.file_name().to_string_lossy());
-            hash_tree(hasher, &entry.path(), &child, false)?;
-        }
+        hasher.update([0xff]);
+        Ok(())
     }
-    hasher.update([0xff]);
-    Ok(())
+}
+
+/// The path of `child` of the directory `parent` in a root ("" is the root).
+pub(crate) fn child_name(parent: &str, child: &str) -> String {
+    match parent {
+        "" => child.to_owned(),
+        parent => format!("{parent}/{child}"),
+    }
 }
 
 /// Opens (making, owned by `owner`, mode 0755) the directory `path`
@@ -267,18 +312,24 @@ fn metadata(host: &Path, follow: bool) -> io::Result<fs::Metadata> {
     }
 }
 
-/// Copies `host` (a file, link or directory tree) to `name` in the
-/// directory `dir`, owned and moded as `owner` says; `follow` as for
-/// [`hash_tree`].
+/// Copies `host` (a file, link or directory tree, `source` in its root) to
+/// `name` in the directory `dir`, owned and moded as `owner` says, leaving
+/// out what is not `visible`; `follow`: `host` is a source's own fd path,
+/// a link to what it names.
 pub(crate) fn copy_into(
     dir: &OwnedFd,
     name: &str,
     host: &Path,
+    source: &str,
     owner: Owner,
     follow: bool,
+    visible: Visible,
 ) -> Result<()> {
     let meta = metadata(host, follow).context(|| format!("cannot stat {}", host.display()))?;
     let kind = meta.file_type();
+    if !visible.sees(source, kind.is_dir()) {
+        return Ok(());
+    }
     let uid = Some(rustix::process::Uid::from_raw(owner.uid));
     let gid = Some(rustix::process::Gid::from_raw(owner.gid));
     let mode = owner.mode.unwrap_or(meta.mode() & 0o7777);
@@ -315,12 +366,15 @@ pub(crate) fn copy_into(
             .collect();
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
+            let entry_name = entry.file_name().to_string_lossy().into_owned();
             copy_into(
                 &child,
-                &entry.file_name().to_string_lossy(),
+                &entry_name,
                 &entry.path(),
+                &child_name(source, &entry_name),
                 owner,
                 false,
+                visible,
             )?;
         }
         rustix::fs::fchown(&child, uid, gid).context(what)?;

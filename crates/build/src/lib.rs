@@ -12,6 +12,7 @@ pub mod dockerfile;
 mod error;
 pub mod expand;
 mod ignore;
+mod sums;
 
 pub use builder::{
     BuildOptions, Executor, Job, JobMount, JobNetwork, Progress, STEP_SNAPSHOT_PREFIX, build,
@@ -20,3 +21,4 @@ pub use builder::{
 pub use config::apply_changes;
 pub use error::{Error, Result};
 pub use ignore::Ignore;
+pub use sums::FileSums;

@@ -1,5 +1,6 @@
-//! `keel build [OPTIONS] PATH | -`: the context sent to the daemon's
-//! `POST /build` as a tar, its progress shown as the classic builder's.
+//! `keel build [OPTIONS] PATH | -`: the daemon's `POST /build`, which
+//! reads a directory context where it is (the daemon is on this machine)
+//! or is sent it as a tar, its progress shown as the classic builder's.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -8,7 +9,9 @@ use anyhow::{Context, Result, bail};
 use lexopt::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::client::{Client, Upload, encode};
+use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, context_id};
+
+use crate::client::{Client, Response, Upload, encode};
 use crate::containers::Exit;
 use crate::usage;
 
@@ -84,6 +87,7 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         }
     }
     let path = format!("/build?{}", query.join("&"));
+    let dockerfile = dockerfile.unwrap_or_else(|| "Dockerfile".to_owned());
     let mut response = if context == "-" {
         let mut stdin = std::io::stdin().lock();
         client.request("POST", &path, Upload::Stream(&mut stdin))?
@@ -92,18 +96,21 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         if !dir.is_dir() {
             bail!("unable to prepare context: path {context:?} not found");
         }
-        let (reader, writer) = std::io::pipe().context("a pipe for the context")?;
-        let dir = dir.to_owned();
-        let dockerfile = dockerfile
-            .clone()
-            .unwrap_or_else(|| "Dockerfile".to_owned());
-        let sender = std::thread::spawn(move || send_context(&dir, &dockerfile, writer));
-        let mut reader = reader;
-        let response = client.request("POST", &path, Upload::Stream(&mut reader));
-        sender
-            .join()
-            .map_err(|_| anyhow::anyhow!("sending the context failed"))??;
-        response?
+        // The daemon is on this machine: it reads the directory where it
+        // is, unless it sees another one there; then the tar goes.
+        let dir = std::fs::canonicalize(dir)
+            .with_context(|| format!("unable to prepare context: {context}"))?;
+        let meta = std::fs::metadata(&dir)
+            .with_context(|| format!("unable to prepare context: {context}"))?;
+        let in_place = format!(
+            "{path}&{CONTEXT_DIR}={}&{CONTEXT_ID}={}",
+            encode(&dir.to_string_lossy()),
+            encode(&context_id(&meta))
+        );
+        match client.request("POST", &in_place, Upload::None)? {
+            refused if refused.status == 412 => upload_context(client, &path, &dir, &dockerfile)?,
+            response => response,
+        }
     }
     .success()?;
     let mut out = std::io::stdout().lock();
@@ -135,6 +142,20 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         std::fs::write(path, id).with_context(|| format!("write {path}"))?;
     }
     Ok(())
+}
+
+/// Sends the context directory `dir` as the body of the build `path`.
+fn upload_context(client: &Client, path: &str, dir: &Path, dockerfile: &str) -> Result<Response> {
+    let (reader, writer) = std::io::pipe().context("a pipe for the context")?;
+    let sent = dir.to_owned();
+    let dockerfile = dockerfile.to_owned();
+    let sender = std::thread::spawn(move || send_context(&sent, &dockerfile, writer));
+    let mut reader = reader;
+    let response = client.request("POST", path, Upload::Stream(&mut reader));
+    sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sending the context failed"))??;
+    response
 }
 
 /// Writes the context directory as a tar (entries owned by root, as the

@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{BUSYBOX, TestDaemon};
+use keel_testkit::registry::Registry;
 
 /// A context directory `name` in the test's directory with these files.
 fn context(daemon: &TestDaemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
@@ -345,16 +346,31 @@ fn keel_build_leaves_out_what_dockerignore_excludes_and_keeps_its_exceptions() {
     ]);
     let mut files: Vec<&str> = listed.lines().collect();
     files.sort();
-    // The Dockerfile is sent even when excluded, as the docker CLI does.
+    // An excluded Dockerfile builds but is not copied, as dockerd's.
     assert_eq!(
         files,
         [
             "/ctx/.dockerignore",
-            "/ctx/Dockerfile",
             "/ctx/app/main.c",
             "/ctx/logs/keep.log"
         ]
     );
+    // The docker CLI sends its tar with the Dockerfile in it anyway: it is
+    // taken out as dockerd does, so both paths copy the same files.
+    let (code, out, err) = docker_build(&daemon, &["-t", "keel-test/ignored-sent"], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    let sent = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "keel-test/ignored-sent",
+        "find",
+        "/ctx",
+        "-type",
+        "f",
+    ]);
+    let mut sent: Vec<&str> = sent.lines().collect();
+    sent.sort();
+    assert_eq!(sent, files);
 }
 
 #[test]
@@ -376,4 +392,201 @@ fn the_docker_cli_builds_with_a_dockerfile_from_stdin() {
     assert_eq!(code, 0, "{out}{err}");
     let (code, run, err) = daemon.docker(&["run", "--rm", "keel-test/stdin"]);
     assert_eq!((code, run.as_str()), (0, "from the context\n"), "{err}");
+}
+
+/// Writes the "jar" of a layered Spring Boot app (a zip `busybox unzip`
+/// extracts): dependencies, the loader, snapshot dependencies and the
+/// application's classes, each under the directory its layer is named by;
+/// `class` is the application class's text.
+fn write_jar(path: &Path, class: &str) {
+    let script = r#"
+import random, sys, zipfile
+path, cls = sys.argv[1], sys.argv[2]
+rng = random.Random(7)
+with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as jar:
+    for i in range(4):
+        jar.writestr(f"dependencies/BOOT-INF/lib/dep-{i}.jar", rng.randbytes(256 * 1024))
+    jar.writestr("spring-boot-loader/org/springframework/boot/loader/Launcher.class", rng.randbytes(4096))
+    jar.writestr("snapshot-dependencies/BOOT-INF/lib/snapshot.jar", rng.randbytes(8192))
+    jar.writestr("application/BOOT-INF/classes/App.class", cls.encode())
+"#;
+    let (code, _, err) = common::output(std::process::Command::new("python3").args([
+        "-c",
+        script,
+        path.to_str().unwrap(),
+        class,
+    ]));
+    assert_eq!(code, 0, "{err}");
+}
+
+fn diff_ids(daemon: &TestDaemon, image: &str) -> Vec<String> {
+    let (code, out, err) = daemon.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        image,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_layered_app_rebuilt_after_one_class_changed_keeps_its_lower_layers_and_pushes_one_blob() {
+    let registry = Registry::start();
+    let daemon = TestDaemon::with_busybox();
+    let dockerfile = format!(
+        "FROM {BUSYBOX} AS builder\n\
+         WORKDIR /build\n\
+         COPY app.jar .\n\
+         RUN unzip -q app.jar -d extracted\n\
+         FROM {BUSYBOX}\n\
+         WORKDIR /app\n\
+         COPY --from=builder /build/extracted/dependencies/ ./\n\
+         COPY --from=builder /build/extracted/spring-boot-loader/ ./\n\
+         COPY --from=builder /build/extracted/snapshot-dependencies/ ./\n\
+         COPY --from=builder /build/extracted/application/ ./\n\
+         CMD [\"cat\", \"/app/BOOT-INF/classes/App.class\"]\n"
+    );
+    let dir = context(&daemon, "layered", &[("Dockerfile", &dockerfile)]);
+    write_jar(&dir.join("app.jar"), "class v1");
+    let image = format!("{}/layered/app", registry.address);
+    let build = |tag: &str| {
+        daemon.keel_ok(&[
+            "build",
+            "-t",
+            &format!("{image}:{tag}"),
+            dir.to_str().unwrap(),
+        ])
+    };
+    build("1");
+    let first = diff_ids(&daemon, &format!("{image}:1"));
+    let id = |tag: &str| {
+        daemon.keel_ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}}",
+            &format!("{image}:{tag}"),
+        ])
+    };
+
+    // Nothing changed: every step is cached and the image is the same one.
+    let again = build("1");
+    assert_eq!(again.matches(" ---> Using cache").count(), 8, "{again}");
+    assert!(!again.contains("Running in"), "{again}");
+    let first_id = id("1");
+    build("same");
+    assert_eq!(
+        id("same"),
+        first_id,
+        "a rebuild of nothing new is the same image"
+    );
+    daemon.keel_ok(&["push", &format!("{image}:1")]);
+
+    // One class changed: the builder stage runs again, the final stage's
+    // lower layers are the same bytes, so only the application's is new.
+    write_jar(&dir.join("app.jar"), "class v2");
+    let out = build("2");
+    assert!(
+        out.contains("Running in"),
+        "the builder stage ran again: {out}"
+    );
+    let second = diff_ids(&daemon, &format!("{image}:2"));
+    assert_eq!(second.len(), first.len(), "{first:?} {second:?}");
+    assert_eq!(second[..second.len() - 1], first[..first.len() - 1]);
+    assert_ne!(second.last(), first.last());
+    let pushed = daemon.keel_ok(&["push", &format!("{image}:2")]);
+    assert_eq!(pushed.matches(": Pushed").count(), 1, "{pushed}");
+    let ran = daemon.keel_ok(&["run", "--rm", &format!("{image}:2")]);
+    assert_eq!(ran, "class v2");
+
+    // The pushed image, pulled by another daemon, is the one built.
+    daemon.keel_ok(&["rmi", &format!("{image}:2")]);
+    let other = TestDaemon::start();
+    other.keel_ok(&["pull", &format!("{image}:2")]);
+    assert_eq!(diff_ids(&other, &format!("{image}:2")), second);
+    let ran = other.keel_ok(&["run", "--rm", &format!("{image}:2")]);
+    assert_eq!(ran, "class v2");
+}
+
+#[test]
+fn a_built_layer_changed_on_disk_is_refused_by_save_not_written_under_its_digest() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "tampered",
+        &[
+            (
+                "Dockerfile",
+                &format!("FROM {BUSYBOX}\nCOPY payload.txt /\n"),
+            ),
+            ("payload.txt", "as built\n"),
+        ],
+    );
+    daemon.keel_ok(&["build", "-t", "keel-test/tampered", dir.to_str().unwrap()]);
+    let saved = daemon.path("saved.tar");
+    daemon.keel_ok(&["save", "-o", saved.to_str().unwrap(), "keel-test/tampered"]);
+    // The layer is kept as its directory only; its tar is made again.
+    let layers = daemon.root().join("image/layers");
+    let payload = fs::read_dir(&layers)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("diff/payload.txt"))
+        .find(|path| path.exists())
+        .expect("the COPY's layer directory");
+    fs::write(&payload, "changed behind the store's back\n").unwrap();
+    let resaved = daemon.path("resaved.tar");
+    let (code, _, err) = daemon.keel(&[
+        "save",
+        "-o",
+        resaved.to_str().unwrap(),
+        "keel-test/tampered",
+    ]);
+    assert_ne!(code, 0, "a changed layer was saved");
+    assert!(err.contains("cut short"), "{err}");
+    assert!(!resaved.exists(), "no partial archive is left");
+    // The archive was streamed already: the daemon's log says why it ended.
+    assert!(
+        daemon.log().contains("no longer make its tar"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn keel_build_from_another_mount_namespace_sends_the_context_it_sees() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "seen",
+        &[
+            ("Dockerfile", &format!("FROM {BUSYBOX}\nCOPY seen.txt /\n")),
+            ("seen.txt", "the daemon's view\n"),
+        ],
+    );
+    // The CLI runs where another directory is mounted at the same path:
+    // the daemon must not build from what it sees there.
+    let keel = daemon.keel_command(&[]);
+    let env: Vec<String> = keel
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v?.to_str()?)))
+        .collect();
+    let script = format!(
+        "mount -t tmpfs tmpfs {dir} && printf 'FROM {BUSYBOX}\\nCOPY seen.txt /\\n' > {dir}/Dockerfile && \
+         echo \"the client's view\" > {dir}/seen.txt && env {env} {keel} build -t keel-test/seen {dir}",
+        dir = dir.display(),
+        env = env.join(" "),
+        keel = keel.get_program().to_str().unwrap(),
+    );
+    let (code, out, err) = common::output(std::process::Command::new("unshare").args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let copied = daemon.keel_ok(&["run", "--rm", "keel-test/seen", "cat", "/seen.txt"]);
+    assert_eq!(copied, "the client's view\n");
 }

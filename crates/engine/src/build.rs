@@ -2,18 +2,18 @@
 //! executor, its result tagged with every name asked for.
 
 use std::io::Read;
-use std::path::Path;
 
+use keel_build::context::Context;
 use keel_build::{BuildOptions, Progress};
 use keel_image::{Cancel, Digest, Reference};
 
 use crate::Engine;
-use crate::error::{Context, Result};
+use crate::error::{Context as _, Result};
 
 /// A build as a frontend asks for it.
 #[derive(Debug, Default)]
 pub struct BuildRequest {
-    /// All but the Dockerfile's text, which is read from the context.
+    /// The builder's options (the Dockerfile is read from the context).
     pub options: BuildOptions,
     /// Where the Dockerfile is in the context (`-f`; `Dockerfile`).
     pub dockerfile: String,
@@ -22,19 +22,25 @@ pub struct BuildRequest {
 }
 
 impl Engine {
-    /// Builds the image `request` describes from the context directory
-    /// `context`, telling `progress` as it goes, unless `cancel` stops it;
-    /// tags it. Returns its id.
+    /// Builds the image `request` describes from `context`, telling
+    /// `progress` as it goes, unless `cancel` stops it; tags it. Returns
+    /// its id.
     pub fn build(
         &self,
-        context: &Path,
+        context: &Context,
         request: &BuildRequest,
         cancel: &Cancel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Digest> {
-        let mut options = request.options.clone();
-        options.dockerfile = keel_build::context::dockerfile(context, &request.dockerfile)?;
-        let id = keel_build::build(&self.images, self, context, &options, cancel, progress)?;
+        let id = keel_build::build(
+            &self.images,
+            self,
+            context,
+            &self.file_sums,
+            &request.options,
+            cancel,
+            progress,
+        )?;
         for tag in &request.tags {
             self.images.tag(id.as_str(), tag)?;
             self.image_event(id.as_str(), &tag.familiar(), "tag");
@@ -56,6 +62,7 @@ impl Engine {
             .tempdir_in(&self.builds_dir)
             .context(|| format!("cannot make a directory in {}", self.builds_dir.display()))?;
         keel_build::context::unpack(archive, dir.path())?;
-        self.build(dir.path(), request, cancel, progress)
+        let context = Context::unpacked(dir.path(), &request.dockerfile)?;
+        self.build(&context, request, cancel, progress)
     }
 }

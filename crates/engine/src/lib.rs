@@ -167,6 +167,8 @@ pub struct Engine {
     containers_dir: PathBuf,
     /// Build contexts sent as archives, unpacked while they are built.
     builds_dir: PathBuf,
+    /// Hashes of the files builds read, for the next build.
+    file_sums: keel_build::FileSums,
     /// Where jobs of the executor keep their runtime config and monitor
     /// socket while they run (see [`Engine::execute`]).
     jobs_dir: PathBuf,
@@ -248,6 +250,7 @@ impl Engine {
             containers_dir,
             jobs_dir,
             builds_dir,
+            file_sums: keel_build::FileSums::default(),
             monitor: monitor.to_owned(),
             sealed_monitor,
             table: Mutex::new(Table::default()),
