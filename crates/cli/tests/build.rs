@@ -335,17 +335,13 @@ fn keel_build_leaves_out_what_dockerignore_excludes_and_keeps_its_exceptions() {
         ],
     );
     daemon.keel_ok(&["build", "-t", "keel-test/ignored", dir.to_str().unwrap()]);
-    let listed = daemon.keel_ok(&[
-        "run",
-        "--rm",
-        "keel-test/ignored",
-        "find",
-        "/ctx",
-        "-type",
-        "f",
-    ]);
-    let mut files: Vec<&str> = listed.lines().collect();
-    files.sort();
+    let files_of = |image: &str| {
+        let listed = daemon.keel_ok(&["run", "--rm", image, "find", "/ctx", "-type", "f"]);
+        let mut files: Vec<String> = listed.lines().map(str::to_owned).collect();
+        files.sort();
+        files
+    };
+    let files = files_of("keel-test/ignored");
     // An excluded Dockerfile builds but is not copied, as dockerd's.
     assert_eq!(
         files,
@@ -359,18 +355,7 @@ fn keel_build_leaves_out_what_dockerignore_excludes_and_keeps_its_exceptions() {
     // taken out as dockerd does, so both paths copy the same files.
     let (code, out, err) = docker_build(&daemon, &["-t", "keel-test/ignored-sent"], &dir);
     assert_eq!(code, 0, "{out}{err}");
-    let sent = daemon.keel_ok(&[
-        "run",
-        "--rm",
-        "keel-test/ignored-sent",
-        "find",
-        "/ctx",
-        "-type",
-        "f",
-    ]);
-    let mut sent: Vec<&str> = sent.lines().collect();
-    sent.sort();
-    assert_eq!(sent, files);
+    assert_eq!(files_of("keel-test/ignored-sent"), files);
 }
 
 #[test]
