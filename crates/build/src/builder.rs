@@ -20,6 +20,7 @@ use crate::copy::{self, Owner, Source, Visible};
 use crate::dockerfile::{self, Args, Instruction};
 use crate::error::{Context as _, Error, Result};
 use crate::expand::{self, Vars};
+use crate::mounts;
 use crate::sums::FileSums;
 
 /// What the ids of a build's step snapshots start with: a daemon that
@@ -36,12 +37,20 @@ pub enum JobNetwork {
     Host,
 }
 
-/// A bind of a host directory into a job.
+/// What a job sees at a path besides its root.
 #[derive(Debug, Clone)]
 pub struct JobMount {
-    pub source: PathBuf,
+    pub kind: JobMountKind,
     pub target: String,
     pub readonly: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum JobMountKind {
+    /// A host directory, bound.
+    Bind(PathBuf),
+    /// An empty tmpfs, of at most `size` bytes.
+    Tmpfs { size: Option<u64> },
 }
 
 /// A process to run on a snapshot, as the [`Executor`] runs it.
@@ -343,6 +352,14 @@ pub fn build(
 /// A step's cache key: the hash of what it depends on.
 fn step_key(inputs: &Value) -> Digest {
     Digest::of(inputs.to_string().as_bytes())
+}
+
+/// A RUN's directory as a path to join to (`/` when unset).
+fn cwd_or_root(cwd: &str) -> String {
+    match cwd {
+        "" => "/".to_owned(),
+        cwd => cwd.to_owned(),
+    }
 }
 
 /// The working directory of a container config (`/` when unset).
@@ -691,7 +708,16 @@ impl<'a> Build<'a> {
         instruction: &Instruction,
         created: &str,
     ) -> Result<()> {
-        instruction.only_flags(&["network"])?;
+        instruction.only_flags(&["network", "mount"])?;
+        let mounts = instruction
+            .flags
+            .iter()
+            .filter(|flag| flag.name == "mount")
+            .map(|flag| {
+                let value = instruction.word(&flag.value, args, self.escape)?;
+                mounts::parse(instruction, &value)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let network = match instruction.flag("network") {
             None | Some("default") => self.options.network,
             Some("none") => JobNetwork::Isolated,
@@ -742,7 +768,7 @@ impl<'a> Build<'a> {
             .to_owned();
         let key = step_key(&json!({
             "parent": state.key, "run": argv, "env": env, "cwd": cwd, "user": user,
-            "network": format!("{network:?}"),
+            "network": format!("{network:?}"), "mounts": mounts,
         }));
         let command = argv.join(" ");
         let used: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -754,9 +780,16 @@ impl<'a> Build<'a> {
             (build.progress)(Progress::Running {
                 id: &id[id.len() - 12..],
             });
+            let root_fd = copy::open_root(root)?;
             if !cwd.is_empty() {
-                let root_fd = copy::open_root(root)?;
                 copy::make_dirs(&root_fd, &cwd, Owner::default())?;
+            }
+            // Held until the step ends: cache locks, private caches.
+            let mut prepared = Vec::new();
+            for mount in &mounts {
+                let target = join_path(&cwd_or_root(&cwd), mount.target());
+                copy::make_dirs(&root_fd, &target, Owner::default())?;
+                prepared.push(mounts::prepare(build.store, mount, target)?);
             }
             let job = Job {
                 snapshot: id.to_owned(),
@@ -765,7 +798,7 @@ impl<'a> Build<'a> {
                 cwd: cwd.clone(),
                 user: user.clone(),
                 network,
-                mounts: Vec::new(),
+                mounts: prepared.iter().map(|p| p.mount.clone()).collect(),
             };
             let progress = &mut build.progress;
             let code = build

@@ -12,11 +12,12 @@ pub mod dockerfile;
 mod error;
 pub mod expand;
 mod ignore;
+mod mounts;
 mod sums;
 
 pub use builder::{
-    BuildOptions, Executor, Job, JobMount, JobNetwork, Progress, STEP_SNAPSHOT_PREFIX, build,
-    check_platform,
+    BuildOptions, Executor, Job, JobMount, JobMountKind, JobNetwork, Progress,
+    STEP_SNAPSHOT_PREFIX, build, check_platform,
 };
 pub use config::apply_changes;
 pub use error::{Error, Result};

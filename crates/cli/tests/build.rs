@@ -133,8 +133,16 @@ fn bad_dockerfiles_are_refused_naming_the_line() {
             "forbidden path outside the build context: ../outside",
         ),
         (
-            format!("FROM {BUSYBOX}\nRUN --mount=type=cache,target=/c true\n"),
-            "unknown flag: --mount for RUN",
+            format!("FROM {BUSYBOX}\nRUN --chmod=755 true\n"),
+            "unknown flag: --chmod for RUN",
+        ),
+        (
+            format!("FROM {BUSYBOX}\nRUN --mount=type=secret,id=token true\n"),
+            "RUN --mount=type=secret is not supported yet",
+        ),
+        (
+            format!("FROM {BUSYBOX}\nRUN --mount=type=cache,id=x true\n"),
+            "a target is required (target=PATH)",
         ),
         (
             "FROM keel-test/absent\n".to_owned(),
@@ -574,4 +582,47 @@ fn keel_build_from_another_mount_namespace_sends_the_context_it_sees() {
     assert_eq!(code, 0, "{out}{err}");
     let copied = daemon.keel_ok(&["run", "--rm", "keel-test/seen", "cat", "/seen.txt"]);
     assert_eq!(copied, "the client's view\n");
+}
+
+#[test]
+fn run_cache_mounts_are_kept_between_builds_and_no_mount_lands_in_a_layer() {
+    let daemon = TestDaemon::with_busybox();
+    let dockerfile = format!(
+        "FROM {BUSYBOX}\n\
+         ARG ROUND\n\
+         RUN --mount=type=cache,target=/cache,sharing=locked echo \"$ROUND\" >> /cache/rounds && cat /cache/rounds > /seen\n\
+         RUN --mount=type=tmpfs,target=/scratch,size=1m touch /scratch/x && grep ' /scratch ' /proc/mounts > /tmpfs\n"
+    );
+    let dir = context(&daemon, "mounts", &[("Dockerfile", &dockerfile)]);
+    let round = |n: &str| {
+        daemon.keel_ok(&[
+            "build",
+            "--build-arg",
+            &format!("ROUND={n}"),
+            "-t",
+            "keel-test/mounts",
+            dir.to_str().unwrap(),
+        ]);
+        daemon.keel_ok(&["run", "--rm", "keel-test/mounts", "cat", "/seen"])
+    };
+    assert_eq!(round("1"), "1\n");
+    assert_eq!(round("2"), "1\n2\n", "the cache outlived the first build");
+    let tmpfs = daemon.keel_ok(&["run", "--rm", "keel-test/mounts", "cat", "/tmpfs"]);
+    assert!(
+        tmpfs.contains("tmpfs") && tmpfs.contains("size=1024k"),
+        "{tmpfs}"
+    );
+    // What the mounts held is in no layer: their targets are empty.
+    let left = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "keel-test/mounts",
+        "ls",
+        "-A",
+        "/cache",
+        "/scratch",
+    ]);
+    assert_eq!(left, "/cache:\n\n/scratch:\n", "{left}");
+    daemon.keel_ok(&["builder", "prune", "-f"]);
+    assert_eq!(round("3"), "3\n", "prune took the cache away");
 }

@@ -7,7 +7,7 @@
 use std::fs;
 use std::time::Duration;
 
-use keel_build::{Executor, Job, JobNetwork};
+use keel_build::{Executor, Job, JobMountKind, JobNetwork};
 use keel_image::Cancel;
 use oci_spec::runtime::MountBuilder;
 
@@ -105,15 +105,33 @@ fn job_spec(job: &Job, rootfs: &std::path::Path) -> Result<oci_spec::runtime::Sp
     )?;
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     for mount in &job.mounts {
-        let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
+        let (typ, source, mut options) = match &mount.kind {
+            JobMountKind::Bind(source) => (
+                "bind",
+                source.clone(),
+                vec!["rbind".to_owned(), "rprivate".to_owned()],
+            ),
+            JobMountKind::Tmpfs { size } => (
+                "tmpfs",
+                "tmpfs".into(),
+                [
+                    "nosuid".to_owned(),
+                    "nodev".to_owned(),
+                    "mode=1777".to_owned(),
+                ]
+                .into_iter()
+                .chain(size.map(|size| format!("size={size}")))
+                .collect(),
+            ),
+        };
         if mount.readonly {
             options.push("ro".to_owned());
         }
         mounts.push(
             MountBuilder::default()
                 .destination(&mount.target)
-                .typ("bind")
-                .source(&mount.source)
+                .typ(typ)
+                .source(source)
                 .options(options)
                 .build()
                 .map_err(|e| Error::Unsupported(e.to_string()))?,

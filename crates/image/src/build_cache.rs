@@ -4,8 +4,9 @@
 //! step's result stands on. The records keep their layers and blobs from
 //! garbage collection until `builder prune` removes them.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,8 @@ pub struct CachedStep {
 
 /// Where checksums of layers' files are kept, under the cache.
 const SUMS: &str = "sums";
+/// Where RUN's cache mounts are kept, under the cache.
+const MOUNTS: &str = "mounts";
 
 impl Store {
     fn cache_dir(&self) -> PathBuf {
@@ -81,6 +84,53 @@ impl Store {
         let dir = self.cache_dir().join(SUMS);
         fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
         write_atomically(&path, sum.as_bytes())
+    }
+
+    /// The directory of the cache mount `id` (made, owned by `uid`:`gid`
+    /// with `mode`, the first time), and its lock file, opened.
+    pub fn cache_mount(&self, id: &str, mode: u32, uid: u32, gid: u32) -> Result<(PathBuf, File)> {
+        let mounts = self.cache_dir().join(MOUNTS);
+        let name = Digest::of(id.as_bytes()).hex().to_owned();
+        let dir = mounts.join(&name);
+        if !dir.exists() {
+            fs::create_dir_all(&mounts)
+                .context(|| format!("cannot create {}", mounts.display()))?;
+            let made = self.private_cache_mount(mode, uid, gid)?;
+            // Another step may have made it meanwhile; its copy serves.
+            if let Err(error) = rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                made.path(),
+                rustix::fs::CWD,
+                &dir,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) && !dir.is_dir()
+            {
+                return Err(io::Error::from(error))
+                    .context(|| format!("cannot make the cache mount {id}"));
+            }
+        }
+        let lock_path = mounts.join(format!("{name}.lock"));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .context(|| format!("cannot open {}", lock_path.display()))?;
+        Ok((dir, lock))
+    }
+
+    /// A cache mount of one step's own, gone when dropped.
+    pub fn private_cache_mount(&self, mode: u32, uid: u32, gid: u32) -> Result<tempfile::TempDir> {
+        let mounts = self.cache_dir().join(MOUNTS);
+        fs::create_dir_all(&mounts).context(|| format!("cannot create {}", mounts.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("new-")
+            .tempdir_in(&mounts)
+            .context(|| format!("cannot make a directory in {}", mounts.display()))?;
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+            .and_then(|()| fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)))
+            .context(|| format!("cannot set the owner and mode of {}", dir.path().display()))?;
+        Ok(dir)
     }
 
     /// A snapshot for one build step over `layers` (of the image `base`,
@@ -195,13 +245,34 @@ impl Store {
         for path in self.cache_records()? {
             fs::remove_file(&path).context(|| format!("cannot remove {}", path.display()))?;
         }
-        let sums = self.cache_dir().join(SUMS);
-        match fs::remove_dir_all(&sums) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                return Err(error).context(|| format!("cannot remove {}", sums.display()));
+        let mut freed = 0;
+        for kept in [SUMS, MOUNTS] {
+            let dir = self.cache_dir().join(kept);
+            freed += tree_size(&dir);
+            match fs::remove_dir_all(&dir) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    return Err(error).context(|| format!("cannot remove {}", dir.display()));
+                }
+                _ => {}
             }
-            _ => {}
         }
-        Ok(self.collect_garbage()?.bytes)
+        Ok(freed + self.collect_garbage()?.bytes)
     }
+}
+
+/// The bytes of the regular files under `path` (none if it is not there).
+fn tree_size(path: &std::path::Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| Some(tree_size(&entry.ok()?.path())))
+                .sum()
+        })
+        .unwrap_or(0)
 }
