@@ -72,11 +72,22 @@ fn summary(image: &Image, shared_size: i64, containers: i64) -> Value {
     })
 }
 
-/// GET /system/df: images, containers and volumes (Keel has no build
-/// cache yet).
+/// GET /system/df: images, containers, volumes and the build cache.
 pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
     blocking(move || {
         let usage = daemon.store().disk_usage()?;
+        let cache = daemon.store().build_cache_usage()?;
+        let builder_size: u64 = cache.iter().filter(|c| !c.shared).map(|c| c.size).sum();
+        let cache: Vec<Value> = cache
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "ID": c.id, "Parents": [], "Type": c.kind, "Description": "",
+                    "InUse": false, "Shared": c.shared, "Size": c.size,
+                    "CreatedAt": c.created, "LastUsedAt": null, "UsageCount": 0,
+                })
+            })
+            .collect();
         let containers: Vec<Value> = daemon
             .engine
             .containers()
@@ -99,7 +110,8 @@ pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
                 "Images": images,
                 "Containers": containers,
                 "Volumes": crate::volumes::with_usage(&daemon),
-                "BuildCache": [],
+                "BuildCache": cache,
+                "BuilderSize": builder_size,
             }),
         ))
     })

@@ -656,11 +656,14 @@ pub fn system_df(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         None => size(reclaimable),
     };
     let count = |key: &str| usage[key].as_array().map_or(0, Vec::len);
+    // As the docker CLI counts it: what only the cache holds, none of it
+    // in use once no build runs.
+    let cache_size = usage["BuilderSize"].as_u64().unwrap_or(0);
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": active.len().to_string(), "Size": size(total), "Reclaimable": reclaimable}),
         json!({"Type": "Containers", "TotalCount": count("Containers").to_string(), "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
         json!({"Type": "Local Volumes", "TotalCount": count("Volumes").to_string(), "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Build Cache", "TotalCount": count("BuildCache").to_string(), "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": count("BuildCache").to_string(), "Active": "0", "Size": size(cache_size), "Reclaimable": size(cache_size)}),
     ];
     let headers = BTreeMap::from([
         ("Type", "TYPE"),

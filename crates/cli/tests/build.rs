@@ -626,3 +626,37 @@ fn run_cache_mounts_are_kept_between_builds_and_no_mount_lands_in_a_layer() {
     daemon.keel_ok(&["builder", "prune", "-f"]);
     assert_eq!(round("3"), "3\n", "prune took the cache away");
 }
+
+#[test]
+fn system_df_counts_the_build_cache_as_docker_does_and_prune_empties_it() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "df",
+        &[(
+            "Dockerfile",
+            &format!("FROM {BUSYBOX}\nRUN dd if=/dev/zero of=/blob bs=1024 count=300\n"),
+        )],
+    );
+    daemon.keel_ok(&["build", "-t", "keel-test/df", dir.to_str().unwrap()]);
+    let format = "{{.Type}}|{{.TotalCount}}|{{.Size}}|{{.Reclaimable}}";
+    let cache_row = || {
+        let keel = daemon.keel_ok(&["system", "df", "--format", format]);
+        let (code, docker, err) = daemon.docker(&["system", "df", "--format", format]);
+        assert_eq!(code, 0, "{err}");
+        let row = |text: &str| {
+            text.lines()
+                .find(|line| line.starts_with("Build Cache|"))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(row(&keel), row(&docker), "keel and the docker CLI agree");
+        row(&keel)
+    };
+    // The RUN's layer is the image's too: removing the cache frees nothing.
+    assert_eq!(cache_row(), "Build Cache|1|0B|0B");
+    daemon.keel_ok(&["rmi", "keel-test/df"]);
+    assert_eq!(cache_row(), "Build Cache|1|307.2kB|307.2kB");
+    daemon.keel_ok(&["builder", "prune", "-f"]);
+    assert_eq!(cache_row(), "Build Cache|0|0B|0B");
+}

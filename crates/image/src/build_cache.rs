@@ -31,6 +31,20 @@ pub struct CachedStep {
     pub created: String,
 }
 
+/// One record of the build cache, as `system df` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheUsage {
+    pub id: String,
+    /// BuildKit's record types: `regular` (a step's layer) or
+    /// `exec.cachemount` (a RUN cache mount).
+    pub kind: &'static str,
+    pub size: u64,
+    /// Its layer is an image's too (removing the record frees nothing).
+    pub shared: bool,
+    /// RFC 3339.
+    pub created: String,
+}
+
 /// Where checksums of layers' files are kept, under the cache.
 const SUMS: &str = "sums";
 /// Where RUN's cache mounts are kept, under the cache.
@@ -237,6 +251,64 @@ impl Store {
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(error) => Err(error).context(|| format!("cannot list {}", dir.display())),
         }
+    }
+
+    /// What the build cache holds, as `system df` counts it: each cached
+    /// step (the size of the layer it added, once per layer; shared when
+    /// an image has that layer too) and each RUN cache mount.
+    pub fn build_cache_usage(&self) -> Result<Vec<CacheUsage>> {
+        let in_images: std::collections::BTreeSet<Digest> = self
+            .images()?
+            .into_iter()
+            .flat_map(|image| image.chain_ids)
+            .collect();
+        let mut counted = std::collections::BTreeSet::new();
+        let mut usage = Vec::new();
+        for path in self.cache_records()? {
+            let bytes = fs::read(&path).context(|| format!("cannot read {}", path.display()))?;
+            let step: CachedStep = crate::content::decode_record(&path, &bytes)?;
+            let diff_ids: Vec<Digest> = step.layers.iter().map(|l| l.diff_id.clone()).collect();
+            let top = chain_ids(&diff_ids).pop().filter(|_| step.added);
+            let size = match &top {
+                Some(chain_id) if counted.insert(chain_id.clone()) => {
+                    self.layers().get(chain_id)?.map_or(0, |layer| layer.size)
+                }
+                _ => 0,
+            };
+            usage.push(CacheUsage {
+                id: path
+                    .file_stem()
+                    .map(|stem| stem.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                kind: "regular",
+                size,
+                shared: top.is_some_and(|chain_id| in_images.contains(&chain_id)),
+                created: step.created,
+            });
+        }
+        let mounts = self.cache_dir().join(MOUNTS);
+        if let Ok(entries) = fs::read_dir(&mounts) {
+            for entry in entries.filter_map(|entry| entry.ok()) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !entry.path().is_dir() || name.starts_with("new-") {
+                    continue;
+                }
+                let created = entry
+                    .metadata()
+                    .ok()
+                    .and_then(|meta| meta.modified().ok())
+                    .map(keel_time::rfc3339)
+                    .unwrap_or_default();
+                usage.push(CacheUsage {
+                    size: tree_size(&entry.path()),
+                    id: name,
+                    kind: "exec.cachemount",
+                    shared: false,
+                    created,
+                });
+            }
+        }
+        Ok(usage)
     }
 
     /// Forgets every cached step and removes what only the cache kept;

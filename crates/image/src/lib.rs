@@ -22,7 +22,7 @@ pub mod unpack;
 mod write_behind;
 
 pub use archive::{Loaded, go_arch};
-pub use build_cache::CachedStep;
+pub use build_cache::{CacheUsage, CachedStep};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use commit::{Child, EMPTY_LAYER};
 pub use content::ContentStore;
