@@ -20,7 +20,7 @@ use crate::copy::{self, Owner, Source, Visible};
 use crate::dockerfile::{self, Args, Instruction};
 use crate::error::{Context as _, Error, Result};
 use crate::expand::{self, Vars};
-use crate::mounts;
+use crate::mounts::{self, RunMount};
 use crate::sums::FileSums;
 
 /// What the ids of a build's step snapshots start with: a daemon that
@@ -171,7 +171,7 @@ impl State {
 
 /// The files of a stage (or an image) a COPY --from reads, mounted; gone
 /// when dropped.
-struct StageRoot<'a> {
+pub(crate) struct StageRoot<'a> {
     store: &'a Store,
     id: String,
     root: PathBuf,
@@ -183,6 +183,10 @@ impl Drop for StageRoot<'_> {
         self.store.remove_snapshot(&self.id).ok();
     }
 }
+
+/// Sources a step selected, with the root they are in kept mounted and
+/// what of it they may show.
+pub(crate) type Selection<'a> = (Option<StageRoot<'a>>, Vec<Source>, Visible<'a>);
 
 struct Stage<'a> {
     name: Option<String>,
@@ -452,7 +456,25 @@ fn needed_stages(stages: &[Stage], target: usize, args: &Vars, escape: char) -> 
                 .steps
                 .iter()
                 .filter(|s| s.keyword == "COPY" || s.keyword == "ADD")
-                .filter_map(|s| s.flag("from").map(str::to_owned)),
+                .filter_map(|s| s.flag("from").map(|name| s.word(name, args, escape)))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        // RUN --mount=…,from=STAGE needs that stage too.
+        refs.extend(
+            stage
+                .steps
+                .iter()
+                .filter(|s| s.keyword == "RUN")
+                .flat_map(|s| {
+                    s.flags
+                        .iter()
+                        .filter(|f| f.name == "mount")
+                        .map(move |f| s.word(&f.value, args, escape))
+                })
+                .collect::<Result<Vec<_>>>()?
+                .iter()
+                .flat_map(|value| value.split(','))
+                .filter_map(|field| field.strip_prefix("from=").map(str::to_owned)),
         );
         for name in refs {
             if let Some(found) = stage_index(stages, &name, index) {
@@ -598,7 +620,7 @@ impl<'a> Build<'a> {
                     &time,
                 );
             }
-            "RUN" => self.run(state, args, instruction, &created)?,
+            "RUN" => self.run(state, args, instruction, stages, index, built, &created)?,
             "COPY" | "ADD" => {
                 self.copy(state, &vars, instruction, stages, index, built, &created)?
             }
@@ -701,11 +723,15 @@ impl<'a> Build<'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         state: &mut State,
         args: &Vars,
         instruction: &Instruction,
+        stages: &[Stage],
+        index: usize,
+        built: &BTreeMap<usize, State>,
         created: &str,
     ) -> Result<()> {
         instruction.only_flags(&["network", "mount"])?;
@@ -718,6 +744,19 @@ impl<'a> Build<'a> {
                 mounts::parse(instruction, &value)
             })
             .collect::<Result<Vec<_>>>()?;
+        // A bind's files are part of the step's inputs, as a COPY's.
+        let mut binds = Vec::new();
+        for mount in &mounts {
+            if let RunMount::Bind { source, from, .. } = mount {
+                let from = match from {
+                    Some(name) => Some(self.files_of(instruction, name, stages, index, built)?),
+                    None => None,
+                };
+                let (sum, selection) =
+                    self.selection_sum(instruction, from.as_ref(), std::slice::from_ref(source))?;
+                binds.push((from, sum, selection));
+            }
+        }
         let network = match instruction.flag("network") {
             None | Some("default") => self.options.network,
             Some("none") => JobNetwork::Isolated,
@@ -769,6 +808,7 @@ impl<'a> Build<'a> {
         let key = step_key(&json!({
             "parent": state.key, "run": argv, "env": env, "cwd": cwd, "user": user,
             "network": format!("{network:?}"), "mounts": mounts,
+            "binds": binds.iter().map(|(_, sum, _)| sum).collect::<Vec<_>>(),
         }));
         let command = argv.join(" ");
         let used: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -784,12 +824,33 @@ impl<'a> Build<'a> {
             if !cwd.is_empty() {
                 copy::make_dirs(&root_fd, &cwd, Owner::default())?;
             }
-            // Held until the step ends: cache locks, private caches.
+            // Held until the step ends: cache locks, private caches,
+            // binds' copies.
             let mut prepared = Vec::new();
+            let mut binds = binds.iter_mut();
             for mount in &mounts {
                 let target = join_path(&cwd_or_root(&cwd), mount.target());
-                copy::make_dirs(&root_fd, &target, Owner::default())?;
-                prepared.push(mounts::prepare(build.store, mount, target)?);
+                let selection = match mount {
+                    RunMount::Bind { source, .. } => {
+                        let (from, _, selection) = binds.next().expect("one per bind");
+                        Some(match selection.take() {
+                            Some(selection) => selection,
+                            None => build.select(
+                                instruction,
+                                from.as_ref(),
+                                std::slice::from_ref(source),
+                            )?,
+                        })
+                    }
+                    _ => None,
+                };
+                prepared.push(mounts::prepare(
+                    build.store,
+                    mount,
+                    target,
+                    &root_fd,
+                    selection,
+                )?);
             }
             let job = Job {
                 snapshot: id.to_owned(),
@@ -857,19 +918,7 @@ impl<'a> Build<'a> {
         // image's files (mounted only when they must be read).
         let from = match instruction.flag("from") {
             None => None,
-            Some(name) => {
-                let name = word(name)?;
-                Some(match stage_index(stages, &name, index) {
-                    Some(found) => (built[&found].layers.clone(), built[&found].base.clone()),
-                    None => {
-                        let id = self.store.resolve(&name).map_err(|_| {
-                            instruction
-                                .error(format!("--from={name}: no stage or image of that name"))
-                        })?;
-                        (self.store.image(&id)?.layers, id)
-                    }
-                })
-            }
+            Some(name) => Some(self.files_of(instruction, &word(name)?, stages, index, built)?),
         };
         let mut patterns = Vec::new();
         let mut heredoc_files = Vec::new();
@@ -892,31 +941,7 @@ impl<'a> Build<'a> {
             heredoc_files.push((name.to_owned(), content));
         }
         let owner = self.owner(state, instruction, vars)?;
-        // A stage's files are fixed by its layers, so the checksum of what
-        // a COPY selects from them is kept under the layers and the
-        // patterns: a cached COPY --from neither mounts nor reads them.
-        let sum_key = from.as_ref().map(|(layers, _)| {
-            let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-            step_key(&json!({"files": chain_ids(&diff_ids).last(), "select": patterns}))
-        });
-        let mut selected = None;
-        let known = match &sum_key {
-            Some(key) => self.store.cached_sum(key)?,
-            None => None,
-        };
-        let digest = match known {
-            Some(sum) => sum,
-            None => {
-                let (root, sources, visible) =
-                    self.select(instruction, from.as_ref(), &patterns)?;
-                let digest = copy::checksum(&sources, visible, self.sums)?;
-                if let Some(key) = &sum_key {
-                    self.store.cache_sum(key, &digest)?;
-                }
-                selected = Some((root, sources, visible));
-                digest
-            }
-        };
+        let (digest, mut selected) = self.selection_sum(instruction, from.as_ref(), &patterns)?;
         let key = step_key(&json!({
             "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir,
             "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
@@ -996,6 +1021,62 @@ impl<'a> Build<'a> {
         })
     }
 
+    /// The files `name` (a `--from`) means: an earlier stage's or an
+    /// image's layers, and the image they are of.
+    fn files_of(
+        &self,
+        instruction: &Instruction,
+        name: &str,
+        stages: &[Stage],
+        index: usize,
+        built: &BTreeMap<usize, State>,
+    ) -> Result<(Vec<LayerBlob>, Digest)> {
+        Ok(match stage_index(stages, name, index) {
+            Some(found) => {
+                let stage = built.get(&found).ok_or_else(|| {
+                    instruction.error(format!(
+                        "--from={name}: that stage was not built (it is named through a variable the stage's own ARG sets; name it with a global ARG or directly)"
+                    ))
+                })?;
+                (stage.layers.clone(), stage.base.clone())
+            }
+            None => {
+                let id = self.store.resolve(name).map_err(|_| {
+                    instruction.error(format!("--from={name}: no stage or image of that name"))
+                })?;
+                (self.store.image(&id)?.layers, id)
+            }
+        })
+    }
+
+    /// The checksum of what `patterns` select, in the context or in the
+    /// files of `from`; with the selection, when it had to be made. A
+    /// stage's files are fixed by its layers, so the checksum of what is
+    /// selected from them is kept under the layers and the patterns: a
+    /// cached `COPY --from` neither mounts nor reads them.
+    fn selection_sum(
+        &mut self,
+        instruction: &Instruction,
+        from: Option<&(Vec<LayerBlob>, Digest)>,
+        patterns: &[String],
+    ) -> Result<(String, Option<Selection<'a>>)> {
+        let sum_key = from.map(|(layers, _)| {
+            let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+            step_key(&json!({"files": chain_ids(&diff_ids).last(), "select": patterns}))
+        });
+        if let Some(key) = &sum_key
+            && let Some(sum) = self.store.cached_sum(key)?
+        {
+            return Ok((sum, None));
+        }
+        let selection = self.select(instruction, from, patterns)?;
+        let sum = copy::checksum(&selection.1, selection.2, self.sums)?;
+        if let Some(key) = &sum_key {
+            self.store.cache_sum(key, &sum)?;
+        }
+        Ok((sum, Some(selection)))
+    }
+
     /// The sources `patterns` name: in the context, or in the files of
     /// `from` (layers, and the image they are of), mounted for as long
     /// as the returned root lives.
@@ -1004,7 +1085,7 @@ impl<'a> Build<'a> {
         instruction: &Instruction,
         from: Option<&(Vec<LayerBlob>, Digest)>,
         patterns: &[String],
-    ) -> Result<(Option<StageRoot<'a>>, Vec<Source>, Visible<'a>)> {
+    ) -> Result<Selection<'a>> {
         let root = match from {
             None => None,
             Some((layers, base)) => {

@@ -2,17 +2,23 @@
 //! runs, and never in its layer. `type=cache` is a directory the store
 //! keeps between builds under its `id` (the target by default), shared,
 //! held by one step at a time (`sharing=locked`) or fresh when in use
-//! (`sharing=private`); `type=tmpfs` is an empty tmpfs. The other types
-//! BuildKit has are refused by name.
+//! (`sharing=private`); `type=tmpfs` is an empty tmpfs; `type=bind` is
+//! a copy of files of the context (what its .dockerignore leaves in) or
+//! of a stage or image (`from`), so that no host path reaches the step and
+//! its writes (`rw`) are thrown away. `secret` and `ssh` are refused by
+//! name.
 
 use std::fs::File;
 
 use keel_image::Store;
 use serde::Serialize;
 
-use crate::builder::{JobMount, JobMountKind};
+use std::os::fd::OwnedFd;
+
+use crate::builder::{JobMount, JobMountKind, Selection};
+use crate::copy::{self, Owner};
 use crate::dockerfile::Instruction;
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) enum Sharing {
@@ -36,6 +42,13 @@ pub(crate) enum RunMount {
     Tmpfs {
         target: String,
         size: Option<u64>,
+    },
+    Bind {
+        target: String,
+        /// A path in the context or in `from`'s files.
+        source: String,
+        from: Option<String>,
+        readwrite: bool,
     },
 }
 
@@ -72,9 +85,22 @@ pub(crate) fn parse(instruction: &Instruction, value: &str) -> Result<RunMount> 
             "gid",
         ],
         "tmpfs" => &["type", "target", "dst", "destination", "size"],
-        "bind" | "secret" | "ssh" => {
+        "bind" => &[
+            "type",
+            "target",
+            "dst",
+            "destination",
+            "source",
+            "src",
+            "from",
+            "rw",
+            "readwrite",
+            "ro",
+            "readonly",
+        ],
+        "secret" | "ssh" => {
             return Err(instruction.error(format!(
-                "RUN --mount=type={kind} is not supported yet: Keel's RUN mounts are type=cache and type=tmpfs"
+                "RUN --mount=type={kind} is not supported yet: Keel's RUN mounts are type=cache, tmpfs and bind"
             )));
         }
         other => {
@@ -107,7 +133,25 @@ pub(crate) fn parse(instruction: &Instruction, value: &str) -> Result<RunMount> 
             }),
         }
     };
+    let flag = |names: &[&str]| -> Result<bool> {
+        match get(names).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("" | "true") => Ok(true),
+            Some(other) => Err(instruction.error(format!(
+                "--mount={value}: {}={other} is not true or false",
+                names[0]
+            ))),
+        }
+    };
     Ok(match kind.as_str() {
+        "bind" => RunMount::Bind {
+            source: get(&["source", "src"])
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ".".to_owned()),
+            from: get(&["from"]).filter(|f| !f.is_empty()),
+            readwrite: flag(&["rw", "readwrite"])? && !flag(&["ro", "readonly"])?,
+            target,
+        },
         "cache" => RunMount::Cache {
             id: get(&["id"])
                 .filter(|i| !i.is_empty())
@@ -122,15 +166,7 @@ pub(crate) fn parse(instruction: &Instruction, value: &str) -> Result<RunMount> 
                     )));
                 }
             },
-            readonly: match get(&["ro", "readonly"]).as_deref() {
-                None | Some("false") => false,
-                Some("" | "true") => true,
-                Some(other) => {
-                    return Err(instruction.error(format!(
-                        "--mount={value}: readonly={other} is not true or false"
-                    )));
-                }
-            },
+            readonly: flag(&["ro", "readonly"])?,
             mode: number("mode", 8, 0o755)?,
             uid: number("uid", 10, 0)?,
             gid: number("gid", 10, 0)?,
@@ -158,7 +194,9 @@ impl RunMount {
     /// directory unless absolute).
     pub(crate) fn target(&self) -> &str {
         match self {
-            RunMount::Cache { target, .. } | RunMount::Tmpfs { target, .. } => target,
+            RunMount::Cache { target, .. }
+            | RunMount::Tmpfs { target, .. }
+            | RunMount::Bind { target, .. } => target,
         }
     }
 }
@@ -171,18 +209,29 @@ pub(crate) struct Prepared {
     _private: Option<tempfile::TempDir>,
 }
 
-/// Makes `mount` ready in `store`, to be seen at `target` (absolute).
-pub(crate) fn prepare(store: &Store, mount: &RunMount, target: String) -> Result<Prepared> {
+/// Makes `mount` ready in `store`, to be seen at `target` (absolute) in
+/// the step's root `root`; a bind copies what `selection` selected.
+pub(crate) fn prepare(
+    store: &Store,
+    mount: &RunMount,
+    target: String,
+    root: &File,
+    selection: Option<Selection>,
+) -> Result<Prepared> {
     match mount {
-        RunMount::Tmpfs { size, .. } => Ok(Prepared {
-            mount: JobMount {
-                kind: JobMountKind::Tmpfs { size: *size },
-                target,
-                readonly: false,
-            },
-            _lock: None,
-            _private: None,
-        }),
+        RunMount::Bind { readwrite, .. } => bind(store, target, root, selection, *readwrite),
+        RunMount::Tmpfs { size, .. } => {
+            copy::make_dirs(root, &target, Owner::default())?;
+            Ok(Prepared {
+                mount: JobMount {
+                    kind: JobMountKind::Tmpfs { size: *size },
+                    target,
+                    readonly: false,
+                },
+                _lock: None,
+                _private: None,
+            })
+        }
         RunMount::Cache {
             id,
             sharing,
@@ -192,6 +241,7 @@ pub(crate) fn prepare(store: &Store, mount: &RunMount, target: String) -> Result
             gid,
             ..
         } => {
+            copy::make_dirs(root, &target, Owner::default())?;
             let (dir, lock) = store.cache_mount(id, *mode, *uid, *gid)?;
             let flock = |flags| rustix::fs::flock(&lock, flags).map_err(std::io::Error::from);
             let (source, lock, private) = match sharing {
@@ -210,7 +260,7 @@ pub(crate) fn prepare(store: &Store, mount: &RunMount, target: String) -> Result
                         Ok(()) => (dir, Some(lock), None),
                         // In use: this step gets a cache of its own.
                         Err(_) => {
-                            let own = store.private_cache_mount(*mode, *uid, *gid)?;
+                            let own = store.scratch_dir(*mode, *uid, *gid)?;
                             (own.path().to_owned(), None, Some(own))
                         }
                     }
@@ -227,6 +277,68 @@ pub(crate) fn prepare(store: &Store, mount: &RunMount, target: String) -> Result
             })
         }
     }
+}
+
+/// A bind at `target` in the step's root `root`: a copy of what
+/// `selection` selected, thrown away after the step.
+fn bind(
+    store: &Store,
+    target: String,
+    root: &File,
+    selection: Option<Selection>,
+    readwrite: bool,
+) -> Result<Prepared> {
+    let (_root, sources, visible) = selection.ok_or_else(|| {
+        Error::InvalidArgument(format!("the bind mount at {target} has no files selected"))
+    })?;
+    let copy = store.scratch_dir(0o755, 0, 0)?;
+    let into = copy::open_root(copy.path())?;
+    let into = OwnedFd::from(into);
+    let owner = Owner::default();
+    let mut source_path = copy.path().to_owned();
+    for source in &sources {
+        if source.is_dir {
+            copy::make_dirs(root, &target, owner)?;
+            let listing = || format!("cannot list {}", source.path);
+            for entry in std::fs::read_dir(&source.host).context(listing)? {
+                let entry = entry.context(listing)?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let relative = copy::child_name(&source.path, &name);
+                copy::copy_into(
+                    &into,
+                    &name,
+                    &entry.path(),
+                    &relative,
+                    owner,
+                    false,
+                    visible,
+                )?;
+            }
+        } else {
+            let (parent, name) = target.rsplit_once('/').unwrap_or(("", &target));
+            let parent = copy::make_dirs(root, parent, owner)?;
+            copy::write_file(&parent, name, b"", owner)?;
+            copy::copy_into(
+                &into,
+                "file",
+                &source.host,
+                &source.path,
+                owner,
+                true,
+                visible,
+            )?;
+            source_path = copy.path().join("file");
+        }
+    }
+    Ok(Prepared {
+        mount: JobMount {
+            kind: JobMountKind::Bind(source_path),
+            target,
+            readonly: !readwrite,
+        },
+        _lock: None,
+        _private: Some(copy),
+    })
 }
 
 #[cfg(test)]
@@ -277,7 +389,8 @@ mod tests {
     #[test]
     fn a_bad_mount_is_refused_naming_the_line_and_the_value() {
         for (value, expected) in [
-            ("target=/src", "type=bind is not supported yet"),
+            ("type=ssh", "type=ssh is not supported yet"),
+            ("target=/src,rw=maybe", "rw=maybe is not true or false"),
             ("type=volume,target=/v", "unsupported mount type \"volume\""),
             (
                 "type=cache,target=/c,sharing=all",

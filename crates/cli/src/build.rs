@@ -138,7 +138,11 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             out.flush()?;
         }
     }
-    if let (Some(path), Some(id)) = (&iidfile, &id) {
+    // The daemon ends every build with its result or its error.
+    let Some(id) = id else {
+        bail!("the daemon's build stream ended without the image built");
+    };
+    if let Some(path) = &iidfile {
         std::fs::write(path, id).with_context(|| format!("write {path}"))?;
     }
     Ok(())

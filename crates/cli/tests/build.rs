@@ -141,6 +141,10 @@ fn bad_dockerfiles_are_refused_naming_the_line() {
             "RUN --mount=type=secret is not supported yet",
         ),
         (
+            format!("FROM {BUSYBOX}\nRUN --mount=type=bind,target=/x,from=nowhere true\n"),
+            "--from=nowhere: no stage or image of that name",
+        ),
+        (
             format!("FROM {BUSYBOX}\nRUN --mount=type=cache,id=x true\n"),
             "a target is required (target=PATH)",
         ),
@@ -659,4 +663,56 @@ fn system_df_counts_the_build_cache_as_docker_does_and_prune_empties_it() {
     assert_eq!(cache_row(), "Build Cache|1|307.2kB|307.2kB");
     daemon.keel_ok(&["builder", "prune", "-f"]);
     assert_eq!(cache_row(), "Build Cache|0|0B|0B");
+}
+
+#[test]
+fn run_bind_mounts_show_the_contexts_kept_files_or_a_stages_read_only_and_key_the_step() {
+    let daemon = TestDaemon::with_busybox();
+    let dockerfile = format!(
+        "FROM {BUSYBOX} AS tools\n\
+         RUN mkdir /tools && echo 'echo tool ran' > /tools/tool.sh\n\
+         FROM {BUSYBOX}\n\
+         RUN --mount=type=bind,target=/src --mount=type=bind,from=tools,source=/tools,target=/t,rw \\\n\
+             ls -A /src > /listed && cat /src/input.txt > /input && sh /t/tool.sh > /tool \\\n\
+             && touch /t/written && if touch /src/x 2>/dev/null; then echo rw; else echo ro; fi > /src-mode\n"
+    );
+    let dir = context(
+        &daemon,
+        "binds",
+        &[
+            ("Dockerfile", &dockerfile),
+            (".dockerignore", "secret.txt\n"),
+            ("input.txt", "first\n"),
+            ("secret.txt", "never in a RUN\n"),
+        ],
+    );
+    let build = || daemon.keel_ok(&["build", "-t", "keel-test/binds", dir.to_str().unwrap()]);
+    let cat = |path: &str| daemon.keel_ok(&["run", "--rm", "keel-test/binds", "cat", path]);
+    build();
+    assert_eq!(cat("/listed"), ".dockerignore\nDockerfile\ninput.txt\n");
+    assert_eq!(cat("/input"), "first\n");
+    assert_eq!(cat("/tool"), "tool ran\n");
+    assert_eq!(cat("/src-mode"), "ro\n");
+    // Neither mount's files, nor what was written into the rw one, stay.
+    let left = daemon.keel_ok(&["run", "--rm", "keel-test/binds", "ls", "-A", "/src", "/t"]);
+    assert_eq!(left, "/src:\n\n/t:\n", "{left}");
+    daemon.keel_ok(&[
+        "build",
+        "--target",
+        "tools",
+        "-t",
+        "keel-test/tools",
+        dir.to_str().unwrap(),
+    ]);
+    let tools = daemon.keel_ok(&["run", "--rm", "keel-test/tools", "ls", "/tools"]);
+    assert_eq!(tools, "tool.sh\n", "the rw bind wrote into a copy");
+
+    // The bound files are the step's inputs: unchanged, it is cached;
+    // changed, it runs again.
+    let again = build();
+    assert!(!again.contains("Running in"), "{again}");
+    fs::write(dir.join("input.txt"), "second\n").unwrap();
+    let changed = build();
+    assert!(changed.contains("Running in"), "{changed}");
+    assert_eq!(cat("/input"), "second\n");
 }

@@ -109,7 +109,7 @@ impl Store {
         if !dir.exists() {
             fs::create_dir_all(&mounts)
                 .context(|| format!("cannot create {}", mounts.display()))?;
-            let made = self.private_cache_mount(mode, uid, gid)?;
+            let made = self.scratch_dir(mode, uid, gid)?;
             // Another step may have made it meanwhile; its copy serves.
             if let Err(error) = rustix::fs::renameat_with(
                 rustix::fs::CWD,
@@ -133,8 +133,9 @@ impl Store {
         Ok((dir, lock))
     }
 
-    /// A cache mount of one step's own, gone when dropped.
-    pub fn private_cache_mount(&self, mode: u32, uid: u32, gid: u32) -> Result<tempfile::TempDir> {
+    /// A directory of one step's own (a private cache mount, a bind
+    /// mount's copy), gone when dropped.
+    pub fn scratch_dir(&self, mode: u32, uid: u32, gid: u32) -> Result<tempfile::TempDir> {
         let mounts = self.cache_dir().join(MOUNTS);
         fs::create_dir_all(&mounts).context(|| format!("cannot create {}", mounts.display()))?;
         let dir = tempfile::Builder::new()
