@@ -18,7 +18,7 @@ use crate::config::{self, join_path};
 use crate::context::Context;
 use crate::copy::{self, Owner, Source, Visible};
 use crate::dockerfile::{self, Args, Instruction};
-use crate::error::{Context as _, Error, Result};
+use crate::error::{Error, Result};
 use crate::expand::{self, Vars};
 use crate::mounts::{self, RunMount};
 use crate::sums::FileSums;
@@ -978,20 +978,7 @@ impl<'a> Build<'a> {
                         &join_path(&dir_path, file_name.as_deref().unwrap_or(".")),
                         dir_owner,
                     )?;
-                    let listing = || format!("cannot list {}", source.path);
-                    for entry in std::fs::read_dir(&source.host).context(listing)? {
-                        let entry = entry.context(listing)?;
-                        let name = entry.file_name().to_string_lossy().into_owned();
-                        copy::copy_into(
-                            &target,
-                            &name,
-                            &entry.path(),
-                            &copy::child_name(&source.path, &name),
-                            owner,
-                            false,
-                            visible,
-                        )?;
-                    }
+                    copy::copy_children(&target, source, owner, visible)?;
                 } else {
                     let name = match &file_name {
                         Some(name) => name.clone(),

@@ -401,6 +401,25 @@ pub(crate) fn copy_into(
     Ok(())
 }
 
+/// Copies the entries of `source`, a directory, into the directory `into`
+/// (a COPY of a directory, a bind mount's copy), leaving out what is not
+/// `visible`.
+pub(crate) fn copy_children(
+    into: &OwnedFd,
+    source: &Source,
+    owner: Owner,
+    visible: Visible,
+) -> Result<()> {
+    let listing = || format!("cannot list {}", source.path);
+    for entry in fs::read_dir(&source.host).context(listing)? {
+        let entry = entry.context(listing)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let relative = child_name(&source.path, &name);
+        copy_into(into, &name, &entry.path(), &relative, owner, false, visible)?;
+    }
+    Ok(())
+}
+
 /// Takes away whatever is at `name` in `dir` (a file, a link, which must
 /// not be followed, or a directory tree).
 fn remove_entry(dir: &OwnedFd, name: &str) -> Result<()> {

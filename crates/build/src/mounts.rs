@@ -18,7 +18,7 @@ use std::os::fd::OwnedFd;
 use crate::builder::{JobMount, JobMountKind, Selection};
 use crate::copy::{self, Owner};
 use crate::dockerfile::Instruction;
-use crate::error::{Context as _, Error, Result};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) enum Sharing {
@@ -299,21 +299,7 @@ fn bind(
     for source in &sources {
         if source.is_dir {
             copy::make_dirs(root, &target, owner)?;
-            let listing = || format!("cannot list {}", source.path);
-            for entry in std::fs::read_dir(&source.host).context(listing)? {
-                let entry = entry.context(listing)?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let relative = copy::child_name(&source.path, &name);
-                copy::copy_into(
-                    &into,
-                    &name,
-                    &entry.path(),
-                    &relative,
-                    owner,
-                    false,
-                    visible,
-                )?;
-            }
+            copy::copy_children(&into, source, owner, visible)?;
         } else {
             let (parent, name) = target.rsplit_once('/').unwrap_or(("", &target));
             let parent = copy::make_dirs(root, parent, owner)?;
