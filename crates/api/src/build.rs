@@ -6,11 +6,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use hyper::Request;
 use hyper::StatusCode;
 use hyper::body::Incoming;
-use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, context_id};
+use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, SECRETS_HEADER, context_id, decode_secrets};
 use keel_build::context::Context;
-use keel_build::{BuildOptions, JobNetwork, Progress};
+use keel_build::{BuildOptions, JobNetwork, Progress, Secrets};
 use keel_engine::BuildRequest;
 use keel_image::Reference;
 use serde_json::{Value, json};
@@ -41,8 +42,9 @@ fn map_parameter(query: &Query, name: &str) -> Result<BTreeMap<String, String>> 
         .collect())
 }
 
-/// The build's request from its query, as Docker reads it.
-fn request(query: &Query) -> Result<BuildRequest> {
+/// The build's request from its query, as Docker reads it, and the
+/// secrets `keel build` sends in [`SECRETS_HEADER`].
+fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
     if query.get("version") == Some("2") {
         return Err(ApiError::bad_request(
             "Keel has no BuildKit session API (version=2): use the classic builder (DOCKER_BUILDKIT=0) or keel build",
@@ -90,6 +92,14 @@ fn request(query: &Query) -> Result<BuildRequest> {
             labels: map_parameter(query, "labels")?,
             no_cache: query.flag("nocache"),
             network,
+            secrets: Secrets(match headers.get(SECRETS_HEADER) {
+                None => BTreeMap::new(),
+                Some(value) => value
+                    .to_str()
+                    .map_err(|_| format!("invalid {SECRETS_HEADER} header: not ASCII"))
+                    .and_then(decode_secrets)
+                    .map_err(ApiError::bad_request)?,
+            }),
         },
         dockerfile: query
             .get("dockerfile")
@@ -137,8 +147,9 @@ fn send(out: &mut (dyn Write + Send), message: &Value) -> std::io::Result<()> {
 
 /// POST /build: the body is the context tar, unless the context is read
 /// in place ([`keel_api_types::build`]).
-pub async fn build(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result<Reply> {
-    let request = request(&query)?;
+pub async fn build(daemon: Arc<Daemon>, query: Query, http: Request<Incoming>) -> Result<Reply> {
+    let request = request(&query, http.headers())?;
+    let body = http.into_body();
     let context = in_place(&query, &request.dockerfile)?;
     let quiet = query.flag("q");
     let reader = body_reader(body);

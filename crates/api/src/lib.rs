@@ -136,7 +136,7 @@ async fn dispatch(
         (&Method::GET, "/images/json") => return images::list(daemon, query).await,
         (&Method::GET, "/system/df") => return images::disk_usage(daemon).await,
         (&Method::POST, "/build") => {
-            return build::build(daemon, query, request.into_body()).await;
+            return build::build(daemon, query, request).await;
         }
         (&Method::POST, "/build/prune") => return build::prune(daemon).await,
         (&Method::POST, "/commit") => {

@@ -80,6 +80,17 @@ pub trait Executor {
     ) -> std::result::Result<i32, String>;
 }
 
+/// `--secret`s: each secret's bytes by its id, for `RUN
+/// --mount=type=secret`; shown by their ids only.
+#[derive(Clone, Default)]
+pub struct Secrets(pub BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
 /// What `docker build` takes besides the context.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -93,6 +104,7 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--network` for RUN steps.
     pub network: JobNetwork,
+    pub secrets: Secrets,
 }
 
 /// What a build tells as it goes, in the classic builder's order.
@@ -827,9 +839,33 @@ impl<'a> Build<'a> {
             // Held until the step ends: cache locks, private caches,
             // binds' copies.
             let mut prepared = Vec::new();
+            let mut env = env.clone();
             let mut binds = binds.iter_mut();
             for mount in &mounts {
-                let target = join_path(&cwd_or_root(&cwd), mount.target());
+                let mut secret = None;
+                if let RunMount::Secret {
+                    id, env: variable, required, ..
+                } = mount
+                {
+                    // A secret the build was not given is left out,
+                    // unless it is required.
+                    let Some(bytes) = build.options.secrets.0.get(id) else {
+                        if *required {
+                            return Err(instruction.error(format!(
+                                "secret {id}: not found: give it with keel build --secret id={id},src=FILE"
+                            )));
+                        }
+                        continue;
+                    };
+                    if let Some(variable) = variable {
+                        env.push(format!("{variable}={}", String::from_utf8_lossy(bytes)));
+                    }
+                    secret = Some(bytes.as_slice());
+                }
+                let Some(target) = mount.target() else {
+                    continue;
+                };
+                let target = join_path(&cwd_or_root(&cwd), target);
                 let selection = match mount {
                     RunMount::Bind { source, .. } => {
                         let (from, _, selection) = binds.next().expect("one per bind");
@@ -850,12 +886,13 @@ impl<'a> Build<'a> {
                     target,
                     &root_fd,
                     selection,
+                    secret,
                 )?);
             }
             let job = Job {
                 snapshot: id.to_owned(),
                 args: argv.clone(),
-                env: env.clone(),
+                env,
                 cwd: cwd.clone(),
                 user: user.clone(),
                 network,

@@ -17,7 +17,7 @@ mod sums;
 
 pub use builder::{
     BuildOptions, Executor, Job, JobMount, JobMountKind, JobNetwork, Progress,
-    STEP_SNAPSHOT_PREFIX, build, check_platform,
+    STEP_SNAPSHOT_PREFIX, Secrets, build, check_platform,
 };
 pub use config::apply_changes;
 pub use error::{Error, Result};

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use lexopt::prelude::*;
 use serde_json::{Map, Value};
 
-use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, context_id};
+use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, SECRETS_HEADER, context_id, encode_secrets};
 
 use crate::client::{Client, Response, Upload, encode};
 use crate::containers::Exit;
@@ -25,6 +25,7 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let mut quiet = false;
     let mut iidfile = None;
     let mut context = None;
+    let mut secrets = std::collections::BTreeMap::new();
     while let Some(arg) = parser.next()? {
         match arg {
             Short('t') | Long("tag") => {
@@ -55,6 +56,10 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 query.push(format!("platform={}", encode(&parser.value()?.string()?)))
             }
             Long("no-cache") => query.push("nocache=1".to_owned()),
+            Long("secret") => {
+                let (id, bytes) = secret(&parser.value()?.string()?)?;
+                secrets.insert(id, bytes);
+            }
             Short('q') | Long("quiet") => quiet = true,
             Long("iidfile") => iidfile = Some(parser.value()?.string()?),
             Long("progress") => {
@@ -88,9 +93,15 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     }
     let path = format!("/build?{}", query.join("&"));
     let dockerfile = dockerfile.unwrap_or_else(|| "Dockerfile".to_owned());
+    let encoded = encode_secrets(&secrets);
+    let headers = match secrets.is_empty() {
+        true => vec![],
+        false => vec![(SECRETS_HEADER, encoded.as_str())],
+    };
+    let post = |path: &str, upload: Upload| client.request_with("POST", path, &headers, upload);
     let mut response = if context == "-" {
         let mut stdin = std::io::stdin().lock();
-        client.request("POST", &path, Upload::Stream(&mut stdin))?
+        post(&path, Upload::Stream(&mut stdin))?
     } else {
         let dir = Path::new(&context);
         if !dir.is_dir() {
@@ -107,8 +118,8 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             encode(&dir.to_string_lossy()),
             encode(&context_id(&meta))
         );
-        match client.request("POST", &in_place, Upload::None)? {
-            refused if refused.status == 412 => upload_context(client, &path, &dir, &dockerfile)?,
+        match post(&in_place, Upload::None)? {
+            refused if refused.status == 412 => upload_context(&post, &path, &dir, &dockerfile)?,
             response => response,
         }
     }
@@ -148,14 +159,59 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     Ok(())
 }
 
-/// Sends the context directory `dir` as the body of the build `path`.
-fn upload_context(client: &Client, path: &str, dir: &Path, dockerfile: &str) -> Result<Response> {
+/// `--secret id=ID[,src=FILE|,env=VAR][,type=file|env]`, as buildx reads
+/// it: the secret's id and its bytes, from the file, the variable, or
+/// the variable named as the id.
+fn secret(value: &str) -> Result<(String, Vec<u8>)> {
+    let (mut id, mut kind, mut source, mut env) = (None, None, None, None);
+    for field in value.split(',') {
+        let (key, text) = field.split_once('=').unwrap_or((field, ""));
+        match key.to_ascii_lowercase().as_str() {
+            "id" => id = Some(text.to_owned()),
+            "type" if text == "file" || text == "env" => kind = Some(text.to_owned()),
+            "type" => bail!("unsupported secret type {text:?}: use file or env"),
+            "src" | "source" => source = Some(text.to_owned()),
+            "env" => env = Some(text.to_owned()),
+            _ => bail!(
+                "unexpected key '{key}' in '{value}': --secret takes id, src (or source), env and type"
+            ),
+        }
+    }
+    let Some(id) = id.filter(|id| !id.is_empty()) else {
+        bail!("invalid secret {value:?}: give its id (id=NAME)");
+    };
+    // type=env,src=VAR means the variable VAR.
+    if kind.as_deref() == Some("env") && env.is_none() {
+        env = source.take();
+    }
+    let variable = |name: &str| {
+        std::env::var_os(name)
+            .map(std::os::unix::ffi::OsStringExt::into_vec)
+            .with_context(|| format!("secret {id}: the environment variable {name} is not set"))
+    };
+    let bytes = match (source, env) {
+        (Some(path), _) => std::fs::read(&path)
+            .with_context(|| format!("secret {id}: cannot read the file {path}"))?,
+        (None, Some(name)) => variable(&name)?,
+        (None, None) => variable(&id)?,
+    };
+    Ok((id, bytes))
+}
+
+/// Sends the context directory `dir` as the body of the build `path`,
+/// posted by `post`.
+fn upload_context(
+    post: &dyn Fn(&str, Upload) -> Result<Response>,
+    path: &str,
+    dir: &Path,
+    dockerfile: &str,
+) -> Result<Response> {
     let (reader, writer) = std::io::pipe().context("a pipe for the context")?;
     let sent = dir.to_owned();
     let dockerfile = dockerfile.to_owned();
     let sender = std::thread::spawn(move || send_context(&sent, &dockerfile, writer));
     let mut reader = reader;
-    let response = client.request("POST", path, Upload::Stream(&mut reader));
+    let response = post(path, Upload::Stream(&mut reader));
     sender
         .join()
         .map_err(|_| anyhow::anyhow!("sending the context failed"))??;

@@ -716,3 +716,110 @@ fn run_bind_mounts_show_the_contexts_kept_files_or_a_stages_read_only_and_key_th
     assert!(changed.contains("Running in"), "{changed}");
     assert_eq!(cat("/input"), "second\n");
 }
+
+#[test]
+fn a_secret_mount_is_there_during_its_run_only_and_in_no_layer_or_history() {
+    let daemon = TestDaemon::with_busybox();
+    let secret = "s3cret-Keel-build-value";
+    let secret_file = daemon.path("token.txt");
+    fs::write(&secret_file, secret).unwrap();
+    let dockerfile = format!(
+        "FROM {BUSYBOX}\n\
+         RUN --mount=type=secret,id=token sha256sum < /run/secrets/token > /file-sum && stat -c '%a %u:%g' /run/secrets/token > /file-mode\n\
+         RUN --mount=type=secret,id=token,env=TOKEN,target=/etc/token,uid=1000,gid=100,mode=0440 \\\n\
+             printf %s \"$TOKEN\" | sha256sum > /env-sum && stat -c '%a %u:%g' /etc/token > /target-mode\n\
+         RUN --mount=type=secret,id=unknown if [ -e /run/secrets/unknown ]; then echo there; else echo absent; fi > /unknown\n"
+    );
+    let dir = context(&daemon, "secrets", &[("Dockerfile", &dockerfile)]);
+    let src = format!("id=token,src={}", secret_file.display());
+    daemon.keel_ok(&[
+        "build",
+        "--secret",
+        &src,
+        "-t",
+        "keel-test/secrets",
+        dir.to_str().unwrap(),
+    ]);
+    let cat = |path: &str| daemon.keel_ok(&["run", "--rm", "keel-test/secrets", "cat", path]);
+    let sum = common::output(std::process::Command::new("sha256sum").arg(&secret_file)).1;
+    let sum = sum.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(
+        cat("/file-sum"),
+        format!("{sum}  -\n"),
+        "the file held the secret"
+    );
+    assert_eq!(
+        cat("/env-sum"),
+        format!("{sum}  -\n"),
+        "the variable held the secret"
+    );
+    assert_eq!(
+        cat("/file-mode"),
+        "400 0:0\n",
+        "BuildKit's default mode and owner"
+    );
+    assert_eq!(cat("/target-mode"), "440 1000:100\n");
+    assert_eq!(
+        cat("/unknown"),
+        "absent\n",
+        "a secret not given is left out"
+    );
+    // Its mount points are gone (the directory made for them stays, as
+    // BuildKit's), and its bytes are in no layer, history or config.
+    let left = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "keel-test/secrets",
+        "ls",
+        "-A",
+        "/run/secrets",
+        "/etc",
+    ]);
+    assert!(
+        !left.contains("token") && left.starts_with("/etc:\n"),
+        "{left}"
+    );
+    let saved = daemon.path("secrets.tar");
+    daemon.keel_ok(&["save", "-o", saved.to_str().unwrap(), "keel-test/secrets"]);
+    let bytes = fs::read(&saved).unwrap();
+    assert!(
+        !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is in the saved image"
+    );
+    let history = daemon.keel_ok(&["history", "--no-trunc", "keel-test/secrets"]);
+    assert!(
+        history.contains("sha256sum") && !history.contains(secret),
+        "{history}"
+    );
+    // No tmpfs of a secret is left mounted.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = daemon.root().display().to_string();
+    assert!(
+        !mounts
+            .lines()
+            .any(|line| line.contains(&root) && line.contains("/mounts/new-")),
+        "{mounts}"
+    );
+
+    // A required secret not given fails the step, naming it.
+    let required = format!("FROM {BUSYBOX}\nRUN --mount=type=secret,id=npmrc,required true\n");
+    let dir = context(&daemon, "required", &[("Dockerfile", &required)]);
+    let (code, _, err) = daemon.keel(&["build", "-t", "keel-test/required", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("secret npmrc: not found"),
+        "{err}"
+    );
+    // So does a secret the CLI cannot read.
+    let (code, _, err) = daemon.keel(&[
+        "build",
+        "--secret",
+        "id=npmrc,src=/nonexistent/npmrc",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("secret npmrc: cannot read the file /nonexistent/npmrc"),
+        "{err}"
+    );
+}

@@ -233,6 +233,7 @@ impl Engine {
                 images.remove_snapshot(&id)?;
             }
         }
+        images.remove_scratch_dirs()?;
         let volumes = volumes::Volumes::open(root.join("volumes"))?;
         let blob_sources = distribution::BlobSources::open(root.join("distribution"))?;
         let networks =

@@ -133,8 +133,27 @@ impl Store {
         Ok((dir, lock))
     }
 
+    /// Removes the step directories ([`Store::scratch_dir`]) a crash of
+    /// the daemon left, unmounting what is mounted on them (a secret's
+    /// tmpfs).
+    pub fn remove_scratch_dirs(&self) -> Result<()> {
+        let mounts = self.cache_dir().join(MOUNTS);
+        let Ok(entries) = fs::read_dir(&mounts) else {
+            return Ok(());
+        };
+        for entry in entries.filter_map(|entry| entry.ok()) {
+            if entry.file_name().to_string_lossy().starts_with("new-") {
+                let path = entry.path();
+                rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH).ok();
+                fs::remove_dir_all(&path)
+                    .context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// A directory of one step's own (a private cache mount, a bind
-    /// mount's copy), gone when dropped.
+    /// mount's copy, a secret's tmpfs), gone when dropped.
     pub fn scratch_dir(&self, mode: u32, uid: u32, gid: u32) -> Result<tempfile::TempDir> {
         let mounts = self.cache_dir().join(MOUNTS);
         fs::create_dir_all(&mounts).context(|| format!("cannot create {}", mounts.display()))?;
