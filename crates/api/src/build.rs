@@ -178,7 +178,7 @@ pub async fn build(daemon: Arc<Daemon>, query: Query, http: Request<Incoming>) -
                     } => format!("Step {number}/{total} : {text}\n"),
                     Progress::Cached => " ---> Using cache\n".to_owned(),
                     Progress::Running { id } => format!(" ---> Running in {id}\n"),
-                    Progress::Output(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    Progress::Output(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                     Progress::Done { id } => format!(" ---> {id}\n"),
                     Progress::Warning(warning) => format!("{warning}\n"),
                 };

@@ -68,8 +68,9 @@ pub struct Job {
     pub mounts: Vec<JobMount>,
 }
 
-/// Runs a step's process: the engine's executor.
-pub trait Executor {
+/// Runs a step's process: the engine's executor (called from the
+/// threads of stages that run at the same time).
+pub trait Executor: Sync {
     /// Runs `job` to its end, handing on its output (1 stdout, 2 stderr);
     /// returns its exit code.
     fn execute(
@@ -107,26 +108,28 @@ pub struct BuildOptions {
     pub secrets: Secrets,
 }
 
-/// What a build tells as it goes, in the classic builder's order.
+/// What a build tells as it goes, in the classic builder's order: stage
+/// after stage, each stage's steps in order, even when stages run at the
+/// same time.
 #[derive(Debug)]
-pub enum Progress<'a> {
+pub enum Progress {
     /// `Step N/M : INSTRUCTION`.
     Step {
         number: usize,
         total: usize,
-        text: &'a str,
+        text: String,
     },
     /// The step's result was in the cache.
     Cached,
     /// The step runs, as `id`.
     Running {
-        id: &'a str,
+        id: String,
     },
     /// Output of a RUN step.
-    Output(&'a [u8]),
+    Output(Vec<u8>),
     /// The step's result, by a short id.
     Done {
-        id: &'a str,
+        id: String,
     },
     Warning(String),
 }
@@ -206,6 +209,8 @@ struct Stage<'a> {
     steps: &'a [Instruction],
 }
 
+/// One stage's build: what all stages share, and the stage's own step
+/// count, ARGs used and snapshot counter.
 struct Build<'a> {
     store: &'a Store,
     executor: &'a dyn Executor,
@@ -216,13 +221,20 @@ struct Build<'a> {
     progress: &'a mut dyn FnMut(Progress),
     escape: char,
     /// The global ARGs (before the first FROM), with their values.
-    global_args: Vars,
+    global_args: &'a Vars,
     used_args: BTreeSet<String>,
+    /// The last step announced, counted over the stages before this one.
     step: usize,
     total: usize,
-    /// Snapshots named by the build's id and a counter.
+    /// Snapshots named by the build's and the stage's id and a counter.
     build_id: String,
     snapshots: usize,
+}
+
+/// What a stage's thread tells the build: a progress event, or its end.
+enum StageEvent {
+    Progress(Progress),
+    Built(Result<(State, BTreeSet<String>)>),
 }
 
 /// Builds the image `context`'s Dockerfile describes from its files,
@@ -307,47 +319,152 @@ pub fn build(
             })?,
         None => stages.len() - 1,
     };
-    let needed = needed_stages(&stages, target, &global_args, dockerfile.escape)?;
-    let total = needed.iter().map(|&s| stages[s].steps.len() + 1).sum();
-    let mut build = Build {
-        store,
-        executor,
-        context,
-        sums,
-        options,
-        cancel,
-        progress,
-        escape: dockerfile.escape,
-        global_args,
-        used_args: BTreeSet::new(),
-        step: 0,
-        total,
-        build_id: format!("{:?}{}", std::time::SystemTime::now(), std::process::id()),
-        snapshots: 0,
-    };
-    let mut built: BTreeMap<usize, State> = BTreeMap::new();
+    // Each stage the target needs, with the stages it needs.
+    let graph = stage_graph(&stages, target, &global_args, dockerfile.escape)?;
+    let needed: Vec<usize> = graph.keys().copied().collect();
+    let mut first_step = BTreeMap::new();
+    let mut total = 0;
     for &index in &needed {
-        let state = build.stage(&stages, index, &built)?;
-        built.insert(index, state);
+        first_step.insert(index, total);
+        total += stages[index].steps.len() + 1;
     }
+    total += options.labels.len();
+    let build_id = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    // Every stage starts as soon as the stages it needs are built, on a
+    // thread of its own; what it tells is shown in the stages' order.
+    let (mut built, used_args) = std::thread::scope(|scope| {
+        let (events, received) = std::sync::mpsc::channel::<(usize, StageEvent)>();
+        let mut built: BTreeMap<usize, State> = BTreeMap::new();
+        let mut used_args = BTreeSet::new();
+        let mut started = BTreeSet::new();
+        let mut running = 0;
+        // The stage (by its place in `needed`) whose progress is shown as
+        // it comes, and what the stages after it told meanwhile.
+        let mut shown = 0;
+        let mut held: BTreeMap<usize, Vec<Progress>> = BTreeMap::new();
+        let mut failed: Option<Error> = None;
+        loop {
+            for (&index, deps) in &graph {
+                let ready = failed.is_none()
+                    && !started.contains(&index)
+                    && deps.iter().all(|dep| built.contains_key(dep));
+                if !ready {
+                    continue;
+                }
+                started.insert(index);
+                running += 1;
+                let events = events.clone();
+                let built = built.clone();
+                let (stages, global_args, build_id) = (&stages, &global_args, &build_id);
+                let step = first_step[&index];
+                scope.spawn(move || {
+                    let mut tell = |progress| {
+                        events.send((index, StageEvent::Progress(progress))).ok();
+                    };
+                    let mut build = Build {
+                        store,
+                        executor,
+                        context,
+                        sums,
+                        options,
+                        cancel,
+                        progress: &mut tell,
+                        escape: dockerfile.escape,
+                        global_args,
+                        used_args: BTreeSet::new(),
+                        step,
+                        total,
+                        build_id: format!("{build_id}-{index}"),
+                        snapshots: 0,
+                    };
+                    let result = build
+                        .stage(stages, index, &built)
+                        .map(|state| (state, std::mem::take(&mut build.used_args)));
+                    events.send((index, StageEvent::Built(result))).ok();
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let (index, event) = received.recv().expect("a running stage tells its end");
+            let order = needed
+                .iter()
+                .position(|&i| i == index)
+                .expect("a needed stage");
+            match event {
+                StageEvent::Progress(event) if order == shown && failed.is_none() => {
+                    progress(event)
+                }
+                StageEvent::Progress(event) => held.entry(order).or_default().push(event),
+                StageEvent::Built(result) => {
+                    running -= 1;
+                    match result {
+                        Ok((state, used)) => {
+                            built.insert(index, state);
+                            used_args.extend(used);
+                        }
+                        // The first failure ends the build: the stages
+                        // still running are cancelled, its steps shown.
+                        Err(error) => {
+                            cancel.cancel();
+                            let first = matches!(failed, None | Some(Error::Cancelled));
+                            if first && !matches!(error, Error::Cancelled) {
+                                if order != shown {
+                                    held.remove(&order)
+                                        .into_iter()
+                                        .flatten()
+                                        .for_each(&mut *progress);
+                                }
+                                failed = Some(error);
+                            } else if failed.is_none() {
+                                failed = Some(error);
+                            }
+                        }
+                    }
+                }
+            }
+            // The shown stage is built: the next one shows what it held.
+            while failed.is_none() && needed.get(shown).is_some_and(|i| built.contains_key(i)) {
+                shown += 1;
+                held.remove(&shown)
+                    .into_iter()
+                    .flatten()
+                    .for_each(&mut *progress);
+            }
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok((built, used_args)),
+        }
+    })?;
+    let global_args = &global_args;
     let mut state = built.remove(&target).expect("the target was built");
+    // `--label`s are LABEL steps at the end of the target's stage, as the
+    // classic builder adds them, in the order of their names.
+    let first_label = total - options.labels.len() + 1;
+    for (number, (name, value)) in (first_label..).zip(&options.labels) {
+        let text = format!("LABEL {name}={value}");
+        config::object(state.container_config(), "Labels").insert(name.clone(), json!(value));
+        let time = state.time.clone();
+        state.history(format!("/bin/sh -c #(nop)  {text}"), true, &time);
+        progress(Progress::Step {
+            number,
+            total,
+            text,
+        });
+        progress(Progress::Done { id: state.id() });
+    }
     let unused: Vec<&String> = options
         .build_args
         .keys()
-        .filter(|name| !build.used_args.contains(*name) && !build.global_args.contains_key(*name))
+        .filter(|name| !used_args.contains(*name) && !global_args.contains_key(*name))
         .collect();
     if !unused.is_empty() {
         let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-        (build.progress)(Progress::Warning(format!(
+        progress(Progress::Warning(format!(
             "[Warning] One or more build-args [{}] were not consumed",
             names.join(" ")
         )));
-    }
-    if !options.labels.is_empty() {
-        let labels = config::object(state.container_config(), "Labels");
-        for (name, value) in &options.labels {
-            labels.insert(name.clone(), json!(value));
-        }
     }
     let created = state.time.clone();
     state.image.insert("created".into(), json!(created));
@@ -452,12 +569,18 @@ fn from_words(from: &Instruction) -> Result<Vec<String>> {
 }
 
 /// The stages `target` needs (itself, its base stages, those it copies
-/// from), in Dockerfile order: the others are not built.
-fn needed_stages(stages: &[Stage], target: usize, args: &Vars, escape: char) -> Result<Vec<usize>> {
-    let mut needed = BTreeSet::new();
+/// or mounts from), each with the earlier stages it needs itself: the
+/// others are not built.
+fn stage_graph(
+    stages: &[Stage],
+    target: usize,
+    args: &Vars,
+    escape: char,
+) -> Result<BTreeMap<usize, Vec<usize>>> {
+    let mut graph = BTreeMap::new();
     let mut todo = vec![target];
     while let Some(index) = todo.pop() {
-        if !needed.insert(index) {
+        if graph.contains_key(&index) {
             continue;
         }
         let stage = &stages[index];
@@ -488,13 +611,14 @@ fn needed_stages(stages: &[Stage], target: usize, args: &Vars, escape: char) -> 
                 .flat_map(|value| value.split(','))
                 .filter_map(|field| field.strip_prefix("from=").map(str::to_owned)),
         );
-        for name in refs {
-            if let Some(found) = stage_index(stages, &name, index) {
-                todo.push(found);
-            }
-        }
+        let deps: BTreeSet<usize> = refs
+            .iter()
+            .filter_map(|name| stage_index(stages, name, index))
+            .collect();
+        todo.extend(&deps);
+        graph.insert(index, deps.into_iter().collect());
     }
-    Ok(needed.into_iter().collect())
+    Ok(graph)
 }
 
 /// The earlier stage `name` means (by name or index), if it means one.
@@ -515,7 +639,7 @@ impl<'a> Build<'a> {
         (self.progress)(Progress::Step {
             number: self.step,
             total: self.total,
-            text: &instruction.original,
+            text: instruction.original.clone(),
         });
     }
 
@@ -533,9 +657,9 @@ impl<'a> Build<'a> {
         let from_words = from_words(stage.from)?;
         let base_name = stage
             .from
-            .word(&from_words[0], &self.global_args, self.escape)?;
+            .word(&from_words[0], self.global_args, self.escape)?;
         if let Some(platform) = stage.from.flag("platform") {
-            let platform = stage.from.word(platform, &self.global_args, self.escape)?;
+            let platform = stage.from.word(platform, self.global_args, self.escape)?;
             check_platform(&platform).map_err(|message| stage.from.error(message))?;
         }
         let mut state = match stage_index(stages, &base_name, index) {
@@ -576,7 +700,7 @@ impl<'a> Build<'a> {
         };
         state.cmd_set = false;
         let id = state.id();
-        (self.progress)(Progress::Done { id: &id });
+        (self.progress)(Progress::Done { id });
         let mut args = Vars::new();
         for instruction in stage.steps {
             self.announce(instruction);
@@ -671,7 +795,7 @@ impl<'a> Build<'a> {
             }
         }
         let id = state.id();
-        (self.progress)(Progress::Done { id: &id });
+        (self.progress)(Progress::Done { id });
         Ok(())
     }
 
@@ -830,7 +954,7 @@ impl<'a> Build<'a> {
         };
         self.cached_or(state, key, created_by, created, &mut |build, id, root| {
             (build.progress)(Progress::Running {
-                id: &id[id.len() - 12..],
+                id: id[id.len() - 12..].to_owned(),
             });
             let root_fd = copy::open_root(root)?;
             if !cwd.is_empty() {
@@ -902,7 +1026,7 @@ impl<'a> Build<'a> {
             let code = build
                 .executor
                 .execute(&job, build.cancel, &mut |_, bytes| {
-                    (progress)(Progress::Output(bytes))
+                    (progress)(Progress::Output(bytes.to_vec()))
                 })
                 .map_err(Error::Executor)?;
             if build.cancel.is_cancelled() {

@@ -137,8 +137,8 @@ fn bad_dockerfiles_are_refused_naming_the_line() {
             "unknown flag: --chmod for RUN",
         ),
         (
-            format!("FROM {BUSYBOX}\nRUN --mount=type=secret,id=token true\n"),
-            "RUN --mount=type=secret is not supported yet",
+            format!("FROM {BUSYBOX}\nRUN --mount=type=ssh true\n"),
+            "RUN --mount=type=ssh is not supported yet",
         ),
         (
             format!("FROM {BUSYBOX}\nRUN --mount=type=bind,target=/x,from=nowhere true\n"),
@@ -822,4 +822,99 @@ fn a_secret_mount_is_there_during_its_run_only_and_in_no_layer_or_history() {
         err.contains("secret npmrc: cannot read the file /nonexistent/npmrc"),
         "{err}"
     );
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time_and_tell_their_steps_in_order() {
+    let daemon = TestDaemon::with_busybox();
+    // Each stage notes the host's uptime (no time namespace) as it
+    // starts and ends its RUN.
+    let stage = |name: &str| {
+        format!(
+            "FROM {BUSYBOX} AS {name}\n\
+             RUN read up _ < /proc/uptime && echo $up > /start && sleep 2 \\\n\
+                 && read up _ < /proc/uptime && echo $up > /end && echo stage {name} done\n"
+        )
+    };
+    let dockerfile = format!(
+        "{}{}FROM {BUSYBOX}\nCOPY --from=a /start /a-start\nCOPY --from=a /end /a-end\n\
+         COPY --from=b /start /b-start\nCOPY --from=b /end /b-end\n",
+        stage("a"),
+        stage("b")
+    );
+    let dir = context(&daemon, "parallel", &[("Dockerfile", &dockerfile)]);
+    let out = daemon.keel_ok(&[
+        "build",
+        "--label",
+        "tier=web",
+        "-t",
+        "keel-test/parallel",
+        dir.to_str().unwrap(),
+    ]);
+    let time = |path: &str| -> f64 {
+        let text = daemon.keel_ok(&["run", "--rm", "keel-test/parallel", "cat", path]);
+        text.trim().parse().unwrap()
+    };
+    let (a_start, a_end, b_start, b_end) = (
+        time("/a-start"),
+        time("/a-end"),
+        time("/b-start"),
+        time("/b-end"),
+    );
+    assert!(
+        a_start < b_end && b_start < a_end,
+        "the stages' RUNs did not overlap: a {a_start}..{a_end}, b {b_start}..{b_end}"
+    );
+    // The progress reads as the classic builder's: each stage's steps in
+    // order, stage after stage, and --label as a last LABEL step.
+    let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("Step ")).collect();
+    let expected: Vec<String> = (1..=10).map(|n| format!("Step {n}/10 : ")).collect();
+    assert_eq!(steps.len(), 10, "{out}");
+    for (step, prefix) in steps.iter().zip(&expected) {
+        assert!(step.starts_with(prefix.as_str()), "{out}");
+    }
+    assert_eq!(steps[9], "Step 10/10 : LABEL tier=web", "{out}");
+    let a_done = out.find("stage a done").unwrap();
+    let b_from = out.find("Step 3/10 : FROM").unwrap();
+    let b_done = out.find("stage b done").unwrap();
+    assert!(a_done < b_from && b_from < b_done, "{out}");
+    let (code, labels, err) = daemon.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        "keel-test/parallel",
+    ]);
+    assert_eq!((code, labels.trim()), (0, r#"{"tier":"web"}"#), "{err}");
+}
+
+#[test]
+fn a_failing_stage_cancels_the_stage_running_beside_it_and_leaves_nothing() {
+    let daemon = TestDaemon::with_busybox();
+    let dockerfile = format!(
+        "FROM {BUSYBOX} AS slow\nRUN sleep 60\n\
+         FROM {BUSYBOX} AS failing\nRUN echo failing now; exit 3\n\
+         FROM {BUSYBOX}\nCOPY --from=slow /etc /slow\nCOPY --from=failing /etc /failing\n"
+    );
+    let dir = context(&daemon, "cancel", &[("Dockerfile", &dockerfile)]);
+    let began = std::time::Instant::now();
+    let (code, out, err) = daemon.keel(&["build", "-t", "keel-test/cancel", dir.to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains("failing now"),
+        "the failing stage's steps are shown: {out}"
+    );
+    assert!(
+        err.contains(
+            "The command '/bin/sh -c echo failing now; exit 3' returned a non-zero code: 3"
+        ),
+        "{err}"
+    );
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(45),
+        "the slow stage was not cancelled"
+    );
+    assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
+    let snapshots = daemon.root().join("image/snapshots");
+    assert_eq!(fs::read_dir(snapshots).unwrap().count(), 0);
 }
