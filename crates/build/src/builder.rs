@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use keel_errdefs::HasKind as _;
 use keel_image::digest::chain_ids;
 use keel_image::{Cancel, Digest, LayerBlob, Store};
 use serde_json::{Map, Value, json};
@@ -1103,8 +1104,10 @@ impl<'a> Build<'a> {
         }
         let owner = self.owner(state, instruction, vars)?;
         let (digest, mut selected) = self.selection_sum(instruction, from.as_ref(), &patterns)?;
+        // ADD unpacks local archives (not those of another stage).
+        let unpacks = instruction.keyword == "ADD" && from.is_none();
         let key = step_key(&json!({
-            "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir,
+            "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir, "unpack": unpacks,
             "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
         }));
         let created_by = format!(
@@ -1117,6 +1120,39 @@ impl<'a> Build<'a> {
                 None => build.select(instruction, from.as_ref(), &patterns)?,
             };
             let root_fd = copy::open_root(root)?;
+            // An archive ADD unpacks goes into the destination as a
+            // directory, whatever else the step copies.
+            let (archives, sources): (Vec<_>, Vec<_>) = sources
+                .into_iter()
+                .partition(|s| unpacks && !s.is_dir && copy::is_archive(&s.host));
+            for archive in &archives {
+                let dir = copy::make_dirs(
+                    &root_fd,
+                    &dest,
+                    Owner {
+                        mode: None,
+                        ..owner
+                    },
+                )?;
+                copy::unpack_archive(
+                    &dir,
+                    &archive.host,
+                    &archive.path,
+                    build.store,
+                    build.cancel,
+                )
+                .map_err(|error| match error {
+                    Error::Image(keel_image::Error::Cancelled { .. }) => Error::Cancelled,
+                    // A bad archive is the Dockerfile's fault.
+                    error if error.kind() == keel_errdefs::Kind::InvalidArgument => {
+                        instruction.error(error.to_string())
+                    }
+                    error => error,
+                })?;
+            }
+            if sources.is_empty() && !archives.is_empty() && heredoc_files.is_empty() {
+                return Ok(());
+            }
             let into_dir = dest_is_dir
                 || copy::is_dir_in(&root_fd, &dest)
                 || sources.iter().all(|s| s.is_dir) && !sources.is_empty();
@@ -1263,14 +1299,6 @@ impl<'a> Build<'a> {
                 copy::sources(source_root, pattern, &what, visible)
                     .map_err(|e| instruction.error(e.to_string()))?,
             );
-        }
-        if instruction.keyword == "ADD"
-            && let Some(archive) = sources.iter().find(|s| copy::is_archive(&s.host))
-        {
-            return Err(instruction.error(format!(
-                "ADD of the archive {} is not supported yet (Docker would unpack it): unpack it with RUN, or COPY it as a file",
-                archive.path
-            )));
         }
         Ok((root, sources, visible))
     }

@@ -1,5 +1,5 @@
 //! A build's context: a directory read in place (with its .dockerignore)
-//! or a tar (plain, gzip or zstd) a client sent, unpacked into a
+//! or a tar (plain, gzip, bzip2, xz or zstd) a client sent, unpacked into a
 //! directory of the daemon's own; and the Dockerfile found in it.
 
 use std::fs::File;
@@ -84,7 +84,7 @@ pub fn unpack(archive: impl Read, dir: &Path) -> Result<()> {
     tar.set_overwrite(true);
     tar.unpack(dir).map_err(|error| {
         Error::InvalidArgument(format!(
-            "the build context is not a tar archive (plain, gzip or zstd): {error}"
+            "the build context is not a tar archive (plain, gzip, bzip2, xz or zstd): {error}"
         ))
     })?;
     // What follows the end marker is read too: a client still sending it

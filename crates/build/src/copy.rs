@@ -4,7 +4,7 @@
 //! context or the image resolves inside it, never to the host's files.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -475,22 +475,40 @@ pub(crate) fn write_file(dir: &OwnedFd, name: &str, content: &[u8], owner: Owner
     Ok(())
 }
 
-/// Whether the file `host` is an archive ADD would unpack: a tar, or one
-/// compressed with gzip, bzip2 or xz.
+/// Whether the file `host` is an archive ADD unpacks: as Docker decides,
+/// a file whose (gzip, bzip2, xz or zstd) decompressed start is a tar
+/// header; anything else is copied as it is.
 pub(crate) fn is_archive(host: &Path) -> bool {
-    let mut head = [0u8; 262];
-    let Ok(mut file) = File::open(host) else {
+    let Ok(file) = File::open(host) else {
         return false;
     };
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return false;
     }
-    let n = file.read(&mut head).unwrap_or(0);
-    let head = &head[..n];
-    head.starts_with(&[0x1f, 0x8b])
-        || head.starts_with(b"BZh")
-        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || head.get(257..262) == Some(b"ustar")
+    let Ok(stream) = keel_image::unpack::decompress(file) else {
+        return false;
+    };
+    let mut archive = tar::Archive::new(stream);
+    archive
+        .entries()
+        .is_ok_and(|mut entries| matches!(entries.next(), Some(Ok(_))))
+}
+
+/// Unpacks the archive `host` (`name` in its root) into the directory
+/// `dir`: its entries' owners, modes and times kept, every path beneath
+/// `dir` through no symlink, what the store keeps free left free, until
+/// `cancel` says to stop.
+pub(crate) fn unpack_archive(
+    dir: &OwnedFd,
+    host: &Path,
+    name: &str,
+    store: &keel_image::Store,
+    cancel: &keel_image::Cancel,
+) -> Result<()> {
+    let file = File::open(host).context(|| format!("cannot open {name}"))?;
+    let stream = keel_image::unpack::decompress(file).context(|| format!("cannot read {name}"))?;
+    keel_image::unpack::unpack_tree(stream, dir.as_fd(), name, store.disk_reserve(), cancel)?;
+    Ok(())
 }
 
 /// Whether `path` in the root is a directory now.

@@ -159,25 +159,6 @@ fn bad_dockerfiles_are_refused_naming_the_line() {
         assert!(err.contains(expected), "{dockerfile}: {err}");
         assert!(err.contains("line "), "the line is named: {err}");
     }
-    // ADD would unpack an archive; until Keel does, it says so.
-    let tar_like = format!("{}ustar", " ".repeat(257));
-    let dir = context(
-        &daemon,
-        "bad-add",
-        &[
-            (
-                "Dockerfile",
-                &format!("FROM {BUSYBOX}\nADD layer.tar /x/\n"),
-            ),
-            ("layer.tar", &tar_like),
-        ],
-    );
-    let (code, _, err) = docker_build(&daemon, &["-t", "keel-test/bad"], &dir);
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("ADD of the archive layer.tar is not supported yet (Docker would unpack it)"),
-        "{err}"
-    );
     let (code, _, _) = daemon.docker(&["image", "inspect", "keel-test/bad"]);
     assert_ne!(code, 0, "a failed build tagged nothing");
 }
@@ -917,4 +898,164 @@ fn a_failing_stage_cancels_the_stage_running_beside_it_and_leaves_nothing() {
     assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
     let snapshots = daemon.root().join("image/snapshots");
     assert_eq!(fs::read_dir(snapshots).unwrap().count(), 0);
+}
+
+/// A tar of `entries`: (path, content, mode, uid) files, and symlinks
+/// where the content starts with `->`.
+fn tar_of(entries: &[(&str, &str, u32, u64)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, content, mode, uid) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(*mode);
+        header.set_uid(*uid);
+        header.set_gid(*uid);
+        header.set_mtime(1_500_000_000);
+        match content.strip_prefix("->") {
+            Some(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                tar.append_link(&mut header, path, target).unwrap();
+            }
+            None => {
+                header.set_size(content.len() as u64);
+                // Set by hand: append_data refuses `..`, which the
+                // attacker's archive needs.
+                header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+                header.set_cksum();
+                tar.append(&header, content.as_bytes()).unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap()
+}
+
+#[test]
+fn add_unpacks_local_tars_plain_gzip_bzip2_and_xz_and_copies_anything_else_as_a_file() {
+    use std::io::Write;
+    let daemon = TestDaemon::with_busybox();
+    let app = tar_of(&[
+        ("app/bin/run", "echo running\n", 0o755, 1000),
+        ("app/data/.wh.keep", "a file, not a whiteout\n", 0o644, 0),
+        ("app/latest", "->bin/run", 0o777, 1000),
+    ]);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&app).unwrap();
+    let mut bzip2 = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bzip2
+        .write_all(&tar_of(&[("index.html", "bz2 site\n", 0o644, 0)]))
+        .unwrap();
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    xz.write_all(&tar_of(&[("notes.txt", "xz notes\n", 0o600, 0)]))
+        .unwrap();
+    let mut not_a_tar = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    not_a_tar.write_all(b"just gzipped text\n").unwrap();
+    let dir = context(
+        &daemon,
+        "add",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BUSYBOX} AS stage\n\
+                 RUN echo inner > /f && tar -cf /inner.tar /f\n\
+                 FROM {BUSYBOX}\n\
+                 ADD app.tar.gz /opt/\n\
+                 ADD site.tar.bz2 /srv\n\
+                 ADD notes.tar.xz plain.tar /docs/\n\
+                 ADD text.gz /text.gz\n\
+                 ADD --from=stage /inner.tar /from-stage/\n"
+            ),
+        )],
+    );
+    fs::write(dir.join("app.tar.gz"), gzip.finish().unwrap()).unwrap();
+    fs::write(dir.join("site.tar.bz2"), bzip2.finish().unwrap()).unwrap();
+    fs::write(dir.join("notes.tar.xz"), xz.finish().unwrap()).unwrap();
+    fs::write(
+        dir.join("plain.tar"),
+        tar_of(&[("plain.txt", "plain\n", 0o644, 0)]),
+    )
+    .unwrap();
+    fs::write(dir.join("text.gz"), not_a_tar.finish().unwrap()).unwrap();
+    daemon.keel_ok(&["build", "-t", "keel-test/add", dir.to_str().unwrap()]);
+    let sh = |script: &str| daemon.keel_ok(&["run", "--rm", "keel-test/add", "sh", "-c", script]);
+    // The archive's owners, modes, times and links are kept.
+    assert_eq!(
+        sh(
+            "stat -c '%u:%g %a %Y' /opt/app/bin/run && readlink /opt/app/latest && cat /opt/app/data/.wh.keep"
+        ),
+        "1000:1000 755 1500000000\nbin/run\na file, not a whiteout\n"
+    );
+    assert_eq!(
+        sh("cat /srv/index.html /docs/notes.txt /docs/plain.txt"),
+        "bz2 site\nxz notes\nplain\n"
+    );
+    assert_eq!(sh("stat -c %a /docs/notes.txt"), "600\n");
+    // What is not a tar, and another stage's tar, are files.
+    assert_eq!(sh("zcat /text.gz"), "just gzipped text\n");
+    assert_eq!(sh("tar -tf /from-stage/inner.tar"), "f\n");
+
+    // An archive climbing out of its destination, or writing through a
+    // link it made, is refused naming the line and the entry.
+    for (name, entries) in [
+        ("climb.tar", vec![("../../evil", "out", 0o644, 0)]),
+        (
+            "through-link.tar",
+            vec![("esc", "->/", 0o777, 0), ("esc/evil", "out", 0o644, 0)],
+        ),
+    ] {
+        let dir = context(
+            &daemon,
+            name,
+            &[("Dockerfile", &format!("FROM {BUSYBOX}\nADD {name} /in/\n"))],
+        );
+        fs::write(dir.join(name), tar_of(&entries)).unwrap();
+        let (code, _, err) = daemon.keel(&["build", "-t", "keel-test/evil", dir.to_str().unwrap()]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&format!("archive {name}: entry")) && err.contains("line 2"),
+            "{err}"
+        );
+        assert!(!Path::new("/evil").exists() && !daemon.root().join("evil").exists());
+    }
+    let snapshots = daemon.root().join("image/snapshots");
+    assert_eq!(fs::read_dir(snapshots).unwrap().count(), 0);
+}
+
+#[test]
+fn a_context_tar_sent_compressed_with_gzip_bzip2_or_xz_builds() {
+    use std::io::Write;
+    let daemon = TestDaemon::with_busybox();
+    let context = tar_of(&[
+        (
+            "Dockerfile",
+            &format!("FROM {BUSYBOX}\nCOPY hello /hello\n"),
+            0o644,
+            0,
+        ),
+        ("hello", "from a compressed context\n", 0o644, 0),
+    ]);
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&context).unwrap();
+    let mut bzip2 = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bzip2.write_all(&context).unwrap();
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    xz.write_all(&context).unwrap();
+    for (name, bytes) in [
+        ("gz", gzip.finish().unwrap()),
+        ("bz2", bzip2.finish().unwrap()),
+        ("xz", xz.finish().unwrap()),
+    ] {
+        let path = daemon.path(&format!("context.tar.{name}"));
+        fs::write(&path, bytes).unwrap();
+        let tag = format!("keel-test/compressed-{name}");
+        let mut build = daemon.keel_command(&["build", "-t", &tag, "-"]);
+        build.stdin(fs::File::open(&path).unwrap());
+        let out = build.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hello = daemon.keel_ok(&["run", "--rm", &tag, "cat", "/hello"]);
+        assert_eq!(hello, "from a compressed context\n", "{name}");
+    }
 }

@@ -17,33 +17,34 @@ pub enum Error {
         expected: Digest,
         actual: Digest,
     },
-    #[error("layer {layer}: entry {entry:?} {reason}; refusing to unpack it")]
+    /// `what` is `layer DIGEST`, or `archive NAME` for a build's ADD.
+    #[error("{what}: entry {entry:?} {reason}; refusing to unpack it")]
     UnsafeEntry {
-        layer: String,
+        what: String,
         entry: String,
         reason: &'static str,
     },
     #[error(
-        "layer {layer}: unpacking stopped with {} left on the disk, below the {} Keel keeps free \
+        "{what}: unpacking stopped with {} left on the disk, below the {} Keel keeps free \
          (keel daemon --disk-reserve SIZE changes it; 0 for none)",
         human_bytes(*free),
         human_bytes(*reserve)
     )]
     DiskReserve {
-        layer: String,
+        what: String,
         free: u64,
         reserve: u64,
     },
-    #[error("layer {layer}: unpacking was cancelled (its client went away); nothing of it is kept")]
-    Cancelled { layer: String },
-    #[error("layer {layer}: cannot unpack entry {entry:?}")]
+    #[error("{what}: unpacking was cancelled (its client went away); nothing of it is kept")]
+    Cancelled { what: String },
+    #[error("{what}: cannot unpack entry {entry:?}")]
     Unpack {
-        layer: String,
+        what: String,
         entry: String,
         source: io::Error,
     },
-    #[error("layer {layer} is not a readable tar stream (gzip, zstd or plain)")]
-    BadLayer { layer: String, source: io::Error },
+    #[error("{what} is not a readable tar stream (gzip, zstd, bzip2, xz or plain)")]
+    BadLayer { what: String, source: io::Error },
     #[error("{archive}: {reason}")]
     BadArchive { archive: String, reason: String },
     #[error("No such image: {0}")]

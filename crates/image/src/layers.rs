@@ -189,7 +189,7 @@ impl LayerStore {
         fs::create_dir(&diff).context(|| format!("cannot create {}", diff.display()))?;
         let diff_fd = File::open(&diff).context(|| format!("cannot open {}", diff.display()))?;
         let bad = |source: io::Error| Error::BadLayer {
-            layer: name.clone(),
+            what: format!("layer {name}"),
             source,
         };
         let (size, tar_size) = if let Some(tar_size) = verified_size {

@@ -204,6 +204,11 @@ impl Store {
         self
     }
 
+    /// What unpacking leaves free on the store's disk.
+    pub fn disk_reserve(&self) -> DiskReserve {
+        self.layers.reserve
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

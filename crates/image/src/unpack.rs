@@ -5,6 +5,9 @@
 //! Every path is resolved beneath the layer directory with
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, so no entry, hardlink or
 //! directory can reach outside it, whatever symlinks the layer makes.
+//!
+//! [`unpack_tree`] unpacks an archive as files only (a build's `ADD`),
+//! whiteouts being files like any other there, as in Docker's `ADD`.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -46,8 +49,9 @@ pub struct Unpacked {
     pub size: u64,
 }
 
-/// Wraps a layer blob in the decompressor its first bytes call for: gzip,
-/// zstd, or none (a plain tar).
+/// Wraps a tar (a layer blob, a build context, an archive ADD unpacks) in
+/// the decompressor its first bytes call for: gzip, zstd, bzip2, xz, or
+/// none (a plain tar), as Docker's archive package detects them.
 pub fn decompress<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut reader = BufReader::with_capacity(256 * 1024, blob);
     let head = reader.fill_buf()?;
@@ -55,6 +59,10 @@ pub fn decompress<'a>(blob: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Box::new(flate2::bufread::MultiGzDecoder::new(reader))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::Decoder::with_buffer(reader)?)
+    } else if head.starts_with(b"BZh") {
+        Box::new(bzip2::bufread::MultiBzDecoder::new(reader))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(reader))
     } else {
         Box::new(reader)
     })
@@ -154,11 +162,50 @@ pub fn unpack(
     reserve: DiskReserve,
     cancel: &Cancel,
 ) -> Result<Unpacked> {
-    let reserve =
-        Reserve::of(root.as_fd(), reserve, cancel).map_err(|failure| failure.of(layer, ""))?;
+    unpack_with(
+        stream,
+        root.as_fd(),
+        &format!("layer {layer}"),
+        reserve,
+        cancel,
+        true,
+    )
+}
+
+/// Unpacks the uncompressed tar `stream` into the directory `dir` as
+/// plain files (a `.wh.` entry is a file too), naming the archive
+/// `archive` in errors; as [`unpack`] otherwise.
+pub fn unpack_tree(
+    stream: impl Read,
+    dir: BorrowedFd<'_>,
+    archive: &str,
+    reserve: DiskReserve,
+    cancel: &Cancel,
+) -> Result<Unpacked> {
+    unpack_with(
+        stream,
+        dir,
+        &format!("archive {archive}"),
+        reserve,
+        cancel,
+        false,
+    )
+}
+
+/// Unpacks into `root`, naming what is unpacked `what` in errors.
+fn unpack_with(
+    stream: impl Read,
+    root: BorrowedFd<'_>,
+    what: &str,
+    reserve: DiskReserve,
+    cancel: &Cancel,
+    whiteouts: bool,
+) -> Result<Unpacked> {
+    let reserve = Reserve::of(root, reserve, cancel).map_err(|failure| failure.of(what, ""))?;
     Unpacker {
-        root: root.as_fd(),
-        layer,
+        root,
+        whiteouts,
+        what,
         parent_cache: HashMap::new(),
         directory_times: Vec::new(),
         creator: Creator::of_this_process(),
@@ -171,7 +218,10 @@ pub fn unpack(
 
 struct Unpacker<'a> {
     root: BorrowedFd<'a>,
-    layer: &'a str,
+    /// Whiteouts are a layer's (else files).
+    whiteouts: bool,
+    /// `layer DIGEST` or `archive NAME`, for errors.
+    what: &'a str,
     /// Parent directories opened, by path: tar entries mostly come grouped
     /// by directory, so this saves most lookups.
     parent_cache: HashMap<Vec<u8>, Rc<OwnedFd>>,
@@ -196,7 +246,7 @@ impl Unpacker<'_> {
             self.reserve
                 .still_wanted()
                 .and_then(|()| self.entry(&mut entry))
-                .map_err(|failure| failure.of(self.layer, &name))?;
+                .map_err(|failure| failure.of(self.what, &name))?;
         }
         self.parent_cache.clear();
         for (path, mtime) in self.directory_times.iter().rev() {
@@ -210,7 +260,7 @@ impl Unpacker<'_> {
 
     fn bad_stream(&self, source: io::Error) -> Error {
         Error::BadLayer {
-            layer: self.layer.to_owned(),
+            what: self.what.to_owned(),
             source,
         }
     }
@@ -230,7 +280,7 @@ impl Unpacker<'_> {
             self.directory_times.push((Vec::new(), mtime));
             return Ok(());
         }
-        if file_name.starts_with(WHITEOUT_PREFIX) {
+        if self.whiteouts && file_name.starts_with(WHITEOUT_PREFIX) {
             return self.whiteout(parent, file_name);
         }
         let parent_fd = self.parent(parent)?;
@@ -536,26 +586,26 @@ enum Failure {
 }
 
 impl Failure {
-    /// The error of `layer`'s `entry`.
-    fn of(self, layer: &str, entry: &str) -> Error {
-        let (layer, entry) = (layer.to_owned(), entry.to_owned());
+    /// The error of `entry` of `what` (`layer DIGEST`, `archive NAME`).
+    fn of(self, what: &str, entry: &str) -> Error {
+        let (what, entry) = (what.to_owned(), entry.to_owned());
         match self {
             Failure::Os(source) => Error::Unpack {
-                layer,
+                what,
                 entry,
                 source,
             },
             Failure::Unsafe(reason) => Error::UnsafeEntry {
-                layer,
+                what,
                 entry,
                 reason,
             },
             Failure::Reserve { free, reserve } => Error::DiskReserve {
-                layer,
+                what,
                 free,
                 reserve,
             },
-            Failure::Cancelled => Error::Cancelled { layer },
+            Failure::Cancelled => Error::Cancelled { what },
         }
     }
 }
