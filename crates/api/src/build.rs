@@ -180,7 +180,7 @@ pub async fn build(daemon: Arc<Daemon>, query: Query, http: Request<Incoming>) -
                     Progress::Running { id } => format!(" ---> Running in {id}\n"),
                     Progress::Output(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                     Progress::Done { id } => format!(" ---> {id}\n"),
-                    Progress::Warning(warning) => format!("{warning}\n"),
+                    Progress::Line(line) => format!("{line}\n"),
                 };
                 say(out, json!({ "stream": text }));
             };

@@ -28,6 +28,9 @@ use crate::sums::FileSums;
 /// finds such snapshots at its start removes them.
 pub const STEP_SNAPSHOT_PREFIX: &str = "build-";
 
+/// The build arg that makes a build reproducible, as in BuildKit.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
 /// Which network a step's process sees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum JobNetwork {
@@ -123,16 +126,13 @@ pub enum Progress {
     /// The step's result was in the cache.
     Cached,
     /// The step runs, as `id`.
-    Running {
-        id: String,
-    },
+    Running { id: String },
     /// Output of a RUN step.
     Output(Vec<u8>),
     /// The step's result, by a short id.
-    Done {
-        id: String,
-    },
-    Warning(String),
+    Done { id: String },
+    /// A line of the builder's own: a warning, the triggers it runs.
+    Line(String),
 }
 
 /// A stage's state between steps: its image config and its layers.
@@ -230,6 +230,29 @@ struct Build<'a> {
     /// Snapshots named by the build's and the stage's id and a counter.
     build_id: String,
     snapshots: usize,
+    /// `SOURCE_DATE_EPOCH`: the time of every step and of the image, and
+    /// the latest time of the files in its layers.
+    epoch: Option<i64>,
+}
+
+/// The build arg `SOURCE_DATE_EPOCH` (seconds since 1970), as BuildKit
+/// takes it for reproducible images.
+fn source_date_epoch(options: &BuildOptions) -> Result<Option<i64>> {
+    let Some(text) = options.build_args.get(SOURCE_DATE_EPOCH) else {
+        return Ok(None);
+    };
+    text.trim().parse().map(Some).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "invalid {SOURCE_DATE_EPOCH} {text:?}: use the number of seconds since 1970-01-01"
+        ))
+    })
+}
+
+/// Seconds since 1970 as an RFC 3339 time, whole seconds written as Go
+/// writes them (`2023-11-14T22:13:20Z`).
+fn epoch_time(seconds: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.max(0) as u64);
+    keel_time::rfc3339(time).replace(".000000000Z", "Z")
 }
 
 /// What a stage's thread tells the build: a progress event, or its end.
@@ -331,6 +354,7 @@ pub fn build(
     }
     total += options.labels.len();
     let build_id = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    let epoch = source_date_epoch(options)?;
     // Every stage starts as soon as the stages it needs are built, on a
     // thread of its own; what it tells is shown in the stages' order.
     let (mut built, used_args) = std::thread::scope(|scope| {
@@ -377,6 +401,7 @@ pub fn build(
                         total,
                         build_id: format!("{build_id}-{index}"),
                         snapshots: 0,
+                        epoch,
                     };
                     let result = build
                         .stage(stages, index, &built)
@@ -458,11 +483,15 @@ pub fn build(
     let unused: Vec<&String> = options
         .build_args
         .keys()
-        .filter(|name| !used_args.contains(*name) && !global_args.contains_key(*name))
+        .filter(|name| {
+            !used_args.contains(*name)
+                && !global_args.contains_key(*name)
+                && name.as_str() != SOURCE_DATE_EPOCH
+        })
         .collect();
     if !unused.is_empty() {
         let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-        progress(Progress::Warning(format!(
+        progress(Progress::Line(format!(
             "[Warning] One or more build-args [{}] were not consumed",
             names.join(" ")
         )));
@@ -700,15 +729,63 @@ impl<'a> Build<'a> {
             }
         };
         state.cmd_set = false;
+        if let Some(epoch) = self.epoch {
+            state.time = epoch_time(epoch);
+        }
+        let mut args = Vars::new();
+        // The base's ONBUILD triggers run as part of FROM, and are not
+        // the new image's.
+        let triggers = state.container_config().remove("OnBuild");
+        let triggers: Vec<String> = triggers
+            .as_ref()
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            let plural = if triggers.len() > 1 { "s" } else { "" };
+            (self.progress)(Progress::Line(format!(
+                "# Executing {} build trigger{plural}",
+                triggers.len()
+            )));
+        }
+        for trigger in &triggers {
+            let parsed = dockerfile::parse(trigger)?;
+            let [instruction] = parsed.instructions.as_slice() else {
+                return Err(stage.from.error(format!(
+                    "the ONBUILD trigger {trigger:?} of {base_name} should be a single instruction"
+                )));
+            };
+            self.step_on(
+                &mut state,
+                &mut args,
+                instruction,
+                stages,
+                index,
+                built,
+                false,
+            )?;
+        }
         let id = state.id();
         (self.progress)(Progress::Done { id });
-        let mut args = Vars::new();
         for instruction in stage.steps {
             self.announce(instruction);
             if self.cancel.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            self.step_on(&mut state, &mut args, instruction, stages, index, built)?;
+            self.step_on(
+                &mut state,
+                &mut args,
+                instruction,
+                stages,
+                index,
+                built,
+                true,
+            )?;
         }
         Ok(state)
     }
@@ -721,6 +798,9 @@ impl<'a> Build<'a> {
         vars
     }
 
+    /// Carries out `instruction` on `state`; a step of the Dockerfile
+    /// (not a trigger run within FROM) tells its result.
+    #[allow(clippy::too_many_arguments)]
     fn step_on(
         &mut self,
         state: &mut State,
@@ -729,10 +809,11 @@ impl<'a> Build<'a> {
         stages: &[Stage],
         index: usize,
         built: &BTreeMap<usize, State>,
+        step: bool,
     ) -> Result<()> {
         // When a step that runs is made; metadata steps take the time of
         // the files they describe.
-        let created = keel_time::now_rfc3339();
+        let created = self.epoch.map_or_else(keel_time::now_rfc3339, epoch_time);
         let vars = self.vars(state, args);
         match instruction.keyword.as_str() {
             "ARG" => {
@@ -795,8 +876,10 @@ impl<'a> Build<'a> {
                 }
             }
         }
-        let id = state.id();
-        (self.progress)(Progress::Done { id });
+        if step {
+            let id = state.id();
+            (self.progress)(Progress::Done { id });
+        }
         Ok(())
     }
 
@@ -818,6 +901,11 @@ impl<'a> Build<'a> {
         created: &str,
         work: &mut dyn FnMut(&mut Self, &str, &Path) -> Result<()>,
     ) -> Result<()> {
+        // Its files' times depend on the epoch.
+        let key = match self.epoch {
+            Some(epoch) => step_key(&json!({"step": key, SOURCE_DATE_EPOCH: epoch})),
+            None => key,
+        };
         let cached = match self.options.no_cache {
             true => None,
             false => self.store.cached_step(&key)?,
@@ -837,7 +925,11 @@ impl<'a> Build<'a> {
                     .mount_snapshot(&snapshot)
                     .map_err(Error::from)
                     .and_then(|root| work(self, &id, &root))
-                    .and_then(|()| Ok(self.store.cache_step(&id, &state.layers, &key, created)?));
+                    .and_then(|()| {
+                        Ok(self
+                            .store
+                            .cache_step(&id, &state.layers, &key, created, self.epoch)?)
+                    });
                 // Removing it unmounts it.
                 self.store.remove_snapshot(&id).ok();
                 result?

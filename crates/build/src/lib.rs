@@ -16,7 +16,7 @@ mod mounts;
 mod sums;
 
 pub use builder::{
-    BuildOptions, Executor, Job, JobMount, JobMountKind, JobNetwork, Progress,
+    BuildOptions, Executor, Job, JobMount, JobMountKind, JobNetwork, Progress, SOURCE_DATE_EPOCH,
     STEP_SNAPSHOT_PREFIX, Secrets, build, check_platform,
 };
 pub use config::apply_changes;

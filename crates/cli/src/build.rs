@@ -56,6 +56,11 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 query.push(format!("platform={}", encode(&parser.value()?.string()?)))
             }
             Long("no-cache") => query.push("nocache=1".to_owned()),
+            // As buildx: the epoch is a build arg the builder knows.
+            Long("source-date-epoch") => {
+                let epoch = parser.value()?.string()?;
+                build_args.insert(keel_build::SOURCE_DATE_EPOCH.into(), epoch.into());
+            }
             Long("secret") => {
                 let (id, bytes) = secret(&parser.value()?.string()?)?;
                 secrets.insert(id, bytes);
@@ -79,6 +84,11 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let Some(context) = context else {
         bail!("\"keel build\" requires exactly 1 argument.\nUsage:  keel {USAGE}");
     };
+    if let Ok(epoch) = std::env::var(keel_build::SOURCE_DATE_EPOCH)
+        && !build_args.contains_key(keel_build::SOURCE_DATE_EPOCH)
+    {
+        build_args.insert(keel_build::SOURCE_DATE_EPOCH.into(), epoch.into());
+    }
     if quiet {
         query.push("q=1".to_owned());
     }

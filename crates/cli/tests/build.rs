@@ -1059,3 +1059,156 @@ fn a_context_tar_sent_compressed_with_gzip_bzip2_or_xz_builds() {
         assert_eq!(hello, "from a compressed context\n", "{name}");
     }
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build_right_after_from_and_are_not_inherited() {
+    let daemon = TestDaemon::with_busybox();
+    let base = context(
+        &daemon,
+        "onbuild-base",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BUSYBOX}\n\
+                 ONBUILD COPY greeting /greeting\n\
+                 ONBUILD RUN echo \"triggered with $(cat /greeting)\" > /triggered\n"
+            ),
+        )],
+    );
+    daemon.keel_ok(&[
+        "build",
+        "-t",
+        "keel-test/onbuild-base",
+        base.to_str().unwrap(),
+    ]);
+    let on_build = |image: &str| {
+        let (code, out, err) = daemon.docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.OnBuild}}",
+            image,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_owned()
+    };
+    assert_eq!(
+        on_build("keel-test/onbuild-base"),
+        r#"["COPY greeting /greeting","RUN echo \"triggered with $(cat /greeting)\" > /triggered"]"#
+    );
+    let child = context(
+        &daemon,
+        "onbuild-child",
+        &[
+            (
+                "Dockerfile",
+                "FROM keel-test/onbuild-base\nCMD [\"cat\", \"/triggered\"]\n",
+            ),
+            ("greeting", "the child's context"),
+        ],
+    );
+    let out = daemon.keel_ok(&[
+        "build",
+        "-t",
+        "keel-test/onbuild-child",
+        child.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("Step 1/2 : FROM keel-test/onbuild-base\n# Executing 2 build triggers\n"),
+        "{out}"
+    );
+    let run = daemon.keel_ok(&["run", "--rm", "keel-test/onbuild-child"]);
+    assert_eq!(run, "triggered with the child's context\n");
+    assert_eq!(
+        on_build("keel-test/onbuild-child"),
+        "null",
+        "the triggers are consumed"
+    );
+}
+
+#[test]
+fn source_date_epoch_makes_two_clean_builds_the_same_image() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "epoch",
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {BUSYBOX}\nCOPY old.txt new.txt /files/\nRUN echo made > /made && mkdir -p /var/made\nCMD [\"cat\", \"/made\"]\n"
+                ),
+            ),
+            ("old.txt", "from 2020\n"),
+            ("new.txt", "from now\n"),
+        ],
+    );
+    let old = fs::File::options()
+        .write(true)
+        .open(dir.join("old.txt"))
+        .unwrap();
+    old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000))
+        .unwrap();
+    let build = |epoch: Option<&str>| {
+        let mut args = vec!["build", "--no-cache", "-q"];
+        if let Some(epoch) = epoch {
+            args.extend(["--source-date-epoch", epoch]);
+        }
+        args.push(dir.to_str().unwrap());
+        let id = daemon.keel_ok(&args).trim().to_owned();
+        // The next build's RUN writes its files in another second.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        id
+    };
+    let first = build(Some("1700000000"));
+    assert_eq!(
+        build(Some("1700000000")),
+        first,
+        "two clean builds, one image"
+    );
+    assert_ne!(
+        build(None),
+        build(None),
+        "without the epoch, the times differ"
+    );
+    let (code, out, err) = daemon.docker(&["image", "inspect", "--format", "{{.Created}}", &first]);
+    assert_eq!((code, out.trim()), (0, "2023-11-14T22:13:20Z"), "{err}");
+    let (_, history, err) =
+        daemon.docker(&["history", "-H=false", "--format", "{{.CreatedAt}}", &first]);
+    let mut history = history.lines();
+    assert!(
+        history
+            .by_ref()
+            .take(3)
+            .all(|l| l == "2023-11-14T22:13:20Z"),
+        "the new steps' times: {err}"
+    );
+    // Files newer than the epoch take its time; older ones keep theirs.
+    let times = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        &first,
+        "stat",
+        "-c",
+        "%Y %n",
+        "/made",
+        "/var/made",
+        "/files/new.txt",
+        "/files/old.txt",
+    ]);
+    assert_eq!(
+        times,
+        "1700000000 /made\n1700000000 /var/made\n1700000000 /files/new.txt\n1600000000 /files/old.txt\n"
+    );
+    let (code, _, err) = daemon.keel(&[
+        "build",
+        "--source-date-epoch",
+        "yesterday",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid SOURCE_DATE_EPOCH \"yesterday\": use the number of seconds"),
+        "{err}"
+    );
+}

@@ -189,9 +189,16 @@ impl Store {
         layers: &[LayerBlob],
         key: &Digest,
         created: &str,
+        clamp_times: Option<i64>,
     ) -> Result<CachedStep> {
         let snapshot = self.snapshot(id)?;
         let _adding = self.adding();
+        // Its changes are read (and changed) with no overlay on them.
+        snapshot.unmount()?;
+        if let Some(epoch) = clamp_times {
+            crate::commit::clamp_times(&snapshot.upper(), epoch)
+                .context(|| format!("cannot set the times of step {id}'s files"))?;
+        }
         // The tar is only hashed: the upper directory becomes the layer,
         // and its tar is made again if a push or save needs it.
         let (diff_id, tar_size, size) = layer_digest(&snapshot.upper())
@@ -202,7 +209,6 @@ impl Store {
             let mut diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
             diff_ids.push(diff_id.clone());
             let chain = chain_ids(&diff_ids);
-            snapshot.unmount()?;
             // The upper directory is already the layer, in overlayfs' own
             // format: it moves into the layers rather than be unpacked
             // again from the tar just made of it.

@@ -159,6 +159,43 @@ pub(crate) fn layer_digest(upper: &Path) -> io::Result<(Digest, u64, u64)> {
     Ok((digest, tar_size, size))
 }
 
+/// Sets every modification time after `epoch` (seconds since 1970) in
+/// the tree `upper` to `epoch`, as BuildKit's rewrite-timestamp does for
+/// `SOURCE_DATE_EPOCH`: a layer made twice of the same files then has the
+/// same tar, whenever it was made. Symlinks are set themselves, never
+/// followed.
+pub(crate) fn clamp_times(upper: &Path, epoch: i64) -> io::Result<()> {
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: epoch,
+            tv_nsec: 0,
+        },
+    };
+    let mut todo = vec![upper.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let meta = fs::symlink_metadata(&path)?;
+            if meta.is_dir() {
+                todo.push(path.clone());
+            }
+            if meta.mtime() > epoch || meta.mtime() == epoch && meta.mtime_nsec() > 0 {
+                rustix::fs::utimensat(
+                    rustix::fs::CWD,
+                    &path,
+                    &times,
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The tar of a built layer, made again from its directory as it is read
 /// (by a thread writing into a pipe) and checked against the diff id it
 /// was recorded with: a directory that no longer makes those bytes ends
