@@ -16,6 +16,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 pub const CONTEXT_DIR: &str = "contextdir";
+/// `keel build --explain-cache`: each step that misses the cache says why.
+pub const EXPLAIN_CACHE: &str = "explaincache";
 pub const CONTEXT_ID: &str = "contextid";
 
 /// The `contextid` of a directory whose metadata is `meta`.

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use hyper::Request;
 use hyper::StatusCode;
 use hyper::body::Incoming;
-use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, SECRETS_HEADER, context_id, decode_secrets};
+use keel_api_types::build::{
+    CONTEXT_DIR, CONTEXT_ID, EXPLAIN_CACHE, SECRETS_HEADER, context_id, decode_secrets,
+};
 use keel_build::context::Context;
 use keel_build::{BuildOptions, JobNetwork, Progress, Secrets};
 use keel_engine::BuildRequest;
@@ -91,6 +93,7 @@ fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
             build_args: map_parameter(query, "buildargs")?,
             labels: map_parameter(query, "labels")?,
             no_cache: query.flag("nocache"),
+            explain_cache: query.flag(EXPLAIN_CACHE),
             network,
             secrets: Secrets(match headers.get(SECRETS_HEADER) {
                 None => BTreeMap::new(),

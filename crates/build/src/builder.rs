@@ -21,6 +21,7 @@ use crate::copy::{self, Owner, Source, Visible};
 use crate::dockerfile::{self, Args, Instruction};
 use crate::error::{Error, Result};
 use crate::expand::{self, Vars};
+use crate::explain::{self, FileEntry, Note};
 use crate::mounts::{self, RunMount};
 use crate::sums::FileSums;
 
@@ -110,6 +111,8 @@ pub struct BuildOptions {
     /// `--network` for RUN steps.
     pub network: JobNetwork,
     pub secrets: Secrets,
+    /// `--explain-cache`: each step that misses the cache says why.
+    pub explain_cache: bool,
 }
 
 /// What a build tells as it goes, in the classic builder's order: stage
@@ -151,6 +154,18 @@ struct State {
     /// metadata steps and of the image, so that a build whose every step
     /// was cached gives the same image again, as BuildKit's does.
     time: String,
+    /// Why its files are new in this build (a step ran, the base image
+    /// changed): what a cache miss on them is explained by.
+    new_because: Option<String>,
+}
+
+/// A step that makes a layer: what it is made of (its key's inputs, the
+/// files it copies or binds) and how its history names it.
+struct Step<'i> {
+    instruction: &'i Instruction,
+    inputs: Value,
+    files: Vec<FileEntry>,
+    created_by: String,
 }
 
 impl State {
@@ -701,6 +716,7 @@ impl<'a> Build<'a> {
                 key: Digest::of(b"FROM scratch"),
                 cmd_set: false,
                 time: keel_time::now_rfc3339(),
+                new_because: None,
             },
             None => {
                 let id = self.store.resolve(&base_name).map_err(|error| match error {
@@ -718,6 +734,25 @@ impl<'a> Build<'a> {
                     .get("created")
                     .and_then(Value::as_str)
                     .map_or_else(keel_time::now_rfc3339, str::to_owned);
+                // The image the name meant last time: if it changed, its
+                // steps miss because of it.
+                let noted = explain::base_key(&base_name);
+                let before = self.store.cached_note(&noted)?;
+                let new_because = match before {
+                    Some(before) if before == id.as_str().as_bytes() => None,
+                    before => {
+                        self.store.cache_note(&noted, id.as_str().as_bytes())?;
+                        before.map(|before| {
+                            let before: std::result::Result<Digest, _> =
+                                String::from_utf8_lossy(&before).parse();
+                            format!(
+                                "the base image {base_name} changed ({} → {})",
+                                before.map_or_else(|_| "?".into(), |b| b.short().to_owned()),
+                                id.short()
+                            )
+                        })
+                    }
+                };
                 State {
                     image,
                     time,
@@ -725,6 +760,7 @@ impl<'a> Build<'a> {
                     key: Digest::of(format!("FROM {id}").as_bytes()),
                     base: id,
                     cmd_set: false,
+                    new_because,
                 }
             }
         };
@@ -868,7 +904,7 @@ impl<'a> Build<'a> {
                 match instruction.keyword.as_str() {
                     // The directory is made, as Docker's, whether or not
                     // a later step uses it: a layer only if it was not there.
-                    "WORKDIR" => self.make_workdir(state, created_by, &created)?,
+                    "WORKDIR" => self.make_workdir(state, instruction, created_by, &created)?,
                     _ => {
                         let time = state.time.clone();
                         state.history(created_by, true, &time)
@@ -891,31 +927,43 @@ impl<'a> Build<'a> {
         format!("{STEP_SNAPSHOT_PREFIX}{}", &unique.hex()[..24])
     }
 
-    /// Runs the step whose key is `key` unless the cache has it: `work`
-    /// changes the new snapshot's files (and says what to tell).
+    /// Runs `step` on `state` unless the cache has it: `work` changes the
+    /// new snapshot's files (and says what to tell). A step that ran
+    /// leaves a note of what it was made of, which explains the next
+    /// build's miss (`--explain-cache`).
     fn cached_or(
         &mut self,
         state: &mut State,
-        key: Digest,
-        created_by: String,
+        step: Step,
         created: &str,
         work: &mut dyn FnMut(&mut Self, &str, &Path) -> Result<()>,
     ) -> Result<()> {
+        let mut inputs = step.inputs;
+        inputs["parent"] = json!(state.key);
         // Its files' times depend on the epoch.
-        let key = match self.epoch {
-            Some(epoch) => step_key(&json!({"step": key, SOURCE_DATE_EPOCH: epoch})),
-            None => key,
-        };
+        if let Some(epoch) = self.epoch {
+            inputs[SOURCE_DATE_EPOCH] = json!(epoch);
+        }
+        let key = step_key(&inputs);
         let cached = match self.options.no_cache {
             true => None,
             false => self.store.cached_step(&key)?,
         };
-        let step = match cached {
-            Some(step) => {
+        let made = match cached {
+            Some(made) => {
                 (self.progress)(Progress::Cached);
-                step
+                made
             }
             None => {
+                let note = Note {
+                    inputs,
+                    files: step.files,
+                };
+                let note_key = explain::note_key(&state.key, &step.instruction.original);
+                if self.options.explain_cache {
+                    let why = self.why_missed(state, &note_key, &note)?;
+                    (self.progress)(Progress::Line(format!(" ---> Cache miss: {why}")));
+                }
                 let id = self.next_snapshot();
                 let snapshot = self
                     .store
@@ -932,21 +980,53 @@ impl<'a> Build<'a> {
                     });
                 // Removing it unmounts it.
                 self.store.remove_snapshot(&id).ok();
-                result?
+                let made = result?;
+                let note = serde_json::to_vec(&note).expect("a note serializes");
+                self.store.cache_note(&note_key, &note)?;
+                state.new_because = Some(format!("step {} before it ran", self.step));
+                made
             }
         };
-        let empty = !step.added;
-        state.layers = step.layers;
+        let empty = !made.added;
+        state.layers = made.layers;
         state.key = key;
-        state.time = step.created.clone();
-        state.history(created_by, empty, &step.created);
+        state.time = made.created.clone();
+        state.history(step.created_by, empty, &made.created);
         Ok(())
     }
 
-    fn make_workdir(&mut self, state: &mut State, created_by: String, created: &str) -> Result<()> {
+    /// Why the step noted `note` under `note_key` missed the cache.
+    fn why_missed(&self, state: &State, note_key: &Digest, note: &Note) -> Result<String> {
+        if self.options.no_cache {
+            return Ok("--no-cache".to_owned());
+        }
+        if let Some(why) = &state.new_because {
+            return Ok(why.clone());
+        }
+        Ok(match self.store.cached_note(note_key)? {
+            Some(old) => match serde_json::from_slice::<Note>(&old) {
+                Ok(old) => explain::why(&old, note),
+                Err(_) => "no readable note of its last build".to_owned(),
+            },
+            None => "no earlier build of this instruction on these layers".to_owned(),
+        })
+    }
+
+    fn make_workdir(
+        &mut self,
+        state: &mut State,
+        instruction: &Instruction,
+        created_by: String,
+        created: &str,
+    ) -> Result<()> {
         let dir = workdir(&state.config());
-        let key = step_key(&json!({"parent": state.key, "workdir": dir}));
-        self.cached_or(state, key, created_by, created, &mut |_, _, root| {
+        let step = Step {
+            instruction,
+            inputs: json!({"workdir": dir}),
+            files: Vec::new(),
+            created_by,
+        };
+        self.cached_or(state, step, created, &mut |_, _, root| {
             let root = copy::open_root(root)?;
             copy::make_dirs(&root, &dir, Owner::default()).map(drop)
         })
@@ -975,14 +1055,16 @@ impl<'a> Build<'a> {
             .collect::<Result<Vec<_>>>()?;
         // A bind's files are part of the step's inputs, as a COPY's.
         let mut binds = Vec::new();
+        let mut bound_files = Vec::new();
         for mount in &mounts {
             if let RunMount::Bind { source, from, .. } = mount {
                 let from = match from {
                     Some(name) => Some(self.files_of(instruction, name, stages, index, built)?),
                     None => None,
                 };
-                let (sum, selection) =
+                let (sum, files, selection) =
                     self.selection_sum(instruction, from.as_ref(), std::slice::from_ref(source))?;
+                bound_files.extend(files);
                 binds.push((from, sum, selection));
             }
         }
@@ -1034,18 +1116,24 @@ impl<'a> Build<'a> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let key = step_key(&json!({
-            "parent": state.key, "run": argv, "env": env, "cwd": cwd, "user": user,
+        let inputs = json!({
+            "run": argv, "env": env, "cwd": cwd, "user": user,
             "network": format!("{network:?}"), "mounts": mounts,
             "binds": binds.iter().map(|(_, sum, _)| sum).collect::<Vec<_>>(),
-        }));
+        });
         let command = argv.join(" ");
         let used: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let created_by = match used.is_empty() {
             true => command.clone(),
             false => format!("|{} {} {command}", used.len(), used.join(" ")),
         };
-        self.cached_or(state, key, created_by, created, &mut |build, id, root| {
+        let step = Step {
+            instruction,
+            inputs,
+            files: bound_files,
+            created_by,
+        };
+        self.cached_or(state, step, created, &mut |build, id, root| {
             (build.progress)(Progress::Running {
                 id: id[id.len() - 12..].to_owned(),
             });
@@ -1195,18 +1283,25 @@ impl<'a> Build<'a> {
             heredoc_files.push((name.to_owned(), content));
         }
         let owner = self.owner(state, instruction, vars)?;
-        let (digest, mut selected) = self.selection_sum(instruction, from.as_ref(), &patterns)?;
+        let (digest, files, mut selected) =
+            self.selection_sum(instruction, from.as_ref(), &patterns)?;
         // ADD unpacks local archives (not those of another stage).
         let unpacks = instruction.keyword == "ADD" && from.is_none();
-        let key = step_key(&json!({
-            "parent": state.key, "copy": digest, "dest": dest, "dir": dest_is_dir, "unpack": unpacks,
+        let inputs = json!({
+            "copy": digest, "dest": dest, "dir": dest_is_dir, "unpack": unpacks,
             "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
-        }));
+        });
         let created_by = format!(
             "/bin/sh -c #(nop) {} {digest:.12} in {dest} ",
             instruction.keyword
         );
-        self.cached_or(state, key, created_by, created, &mut |build, _, root| {
+        let step = Step {
+            instruction,
+            inputs,
+            files,
+            created_by,
+        };
+        self.cached_or(state, step, created, &mut |build, _, root| {
             let (_root, sources, visible) = match selected.take() {
                 Some(selected) => selected,
                 None => build.select(instruction, from.as_ref(), &patterns)?,
@@ -1335,7 +1430,7 @@ impl<'a> Build<'a> {
         instruction: &Instruction,
         from: Option<&(Vec<LayerBlob>, Digest)>,
         patterns: &[String],
-    ) -> Result<(String, Option<Selection<'a>>)> {
+    ) -> Result<(String, Vec<FileEntry>, Option<Selection<'a>>)> {
         let sum_key = from.map(|(layers, _)| {
             let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
             step_key(&json!({"files": chain_ids(&diff_ids).last(), "select": patterns}))
@@ -1343,14 +1438,14 @@ impl<'a> Build<'a> {
         if let Some(key) = &sum_key
             && let Some(sum) = self.store.cached_sum(key)?
         {
-            return Ok((sum, None));
+            return Ok((sum, Vec::new(), None));
         }
         let selection = self.select(instruction, from, patterns)?;
-        let sum = copy::checksum(&selection.1, selection.2, self.sums)?;
+        let (sum, files) = copy::checksum(&selection.1, selection.2, self.sums)?;
         if let Some(key) = &sum_key {
             self.store.cache_sum(key, &sum)?;
         }
-        Ok((sum, Some(selection)))
+        Ok((sum, files, Some(selection)))
     }
 
     /// The sources `patterns` name: in the context, or in the files of

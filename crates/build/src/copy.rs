@@ -14,6 +14,7 @@ use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Context, Error, Result};
+use crate::explain::FileEntry;
 use crate::ignore::Ignore;
 use crate::sums::FileSums;
 
@@ -199,18 +200,24 @@ pub(crate) fn glob(pattern: &str, name: &str) -> bool {
 
 /// A hash of what copying `sources` writes: names, kinds, modes, link
 /// targets and contents, never times, so that the same bytes give the
-/// same key whenever they were made.
-pub(crate) fn checksum(sources: &[Source], visible: Visible, sums: &FileSums) -> Result<String> {
+/// same key whenever they were made; and the list of those files, which
+/// explains a cache miss.
+pub(crate) fn checksum(
+    sources: &[Source],
+    visible: Visible,
+    sums: &FileSums,
+) -> Result<(String, Vec<FileEntry>)> {
     let mut hasher = Sha256::new();
     let tree = Tree { visible, sums };
+    let mut files = Vec::new();
     for source in sources {
-        tree.hash(&mut hasher, &source.host, &source.path, true)?;
+        tree.hash(&mut hasher, &mut files, &source.host, &source.path, true)?;
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
+    Ok((hex(&hasher.finalize()), files))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// What hashing a source tree needs besides the tree.
@@ -220,9 +227,16 @@ struct Tree<'a> {
 }
 
 impl Tree<'_> {
-    /// Hashes `host` (named `name` in its root). `follow`: `host` is a
-    /// source's own fd path, a link to what it names.
-    fn hash(&self, hasher: &mut Sha256, host: &Path, name: &str, follow: bool) -> Result<()> {
+    /// Hashes `host` (named `name` in its root), listing it in `files`.
+    /// `follow`: `host` is a source's own fd path, a link to what it names.
+    fn hash(
+        &self,
+        hasher: &mut Sha256,
+        files: &mut Vec<FileEntry>,
+        host: &Path,
+        name: &str,
+        follow: bool,
+    ) -> Result<()> {
         let meta = metadata(host, follow).context(|| format!("cannot stat {name}"))?;
         let kind = meta.file_type();
         if !self.visible.sees(name, kind.is_dir()) {
@@ -231,9 +245,16 @@ impl Tree<'_> {
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(meta.mode().to_be_bytes());
+        let mut entry = FileEntry {
+            name: name.to_owned(),
+            mode: meta.mode(),
+            content: String::new(),
+        };
         if kind.is_symlink() {
             let target = fs::read_link(host).context(|| format!("cannot read {name}"))?;
             hasher.update(target.as_os_str().as_bytes());
+            entry.content = target.to_string_lossy().into_owned();
+            files.push(entry);
         } else if kind.is_file() {
             hasher.update(meta.len().to_be_bytes());
             let mut file = File::open(host).context(|| format!("cannot open {name}"))?;
@@ -242,7 +263,10 @@ impl Tree<'_> {
                 .of(&mut file, &meta)
                 .context(|| format!("cannot read {name}"))?;
             hasher.update(sum);
+            entry.content = format!("sha256:{}", hex(&sum));
+            files.push(entry);
         } else if kind.is_dir() {
+            files.push(entry);
             let mut entries: Vec<_> = fs::read_dir(host)
                 .context(|| format!("cannot list {name}"))?
                 .filter_map(|e| e.ok())
@@ -250,7 +274,7 @@ impl Tree<'_> {
             entries.sort_by_key(|e| e.file_name());
             for entry in entries {
                 let child = child_name(name, &entry.file_name().to_string_lossy());
-                self.hash(hasher, &entry.path(), &child, false)?;
+                self.hash(hasher, files, &entry.path(), &child, false)?;
             }
         }
         hasher.update([0xff]);

@@ -11,6 +11,7 @@ mod copy;
 pub mod dockerfile;
 mod error;
 pub mod expand;
+mod explain;
 mod ignore;
 mod mounts;
 mod sums;

@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail};
 use lexopt::prelude::*;
 use serde_json::{Map, Value};
 
-use keel_api_types::build::{CONTEXT_DIR, CONTEXT_ID, SECRETS_HEADER, context_id, encode_secrets};
+use keel_api_types::build::{
+    CONTEXT_DIR, CONTEXT_ID, EXPLAIN_CACHE, SECRETS_HEADER, context_id, encode_secrets,
+};
 
 use crate::client::{Client, Response, Upload, encode};
 use crate::containers::Exit;
@@ -56,6 +58,7 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 query.push(format!("platform={}", encode(&parser.value()?.string()?)))
             }
             Long("no-cache") => query.push("nocache=1".to_owned()),
+            Long("explain-cache") => query.push(format!("{EXPLAIN_CACHE}=1")),
             // As buildx: the epoch is a build arg the builder knows.
             Long("source-date-epoch") => {
                 let epoch = parser.value()?.string()?;

@@ -1212,3 +1212,98 @@ fn source_date_epoch_makes_two_clean_builds_the_same_image() {
         "{err}"
     );
 }
+
+#[test]
+fn explain_cache_names_the_first_input_that_differs_at_each_miss() {
+    let daemon = TestDaemon::with_busybox();
+    let base = context(
+        &daemon,
+        "explain-base",
+        &[(
+            "Dockerfile",
+            &format!("FROM {BUSYBOX}\nARG MARK\nRUN echo $MARK > /mark\n"),
+        )],
+    );
+    let make_base = |mark: &str| {
+        let arg = format!("MARK={mark}");
+        daemon.keel_ok(&[
+            "build",
+            "-q",
+            "--build-arg",
+            &arg,
+            "-t",
+            "keel-test/explain-base",
+            base.to_str().unwrap(),
+        ])
+    };
+    make_base("one");
+    let dir = context(
+        &daemon,
+        "explain",
+        &[
+            (
+                "Dockerfile",
+                "FROM keel-test/explain-base\nARG VERSION=1\nCOPY src/ /app/src/\nRUN echo $VERSION > /version\n",
+            ),
+            ("src/App.class", "first"),
+        ],
+    );
+    let build = |args: &[&str]| {
+        let mut all = vec!["build", "--explain-cache"];
+        all.extend_from_slice(args);
+        all.push(dir.to_str().unwrap());
+        let out = daemon.keel_ok(&all);
+        out.lines()
+            .filter_map(|l| l.strip_prefix(" ---> Cache miss: "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        build(&[]),
+        [
+            "no earlier build of this instruction on these layers",
+            "step 3 before it ran"
+        ]
+    );
+    assert!(build(&[]).is_empty(), "an unchanged build misses nothing");
+
+    let sum = |content: &str| {
+        let path = daemon.path("sum-input");
+        fs::write(&path, content).unwrap();
+        let out = common::output(std::process::Command::new("sha256sum").arg(&path)).1;
+        out[..12].to_owned()
+    };
+    fs::write(dir.join("src/App.class"), "second").unwrap();
+    assert_eq!(
+        build(&[]),
+        [
+            format!(
+                "src/App.class changed (sha256:{}… → sha256:{}…)",
+                sum("first"),
+                sum("second")
+            ),
+            "step 3 before it ran".to_owned()
+        ]
+    );
+    fs::write(dir.join("src/New.class"), "new").unwrap();
+    assert_eq!(build(&[])[0], "src/New.class is new");
+    assert_eq!(
+        build(&["--build-arg", "VERSION=2"]),
+        ["the variable VERSION changed: VERSION=1 → VERSION=2"]
+    );
+    let old_base = daemon.keel_ok(&["images", "-q", "keel-test/explain-base"]);
+    make_base("two");
+    let new_base = daemon.keel_ok(&["images", "-q", "keel-test/explain-base"]);
+    assert_eq!(
+        build(&["--build-arg", "VERSION=2"]),
+        [
+            format!(
+                "the base image keel-test/explain-base changed ({} → {})",
+                old_base.trim(),
+                new_base.trim()
+            ),
+            "step 3 before it ran".to_owned()
+        ]
+    );
+    assert_eq!(build(&["--no-cache"]), ["--no-cache", "--no-cache"]);
+}

@@ -47,6 +47,8 @@ pub struct CacheUsage {
 
 /// Where checksums of layers' files are kept, under the cache.
 const SUMS: &str = "sums";
+/// Where the notes that explain cache misses are kept, under the cache.
+const NOTES: &str = "notes";
 /// Where RUN's cache mounts are kept, under the cache.
 const MOUNTS: &str = "mounts";
 
@@ -77,27 +79,44 @@ impl Store {
         Ok(Some(step))
     }
 
-    fn sum_path(&self, key: &Digest) -> PathBuf {
-        self.cache_dir().join(SUMS).join(key.hex())
-    }
-
-    /// The checksum kept under `key` by [`Store::cache_sum`], if any.
-    pub fn cached_sum(&self, key: &Digest) -> Result<Option<String>> {
-        let path = self.sum_path(key);
-        match fs::read_to_string(&path) {
-            Ok(sum) => Ok(Some(sum)),
+    /// What is kept under `key` in the cache's directory `kind`.
+    fn kept(&self, kind: &str, key: &Digest) -> Result<Option<Vec<u8>>> {
+        let path = self.cache_dir().join(kind).join(key.hex());
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error).context(|| format!("cannot read {}", path.display())),
         }
     }
 
+    fn keep(&self, kind: &str, key: &Digest, bytes: &[u8]) -> Result<()> {
+        let dir = self.cache_dir().join(kind);
+        fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+        write_atomically(&dir.join(key.hex()), bytes)
+    }
+
+    /// The checksum kept under `key` by [`Store::cache_sum`], if any.
+    pub fn cached_sum(&self, key: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .kept(SUMS, key)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Keeps `sum`, the checksum of files that `key` fixes (the files a
     /// COPY selects from a stage's layers), for the next build.
     pub fn cache_sum(&self, key: &Digest, sum: &str) -> Result<()> {
-        let path = self.sum_path(key);
-        let dir = self.cache_dir().join(SUMS);
-        fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
-        write_atomically(&path, sum.as_bytes())
+        self.keep(SUMS, key, sum.as_bytes())
+    }
+
+    /// The note kept under `key` by [`Store::cache_note`], if any.
+    pub fn cached_note(&self, key: &Digest) -> Result<Option<Vec<u8>>> {
+        self.kept(NOTES, key)
+    }
+
+    /// Keeps a note of what a step was made of (or which image a base
+    /// name meant), so that the next build can explain a cache miss.
+    pub fn cache_note(&self, key: &Digest, note: &[u8]) -> Result<()> {
+        self.keep(NOTES, key, note)
     }
 
     /// The directory of the cache mount `id` (made, owned by `uid`:`gid`
@@ -344,7 +363,7 @@ impl Store {
             fs::remove_file(&path).context(|| format!("cannot remove {}", path.display()))?;
         }
         let mut freed = 0;
-        for kept in [SUMS, MOUNTS] {
+        for kept in [SUMS, NOTES, MOUNTS] {
             let dir = self.cache_dir().join(kept);
             freed += tree_size(&dir);
             match fs::remove_dir_all(&dir) {
