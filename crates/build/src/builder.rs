@@ -1062,8 +1062,13 @@ impl<'a> Build<'a> {
                     Some(name) => Some(self.files_of(instruction, name, stages, index, built)?),
                     None => None,
                 };
-                let (sum, files, selection) =
-                    self.selection_sum(instruction, from.as_ref(), std::slice::from_ref(source))?;
+                let (sum, files, selection) = self.selection_sum(
+                    instruction,
+                    from.as_ref(),
+                    std::slice::from_ref(source),
+                    &[],
+                    None,
+                )?;
                 bound_files.extend(files);
                 binds.push((from, sum, selection));
             }
@@ -1234,8 +1239,28 @@ impl<'a> Build<'a> {
         built: &BTreeMap<usize, State>,
         created: &str,
     ) -> Result<()> {
-        instruction.only_flags(&["from", "chown", "chmod", "link"])?;
+        instruction.only_flags(&["from", "chown", "chmod", "link", "exclude", "parents"])?;
         let word = |text: &str| instruction.word(text, vars, self.escape);
+        // --exclude: patterns of files not copied, relative to each source.
+        let exclude_patterns = instruction
+            .flags
+            .iter()
+            .filter(|flag| flag.name == "exclude")
+            .map(|flag| word(&flag.value))
+            .collect::<Result<Vec<_>>>()?;
+        let exclude = (!exclude_patterns.is_empty())
+            .then(|| crate::Ignore::parse(&exclude_patterns.join("\n")));
+        // --parents: each source keeps its directories (those after a
+        // `/./` in its path, if it has one).
+        let parents = match instruction.flag("parents") {
+            None | Some("false") => false,
+            Some("" | "true") => true,
+            Some(other) => {
+                return Err(instruction.error(format!(
+                    "invalid --parents={other}: use --parents, --parents=true or --parents=false"
+                )));
+            }
+        };
         let mut words = match &instruction.args {
             Args::Exec(list) => list.iter().map(|w| word(w)).collect::<Result<Vec<_>>>()?,
             Args::Shell(text) => instruction.words(text, vars, self.escape)?,
@@ -1263,10 +1288,20 @@ impl<'a> Build<'a> {
             Some(name) => Some(self.files_of(instruction, &word(name)?, stages, index, built)?),
         };
         let mut patterns = Vec::new();
+        // Per pattern, the directories its sources' kept paths start below.
+        let mut pivots = Vec::new();
         let mut heredoc_files = Vec::new();
         for word in words {
             let Some(name) = word.strip_prefix("<<") else {
-                patterns.push(word);
+                let (pivot, pattern) = match word.split_once("/./") {
+                    Some((pivot, rest)) if parents => (
+                        copy::clean(pivot).unwrap_or_default(),
+                        format!("{pivot}/{rest}"),
+                    ),
+                    _ => (String::new(), word),
+                };
+                pivots.push(pivot);
+                patterns.push(pattern);
                 continue;
             };
             let name = name.trim_start_matches('-').trim_matches(['"', '\'']);
@@ -1283,13 +1318,19 @@ impl<'a> Build<'a> {
             heredoc_files.push((name.to_owned(), content));
         }
         let owner = self.owner(state, instruction, vars)?;
-        let (digest, files, mut selected) =
-            self.selection_sum(instruction, from.as_ref(), &patterns)?;
+        let (digest, files, mut selected) = self.selection_sum(
+            instruction,
+            from.as_ref(),
+            &patterns,
+            &exclude_patterns,
+            exclude.as_ref(),
+        )?;
         // ADD unpacks local archives (not those of another stage).
         let unpacks = instruction.keyword == "ADD" && from.is_none();
         let inputs = json!({
             "copy": digest, "dest": dest, "dir": dest_is_dir, "unpack": unpacks,
             "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
+            "parents": parents.then_some(&pivots),
         });
         let created_by = format!(
             "/bin/sh -c #(nop) {} {digest:.12} in {dest} ",
@@ -1306,6 +1347,7 @@ impl<'a> Build<'a> {
                 Some(selected) => selected,
                 None => build.select(instruction, from.as_ref(), &patterns)?,
             };
+            let visible = visible.excluding(exclude.as_ref());
             let root_fd = copy::open_root(root)?;
             // An archive ADD unpacks goes into the destination as a
             // directory, whatever else the step copies.
@@ -1340,6 +1382,46 @@ impl<'a> Build<'a> {
             if sources.is_empty() && !archives.is_empty() && heredoc_files.is_empty() {
                 return Ok(());
             }
+            let dir_owner = Owner {
+                mode: None,
+                ..owner
+            };
+            if parents {
+                // Each source at its path below its pattern's pivot.
+                for source in &sources {
+                    let pivot = &pivots[source.pattern];
+                    let kept = match pivot.is_empty() {
+                        true => source.path.as_str(),
+                        false => source
+                            .path
+                            .strip_prefix(pivot.as_str())
+                            .map_or(source.path.as_str(), |rest| rest.trim_start_matches('/')),
+                    };
+                    let at = join_path(&dest, kept);
+                    let visible = visible.of_source(&source.path);
+                    if source.is_dir {
+                        let target = copy::make_dirs(&root_fd, &at, dir_owner)?;
+                        copy::copy_children(&target, source, owner, visible)?;
+                    } else {
+                        let (parent, name) = at.rsplit_once('/').unwrap_or(("", &at));
+                        let dir = copy::make_dirs(&root_fd, parent, dir_owner)?;
+                        copy::copy_into(
+                            &dir,
+                            name,
+                            &source.host,
+                            &source.path,
+                            owner,
+                            true,
+                            visible,
+                        )?;
+                    }
+                }
+                let dir = copy::make_dirs(&root_fd, &dest, dir_owner)?;
+                for (name, content) in &heredoc_files {
+                    copy::write_file(&dir, name, content.as_bytes(), owner)?;
+                }
+                return Ok(());
+            }
             let into_dir = dest_is_dir
                 || copy::is_dir_in(&root_fd, &dest)
                 || sources.iter().all(|s| s.is_dir) && !sources.is_empty();
@@ -1349,10 +1431,6 @@ impl<'a> Build<'a> {
                     let (parent, name) = dest.rsplit_once('/').unwrap_or(("", &dest));
                     (parent.to_owned(), Some(name.to_owned()))
                 }
-            };
-            let dir_owner = Owner {
-                mode: None,
-                ..owner
             };
             let dir = copy::make_dirs(&root_fd, &dir_path, dir_owner)?;
             for source in &sources {
@@ -1380,7 +1458,7 @@ impl<'a> Build<'a> {
                         &source.path,
                         owner,
                         true,
-                        visible,
+                        visible.of_source(&source.path),
                     )?;
                 }
             }
@@ -1430,10 +1508,14 @@ impl<'a> Build<'a> {
         instruction: &Instruction,
         from: Option<&(Vec<LayerBlob>, Digest)>,
         patterns: &[String],
+        exclude_patterns: &[String],
+        exclude: Option<&crate::Ignore>,
     ) -> Result<(String, Vec<FileEntry>, Option<Selection<'a>>)> {
         let sum_key = from.map(|(layers, _)| {
             let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
-            step_key(&json!({"files": chain_ids(&diff_ids).last(), "select": patterns}))
+            step_key(&json!({
+                "files": chain_ids(&diff_ids).last(), "select": patterns, "exclude": exclude_patterns,
+            }))
         });
         if let Some(key) = &sum_key
             && let Some(sum) = self.store.cached_sum(key)?
@@ -1441,7 +1523,7 @@ impl<'a> Build<'a> {
             return Ok((sum, Vec::new(), None));
         }
         let selection = self.select(instruction, from, patterns)?;
-        let (sum, files) = copy::checksum(&selection.1, selection.2, self.sums)?;
+        let (sum, files) = copy::checksum(&selection.1, selection.2.excluding(exclude), self.sums)?;
         if let Some(key) = &sum_key {
             self.store.cache_sum(key, &sum)?;
         }
@@ -1476,15 +1558,20 @@ impl<'a> Build<'a> {
             Some(root) => (root.root.as_path(), Visible::default()),
             None => (
                 self.context.dir.as_path(),
-                Visible(self.context.ignore.as_ref()),
+                Visible::ignoring(self.context.ignore.as_ref()),
             ),
         };
         let what = instruction.keyword.clone() + " failed";
         let mut sources = Vec::new();
-        for pattern in patterns {
+        for (index, pattern) in patterns.iter().enumerate() {
             sources.extend(
                 copy::sources(source_root, pattern, &what, visible)
-                    .map_err(|e| instruction.error(e.to_string()))?,
+                    .map_err(|e| instruction.error(e.to_string()))?
+                    .into_iter()
+                    .map(|mut source| {
+                        source.pattern = index;
+                        source
+                    }),
             );
         }
         Ok((root, sources, visible))

@@ -26,22 +26,68 @@ pub(crate) struct Source {
     /// The host path that reaches it (through `/proc/self/fd`).
     pub host: PathBuf,
     pub is_dir: bool,
+    /// Which of a step's patterns selected it.
+    pub pattern: usize,
     /// Keeps `host` valid.
     _fd: std::sync::Arc<OwnedFd>,
 }
 
 /// Which entries of a source root a COPY sees: all of them, or those the
 /// .dockerignore of a context read in place leaves in (a context sent as a
-/// tar was filtered by its client). Paths are relative to the root.
+/// tar was filtered by its client), paths relative to the root; and not
+/// those its `--exclude` patterns match, paths relative to the source
+/// copied (the source itself by its name).
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Visible<'a>(pub Option<&'a Ignore>);
+pub(crate) struct Visible<'a> {
+    ignore: Option<&'a Ignore>,
+    exclude: Option<&'a Ignore>,
+    /// The source `exclude` is relative to.
+    source: &'a str,
+}
 
-impl Visible<'_> {
+impl<'a> Visible<'a> {
+    pub(crate) fn ignoring(ignore: Option<&'a Ignore>) -> Self {
+        Visible {
+            ignore,
+            ..Visible::default()
+        }
+    }
+
+    /// These entries, less those `exclude` matches.
+    pub(crate) fn excluding<'b>(self, exclude: Option<&'b Ignore>) -> Visible<'b>
+    where
+        'a: 'b,
+    {
+        Visible { exclude, ..self }
+    }
+
+    /// These entries, `--exclude` taken relative to `source`.
+    pub(crate) fn of_source<'b>(self, source: &'b str) -> Visible<'b>
+    where
+        'a: 'b,
+    {
+        Visible { source, ..self }
+    }
+
     /// Whether `path` is seen; an excluded directory is when an exception
     /// may bring back something below it.
     fn sees(self, path: &str, is_dir: bool) -> bool {
-        self.0
-            .is_none_or(|ignore| !ignore.excludes(path) || is_dir && ignore.may_include_below(path))
+        let hides = |patterns: &Ignore, path: &str| {
+            patterns.excludes(path) && !(is_dir && patterns.may_include_below(path))
+        };
+        let ignored = self.ignore.is_some_and(|ignore| hides(ignore, path));
+        let excluded = self.exclude.is_some_and(|exclude| {
+            let relative = match path == self.source {
+                true => path.rsplit('/').next().unwrap_or(path),
+                false if self.source.is_empty() => path,
+                false => path
+                    .strip_prefix(self.source)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .unwrap_or(path),
+            };
+            !relative.is_empty() && hides(exclude, relative)
+        });
+        !ignored && !excluded
     }
 }
 
@@ -88,7 +134,8 @@ pub(crate) fn clean(path: &str) -> Option<String> {
 }
 
 /// The sources `pattern` names under `root` (a directory): one path, or
-/// with `*`, `?` or `[` in its last part, every entry that matches.
+/// with `*`, `?` or `[` in any of its parts (or `**`, any number of
+/// directories), every entry that matches, in name order.
 pub(crate) fn sources(
     root: &Path,
     pattern: &str,
@@ -101,23 +148,12 @@ pub(crate) fn sources(
         ))
     })?;
     let root_fd = File::open(root).context(|| format!("cannot open {}", root.display()))?;
-    let (dir, last) = cleaned.rsplit_once('/').unwrap_or(("", &cleaned));
-    let names: Vec<String> = if last.contains(['*', '?', '[']) {
-        let fd = open_in_root(&root_fd, dir, OFlags::DIRECTORY | OFlags::RDONLY)
-            .context(|| format!("{what}: no source files were specified"))?;
-        let mut names: Vec<String> = fs::read_dir(fd_path(&fd))
-            .context(|| format!("cannot list {dir}"))?
-            .filter_map(|e| {
-                let e = e.ok()?;
-                let is_dir = e.file_type().ok()?.is_dir();
-                Some((e.file_name().to_string_lossy().into_owned(), is_dir))
-            })
-            .filter(|(name, _)| glob(last, name))
-            .map(|(name, is_dir)| (child_name(dir, &name), is_dir))
-            .filter(|(name, is_dir)| visible.sees(name, *is_dir))
-            .map(|(name, _)| name)
-            .collect();
+    let parts: Vec<&str> = cleaned.split('/').filter(|p| !p.is_empty()).collect();
+    let names: Vec<String> = if parts.iter().any(|p| p.contains(['*', '?', '['])) {
+        let mut names = Vec::new();
+        matches(&root_fd, String::new(), &parts, visible, &mut names)?;
         names.sort();
+        names.dedup();
         names
     } else {
         vec![cleaned.clone()]
@@ -147,10 +183,65 @@ pub(crate) fn sources(
                 path: name,
                 host,
                 is_dir,
+                pattern: 0,
                 _fd: std::sync::Arc::new(fd),
             })
         })
         .collect()
+}
+
+/// Adds to `found` the paths under `dir` (in the root `root_fd`) that the
+/// pattern `parts` match and `visible` shows.
+fn matches(
+    root_fd: &File,
+    dir: String,
+    parts: &[&str],
+    visible: Visible,
+    found: &mut Vec<String>,
+) -> Result<()> {
+    let Some((part, rest)) = parts.split_first() else {
+        found.push(dir);
+        return Ok(());
+    };
+    let is_glob = *part == "**" || part.contains(['*', '?', '[']);
+    if !is_glob {
+        let child = child_name(&dir, part);
+        let exists = open_in_root(root_fd, &child, OFlags::PATH).is_ok();
+        if exists && (rest.is_empty() || is_dir_in(root_fd, &child)) {
+            matches(root_fd, child, rest, visible, found)?;
+        }
+        return Ok(());
+    }
+    // `**` also matches no directory at all.
+    if *part == "**" {
+        matches(root_fd, dir.clone(), rest, visible, found)?;
+    }
+    let Ok(fd) = open_in_root(root_fd, &dir, OFlags::DIRECTORY | OFlags::RDONLY) else {
+        return Ok(());
+    };
+    let mut entries: Vec<(String, bool)> = fs::read_dir(fd_path(&fd))
+        .context(|| format!("cannot list {dir}"))?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let is_dir = e.file_type().ok()?.is_dir();
+            Some((e.file_name().to_string_lossy().into_owned(), is_dir))
+        })
+        .collect();
+    entries.sort();
+    for (name, is_dir) in entries {
+        let child = child_name(&dir, &name);
+        if !visible.sees(&child, is_dir) {
+            continue;
+        }
+        if *part == "**" {
+            if is_dir {
+                matches(root_fd, child, parts, visible, found)?;
+            }
+        } else if glob(part, &name) && (rest.is_empty() || is_dir) {
+            matches(root_fd, child, rest, visible, found)?;
+        }
+    }
+    Ok(())
 }
 
 fn fd_path(fd: &OwnedFd) -> PathBuf {
@@ -211,6 +302,10 @@ pub(crate) fn checksum(
     let tree = Tree { visible, sums };
     let mut files = Vec::new();
     for source in sources {
+        let tree = Tree {
+            visible: tree.visible.of_source(&source.path),
+            ..tree
+        };
         tree.hash(&mut hasher, &mut files, &source.host, &source.path, true)?;
     }
     Ok((hex(&hasher.finalize()), files))
@@ -221,6 +316,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// What hashing a source tree needs besides the tree.
+#[derive(Clone, Copy)]
 struct Tree<'a> {
     visible: Visible<'a>,
     sums: &'a FileSums,
@@ -435,6 +531,7 @@ pub(crate) fn copy_children(
     visible: Visible,
 ) -> Result<()> {
     let listing = || format!("cannot list {}", source.path);
+    let visible = visible.of_source(&source.path);
     for entry in fs::read_dir(&source.host).context(listing)? {
         let entry = entry.context(listing)?;
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -1307,3 +1307,79 @@ fn explain_cache_names_the_first_input_that_differs_at_each_miss() {
     );
     assert_eq!(build(&["--no-cache"]), ["--no-cache", "--no-cache"]);
 }
+
+#[test]
+fn copy_parents_exclude_and_wildcards_in_any_part_select_as_buildkit_documents() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "parents",
+        &[
+            (
+                "Dockerfile",
+                &format!(
+                    "FROM {BUSYBOX}\n\
+                     COPY --parents ./x/a.txt ./y/a.txt /parents/\n\
+                     COPY --parents ./x/./y/*.txt /pivot/\n\
+                     COPY --parents ./src/**/*.txt /globbed/\n\
+                     COPY --exclude=**/*.md --exclude=x/y/skip src/ /excluded/\n\
+                     COPY --exclude=*.txt hom* /hom/\n\
+                     COPY s*/x/*/*.txt /deep/\n"
+                ),
+            ),
+            ("x/a.txt", "x"),
+            ("y/a.txt", "y"),
+            ("x/y/b.txt", "xy"),
+            ("src/a.txt", ""),
+            ("src/x/b.txt", ""),
+            ("src/x/y/c.txt", ""),
+            ("src/x/y/notes.md", ""),
+            ("src/x/y/skip/d.txt", ""),
+            ("home.txt", ""),
+            ("homework", ""),
+        ],
+    );
+    daemon.keel_ok(&["build", "-t", "keel-test/parents", dir.to_str().unwrap()]);
+    let files = daemon.keel_ok(&[
+        "run",
+        "--rm",
+        "keel-test/parents",
+        "sh",
+        "-c",
+        "find /parents /pivot /globbed /excluded /hom /deep -type f | sort",
+    ]);
+    assert_eq!(
+        files,
+        "/deep/c.txt\n\
+         /excluded/a.txt\n/excluded/x/b.txt\n/excluded/x/y/c.txt\n\
+         /globbed/src/a.txt\n/globbed/src/x/b.txt\n/globbed/src/x/y/c.txt\n/globbed/src/x/y/skip/d.txt\n\
+         /hom/homework\n\
+         /parents/x/a.txt\n/parents/y/a.txt\n\
+         /pivot/y/b.txt\n"
+    );
+    // Excluding a file is in the step's key: the cache does not serve a
+    // copy made without the exclusion.
+    fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY --exclude=**/*.md --exclude=x/y/skip src/ /excluded/\n"),
+    )
+    .unwrap();
+    daemon.keel_ok(&["build", "-t", "keel-test/parents", dir.to_str().unwrap()]);
+    fs::write(dir.join("src/x/y/notes.md"), "changed, yet excluded").unwrap();
+    let out = daemon.keel_ok(&["build", "-t", "keel-test/parents", dir.to_str().unwrap()]);
+    assert!(
+        out.contains("Using cache"),
+        "an excluded file's change misses nothing: {out}"
+    );
+    fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY --parents=maybe x /x\n"),
+    )
+    .unwrap();
+    let (code, _, err) = daemon.keel(&["build", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("invalid --parents=maybe") && err.contains("line 2"),
+        "{err}"
+    );
+}
