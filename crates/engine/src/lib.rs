@@ -95,6 +95,11 @@ struct Table {
     /// Exit codes of containers removed since the daemon started, for
     /// `wait --condition removed` callers that arrive late.
     removed: BTreeMap<String, i32>,
+    /// Exit codes of containers out of the table whose read/write layer
+    /// and directory are still being removed: `wait --condition removed`
+    /// (`run --rm`) answers once they are gone, so an `rmi` right after
+    /// never finds the image still in use.
+    removing: BTreeMap<String, i32>,
     /// Clients waiting for a container's start to attach to it.
     attaching: BTreeMap<String, Vec<std::sync::mpsc::Sender<UnixStream>>>,
     /// Exec instances, by id, until their container is removed.
@@ -1034,9 +1039,11 @@ impl Engine {
     /// since the daemon started (whose exit is remembered).
     pub fn wait_target(&self, name: &str) -> Result<String> {
         let table = self.lock();
-        Self::find(&table, name).or_else(|error| match table.removed.contains_key(name) {
-            true => Ok(name.to_owned()),
-            false => Err(error),
+        Self::find(&table, name).or_else(|error| {
+            match table.removed.contains_key(name) || table.removing.contains_key(name) {
+                true => Ok(name.to_owned()),
+                false => Err(error),
+            }
         })
     }
 
@@ -1045,19 +1052,30 @@ impl Engine {
         let mut table = self.lock();
         let id = match Self::find(&table, name) {
             Ok(id) => id,
+            // Being removed: its removal ends the wait.
+            Err(_) if table.removing.contains_key(name) && condition == WaitCondition::Removed => {
+                name.to_owned()
+            }
             // Gone already (`--rm`): its exit is remembered by full id.
             Err(error) => {
-                return match table.removed.get(name) {
+                let code = table.removed.get(name).or(table.removing.get(name));
+                return match code {
                     Some(code) if condition != WaitCondition::NextExit => Ok(*code),
                     _ => Err(error),
                 };
             }
         };
-        let exits = table.containers[&id].state.exits;
+        let exits = table.containers.get(&id).map_or(0, |c| c.state.exits);
         loop {
             match table.containers.get(&id) {
+                None if condition == WaitCondition::Removed && table.removing.contains_key(&id) => {}
                 None => {
-                    let code = table.removed.get(&id).copied().unwrap_or(0);
+                    let code = table
+                        .removed
+                        .get(&id)
+                        .or(table.removing.get(&id))
+                        .copied()
+                        .unwrap_or(0);
                     return if condition == WaitCondition::Removed
                         || condition == WaitCondition::NotRunning
                     {
@@ -1213,7 +1231,7 @@ impl Engine {
         table.writers.remove(&container.id);
         table.names.release(&container.name, &container.id);
         table
-            .removed
+            .removing
             .insert(container.id.clone(), container.state.exit_code);
         table.attaching.remove(&container.id);
         table
@@ -1235,6 +1253,11 @@ impl Engine {
                 let dir = self.dir(&container.id);
                 fs::remove_dir_all(&dir).context(|| format!("cannot remove {}", dir.display()))
             });
+        let mut table = self.lock();
+        if let Some(code) = table.removing.remove(&container.id) {
+            table.removed.insert(container.id.clone(), code);
+        }
+        drop(table);
         self.changed.notify_all();
         self.container_event(&container, "destroy", &[]);
         removed
