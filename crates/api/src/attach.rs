@@ -156,10 +156,11 @@ async fn relay(
         loop {
             let n = client_in.read(&mut buffer).await.unwrap_or(0);
             if n == 0 {
-                // The client's input ended; its output goes on.
-                to_monitor
+                // The client's input ended; its output goes on, even when
+                // the process is gone and its monitor takes no more input.
+                let _ = to_monitor
                     .write_all(&stream::frame(stream::STDIN_END, b""))
-                    .await?;
+                    .await;
                 return std::future::pending().await;
             }
             let (data, detached) = watch.feed(&buffer[..n]);

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::Daemon;
 use crate::attach::{self, Streams};
+use crate::filters::Filters;
 use crate::http::{ApiError, Body, Query, Reply, blocking, empty, json};
 use crate::network::{self, EndpointBody, NetworkRequest, PortBindingBody};
 
@@ -405,7 +406,7 @@ pub async fn pause(daemon: Arc<Daemon>, name: String, pause: bool) -> Result<Rep
 
 /// POST /containers/prune (no filters yet: refused, not ignored)
 pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let (filter, _) = crate::prune::PruneFilter::parse(&query, &[])?;
+    let filter = crate::prune::PruneFilter::parse(&query, &[])?;
     blocking(move || {
         let (ids, bytes) = daemon
             .engine
@@ -467,29 +468,36 @@ pub fn summary(daemon: &Daemon, container: &Container) -> Value {
 
 /// GET /containers/json?all=
 pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, value) in query.filters()? {
-        check_filter(&key, &value)?;
-        filters.entry(key).or_default().push(value);
+    let filters = Filters::parse(
+        &query,
+        &[
+            "id", "name", "label", "status", "exited", "health", "ancestor", "network", "before",
+            "since", "volume",
+        ],
+        &["isolation", "is-task", "publish", "expose"],
+    )?;
+    for (key, values) in filters.iter() {
+        for value in values {
+            check_value(key, value)?;
+        }
     }
     // A status filter looks at every container, as Docker's.
-    let all = query.flag("all") || filters.contains_key("status");
+    let all = query.flag("all") || filters.contains("status");
     // `before` and `since` name containers: compared by creation time.
-    for key in ["before", "since"] {
-        if let Some(values) = filters.get_mut(key) {
-            for value in values.iter_mut() {
-                *value = daemon.engine.container(value)?.created;
-            }
-        }
+    let mut created: BTreeMap<&str, String> = BTreeMap::new();
+    for name in filters.get("before").chain(filters.get("since")) {
+        created.insert(name, daemon.engine.container(name)?.created);
     }
     let containers = daemon.engine.containers();
     let out: Vec<Value> = containers
         .iter()
         .filter(|c| all || c.state.status == Status::Running)
+        // Every label given must hold; of any other key, one value.
         .filter(|c| {
-            filters
-                .iter()
-                .all(|(key, values)| values.iter().any(|value| matches(c, key, value)))
+            filters.has_labels("label", &c.config.labels)
+                && filters.iter().all(|(key, values)| {
+                    key == "label" || values.iter().any(|value| matches(c, key, value, &created))
+                })
         })
         .map(|c| summary(&daemon, c))
         .collect();
@@ -499,8 +507,8 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
 /// Docker's `health` filter values.
 const HEALTH: [&str; 4] = ["starting", "healthy", "unhealthy", "none"];
 
-/// The `ps --filter` keys Keel knows, with their values checked.
-fn check_filter(key: &str, value: &str) -> Result<()> {
+/// A `ps --filter` value, checked as Docker checks it.
+fn check_value(key: &str, value: &str) -> Result<()> {
     const STATUSES: [&str; 7] = [
         "created",
         "restarting",
@@ -511,7 +519,6 @@ fn check_filter(key: &str, value: &str) -> Result<()> {
         "dead",
     ];
     match key {
-        "id" | "name" | "label" | "ancestor" | "network" | "before" | "since" | "volume" => Ok(()),
         "health" if HEALTH.contains(&value) => Ok(()),
         "health" => Err(ApiError::bad_request(format!(
             "Unrecognised filter value for health: {value}"
@@ -521,21 +528,16 @@ fn check_filter(key: &str, value: &str) -> Result<()> {
         "status" | "exited" => Err(ApiError::bad_request(format!(
             "invalid filter '{key}={value}'"
         ))),
-        _ => Err(ApiError::bad_request(format!(
-            "invalid filter '{key}': Keel filters containers by id, name, label, status, exited, health, ancestor, network, before, since and volume"
-        ))),
+        _ => Ok(()),
     }
 }
 
-/// Whether a container passes one `ps --filter KEY=VALUE`.
-fn matches(c: &Container, key: &str, value: &str) -> bool {
+/// Whether a container passes one `ps --filter KEY=VALUE`; `created` has
+/// the creation time of the containers `before` and `since` name.
+fn matches(c: &Container, key: &str, value: &str, created: &BTreeMap<&str, String>) -> bool {
     match key {
         "id" => c.id.starts_with(value),
         "name" => c.name.contains(value.trim_start_matches('/')),
-        "label" => match value.split_once('=') {
-            Some((k, v)) => c.config.labels.get(k).is_some_and(|l| l == v),
-            None => c.config.labels.contains_key(value),
-        },
         "status" => state_name(c) == value,
         "exited" => c.state.status == Status::Exited && value.parse() == Ok(c.state.exit_code),
         "health" => {
@@ -556,9 +558,8 @@ fn matches(c: &Container, key: &str, value: &str) -> bool {
                         .starts_with(short_id))
         }
         "network" => c.config.network.mode_name() == value || c.state.endpoints.contains_key(value),
-        // By then resolved to the named container's creation time.
-        "before" => keel_time::unix_nanos(&c.created) < keel_time::unix_nanos(value),
-        "since" => keel_time::unix_nanos(&c.created) > keel_time::unix_nanos(value),
+        "before" => keel_time::unix_nanos(&c.created) < keel_time::unix_nanos(&created[value]),
+        "since" => keel_time::unix_nanos(&c.created) > keel_time::unix_nanos(&created[value]),
         // A volume's name (a bind's source) or the mount's destination.
         "volume" => c
             .config

@@ -10,6 +10,7 @@ use keel_image::{Digest, Image, ImportOptions, Reference, Removal};
 use serde_json::{Value, json};
 
 use crate::Daemon;
+use crate::filters::Filters;
 use crate::http::{ApiError, Query, Reply, blocking, body_reader, json, read_json, streamed};
 use keel_time::unix_seconds;
 
@@ -34,13 +35,21 @@ fn digests(image: &Image) -> Vec<String> {
 
 /// GET /images/json
 pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let filters = query.filters()?;
+    let filters = Filters::parse(
+        &query,
+        &["dangling", "label", "label!", "reference"],
+        &["before", "since", "until"],
+    )?;
+    let dangling = filters.bool("dangling")?;
     let all = query.flag("all");
     blocking(move || {
         let images = daemon.store().images()?;
         let mut out = Vec::new();
         for mut image in images {
-            if !apply_filters(&mut image, &filters)? {
+            if dangling.is_some_and(|dangling| dangling != image.tags.is_empty())
+                || !filters.image_labels_match(&image.labels())
+                || !keep_matching_references(&mut image, &filters)
+            {
                 continue;
             }
             let _ = all; // Keel keeps no intermediate images; -a lists the same.
@@ -118,41 +127,15 @@ pub async fn disk_usage(daemon: Arc<Daemon>) -> Result<Reply> {
     .await
 }
 
-/// `dangling=true|false` and `reference=PATTERN` (with `*` wildcards, as
-/// Docker matches them). With reference patterns, an image is listed with
-/// only the references that match, as Docker lists it.
-fn apply_filters(image: &mut Image, filters: &[(String, String)]) -> Result<bool> {
-    let mut patterns: Vec<&String> = Vec::new();
-    for (name, value) in filters {
-        match name.as_str() {
-            "dangling" => {
-                let dangling = match value.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    other => {
-                        return Err(ApiError::bad_request(format!(
-                            "invalid filter 'dangling={other}': use true or false"
-                        )));
-                    }
-                };
-                if dangling != image.tags.is_empty() {
-                    return Ok(false);
-                }
-            }
-            "reference" => patterns.push(value),
-            "label" | "before" | "since" | "until" => {
-                return Err(ApiError::bad_request(format!(
-                    "the filter {name:?} is not supported yet"
-                )));
-            }
-            other => return Err(ApiError::bad_request(format!("invalid filter '{other}'"))),
-        }
-    }
-    if patterns.is_empty() {
-        return Ok(true);
+/// `reference=PATTERN` (with `*` wildcards, as Docker matches them): the
+/// image is listed with only the references that match, as Docker lists
+/// it, and not at all when none does.
+fn keep_matching_references(image: &mut Image, filters: &Filters) -> bool {
+    if !filters.contains("reference") {
+        return true;
     }
     let matches = |reference: &Reference| {
-        patterns.iter().any(|pattern| {
+        filters.get("reference").any(|pattern| {
             glob(pattern, &reference.familiar())
                 || glob(pattern, reference.familiar_name())
                 || glob(pattern, &reference.to_string())
@@ -160,7 +143,7 @@ fn apply_filters(image: &mut Image, filters: &[(String, String)]) -> Result<bool
     };
     image.tags.retain(|reference| matches(reference));
     image.digests.retain(|reference| matches(reference));
-    Ok(!image.tags.is_empty() || !image.digests.is_empty())
+    !image.tags.is_empty() || !image.digests.is_empty()
 }
 
 /// Shell-style matching with `*` (not across '/') and `?`.
@@ -282,23 +265,13 @@ fn removal_json(removal: &Removal) -> Value {
 
 /// POST /images/prune?filters=
 pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let (filter, own) = crate::prune::PruneFilter::parse(&query, &["dangling"])?;
-    let mut all = false;
-    for (name, value) in own {
-        match value.as_str() {
-            "false" | "0" => all = true,
-            "true" | "1" => all = false,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid filter '{name}={value}'"
-                )));
-            }
-        }
-    }
+    let filter = crate::prune::PruneFilter::parse(&query, &["dangling"])?;
+    // Only dangling images unless `dangling=false`.
+    let all = filter.filters.bool("dangling")? == Some(false);
     blocking(move || {
         let pruned = daemon.engine.prune_images(all, |image| {
             let created = image.config.created().as_deref().unwrap_or_default();
-            filter.selects(created, &image.labels())
+            filter.selects_image(created, &image.labels())
         })?;
         let deleted: Vec<Value> = pruned.removals.iter().map(removal_json).collect();
         Ok(json(

@@ -9,6 +9,7 @@ mod containers;
 mod distribution;
 mod events;
 mod exec;
+mod filters;
 mod http;
 mod images;
 mod network;

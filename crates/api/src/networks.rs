@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Daemon;
+use crate::filters::Filters;
 use crate::http::{ApiError, Query, Reply, blocking, empty, json, read_json};
 use crate::network::EndpointBody;
 
@@ -92,29 +93,46 @@ fn special(name: &str) -> Value {
     })
 }
 
-/// GET /networks?filters=: name, id, driver.
+/// GET /networks?filters=: driver, id, label, name, scope, type.
 pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let filters = query.filters()?;
+    let filters = Filters::parse(
+        &query,
+        &["driver", "id", "label", "name", "scope", "type"],
+        &["dangling"],
+    )?;
+    if let Some(kind) = filters
+        .get("type")
+        .find(|t| !matches!(*t, "builtin" | "custom"))
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid filter: 'type'='{kind}'"
+        )));
+    }
+    let passes = |network: &Value, labels: &BTreeMap<String, String>| {
+        let field = |name: &str| network[name].as_str().unwrap_or_default().to_owned();
+        let (name, id) = (field("Name"), field("Id"));
+        let builtin = ["bridge", "host", "none", "default"].contains(&name.as_str());
+        filters.exact("driver", &field("Driver"))
+            && filters.any("name", |n| name.contains(n))
+            && filters.any("id", |i| id.starts_with(i))
+            && filters.has_labels("label", labels)
+            && filters.exact("scope", &field("Scope"))
+            && filters.any("type", |t| (t == "builtin") == builtin)
+    };
     let mut all: Vec<Value> = daemon
         .engine
         .networks()
         .iter()
-        .map(|n| shown(&daemon, n, false))
+        .map(|n| (shown(&daemon, n, false), &n.labels))
+        .filter(|(shown, labels)| passes(shown, labels))
+        .map(|(shown, _)| shown)
         .collect();
-    all.push(special("host"));
-    all.push(special("none"));
-    all.retain(|network| {
-        filters.iter().all(|(key, value)| match key.as_str() {
-            "name" => network["Name"]
-                .as_str()
-                .is_some_and(|n| n.contains(value.as_str())),
-            "id" => network["Id"]
-                .as_str()
-                .is_some_and(|n| n.starts_with(value.as_str())),
-            "driver" => network["Driver"] == value.as_str(),
-            _ => true,
-        })
-    });
+    all.extend(
+        ["host", "none"]
+            .map(special)
+            .into_iter()
+            .filter(|shown| passes(shown, &BTreeMap::new())),
+    );
     Ok(json(StatusCode::OK, &all))
 }
 
@@ -197,7 +215,7 @@ pub async fn remove(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
 
 /// POST /networks/prune
 pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let (filter, _) = crate::prune::PruneFilter::parse(&query, &[])?;
+    let filter = crate::prune::PruneFilter::parse(&query, &[])?;
     blocking(move || {
         let names = daemon
             .engine

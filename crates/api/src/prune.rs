@@ -1,61 +1,60 @@
 //! Docker's prune filters: `until` (made before a time), `label` (has
-//! every label given) and `label!` (lacks them), on top of each prune's own
-//! (`dangling` for images, `all` for volumes).
+//! every label given) and `label!` (lacks one of them), on top of each
+//! prune's own (`dangling` for images, `all` for volumes).
 
 use std::collections::BTreeMap;
 
+use crate::filters::Filters;
 use crate::http::{ApiError, Query};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PruneFilter {
     until: Option<i128>,
-    with: Vec<String>,
-    without: Vec<String>,
+    /// With the caller's own keys.
+    pub filters: Filters,
 }
 
 impl PruneFilter {
-    /// The query's filters: the common ones, and the `own` keys' values
-    /// for the caller; any other key is refused by name.
-    pub fn parse(query: &Query, own: &[&str]) -> Result<(Self, Vec<(String, String)>), ApiError> {
-        let mut filter = PruneFilter::default();
-        let mut rest = Vec::new();
-        for (key, value) in query.filters()? {
-            match key.as_str() {
-                "until" if filter.until.is_some() => {
-                    return Err(ApiError::bad_request(
-                        "more than one until filter specified",
-                    ));
-                }
-                "until" => {
-                    let time = keel_time::parse_time(&value).ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "failed to parse value as time or duration: \"{value}\""
-                        ))
-                    })?;
-                    filter.until = Some(time);
-                }
-                "label" => filter.with.push(value),
-                "label!" => filter.without.push(value),
-                other if own.contains(&other) => rest.push((key, value)),
-                _ => return Err(ApiError::bad_request(format!("invalid filter '{key}'"))),
+    /// The query's filters: the common ones and the `own` keys; any other
+    /// key is refused by name.
+    pub fn parse(query: &Query, own: &[&str]) -> Result<Self, ApiError> {
+        let accepted: Vec<&str> = ["until", "label", "label!"]
+            .into_iter()
+            .chain(own.iter().copied())
+            .collect();
+        let filters = Filters::parse(query, &accepted, &[])?;
+        let until: Vec<&str> = filters.get("until").collect();
+        let until = match until[..] {
+            [] => None,
+            [value] => Some(keel_time::parse_time(value).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "failed to parse value as time or duration: \"{value}\""
+                ))
+            })?),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "more than one until filter specified",
+                ));
             }
-        }
-        Ok((filter, rest))
+        };
+        Ok(PruneFilter { until, filters })
     }
 
     /// Whether an object made at `created` (RFC 3339) with `labels` is to
     /// be pruned.
     pub fn selects(&self, created: &str, labels: &BTreeMap<String, String>) -> bool {
-        let before = self
-            .until
-            .is_none_or(|until| keel_time::unix_nanos(created).is_some_and(|made| made < until));
-        let has = |label: &String| match label.split_once('=') {
-            Some((key, value)) => labels.get(key).is_some_and(|v| v == value),
-            None => labels.contains_key(label),
-        };
-        before
-            && self.with.iter().all(has)
-            && (self.without.is_empty() || !self.without.iter().all(has))
+        self.made_before(created) && self.filters.labels_match(labels)
+    }
+
+    /// As [`selects`](Self::selects), the labels read as Docker's image
+    /// store reads them (see [`Filters::image_labels_match`]).
+    pub fn selects_image(&self, created: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.made_before(created) && self.filters.image_labels_match(labels)
+    }
+
+    fn made_before(&self, created: &str) -> bool {
+        self.until
+            .is_none_or(|until| keel_time::unix_nanos(created).is_some_and(|made| made < until))
     }
 }
 
@@ -64,9 +63,7 @@ mod tests {
     use super::*;
 
     fn filter(query: &str) -> PruneFilter {
-        PruneFilter::parse(&Query::parse(Some(query)), &["dangling"])
-            .unwrap()
-            .0
+        PruneFilter::parse(&Query::parse(Some(query)), &["dangling"]).unwrap()
     }
 
     #[test]
@@ -96,7 +93,7 @@ mod tests {
             "failed to parse value as time or duration: \"soon\""
         );
         let query = Query::parse(Some("filters=%7B%22dangling%22%3A%5B%22false%22%5D%7D"));
-        let (_, own) = PruneFilter::parse(&query, &["dangling"]).unwrap();
-        assert_eq!(own, [("dangling".to_owned(), "false".to_owned())]);
+        let own = PruneFilter::parse(&query, &["dangling"]).unwrap();
+        assert_eq!(own.filters.get("dangling").collect::<Vec<_>>(), ["false"]);
     }
 }

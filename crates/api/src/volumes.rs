@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Daemon;
+use crate::filters::Filters;
 use crate::http::{ApiError, Query, Reply, blocking, empty, json};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -78,25 +79,20 @@ pub async fn create(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
     .await
 }
 
-/// GET /volumes?filters=: dangling, name, label.
+/// GET /volumes?filters=: dangling, driver, name, label.
 pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let filters = query.filters()?;
+    let filters = Filters::parse(&query, &["dangling", "driver", "name", "label"], &[])?;
+    let dangling = filters.bool("dangling")?;
     blocking(move || {
         let volumes: Vec<Value> = daemon
             .engine
             .volumes()
             .iter()
             .filter(|(volume, users)| {
-                filters.iter().all(|(name, value)| match name.as_str() {
-                    "dangling" => (value == "true" || value == "1") == users.is_empty(),
-                    "name" => volume.name.contains(value.as_str()),
-                    "label" => match value.split_once('=') {
-                        Some((k, v)) => volume.labels.get(k).is_some_and(|l| l == v),
-                        None => volume.labels.contains_key(value),
-                    },
-                    "driver" => value == "local",
-                    _ => true,
-                })
+                dangling.is_none_or(|dangling| dangling == users.is_empty())
+                    && filters.exact("driver", &volume.driver)
+                    && filters.any("name", |name| volume.name.contains(name))
+                    && filters.has_labels("label", &volume.labels)
             })
             .map(|(volume, _)| shown(volume))
             .collect();
@@ -126,8 +122,8 @@ pub async fn remove(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
 /// POST /volumes/prune?filters={"all":["true"]}: unused anonymous volumes,
 /// or with `all` every unused one.
 pub async fn prune(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
-    let (filter, own) = crate::prune::PruneFilter::parse(&query, &["all"])?;
-    let all = own.iter().any(|(_, value)| value == "true" || value == "1");
+    let filter = crate::prune::PruneFilter::parse(&query, &["all"])?;
+    let all = filter.filters.get("all").any(|v| v == "true" || v == "1");
     blocking(move || {
         let (names, bytes) = daemon
             .engine

@@ -67,3 +67,142 @@ fn compose_v2_builds_a_services_image_with_the_classic_builder() {
     let (code, run, err) = daemon.docker(&["run", "--rm", &image]);
     assert_eq!((code, run.as_str()), (0, "hello from compose\n"), "{err}");
 }
+
+/// A project of `api` and `worker` (each saying who it is) in a directory
+/// of its own, on the test's user subnet `n`.
+fn write_project(daemon: &TestDaemon, project: &str, n: u32) {
+    let dir = daemon.path(project);
+    fs::create_dir(&dir).unwrap();
+    let service = |name: &str| {
+        format!(
+            "  {name}:\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"echo I am {project}-{name}; sleep 3600\"]\n    stop_grace_period: 1s\n"
+        )
+    };
+    // A subnet of the test's own: compose's default network would take
+    // one of Docker's pools, which other tests' daemons share.
+    let subnet = daemon.user_subnet(n);
+    fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n{}{}networks:\n  default:\n    ipam:\n      config:\n        - subnet: {subnet}\n",
+            service("api"),
+            service("worker")
+        ),
+    )
+    .unwrap();
+}
+
+/// `docker compose -p project args` in the project's directory.
+fn compose(daemon: &TestDaemon, project: &str, args: &[&str]) -> common::Output {
+    let mut command = daemon.docker_command(&["compose", "-p", project]);
+    command.args(args).current_dir(daemon.path(project));
+    common::output(&mut command)
+}
+
+/// The names and ids of the running containers, sorted by name.
+fn running(daemon: &TestDaemon) -> Vec<(String, String)> {
+    let (code, out, err) = daemon.docker(&["ps", "--no-trunc", "--format", "{{.Names}} {{.ID}}"]);
+    assert_eq!(code, 0, "{err}");
+    let mut running: Vec<(String, String)> = out
+        .lines()
+        .map(|l| {
+            let (name, id) = l.split_once(' ').unwrap();
+            (name.to_owned(), id.to_owned())
+        })
+        .collect();
+    running.sort();
+    running
+}
+
+#[test]
+fn compose_projects_with_the_same_service_names_keep_to_their_own_containers() {
+    let daemon = TestDaemon::with_busybox();
+    assert_compose_is_installed(&daemon);
+    let pid = std::process::id();
+    let (a, b) = (format!("keel-a-{pid}"), format!("keel-b-{pid}"));
+    write_project(&daemon, &a, 0);
+    write_project(&daemon, &b, 1);
+
+    let (code, out, err) = compose(&daemon, &a, &["up", "-d"]);
+    assert_eq!(code, 0, "{out}{err}\ndaemon log:\n{}", daemon.log());
+    let of_a = running(&daemon);
+    let names = |project: &str| [format!("{project}-api-1"), format!("{project}-worker-1")];
+    assert_eq!(
+        of_a.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        names(&a)
+    );
+
+    // B makes containers of its own and leaves A's as they were.
+    let (code, out, err) = compose(&daemon, &b, &["up", "-d"]);
+    assert_eq!(code, 0, "{out}{err}\ndaemon log:\n{}", daemon.log());
+    let said = format!("{out}{err}");
+    assert!(!said.contains("Recreate"), "{said}");
+    for name in names(&b) {
+        assert!(
+            said.contains(&format!("Container {name}  Created")),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("Container {name}  Started")),
+            "{said}"
+        );
+    }
+    let both = running(&daemon);
+    assert_eq!(both.len(), 4, "{both:?}");
+    for container in &of_a {
+        assert!(both.contains(container), "{container:?} changed: {both:?}");
+    }
+
+    // Each project's logs, ps and exec reach its own containers.
+    for project in [&a, &b] {
+        let (code, out, err) = compose(&daemon, project, &["logs", "--no-log-prefix", "api"]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, format!("I am {project}-api\n").as_str()),
+            "{err}"
+        );
+        let (code, out, err) = compose(&daemon, project, &["ps", "--format", "{{.Name}}"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out.lines().collect::<Vec<_>>(), names(project), "{out}");
+        // A container's hostname is its short id.
+        let (code, out, err) = compose(&daemon, project, &["exec", "-T", "api", "hostname"]);
+        assert_eq!(code, 0, "{err}");
+        let api = &both
+            .iter()
+            .find(|(n, _)| *n == names(project)[0])
+            .unwrap()
+            .1;
+        assert_eq!(out, format!("{}\n", &api[..12]));
+    }
+
+    // Down takes A's containers and network, and nothing of B's.
+    let (code, out, err) = compose(&daemon, &a, &["down"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let of_b: Vec<(String, String)> = both
+        .iter()
+        .filter(|(name, _)| name.starts_with(&b))
+        .cloned()
+        .collect();
+    assert_eq!(running(&daemon), of_b);
+    let (code, all, err) = daemon.docker(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!all.contains(&a), "{all}");
+    let (code, networks, err) = daemon.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!networks.contains(&format!("{a}_default")), "{networks}");
+    assert!(networks.contains(&format!("{b}_default")), "{networks}");
+
+    // --rmi local lists the project's images by label: none was built.
+    let (code, out, err) = compose(&daemon, &b, &["down", "--rmi", "local"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(running(&daemon), []);
+    let (code, networks, err) = daemon.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(networks, "bridge\nhost\nnone\n");
+    let (code, images, err) = daemon.docker(&["images", "--format", "{{.Repository}}"]);
+    assert_eq!(
+        (code, images.as_str()),
+        (0, format!("{BUSYBOX}\n").as_str()),
+        "{err}"
+    );
+}

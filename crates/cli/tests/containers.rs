@@ -1223,6 +1223,98 @@ fn ps_filters_by_creation_order_and_volume_and_prune_takes_until_and_label_filte
 }
 
 #[test]
+fn every_label_filter_given_must_hold_in_ps_network_ls_images_and_volume_ls() {
+    let daemon = TestDaemon::with_busybox();
+    let tar = daemon.busybox_tar();
+    let tar = tar.to_str().unwrap();
+    // For each kind: one with both labels, one with `a=1` and another `b`.
+    for (name, b) in [("both", "2"), ("only-a", "3")] {
+        let (a, b) = ("a=1".to_owned(), format!("b={b}"));
+        daemon.keel_ok(&[
+            "create",
+            "--name",
+            name,
+            "-l",
+            &a,
+            "-l",
+            &b,
+            common::BUSYBOX,
+            "true",
+        ]);
+        let subnet = daemon.user_subnet(if name == "both" { 0 } else { 1 });
+        let network = format!("{name}-net");
+        daemon.keel_ok(&[
+            "network", "create", "--subnet", &subnet, "--label", &a, "--label", &b, &network,
+        ]);
+        let image = format!("keel-test/{name}");
+        let (label_a, label_b) = (format!("LABEL {a}"), format!("LABEL {b}"));
+        daemon.keel_ok(&["import", "-c", &label_a, "-c", &label_b, tar, &image]);
+        let volume = format!("{name}-vol");
+        let (code, _, err) =
+            daemon.docker(&["volume", "create", "--label", &a, "--label", &b, &volume]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let listed = |args: &[&str], filters: &[&str]| {
+        let mut args = args.to_vec();
+        for filter in filters {
+            args.extend(["--filter", filter]);
+        }
+        let (code, out, err) = daemon.docker(&args);
+        assert_eq!(code, 0, "docker {args:?}: {err}");
+        let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    let ps = ["ps", "-a", "--format", "{{.Names}}"];
+    let networks = ["network", "ls", "--format", "{{.Name}}"];
+    let images = ["images", "--format", "{{.Repository}}"];
+    let volumes = ["volume", "ls", "--format", "{{.Name}}"];
+    let both = ["label=a=1", "label=b=2"];
+    assert_eq!(listed(&ps, &both), ["both"]);
+    assert_eq!(listed(&networks, &both), ["both-net"]);
+    assert_eq!(listed(&images, &both), ["keel-test/both"]);
+    assert_eq!(listed(&volumes, &both), ["both-vol"]);
+    // A key alone asks only that the label be there.
+    let keys = ["label=a", "label=b"];
+    assert_eq!(listed(&ps, &keys), ["both", "only-a"]);
+    assert_eq!(listed(&networks, &keys), ["both-net", "only-a-net"]);
+    assert_eq!(
+        listed(&images, &keys),
+        ["keel-test/both", "keel-test/only-a"]
+    );
+    assert_eq!(listed(&volumes, &keys), ["both-vol", "only-a-vol"]);
+    // Other keys still narrow what the labels let through.
+    assert_eq!(listed(&ps, &["label=a=1", "name=only"]), ["only-a"]);
+    assert_eq!(listed(&volumes, &["label=a", "name=both"]), ["both-vol"]);
+
+    // Images take `label!` too, each on its own (as Docker's containerd
+    // store): neither `b=2` nor `a` leaves only busybox.
+    assert_eq!(
+        listed(&images, &["label!=b=2"]),
+        ["keel-test/busybox", "keel-test/only-a"]
+    );
+    assert_eq!(
+        listed(&images, &["label!=b=2", "label!=a"]),
+        ["keel-test/busybox"]
+    );
+    // Lists that do not take a key refuse it, as Docker's do.
+    for (args, key) in [
+        (&networks[..], "label!"),
+        (&volumes[..], "label!"),
+        (&ps[..], "label!"),
+        (&networks[..], "colour"),
+        (&volumes[..], "colour"),
+    ] {
+        let mut args = args.to_vec();
+        let filter = format!("{key}=a");
+        args.extend(["--filter", &filter]);
+        let (code, _, err) = daemon.docker(&args);
+        assert_eq!(code, 1, "docker {args:?}");
+        assert!(err.contains(&format!("invalid filter '{key}'")), "{err}");
+    }
+}
+
+#[test]
 fn a_container_whose_monitor_is_killed_is_killed_too_and_leaves_no_cgroup() {
     let daemon = TestDaemon::with_busybox();
     let id = daemon.keel_ok(&[

@@ -38,6 +38,19 @@ fn stdin_piped_into_run_i_and_exec_i_reaches_the_process_and_ends_with_it() {
 }
 
 #[test]
+fn exec_i_output_reaches_the_client_when_the_process_ends_before_its_input_does() {
+    let daemon = TestDaemon::with_busybox();
+    let id = daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    let hostname = format!("{}\n", &id[..12]);
+    // The input is empty: its end is passed on to a monitor that may have
+    // gone with hostname already, a race each time, so run it many.
+    for _ in 0..40 {
+        let (code, out, err) = daemon.docker(&["exec", "-i", "box", "hostname"]);
+        assert_eq!((code, out.as_str()), (0, hostname.as_str()), "{err}");
+    }
+}
+
+#[test]
 fn exec_runs_in_a_running_container_and_passes_on_exit_codes() {
     let mut daemon = TestDaemon::with_busybox();
     daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);

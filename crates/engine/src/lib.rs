@@ -1068,7 +1068,8 @@ impl Engine {
         let exits = table.containers.get(&id).map_or(0, |c| c.state.exits);
         loop {
             match table.containers.get(&id) {
-                None if condition == WaitCondition::Removed && table.removing.contains_key(&id) => {}
+                None if condition == WaitCondition::Removed && table.removing.contains_key(&id) => {
+                }
                 None => {
                     let code = table
                         .removed
