@@ -166,6 +166,26 @@ fn creates_racing_for_one_name_leave_exactly_one_container_with_it() {
 }
 
 #[test]
+fn run_rm_returns_once_the_container_is_gone_so_its_image_can_be_removed_at_once() {
+    let daemon = TestDaemon::with_busybox();
+    // Runs side by side, so each one's changes wake the others' waits.
+    std::thread::scope(|scope| {
+        for racer in 0..4 {
+            let daemon = &daemon;
+            scope.spawn(move || {
+                for round in 0..12 {
+                    let tag = format!("keel-test/rm-race-{racer}-{round}");
+                    daemon.keel_ok(&["tag", "keel-test/busybox", &tag]);
+                    daemon.keel_ok(&["run", "--rm", &tag, "true"]);
+                    daemon.keel_ok(&["rmi", &tag]);
+                }
+            });
+        }
+    });
+    assert_eq!(daemon.keel_ok(&["ps", "-aq"]), "");
+}
+
+#[test]
 fn detached_containers_log_stop_and_remove_and_hold_their_image() {
     let daemon = TestDaemon::with_busybox();
     let id = daemon.keel_ok(&[
