@@ -22,6 +22,7 @@ use crate::dockerfile::{self, Args, Instruction};
 use crate::error::{Error, Result};
 use crate::expand::{self, Vars};
 use crate::explain::{self, FileEntry, Note};
+use crate::fetch;
 use crate::mounts::{self, RunMount};
 use crate::sums::FileSums;
 
@@ -1239,7 +1240,9 @@ impl<'a> Build<'a> {
         built: &BTreeMap<usize, State>,
         created: &str,
     ) -> Result<()> {
-        instruction.only_flags(&["from", "chown", "chmod", "link", "exclude", "parents"])?;
+        instruction.only_flags(&[
+            "from", "chown", "chmod", "link", "exclude", "parents", "checksum",
+        ])?;
         let word = |text: &str| instruction.word(text, vars, self.escape);
         // --exclude: patterns of files not copied, relative to each source.
         let exclude_patterns = instruction
@@ -1278,8 +1281,46 @@ impl<'a> Build<'a> {
             || dest_word.ends_with("/.")
             || words.len() > 1;
         let dest = join_path(&workdir, &dest_word);
-        if instruction.keyword == "ADD" && words.iter().any(|w| w.contains("://")) {
-            return Err(instruction.error("ADD of a URL is not supported yet: download it in a RUN step or COPY it from the context"));
+        // ADD's URLs are downloaded into a directory of the step's own,
+        // which is then their sources' root.
+        let urls = words.iter().filter(|w| fetch::is_url(w)).count();
+        let checksum = match instruction.flag("checksum") {
+            None => None,
+            Some(value) => {
+                Some(fetch::parse_checksum(&word(value)?).map_err(|e| instruction.error(e))?)
+            }
+        };
+        match instruction.keyword.as_str() {
+            "COPY" if urls > 0 => return Err(instruction.error("source can't be a URL for COPY")),
+            "COPY" if checksum.is_some() => {
+                return Err(instruction.error("checksum can't be specified for COPY"));
+            }
+            _ if checksum.is_some() && words.len() != 1 => {
+                return Err(instruction.error("checksum can't be specified for multiple sources"));
+            }
+            _ if checksum.is_some() && urls == 0 => {
+                return Err(instruction.error("checksum requires HTTP(S) sources"));
+            }
+            _ if urls > 0 && (urls != words.len() || instruction.flag("from").is_some()) => {
+                return Err(instruction.error(
+                    "an ADD of URLs takes URLs only: ADD the local files or those of --from in an ADD of their own",
+                ));
+            }
+            _ => {}
+        }
+        let downloads = match urls {
+            0 => None,
+            _ => Some(self.store.scratch_dir(0o700, 0, 0)?),
+        };
+        let mut url_names: Vec<String> = Vec::new();
+        for url in words.iter().filter(|w| fetch::is_url(w)) {
+            let name = fetch::file_name(url);
+            if url_names.contains(&name) {
+                return Err(instruction.error(format!(
+                    "two URLs of this ADD name the file {name}: ADD them one at a time"
+                )));
+            }
+            url_names.push(name);
         }
         // The sources come from the context, or from a stage's or an
         // image's files (mounted only when they must be read).
@@ -1318,15 +1359,47 @@ impl<'a> Build<'a> {
             heredoc_files.push((name.to_owned(), content));
         }
         let owner = self.owner(state, instruction, vars)?;
-        let (digest, files, mut selected) = self.selection_sum(
-            instruction,
-            from.as_ref(),
-            &patterns,
-            &exclude_patterns,
-            exclude.as_ref(),
-        )?;
-        // ADD unpacks local archives (not those of another stage).
-        let unpacks = instruction.keyword == "ADD" && from.is_none();
+        // The URLs' files, downloaded now unless a checksum names their
+        // content (then only a cache miss downloads them).
+        let fetch_all = |build: &Build| -> Result<Selection<'a>> {
+            let dir = downloads.as_ref().expect("a directory for the downloads");
+            for (url, name) in patterns.iter().zip(&url_names) {
+                fetch::download(url, dir.path(), name, checksum.as_deref(), build.cancel).map_err(
+                    |e| match e {
+                        Error::Cancelled => Error::Cancelled,
+                        e => instruction.error(e.to_string()),
+                    },
+                )?;
+            }
+            let mut sources = Vec::new();
+            for name in &url_names {
+                sources.extend(copy::sources(
+                    dir.path(),
+                    name,
+                    "ADD failed",
+                    Visible::default(),
+                )?);
+            }
+            Ok((None, sources, Visible::default()))
+        };
+        let (digest, files, mut selected) = match (&downloads, &checksum) {
+            (None, _) => self.selection_sum(
+                instruction,
+                from.as_ref(),
+                &patterns,
+                &exclude_patterns,
+                exclude.as_ref(),
+            )?,
+            (Some(_), Some(checksum)) => (checksum.clone(), Vec::new(), None),
+            (Some(_), None) => {
+                let selection = fetch_all(self)?;
+                let (sum, files) = copy::checksum(&selection.1, selection.2, self.sums)?;
+                (sum, files, Some(selection))
+            }
+        };
+        // ADD unpacks local archives (not those of another stage, nor
+        // downloads).
+        let unpacks = instruction.keyword == "ADD" && from.is_none() && downloads.is_none();
         let inputs = json!({
             "copy": digest, "dest": dest, "dir": dest_is_dir, "unpack": unpacks,
             "uid": owner.uid, "gid": owner.gid, "mode": owner.mode, "heredocs": heredoc_files,
@@ -1345,6 +1418,7 @@ impl<'a> Build<'a> {
         self.cached_or(state, step, created, &mut |build, _, root| {
             let (_root, sources, visible) = match selected.take() {
                 Some(selected) => selected,
+                None if downloads.is_some() => fetch_all(build)?,
                 None => build.select(instruction, from.as_ref(), &patterns)?,
             };
             let visible = visible.excluding(exclude.as_ref());

@@ -12,6 +12,7 @@ pub mod dockerfile;
 mod error;
 pub mod expand;
 mod explain;
+mod fetch;
 mod ignore;
 mod mounts;
 mod sums;

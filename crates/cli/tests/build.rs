@@ -1383,3 +1383,121 @@ fn copy_parents_exclude_and_wildcards_in_any_part_select_as_buildkit_documents()
         "{err}"
     );
 }
+
+/// An HTTP server on loopback serving `files` (path, body), with a fixed
+/// Last-Modified; returns its port and the count of requests it served.
+fn http_server(
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            // The rest of the head.
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = request.split_whitespace().nth(1).unwrap_or_default();
+            let head = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes()
+                .into_iter()
+                .chain(body.iter().copied())
+                .collect::<Vec<u8>>(),
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            };
+            stream.write_all(&head).ok();
+        }
+    });
+    (port, served)
+}
+
+#[test]
+fn add_downloads_urls_as_docker_does_and_a_checksum_spares_the_download_when_cached() {
+    let daemon = TestDaemon::with_busybox();
+    let tool = b"echo tool\n".to_vec();
+    let archive = tar_of(&[("inside.txt", "not unpacked", 0o644, 0)]);
+    let (port, served) = http_server(vec![
+        ("/files/tool.sh", tool.clone()),
+        ("/files/archive.tar", archive),
+    ]);
+    let sum_path = daemon.path("tool.sh");
+    fs::write(&sum_path, &tool).unwrap();
+    let sum = common::output(std::process::Command::new("sha256sum").arg(&sum_path)).1;
+    let sum = sum.split_whitespace().next().unwrap().to_owned();
+    let base = format!("http://127.0.0.1:{port}/files");
+    let dir = context(
+        &daemon,
+        "urls",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BUSYBOX}\n\
+                 ADD {base}/tool.sh /opt/\n\
+                 ADD --checksum=sha256:{sum} {base}/tool.sh /checked.sh\n\
+                 ADD {base}/archive.tar /downloads/\n"
+            ),
+        )],
+    );
+    daemon.keel_ok(&["build", "-t", "keel-test/urls", dir.to_str().unwrap()]);
+    let sh = |script: &str| daemon.keel_ok(&["run", "--rm", "keel-test/urls", "sh", "-c", script]);
+    assert_eq!(
+        sh("stat -c '%a %Y' /opt/tool.sh && cat /opt/tool.sh /checked.sh && ls /downloads"),
+        "600 1445412480\necho tool\necho tool\narchive.tar\n",
+        "named by the URL, mode 0600, dated Last-Modified, not unpacked"
+    );
+    // Rebuilt: the URLs without a checksum are downloaded again to be
+    // compared; the one with a checksum is not.
+    let before = served.load(std::sync::atomic::Ordering::SeqCst);
+    let out = daemon.keel_ok(&["build", "-t", "keel-test/urls", dir.to_str().unwrap()]);
+    assert_eq!(out.matches(" ---> Using cache").count(), 3, "{out}");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst) - before, 2);
+
+    for (dockerfile, expected) in [
+        (
+            format!(
+                "FROM {BUSYBOX}\nADD --checksum=sha256:{} {base}/tool.sh /t\n",
+                "0".repeat(64)
+            ),
+            format!(
+                "the content's checksum is sha256:{sum}, not sha256:{}",
+                "0".repeat(64)
+            ),
+        ),
+        (
+            format!("FROM {BUSYBOX}\nADD {base}/missing /m\n"),
+            format!("failed to download {base}/missing"),
+        ),
+        (
+            format!("FROM {BUSYBOX}\nCOPY {base}/tool.sh /t\n"),
+            "source can't be a URL for COPY".to_owned(),
+        ),
+        (
+            format!("FROM {BUSYBOX}\nADD --checksum=md5:1 {base}/tool.sh /t\n"),
+            "invalid checksum \"md5:1\"".to_owned(),
+        ),
+    ] {
+        fs::write(dir.join("Dockerfile"), &dockerfile).unwrap();
+        let (code, _, err) =
+            daemon.keel(&["build", "-t", "keel-test/bad-url", dir.to_str().unwrap()]);
+        assert_eq!(code, 1, "{dockerfile}: {err}");
+        assert!(
+            err.contains(&expected) && err.contains("line 2"),
+            "{dockerfile}: {err}"
+        );
+    }
+    let snapshots = daemon.root().join("image/snapshots");
+    assert_eq!(fs::read_dir(snapshots).unwrap().count(), 0);
+}

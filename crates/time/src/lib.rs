@@ -40,6 +40,14 @@ pub fn rfc3339(time: SystemTime) -> String {
     text
 }
 
+/// The time of an HTTP date (`Tue, 15 Nov 1994 08:12:31 GMT`, a
+/// `Last-Modified` header's).
+pub fn http_date(text: &str) -> Option<SystemTime> {
+    let time = jiff::fmt::rfc2822::parse(text.trim()).ok()?;
+    let seconds = u64::try_from(time.timestamp().as_second()).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(seconds))
+}
+
 /// Seconds since the epoch of `2024-01-02T03:04:05.678Z`, or of the same
 /// with an offset (`+02:00`); `None` when malformed.
 pub fn unix_seconds(text: &str) -> Option<i64> {
@@ -173,6 +181,13 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_are_read_as_last_modified_headers_write_them() {
+        let time = http_date("Tue, 15 Nov 1994 08:12:31 GMT").unwrap();
+        assert_eq!(rfc3339(time), "1994-11-15T08:12:31.000000000Z");
+        assert_eq!(http_date("yesterday"), None);
+    }
 
     #[test]
     fn timestamps_are_written_in_utc_with_nanoseconds() {
