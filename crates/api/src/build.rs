@@ -61,7 +61,8 @@ fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
         keel_build::check_platform(platform).map_err(ApiError::bad_request)?;
     }
     let network = match query.get("networkmode").unwrap_or_default() {
-        "" | "default" | "bridge" | "none" => JobNetwork::Isolated,
+        "" | "default" | "bridge" => JobNetwork::Bridge,
+        "none" => JobNetwork::Isolated,
         "host" => JobNetwork::Host,
         other => {
             return Err(ApiError::bad_request(format!(
@@ -95,6 +96,13 @@ fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
             no_cache: query.flag("nocache"),
             explain_cache: query.flag(EXPLAIN_CACHE),
             network,
+            extra_hosts: query
+                .all("extrahosts")
+                .into_iter()
+                .flat_map(|hosts| hosts.split(','))
+                .filter(|host| !host.is_empty())
+                .map(str::to_owned)
+                .collect(),
             secrets: Secrets(match headers.get(SECRETS_HEADER) {
                 None => BTreeMap::new(),
                 Some(value) => value

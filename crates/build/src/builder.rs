@@ -36,8 +36,11 @@ pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// Which network a step's process sees.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum JobNetwork {
-    /// A namespace of its own with only loopback.
+    /// An address on the default bridge, as the classic builder's RUN
+    /// containers have (`--network=default`).
     #[default]
+    Bridge,
+    /// A namespace of its own with only loopback (`none`).
     Isolated,
     /// The host's.
     Host,
@@ -71,6 +74,8 @@ pub struct Job {
     /// `user[:group]`, by name or number; root when empty.
     pub user: String,
     pub network: JobNetwork,
+    /// `--add-host`s: `NAME:IP` lines for its /etc/hosts.
+    pub extra_hosts: Vec<String>,
     pub mounts: Vec<JobMount>,
 }
 
@@ -111,6 +116,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--network` for RUN steps.
     pub network: JobNetwork,
+    /// `--add-host`: `NAME:IP`s in the /etc/hosts of RUN steps.
+    pub extra_hosts: Vec<String>,
     pub secrets: Secrets,
     /// `--explain-cache`: each step that misses the cache says why.
     pub explain_cache: bool,
@@ -1207,6 +1214,7 @@ impl<'a> Build<'a> {
                 cwd: cwd.clone(),
                 user: user.clone(),
                 network,
+                extra_hosts: build.options.extra_hosts.clone(),
                 mounts: prepared.iter().map(|p| p.mount.clone()).collect(),
             };
             let progress = &mut build.progress;

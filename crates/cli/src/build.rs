@@ -50,6 +50,9 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 labels.insert(name.into(), value.into());
             }
             Long("target") => query.push(format!("target={}", encode(&parser.value()?.string()?))),
+            Long("add-host") => {
+                query.push(format!("extrahosts={}", encode(&parser.value()?.string()?)))
+            }
             Long("network") => query.push(format!(
                 "networkmode={}",
                 encode(&parser.value()?.string()?)

@@ -1501,3 +1501,85 @@ fn add_downloads_urls_as_docker_does_and_a_checksum_spares_the_download_when_cac
     let snapshots = daemon.root().join("image/snapshots");
     assert_eq!(fs::read_dir(snapshots).unwrap().count(), 0);
 }
+
+#[test]
+fn run_steps_are_on_the_default_bridge_with_add_host_and_none_isolates_them() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo served > /index.html && httpd -f -p 80 -h /",
+    ]);
+    let ip = daemon.keel_ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        "web",
+    ]);
+    let ip = ip.trim();
+    let veths = || {
+        let links = common::output(std::process::Command::new("ip").args(["-o", "link"])).1;
+        links.lines().filter(|l| l.contains(": veth")).count()
+    };
+    let before = veths();
+    // busybox's `wget -T` crashes when it gives up: `timeout` instead.
+    let dir = context(
+        &daemon,
+        "bridged",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BUSYBOX}\n\
+                 RUN timeout 5 wget -qO /got http://{ip}/index.html; cat /etc/hosts > /hosts\n\
+                 RUN --network=none if timeout 3 wget -qO- http://{ip}/index.html; then echo reached; else echo isolated; fi > /none\n"
+            ),
+        )],
+    );
+    daemon.keel_ok(&[
+        "build",
+        "--add-host",
+        "db.internal:10.1.2.3",
+        "-t",
+        "keel-test/bridged",
+        dir.to_str().unwrap(),
+    ]);
+    let cat = |path: &str| daemon.keel_ok(&["run", "--rm", "keel-test/bridged", "cat", path]);
+    assert_eq!(
+        cat("/got"),
+        "served\n",
+        "a RUN reached a container on the default bridge"
+    );
+    assert!(cat("/hosts").contains("10.1.2.3\tdb.internal\n"));
+    assert_eq!(cat("/none"), "isolated\n");
+    // The steps' veths, namespaces and name files are gone.
+    assert_eq!(veths(), before);
+    let leftover: Vec<_> = fs::read_dir(daemon.root().join("netns"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+    let layers = daemon.root().join("image/layers");
+    for layer in fs::read_dir(layers).unwrap() {
+        let etc = layer.unwrap().path().join("diff/etc");
+        for name in ["hosts", "hostname", "resolv.conf"] {
+            assert!(
+                !etc.join(name).exists(),
+                "{} is in a layer",
+                etc.join(name).display()
+            );
+        }
+    }
+    let (code, _, err) = daemon.keel(&["build", "--add-host", "nonsense", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid argument \"nonsense\" for \"--add-host\" flag"),
+        "{err}"
+    );
+    daemon.keel_ok(&["rm", "-f", "web"]);
+}

@@ -32,6 +32,8 @@ impl Engine {
         cancel: &Cancel,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Digest> {
+        // Refused before any step runs, not at the first RUN.
+        crate::network::parse_extra_hosts(&request.options.extra_hosts)?;
         let id = keel_build::build(
             &self.images,
             self,

@@ -45,10 +45,16 @@ impl Engine {
         let snapshot = self.images.snapshot(id)?;
         let rootfs = self.images.mount_snapshot(&snapshot)?;
         let dir = self.jobs_dir.join(id);
+        let hostname = job.snapshot[..job.snapshot.len().min(12)].to_owned();
+        // The name files are mounted over what the image has there, or
+        // over files made for them, which go after the step.
+        let stubs = NameFiles::missing_in(&rootfs);
         let result = fs::create_dir_all(&dir)
             .context(|| format!("cannot create {}", dir.display()))
             .and_then(|()| {
-                let spec = job_spec(job, &rootfs)?;
+                let netns =
+                    self.join_job_network(id, job.network, &job.extra_hosts, &dir, &hostname)?;
+                let spec = job_spec(job, &rootfs, &hostname, netns.as_deref(), &dir)?;
                 record::replace(
                     &dir.join("config.json"),
                     &serde_json::to_vec(&spec).expect("a spec serializes"),
@@ -75,17 +81,80 @@ impl Engine {
                 let _ = launched.child.wait();
                 Ok(code)
             });
+        self.leave_job_network(id);
+        stubs.remove(&rootfs);
         fs::remove_dir_all(&dir).ok();
         snapshot.unmount().ok();
         result
     }
 }
 
+/// The name files (/etc/hosts, /etc/hostname, /etc/resolv.conf) a job's
+/// image does not have: their mount points, made by the runtime, are
+/// removed after the job so that they land in no layer.
+struct NameFiles(Vec<&'static str>);
+
+const NAME_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+impl NameFiles {
+    fn missing_in(rootfs: &std::path::Path) -> NameFiles {
+        let etc = open_etc(rootfs);
+        NameFiles(
+            NAME_FILES
+                .into_iter()
+                .filter(|name| {
+                    etc.as_ref().is_none_or(|etc| {
+                        rustix::fs::statat(etc, *name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                            .is_err()
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Removes those still empty regular files, resolving /etc inside the
+    /// root (never through a link out of it).
+    fn remove(&self, rootfs: &std::path::Path) {
+        let Some(etc) = open_etc(rootfs) else {
+            return;
+        };
+        for name in &self.0 {
+            let stub = rustix::fs::statat(&etc, *name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+            if stub.is_ok_and(|stat| {
+                rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                    == rustix::fs::FileType::RegularFile
+                    && stat.st_size == 0
+            }) {
+                rustix::fs::unlinkat(&etc, *name, rustix::fs::AtFlags::empty()).ok();
+            }
+        }
+    }
+}
+
+/// The root's /etc, resolved inside the root.
+fn open_etc(rootfs: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
+    let root = fs::File::open(rootfs).ok()?;
+    rustix::fs::openat2(
+        &root,
+        "etc",
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()
+}
+
 /// The runtime config of a job: a container's defaults and confinement,
 /// with the job's process, root and mounts.
-fn job_spec(job: &Job, rootfs: &std::path::Path) -> Result<oci_spec::runtime::Spec> {
+fn job_spec(
+    job: &Job,
+    rootfs: &std::path::Path,
+    hostname: &str,
+    netns: Option<&std::path::Path>,
+    files_dir: &std::path::Path,
+) -> Result<oci_spec::runtime::Spec> {
     let mut spec = keel_runtime::default_spec();
-    let hostname = job.snapshot[..job.snapshot.len().min(12)].to_owned();
+    let hostname = hostname.to_owned();
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_terminal(Some(false));
     process.set_args(Some(job.args.clone()));
@@ -103,7 +172,30 @@ fn job_spec(job: &Job, rootfs: &std::path::Path) -> Result<oci_spec::runtime::Sp
         &job.snapshot,
         job.network == JobNetwork::Host,
     )?;
+    if let Some(netns) = netns
+        && let Some(namespaces) = spec
+            .linux_mut()
+            .as_mut()
+            .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        for namespace in namespaces {
+            if namespace.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                namespace.set_path(Some(netns.to_owned()));
+            }
+        }
+    }
     let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for name in NAME_FILES {
+        mounts.push(
+            MountBuilder::default()
+                .destination(std::path::Path::new("/etc").join(name))
+                .typ("bind")
+                .source(files_dir.join(name))
+                .options(vec!["rbind".to_owned(), "rprivate".to_owned()])
+                .build()
+                .map_err(|e| Error::Unsupported(e.to_string()))?,
+        );
+    }
     for mount in &job.mounts {
         let (typ, source, mut options) = match &mount.kind {
             JobMountKind::Bind(source) => (

@@ -95,6 +95,9 @@ struct Table {
     /// Exit codes of containers removed since the daemon started, for
     /// `wait --condition removed` callers that arrive late.
     removed: BTreeMap<String, i32>,
+    /// Build steps' endpoints on the default bridge, by step: their
+    /// addresses are nobody else's while they run.
+    job_endpoints: BTreeMap<String, network::Endpoint>,
     /// Exit codes of containers out of the table whose read/write layer
     /// and directory are still being removed: `wait --condition removed`
     /// (`run --rm`) answers once they are gone, so an `rmi` right after
@@ -243,6 +246,7 @@ impl Engine {
         let blob_sources = distribution::BlobSources::open(root.join("distribution"))?;
         let networks =
             network::Networks::open(options.network, root.join("networks"), root.join("netns"))?;
+        networks.remove_job_namespaces();
         let engine = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             images,

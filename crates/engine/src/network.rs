@@ -175,23 +175,7 @@ impl NetworkConfig {
 
     /// `--add-host NAME:ADDRESS` as (address, name), checked.
     fn parsed_extra_hosts(&self) -> Result<Vec<(String, String)>> {
-        self.extra_hosts
-            .iter()
-            .map(|entry| {
-                let (name, address) = entry
-                    .split_once(':')
-                    .or_else(|| entry.split_once('='))
-                    .filter(|(name, address)| {
-                        !name.is_empty() && address.parse::<std::net::IpAddr>().is_ok()
-                    })
-                    .ok_or_else(|| {
-                        Error::InvalidParameter(format!(
-                            "invalid argument \"{entry}\" for \"--add-host\" flag: expected NAME:IP, such as db:10.0.0.5"
-                        ))
-                    })?;
-                Ok((address.to_owned(), name.to_owned()))
-            })
-            .collect()
+        parse_extra_hosts(&self.extra_hosts)
     }
 }
 
@@ -327,6 +311,22 @@ impl Networks {
         self.netns_dir.join(id)
     }
 
+    /// Removes the namespaces of build steps a crash of the daemon left.
+    pub(crate) fn remove_job_namespaces(&self) {
+        let Ok(entries) = fs::read_dir(&self.netns_dir) else {
+            return;
+        };
+        for entry in entries.filter_map(|entry| entry.ok()) {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(keel_build::STEP_SNAPSHOT_PREFIX)
+            {
+                netns::remove(&entry.path()).ok();
+            }
+        }
+    }
+
     /// A new network namespace for container `id`, at its path (replacing
     /// one an earlier start left).
     fn fresh_netns(&self, id: &str) -> Result<PathBuf> {
@@ -392,6 +392,39 @@ pub fn fixed_network_id(name: &str) -> String {
     keel_image::Digest::of(format!("keel network {name}").as_bytes())
         .hex()
         .to_owned()
+}
+
+/// `--add-host NAME:ADDRESS`es as (address, name), checked.
+pub(crate) fn parse_extra_hosts(entries: &[String]) -> Result<Vec<(String, String)>> {
+    entries
+        .iter()
+        .map(|entry| {
+            let (name, address) = entry
+                .split_once(':')
+                .or_else(|| entry.split_once('='))
+                .filter(|(name, address)| {
+                    !name.is_empty() && address.parse::<std::net::IpAddr>().is_ok()
+                })
+                .ok_or_else(|| {
+                    Error::InvalidParameter(format!(
+                        "invalid argument \"{entry}\" for \"--add-host\" flag: expected NAME:IP, such as db:10.0.0.5"
+                    ))
+                })?;
+            Ok((address.to_owned(), name.to_owned()))
+        })
+        .collect()
+}
+
+/// The addresses containers and build steps have on `network`.
+fn used_addresses(table: &Table, network: &Network) -> BTreeSet<Ipv4Addr> {
+    table
+        .containers
+        .values()
+        .flat_map(|c| c.state.endpoints.values())
+        .chain(table.job_endpoints.values())
+        .filter(|e| e.network_id == network.id)
+        .map(|e| e.address)
+        .collect()
 }
 
 /// The host's end of a container's veth pair on its network number `n`.
@@ -581,6 +614,94 @@ impl Engine {
         Ok(wiring)
     }
 
+    /// Networks build step `id` as `network` says, writing its hosts,
+    /// hostname and resolv.conf (with `extra_hosts`) into `files_dir`;
+    /// returns the namespace it joins, if one was made for it (on the
+    /// default bridge). Undone by [`Engine::leave_job_network`], also when
+    /// it fails half way.
+    pub(crate) fn join_job_network(
+        &self,
+        id: &str,
+        network: keel_build::JobNetwork,
+        extra_hosts: &[String],
+        files_dir: &Path,
+        hostname: &str,
+    ) -> Result<Option<PathBuf>> {
+        let joined = self.wire_job(id, network, extra_hosts, files_dir, hostname);
+        if joined.is_err() {
+            self.leave_job_network(id);
+        }
+        joined
+    }
+
+    fn wire_job(
+        &self,
+        id: &str,
+        network: keel_build::JobNetwork,
+        extra_hosts: &[String],
+        files_dir: &Path,
+        hostname: &str,
+    ) -> Result<Option<PathBuf>> {
+        use keel_build::JobNetwork;
+        let extra = parse_extra_hosts(extra_hosts)?;
+        let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolver = Resolver::new(&host_resolv, &[], &[], &[]);
+        let (netns, own) = match network {
+            JobNetwork::Host => {
+                let mut hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
+                for (address, names) in &extra {
+                    hosts.push_str(&format!("{address}\t{names}\n"));
+                }
+                write_files(files_dir, &hosts, hostname, &host_resolv)?;
+                return Ok(None);
+            }
+            // The runtime's new namespace, with only loopback.
+            JobNetwork::Isolated => (None, Vec::new()),
+            JobNetwork::Bridge => {
+                let path = self.networks.fresh_netns(id)?;
+                let bridge = self.networks.find(BRIDGE)?;
+                let endpoint = {
+                    let mut table = self.lock();
+                    let address = bridge
+                        .subnet
+                        .allocate(bridge.gateway, &used_addresses(&table, &bridge))?;
+                    let endpoint = Endpoint {
+                        network_id: bridge.id.clone(),
+                        interface: "eth0".to_owned(),
+                        address,
+                        prefix: bridge.subnet.prefix(),
+                        gateway: bridge.gateway,
+                        aliases: Vec::new(),
+                        mac: None,
+                    };
+                    table.job_endpoints.insert(id.to_owned(), endpoint.clone());
+                    endpoint
+                };
+                // The veth is named by the step's own digits.
+                let digits = id.trim_start_matches(keel_build::STEP_SNAPSHOT_PREFIX);
+                self.attach_endpoint(digits, &path, &bridge, &endpoint, true)?;
+                (
+                    Some(path),
+                    vec![(endpoint.address.to_string(), hostname.to_owned())],
+                )
+            }
+        };
+        write_files(
+            files_dir,
+            &files::hosts(&extra, &own),
+            hostname,
+            &resolver.resolv_conf(false),
+        )?;
+        Ok(netns)
+    }
+
+    /// Takes build step `id` off its network: its address is free again,
+    /// its namespace (and so its veth) gone.
+    pub(crate) fn leave_job_network(&self, id: &str) {
+        self.lock().job_endpoints.remove(id);
+        netns::remove(&self.networks.netns_path(id)).ok();
+    }
+
     /// Puts the namespace at `netns` on `network` as `endpoint` says.
     fn attach_endpoint(
         &self,
@@ -623,13 +744,7 @@ impl Engine {
             return Ok(endpoint.clone());
         }
         let interface = format!("eth{}", container.state.endpoints.len());
-        let used: BTreeSet<Ipv4Addr> = table
-            .containers
-            .values()
-            .flat_map(|c| c.state.endpoints.values())
-            .filter(|e| e.network_id == network.id)
-            .map(|e| e.address)
-            .collect();
+        let used = used_addresses(&table, network);
         let address = match wanted.ip {
             Some(ip) if used.contains(&ip) || ip == network.gateway => {
                 return Err(Error::InvalidParameter(format!(
