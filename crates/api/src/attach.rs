@@ -85,7 +85,7 @@ pub fn hijack<B>(
 }
 
 async fn serve(
-    client_in: impl AsyncRead + Unpin,
+    mut client_in: impl AsyncRead + Unpin,
     mut client_out: impl AsyncWrite + Unpin,
     streams: Streams,
     connect: impl FnOnce() -> Result<UnixStream, String> + Send + 'static,
@@ -97,7 +97,7 @@ async fn serve(
     match connected {
         // An error ends this client's connection and concerns nothing else.
         Ok(monitor) => {
-            let _ = relay(client_in, &mut client_out, monitor, &streams).await;
+            let _ = relay(&mut client_in, &mut client_out, monitor, &streams).await;
         }
         Err(message) if !message.is_empty() => {
             let text = format!("{message}\r\n");
@@ -110,12 +110,18 @@ async fn serve(
         Err(_) => {}
     }
     let _ = tokio::task::spawn_blocking(finish).await;
+    // Closing with the client's input unread would make the kernel reset
+    // the connection under the client's last reads. As dockerd, only the
+    // write side is shut; the client, seeing the output end, hangs up, and
+    // what it sent until then is read and dropped.
     let _ = client_out.shutdown().await;
+    let mut buffer = vec![0u8; 32 * 1024];
+    while let Ok(1..) = client_in.read(&mut buffer).await {}
 }
 
 /// Joins client and monitor until the output ends or the client detaches.
 async fn relay(
-    mut client_in: impl AsyncRead + Unpin,
+    client_in: &mut (impl AsyncRead + Unpin),
     client_out: &mut (impl AsyncWrite + Unpin),
     monitor: UnixStream,
     streams: &Streams,
@@ -153,21 +159,26 @@ async fn relay(
         }
         let mut watch = DetachWatch::new(&streams.detach_keys);
         let mut buffer = vec![0u8; 32 * 1024];
+        // A monitor gone with its process takes no more input; the rest
+        // is dropped, and the output it sent before goes on to the client.
+        let mut monitor_takes_input = true;
         loop {
             let n = client_in.read(&mut buffer).await.unwrap_or(0);
             if n == 0 {
-                // The client's input ended; its output goes on, even when
-                // the process is gone and its monitor takes no more input.
-                let _ = to_monitor
-                    .write_all(&stream::frame(stream::STDIN_END, b""))
-                    .await;
+                // The client's input ended, not its session: output goes on.
+                if monitor_takes_input {
+                    let _ = to_monitor
+                        .write_all(&stream::frame(stream::STDIN_END, b""))
+                        .await;
+                }
                 return std::future::pending().await;
             }
             let (data, detached) = watch.feed(&buffer[..n]);
-            if !data.is_empty() {
-                to_monitor
+            if monitor_takes_input && !data.is_empty() {
+                monitor_takes_input = to_monitor
                     .write_all(&stream::frame(stream::STDIN, &data))
-                    .await?;
+                    .await
+                    .is_ok();
             }
             if detached {
                 return Ok(());

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::Daemon;
 use crate::attach::{self, Streams};
-use crate::filters::Filters;
+use crate::filters::{Filters, regex_match};
 use crate::http::{ApiError, Body, Query, Reply, blocking, empty, json};
 use crate::network::{self, EndpointBody, NetworkRequest, PortBindingBody};
 
@@ -103,10 +103,20 @@ struct LogConfigBody {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
-struct UlimitBody {
+pub(crate) struct UlimitBody {
     name: String,
     soft: i64,
     hard: i64,
+}
+
+impl From<UlimitBody> for Ulimit {
+    fn from(body: UlimitBody) -> Self {
+        Ulimit {
+            name: body.name,
+            soft: body.soft,
+            hard: body.hard,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,11 +204,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
                 .ulimits
                 .unwrap_or_default()
                 .into_iter()
-                .map(|u| Ulimit {
-                    name: u.name,
-                    soft: u.soft,
-                    hard: u.hard,
-                })
+                .map(Ulimit::from)
                 .collect(),
         },
         stop_signal: request
@@ -537,7 +543,8 @@ fn check_value(key: &str, value: &str) -> Result<()> {
 fn matches(c: &Container, key: &str, value: &str, created: &BTreeMap<&str, String>) -> bool {
     match key {
         "id" => c.id.starts_with(value),
-        "name" => c.name.contains(value.trim_start_matches('/')),
+        // Docker tries the name with its leading slash and without.
+        "name" => regex_match(value, &format!("/{}", c.name)) || regex_match(value, &c.name),
         "status" => state_name(c) == value,
         "exited" => c.state.status == Status::Exited && value.parse() == Ok(c.state.exit_code),
         "health" => {

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use regex::Regex;
+
 use crate::http::{ApiError, Query};
 
 #[derive(Debug, Default)]
@@ -124,6 +126,13 @@ impl Filters {
     }
 }
 
+/// Docker's `Match` for one of a key's values: `source` is `pattern`, or
+/// `pattern` is a regular expression found in it (Go's `MatchString`: a
+/// match anywhere; an invalid one matches nothing, no error).
+pub fn regex_match(pattern: &str, source: &str) -> bool {
+    pattern == source || Regex::new(pattern).is_ok_and(|regex| regex.is_match(source))
+}
+
 /// `KEY` or `KEY=VALUE`.
 fn split(label: &str) -> (&str, Option<&str>) {
     match label.split_once('=') {
@@ -192,6 +201,18 @@ mod tests {
         assert!(!filters(&[("label", "a!=1")]).image_labels_match(&only_a));
         assert!(filters(&[("label", "a!=2")]).image_labels_match(&only_a));
         assert!(!filters(&[("label", "a=1"), ("label", "b")]).image_labels_match(&only_a));
+    }
+
+    #[test]
+    fn a_match_is_the_value_itself_or_a_regular_expression_found_anywhere() {
+        assert!(regex_match("web", "myweb2"));
+        assert!(regex_match("^/web$", "/web"));
+        assert!(!regex_match("^/web$", "/web2"));
+        assert!(regex_match("^w.b", "wxb"));
+        assert!(!regex_match("^web", "myweb"));
+        // Not a regular expression: only the same text matches it.
+        assert!(regex_match("a(b", "a(b"));
+        assert!(!regex_match("a(b", "xa(by"));
     }
 
     #[test]

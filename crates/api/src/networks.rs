@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Daemon;
-use crate::filters::Filters;
+use crate::filters::{Filters, regex_match};
 use crate::http::{ApiError, Query, Reply, blocking, empty, json, read_json};
 use crate::network::EndpointBody;
 
@@ -113,8 +113,8 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
         let (name, id) = (field("Name"), field("Id"));
         let builtin = ["bridge", "host", "none", "default"].contains(&name.as_str());
         filters.exact("driver", &field("Driver"))
-            && filters.any("name", |n| name.contains(n))
-            && filters.any("id", |i| id.starts_with(i))
+            && filters.any("name", |n| regex_match(n, &name))
+            && filters.any("id", |i| regex_match(i, &id))
             && filters.has_labels("label", labels)
             && filters.exact("scope", &field("Scope"))
             && filters.any("type", |t| (t == "builtin") == builtin)

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Daemon;
-use crate::filters::Filters;
+use crate::filters::{Filters, regex_match};
 use crate::http::{ApiError, Query, Reply, blocking, empty, json};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -91,7 +91,7 @@ pub async fn list(daemon: Arc<Daemon>, query: Query) -> Result<Reply> {
             .filter(|(volume, users)| {
                 dangling.is_none_or(|dangling| dangling == users.is_empty())
                     && filters.exact("driver", &volume.driver)
-                    && filters.any("name", |name| volume.name.contains(name))
+                    && filters.any("name", |name| regex_match(name, &volume.name))
                     && filters.has_labels("label", &volume.labels)
             })
             .map(|(volume, _)| shown(volume))

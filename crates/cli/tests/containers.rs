@@ -1335,6 +1335,47 @@ fn every_label_filter_given_must_hold_in_ps_network_ls_images_and_volume_ls() {
 }
 
 #[test]
+fn name_filters_are_regular_expressions_in_ps_volume_ls_and_network_ls() {
+    let daemon = TestDaemon::with_busybox();
+    let names = ["web", "web2", "myweb"];
+    for (n, name) in (0..).zip(names) {
+        daemon.keel_ok(&["create", "--name", name, common::BUSYBOX, "true"]);
+        daemon.keel_ok(&["volume", "create", name]);
+        let subnet = daemon.user_subnet(n);
+        daemon.keel_ok(&["network", "create", "--subnet", &subnet, name]);
+    }
+    let listed = |args: &[&str], filter: &str| {
+        let mut args = args.to_vec();
+        args.extend(["--filter", filter]);
+        let (code, out, err) = daemon.docker(&args);
+        assert_eq!(code, 0, "docker {args:?}: {err}");
+        let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    let ps = ["ps", "-a", "--format", "{{.Names}}"];
+    let volumes = ["volume", "ls", "--format", "{{.Name}}"];
+    let networks = ["network", "ls", "--format", "{{.Name}}"];
+    // A container's name is matched with its leading slash and without.
+    assert_eq!(listed(&ps, "name=^/web$"), ["web"]);
+    assert_eq!(listed(&ps, "name=^web$"), ["web"]);
+    assert_eq!(listed(&ps, "name=/web"), ["web", "web2"]);
+    for list in [&ps[..], &volumes, &networks] {
+        assert_eq!(listed(list, "name=web"), ["myweb", "web", "web2"]);
+        assert_eq!(listed(list, "name=^web"), ["web", "web2"]);
+        assert_eq!(listed(list, "name=we.$"), ["myweb", "web"]);
+        // Not a regular expression: it matches nothing, and is no error.
+        assert_eq!(listed(list, "name=web("), Vec::<String>::new());
+    }
+    assert_eq!(listed(&networks, "name=^web$"), ["web"]);
+    assert_eq!(listed(&volumes, "name=^web$"), ["web"]);
+    // A network's id is matched the same way: any part of it will do.
+    let id = daemon.keel_ok(&["network", "inspect", "-f", "{{.Id}}", "web2"]);
+    assert_eq!(listed(&networks, &format!("id={}", &id[20..32])), ["web2"]);
+    assert_eq!(listed(&networks, &format!("id=^{}", &id[..12])), ["web2"]);
+}
+
+#[test]
 fn a_container_whose_monitor_is_killed_is_killed_too_and_leaves_no_cgroup() {
     let daemon = TestDaemon::with_busybox();
     let id = daemon.keel_ok(&[

@@ -51,6 +51,24 @@ fn exec_i_output_reaches_the_client_when_the_process_ends_before_its_input_does(
 }
 
 #[test]
+fn exec_i_and_run_i_end_cleanly_when_the_process_never_reads_its_input() {
+    let daemon = TestDaemon::with_busybox();
+    let id = daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    let hostname = format!("{}\n", &id[..12]);
+    // Input still unread when the daemon lets go of the connection would
+    // reset it under the client: a race each time, so run it many.
+    let input = "never read\n".repeat(400);
+    for _ in 0..40 {
+        let exec = &mut daemon.docker_command(&["exec", "-i", "box", "hostname"]);
+        let (code, out, err) = fed(exec, &input);
+        assert_eq!((code, out.as_str()), (0, hostname.as_str()), "{err}");
+        let run = &mut daemon.docker_command(&["run", "-i", "--rm", IMAGE, "hostname"]);
+        let (code, out, err) = fed(run, &input);
+        assert_eq!((code, out.trim_end().len()), (0, 12), "{out}{err}");
+    }
+}
+
+#[test]
 fn exec_runs_in_a_running_container_and_passes_on_exit_codes() {
     let mut daemon = TestDaemon::with_busybox();
     daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
