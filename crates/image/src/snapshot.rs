@@ -177,19 +177,24 @@ impl Snapshot {
     /// Unmounts and deletes the snapshot's own directories.
     pub(crate) fn remove(&self) -> Result<()> {
         self.unmount()?;
-        let doomed = self.dir.with_file_name(format!(".removing-{}", self.id));
+        let doomed = self.dir.with_file_name(format!("{REMOVING}{}", self.id));
         fs::rename(&self.dir, &doomed).context(|| format!("cannot remove snapshot {}", self.id))?;
         fs::remove_dir_all(&doomed).context(|| format!("cannot remove {}", doomed.display()))
     }
 }
 
 /// Snapshot ids in `root`.
+/// What a snapshot's directory is renamed to start with as it is removed.
+const REMOVING: &str = ".removing-";
+
 pub(crate) fn list(root: &Path) -> Result<Vec<String>> {
     let entries = fs::read_dir(root).context(|| format!("cannot list {}", root.display()))?;
+    // A snapshot being removed is renamed away first: it is no one's.
     Ok(entries
         .flatten()
-        .filter(|entry| entry.path().join(RECORD).exists())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry))
+        .filter(|(name, entry)| !name.starts_with(REMOVING) && entry.path().join(RECORD).exists())
+        .map(|(name, _)| name)
         .collect())
 }
 
@@ -202,7 +207,7 @@ pub(crate) fn recover(root: &Path) -> Result<()> {
         // No record, or an empty one: made, but not synced, before a crash
         // of the machine.
         let recorded = fs::metadata(entry.path().join(RECORD)).is_ok_and(|m| m.len() > 0);
-        if name.starts_with(".removing-") || !recorded {
+        if name.starts_with(REMOVING) || !recorded {
             unmount(entry.path().join("merged"), UnmountFlags::DETACH).ok();
             fs::remove_dir_all(entry.path())
                 .context(|| format!("cannot remove {}", entry.path().display()))?;
