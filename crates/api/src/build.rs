@@ -14,11 +14,12 @@ use keel_api_types::build::{
 };
 use keel_build::context::Context;
 use keel_build::{BuildOptions, JobNetwork, Progress, Secrets};
-use keel_engine::BuildRequest;
+use keel_engine::{BuildRequest, JobLimits, Resources, Ulimit};
 use keel_image::Reference;
 use serde_json::{Value, json};
 
 use crate::Daemon;
+use crate::containers::UlimitBody;
 use crate::http::{ApiError, Query, Reply, blocking, body_reader, json, streamed};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -118,6 +119,49 @@ fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
             .unwrap_or("Dockerfile")
             .to_owned(),
         tags,
+        limits: limits(query)?,
+    })
+}
+
+/// What the build's RUN steps are limited to: the swagger's `memory`,
+/// `memswap`, `cpushares`, `cpusetcpus`, `cpuperiod`, `cpuquota`,
+/// `shmsize` and `ulimits` (empty values are none).
+fn limits(query: &Query) -> Result<JobLimits> {
+    let number = |name: &str| -> Result<i64> {
+        match query.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(text) => text.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid {name} {text:?}: use a number of bytes or units"
+                ))
+            }),
+        }
+    };
+    let ulimits = match query.get("ulimits").filter(|v| !v.is_empty() && *v != "null") {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<UlimitBody>>(text)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "invalid ulimits {text:?}: use a JSON list of {{\"Name\", \"Soft\", \"Hard\"}} ({e})"
+                ))
+            })?
+            .into_iter()
+            .map(Ulimit::from)
+            .collect(),
+    };
+    let shm_size = number("shmsize")?;
+    Ok(JobLimits {
+        resources: Resources {
+            memory: number("memory")?,
+            memory_swap: number("memswap")?,
+            cpu_shares: number("cpushares")?,
+            cpu_period: number("cpuperiod")?,
+            cpu_quota: number("cpuquota")?,
+            cpuset_cpus: query.get("cpusetcpus").unwrap_or_default().to_owned(),
+            ulimits,
+            ..Resources::default()
+        },
+        shm_size: u64::try_from(shm_size).ok().filter(|size| *size > 0),
     })
 }
 

@@ -14,7 +14,7 @@ use keel_api_types::build::{
 };
 
 use crate::client::{Client, Response, Upload, encode};
-use crate::containers::Exit;
+use crate::containers::{Exit, size_flag, ulimit_flag};
 use crate::usage;
 
 const USAGE: &str = "build [OPTIONS] PATH | -";
@@ -28,6 +28,7 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let mut iidfile = None;
     let mut context = None;
     let mut secrets = std::collections::BTreeMap::new();
+    let mut ulimits = Vec::new();
     while let Some(arg) = parser.next()? {
         match arg {
             Short('t') | Long("tag") => {
@@ -50,6 +51,37 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 labels.insert(name.into(), value.into());
             }
             Long("target") => query.push(format!("target={}", encode(&parser.value()?.string()?))),
+            // What RUN steps are limited to, as `docker build` takes it.
+            Short('m') | Long("memory") => {
+                query.push(format!("memory={}", size_flag(parser, "-m, --memory")?))
+            }
+            Long("memory-swap") => {
+                let text = parser.value()?.string()?;
+                let bytes = match text.as_str() {
+                    "-1" => -1,
+                    _ => keel_units::ram_in_bytes(&text).with_context(|| {
+                        format!("invalid argument \"{text}\" for \"--memory-swap\" flag")
+                    })?,
+                };
+                query.push(format!("memswap={bytes}"));
+            }
+            Long("shm-size") => query.push(format!("shmsize={}", size_flag(parser, "--shm-size")?)),
+            Short('c') | Long("cpu-shares") => query.push(format!(
+                "cpushares={}",
+                integer(&parser.value()?.string()?, "-c, --cpu-shares")?
+            )),
+            Long("cpu-period") => query.push(format!(
+                "cpuperiod={}",
+                integer(&parser.value()?.string()?, "--cpu-period")?
+            )),
+            Long("cpu-quota") => query.push(format!(
+                "cpuquota={}",
+                integer(&parser.value()?.string()?, "--cpu-quota")?
+            )),
+            Long("cpuset-cpus") => {
+                query.push(format!("cpusetcpus={}", encode(&parser.value()?.string()?)))
+            }
+            Long("ulimit") => ulimits.push(ulimit_flag(&parser.value()?.string()?)?),
             Long("add-host") => {
                 query.push(format!("extrahosts={}", encode(&parser.value()?.string()?)))
             }
@@ -97,6 +129,10 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     }
     if quiet {
         query.push("q=1".to_owned());
+    }
+    if !ulimits.is_empty() {
+        let json = serde_json::to_string(&ulimits).expect("JSON");
+        query.push(format!("ulimits={}", encode(&json)));
     }
     if let Some(dockerfile) = &dockerfile {
         query.push(format!("dockerfile={}", encode(dockerfile)));
@@ -173,6 +209,12 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         std::fs::write(path, id).with_context(|| format!("write {path}"))?;
     }
     Ok(())
+}
+
+/// An integer flag's value, or docker's error naming the flag.
+fn integer(text: &str, flag: &str) -> Result<i64> {
+    text.parse()
+        .with_context(|| format!("invalid argument \"{text}\" for \"{flag}\" flag"))
 }
 
 /// `--secret id=ID[,src=FILE|,env=VAR][,type=file|env]`, as buildx reads

@@ -400,7 +400,7 @@ fn mount_option(text: &str) -> Result<Value> {
 }
 
 /// A size flag's value in bytes, or docker's error naming the flag.
-fn size_flag(parser: &mut lexopt::Parser, flag: &str) -> Result<i64> {
+pub(crate) fn size_flag(parser: &mut lexopt::Parser, flag: &str) -> Result<i64> {
     let text: String = parser.value()?.string()?;
     keel_units::ram_in_bytes(&text)
         .with_context(|| format!("invalid argument \"{text}\" for \"{flag}\" flag"))
@@ -422,7 +422,7 @@ fn number_flag(
 }
 
 /// `--ulimit nofile=1024[:2048]` as the API's Ulimit.
-fn ulimit_flag(text: &str) -> Result<Value> {
+pub(crate) fn ulimit_flag(text: &str) -> Result<Value> {
     let bad = || {
         anyhow::anyhow!(
             "invalid argument \"{text}\" for \"--ulimit\" flag: invalid ulimit argument: {text}"

@@ -1583,3 +1583,55 @@ fn run_steps_are_on_the_default_bridge_with_add_host_and_none_isolates_them() {
     );
     daemon.keel_ok(&["rm", "-f", "web"]);
 }
+
+#[test]
+fn run_steps_take_the_builds_memory_ulimit_and_shm_size() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "limits",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BUSYBOX}\n\
+                 RUN ulimit -n > /limits && df -k /dev/shm | tail -1 | awk '{{print $2}}' >> /limits \\\n\
+                     && cat /sys/fs/cgroup/memory/memory.limit_in_bytes >> /limits\n"
+            ),
+        )],
+    );
+    daemon.keel_ok(&[
+        "build",
+        "--memory",
+        "64m",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--shm-size",
+        "16m",
+        "-t",
+        "keel-test/limits",
+        dir.to_str().unwrap(),
+    ]);
+    let limits = daemon.keel_ok(&["run", "--rm", "keel-test/limits", "cat", "/limits"]);
+    assert_eq!(limits, "1024\n16384\n67108864\n");
+    for (args, expected) in [
+        (
+            &["--memory", "1k"][..],
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            &["--ulimit", "nofile"][..],
+            "invalid argument \"nofile\" for \"--ulimit\" flag",
+        ),
+        (
+            &["--shm-size", "lots"][..],
+            "invalid argument \"lots\" for \"--shm-size\" flag",
+        ),
+    ] {
+        let mut all = vec!["build"];
+        all.extend_from_slice(args);
+        all.push(dir.to_str().unwrap());
+        let (code, _, err) = daemon.keel(&all);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}

@@ -9,6 +9,7 @@ use keel_image::{Cancel, Digest, Reference};
 
 use crate::Engine;
 use crate::error::{Context as _, Result};
+use crate::executor::{JobLimits, Steps};
 
 /// A build as a frontend asks for it.
 #[derive(Debug, Default)]
@@ -19,6 +20,8 @@ pub struct BuildRequest {
     pub dockerfile: String,
     /// `-t`: the names the image gets.
     pub tags: Vec<Reference>,
+    /// What its RUN steps are limited to.
+    pub limits: JobLimits,
 }
 
 impl Engine {
@@ -34,9 +37,14 @@ impl Engine {
     ) -> Result<Digest> {
         // Refused before any step runs, not at the first RUN.
         crate::network::parse_extra_hosts(&request.options.extra_hosts)?;
+        request.limits.resources.check()?;
+        let steps = Steps {
+            engine: self,
+            limits: &request.limits,
+        };
         let id = keel_build::build(
             &self.images,
-            self,
+            &steps,
             context,
             &self.file_sums,
             &request.options,

@@ -12,6 +12,7 @@ use keel_image::Cancel;
 use oci_spec::runtime::MountBuilder;
 
 use crate::error::{Context, Error, Result};
+use crate::resources::Resources;
 use crate::security::{Confinement, Security};
 use crate::{Engine, MonitorFlags, connect_in, record, spec};
 
@@ -20,24 +21,43 @@ const SIGKILL: i32 = 9;
 /// How often a running job looks whether it was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
 
-impl Executor for Engine {
+/// The executor of one build's steps: the engine's, with the limits the
+/// build gives every RUN (`--memory`, `--cpu-*`, `--ulimit`, `--shm-size`).
+#[derive(Debug)]
+pub(crate) struct Steps<'e> {
+    pub engine: &'e Engine,
+    pub limits: &'e JobLimits,
+}
+
+/// What a build's RUN steps are limited to.
+#[derive(Debug, Clone, Default)]
+pub struct JobLimits {
+    pub resources: Resources,
+    /// The size of /dev/shm, bytes (Docker's 64 MiB when unset).
+    pub shm_size: Option<u64>,
+}
+
+impl Executor for Steps<'_> {
     fn execute(
         &self,
         job: &Job,
         cancel: &Cancel,
         output: &mut dyn FnMut(u8, &[u8]),
     ) -> std::result::Result<i32, String> {
-        self.run_job(job, cancel, output)
+        self.engine
+            .run_job(job, self.limits, cancel, output)
             .map_err(|error| error.to_string())
     }
 }
 
 impl Engine {
-    /// Runs `job`, handing its output to `output` (stdout or stderr, and
-    /// the bytes) as it comes; returns its exit code. `cancel` kills it.
-    pub fn run_job(
+    /// Runs `job` within `limits`, handing its output to `output` (stdout
+    /// or stderr, and the bytes) as it comes; returns its exit code.
+    /// `cancel` kills it.
+    pub(crate) fn run_job(
         &self,
         job: &Job,
+        limits: &JobLimits,
         cancel: &Cancel,
         output: &mut dyn FnMut(u8, &[u8]),
     ) -> Result<i32> {
@@ -54,7 +74,8 @@ impl Engine {
             .and_then(|()| {
                 let netns =
                     self.join_job_network(id, job.network, &job.extra_hosts, &dir, &hostname)?;
-                let spec = job_spec(job, &rootfs, &hostname, netns.as_deref(), &dir)?;
+                let mut spec = job_spec(job, &rootfs, &hostname, netns.as_deref(), &dir)?;
+                limits.apply(&mut spec);
                 record::replace(
                     &dir.join("config.json"),
                     &serde_json::to_vec(&spec).expect("a spec serializes"),
@@ -86,6 +107,28 @@ impl Engine {
         fs::remove_dir_all(&dir).ok();
         snapshot.unmount().ok();
         result
+    }
+}
+
+impl JobLimits {
+    fn apply(&self, spec: &mut oci_spec::runtime::Spec) {
+        self.resources.apply(spec);
+        let (Some(size), Some(mounts)) = (self.shm_size, spec.mounts_mut().as_mut()) else {
+            return;
+        };
+        for mount in mounts {
+            if mount.destination() == std::path::Path::new("/dev/shm") {
+                let mut options: Vec<String> = mount
+                    .options()
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|o| !o.starts_with("size="))
+                    .collect();
+                options.push(format!("size={size}"));
+                mount.set_options(Some(options));
+            }
+        }
     }
 }
 

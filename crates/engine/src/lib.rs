@@ -52,6 +52,7 @@ pub use distribution::{Progress, Report};
 pub use error::{Error, Result};
 pub use events::{Event, Events};
 pub use exec::{Exec, ExecConfig};
+pub use executor::JobLimits;
 pub use health::{Health, HealthStatus, Healthcheck, ProbeResult};
 pub use logs::{LogEntry, LogQuery, LogStream};
 pub use network::{
