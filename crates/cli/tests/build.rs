@@ -1635,3 +1635,101 @@ fn run_steps_take_the_builds_memory_ulimit_and_shm_size() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn each_metadata_instruction_lands_in_the_image_config_as_dockers_classic_builder_puts_it() {
+    let daemon = TestDaemon::with_busybox();
+    let dockerfile = format!(
+        "# escape=`\n\
+         FROM --platform=$BUILDPLATFORM {BUSYBOX}\n\
+         MAINTAINER Keel Tests <tests@keel>\n\
+         ARG TARGETARCH\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         ENV APP_HOME=/srv/app `\n    MODE=prod\n\
+         RUN [\"sh\", \"-c\", \"mkdir -p /srv/app && echo exec form > /srv/app/exec\"]\n\
+         USER 1000:1000\n\
+         EXPOSE 8080/tcp 53/udp\n\
+         VOLUME [\"/data\", \"/cache\"]\n\
+         STOPSIGNAL SIGQUIT\n\
+         HEALTHCHECK --interval=5s --timeout=2s --start-period=1s --retries=4 CMD [\"cat\", \"/etc/hostname\"]\n\
+         LABEL org.opencontainers.image.description=\"made by a test\" arch=$TARGETARCH\n\
+         WORKDIR $APP_HOME\n\
+         ENTRYPOINT [\"/bin/sh\", \"-c\"]\n\
+         CMD [\"echo $MODE from $(cat exec)\"]\n"
+    );
+    let dir = context(&daemon, "metadata", &[("Dockerfile", &dockerfile)]);
+    let (code, out, err) = docker_build(&daemon, &["-t", "keel-test/metadata"], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, config, _) = daemon.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config}}",
+        "keel-test/metadata",
+    ]);
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let arch = std::env::consts::ARCH
+        .replace("x86_64", "amd64")
+        .replace("aarch64", "arm64");
+    assert_eq!(config["User"], "1000:1000");
+    assert_eq!(
+        config["ExposedPorts"],
+        serde_json::json!({"53/udp": {}, "8080/tcp": {}})
+    );
+    assert_eq!(
+        config["Volumes"],
+        serde_json::json!({"/cache": {}, "/data": {}})
+    );
+    assert_eq!(config["StopSignal"], "SIGQUIT");
+    assert_eq!(
+        config["Healthcheck"],
+        serde_json::json!({
+            "Test": ["CMD", "cat", "/etc/hostname"], "Interval": 5_000_000_000u64,
+            "Timeout": 2_000_000_000u64, "StartPeriod": 1_000_000_000u64, "Retries": 4,
+        })
+    );
+    assert_eq!(
+        config["Labels"],
+        serde_json::json!({"arch": arch, "org.opencontainers.image.description": "made by a test"})
+    );
+    let env: Vec<&str> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        env.contains(&"APP_HOME=/srv/app") && env.contains(&"MODE=prod"),
+        "{env:?}"
+    );
+    assert_eq!(config["WorkingDir"], "/srv/app");
+    assert_eq!(config["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!(["echo $MODE from $(cat exec)"])
+    );
+    let (_, author, _) = daemon.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Author}}",
+        "keel-test/metadata",
+    ]);
+    assert_eq!(author, "Keel Tests <tests@keel>\n");
+    let (code, run, err) = daemon.docker(&["run", "--rm", "keel-test/metadata"]);
+    assert_eq!((code, run.as_str()), (0, "prod from exec form\n"), "{err}");
+    // Metadata steps are history entries without a layer.
+    let (_, history, _) = daemon.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.Size}} {{.CreatedBy}}",
+        "keel-test/metadata",
+    ]);
+    let stopsignal = history.lines().find(|l| l.contains("STOPSIGNAL")).unwrap();
+    assert!(
+        stopsignal.starts_with("0B /bin/sh -c #(nop)  STOPSIGNAL SIGQUIT"),
+        "{history}"
+    );
+}
