@@ -89,10 +89,13 @@ impl Store {
         }
     }
 
+    /// Keeps `bytes` under `key` in `kind`: whole or not at all, but not
+    /// synced, since a crash that loses it only costs it being made again.
     fn keep(&self, kind: &str, key: &Digest, bytes: &[u8]) -> Result<()> {
         let dir = self.cache_dir().join(kind);
         fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
-        write_atomically(&dir.join(key.hex()), bytes)
+        let path = dir.join(key.hex());
+        keel_durable::replace(&path, bytes).context(|| format!("cannot write {}", path.display()))
     }
 
     /// The checksum kept under `key` by [`Store::cache_sum`], if any.
