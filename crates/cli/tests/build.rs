@@ -1522,9 +1522,17 @@ fn run_steps_are_on_the_default_bridge_with_add_host_and_none_isolates_them() {
         "web",
     ]);
     let ip = ip.trim();
+    // The veths on this daemon's own bridge (other tests make theirs).
     let veths = || {
-        let links = common::output(std::process::Command::new("ip").args(["-o", "link"])).1;
-        links.lines().filter(|l| l.contains(": veth")).count()
+        let links = common::output(std::process::Command::new("ip").args([
+            "-o",
+            "link",
+            "show",
+            "master",
+            &daemon.bridge,
+        ]))
+        .1;
+        links.lines().count()
     };
     let before = veths();
     // busybox's `wget -T` crashes when it gives up: `timeout` instead.
