@@ -779,17 +779,7 @@ impl<'a> Build<'a> {
         let mut args = Vars::new();
         // The base's ONBUILD triggers run as part of FROM, and are not
         // the new image's.
-        let triggers = state.container_config().remove("OnBuild");
-        let triggers: Vec<String> = triggers
-            .as_ref()
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let triggers = config::strings(state.container_config().remove("OnBuild").as_ref());
         if !triggers.is_empty() {
             let plural = if triggers.len() > 1 { "s" } else { "" };
             (self.progress)(Progress::Line(format!(

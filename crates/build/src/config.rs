@@ -70,8 +70,12 @@ pub(crate) fn env_vars(config: &Map<String, Value>) -> Vars {
 
 /// A list of strings under `key` (empty if none).
 pub(crate) fn list(config: &Map<String, Value>, key: &str) -> Vec<String> {
-    config
-        .get(key)
+    strings(config.get(key))
+}
+
+/// The strings of a JSON list (none if it is not one).
+pub(crate) fn strings(value: Option<&Value>) -> Vec<String> {
+    value
         .and_then(Value::as_array)
         .map(|items| {
             items

@@ -85,18 +85,7 @@ fn change(was: Option<&Value>, is: Option<&Value>) -> String {
 /// The first variable of the step's environment (its build args and ENV)
 /// that differs.
 fn env_changed(was: Option<&Value>, is: Option<&Value>) -> String {
-    let list = |value: Option<&Value>| -> Vec<String> {
-        value
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (before, now) = (list(was), list(is));
+    let (before, now) = (crate::config::strings(was), crate::config::strings(is));
     let name = |entry: &str| entry.split('=').next().unwrap_or_default().to_owned();
     for entry in &now {
         match before.iter().find(|old| name(old) == name(entry)) {

@@ -6,6 +6,20 @@ mod common;
 use common::TestDaemon;
 
 /// Mounts below the test's directory (a container's snapshot).
+/// The sorted lines of the docker CLI's `args` (a list with a `--format`)
+/// with these `--filter`s.
+fn listed_with(daemon: &TestDaemon, args: &[&str], filters: &[&str]) -> Vec<String> {
+    let mut args = args.to_vec();
+    for filter in filters {
+        args.extend(["--filter", filter]);
+    }
+    let (code, out, err) = daemon.docker(&args);
+    assert_eq!(code, 0, "docker {args:?}: {err}");
+    let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
 fn mounts_below(daemon: &TestDaemon) -> usize {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     mountinfo
@@ -1274,17 +1288,7 @@ fn every_label_filter_given_must_hold_in_ps_network_ls_images_and_volume_ls() {
             daemon.docker(&["volume", "create", "--label", &a, "--label", &b, &volume]);
         assert_eq!(code, 0, "{err}");
     }
-    let listed = |args: &[&str], filters: &[&str]| {
-        let mut args = args.to_vec();
-        for filter in filters {
-            args.extend(["--filter", filter]);
-        }
-        let (code, out, err) = daemon.docker(&args);
-        assert_eq!(code, 0, "docker {args:?}: {err}");
-        let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
-        names.sort();
-        names
-    };
+    let listed = |args: &[&str], filters: &[&str]| listed_with(&daemon, args, filters);
     let ps = ["ps", "-a", "--format", "{{.Names}}"];
     let networks = ["network", "ls", "--format", "{{.Name}}"];
     let images = ["images", "--format", "{{.Repository}}"];
@@ -1344,15 +1348,7 @@ fn name_filters_are_regular_expressions_in_ps_volume_ls_and_network_ls() {
         let subnet = daemon.user_subnet(n);
         daemon.keel_ok(&["network", "create", "--subnet", &subnet, name]);
     }
-    let listed = |args: &[&str], filter: &str| {
-        let mut args = args.to_vec();
-        args.extend(["--filter", filter]);
-        let (code, out, err) = daemon.docker(&args);
-        assert_eq!(code, 0, "docker {args:?}: {err}");
-        let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
-        names.sort();
-        names
-    };
+    let listed = |args: &[&str], filter: &str| listed_with(&daemon, args, &[filter]);
     let ps = ["ps", "-a", "--format", "{{.Names}}"];
     let volumes = ["volume", "ls", "--format", "{{.Name}}"];
     let networks = ["network", "ls", "--format", "{{.Name}}"];
