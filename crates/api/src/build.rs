@@ -120,6 +120,18 @@ fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
             .to_owned(),
         tags,
         limits: limits(query)?,
+        pull: query.flag("pull"),
+        auths: match headers.get("x-registry-config") {
+            None => BTreeMap::new(),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| ApiError::bad_request("invalid X-Registry-Config header: not ASCII"))
+                .and_then(|value| {
+                    keel_registry::AuthConfig::configs_from_header(value).map_err(|e| {
+                        ApiError::bad_request(format!("invalid X-Registry-Config header: {e}"))
+                    })
+                })?,
+        },
     })
 }
 

@@ -284,6 +284,119 @@ enum StageEvent {
     Built(Result<(State, BTreeSet<String>)>),
 }
 
+/// A Dockerfile's stages, the target, the global ARGs and the stages the
+/// target needs (each with the stages it needs), as a build reads them.
+struct Plan<'d> {
+    stages: Vec<Stage<'d>>,
+    target: usize,
+    global_args: Vars,
+    graph: BTreeMap<usize, Vec<usize>>,
+}
+
+impl<'d> Plan<'d> {
+    fn of(dockerfile: &'d dockerfile::Dockerfile, options: &BuildOptions) -> Result<Plan<'d>> {
+        if let Some(syntax) = &dockerfile.syntax {
+            let frontend = syntax.trim_start_matches("docker.io/");
+            if !frontend.starts_with("docker/dockerfile:") && frontend != "docker/dockerfile" {
+                return Err(Error::InvalidArgument(format!(
+                    "the frontend {syntax:?} of the syntax directive is not Keel's: Keel builds with its own Dockerfile frontend (docker/dockerfile:1); remove the directive or name docker/dockerfile"
+                )));
+            }
+        }
+        let first_from = dockerfile
+            .instructions
+            .iter()
+            .position(|i| i.keyword == "FROM")
+            .ok_or_else(|| {
+                Error::InvalidArgument("the Dockerfile has no FROM instruction".into())
+            })?;
+        let mut global_args = Vars::new();
+        for instruction in &dockerfile.instructions[..first_from] {
+            if instruction.keyword != "ARG" {
+                return Err(Error::Dockerfile {
+                    line: instruction.line,
+                    message: format!(
+                        "{} before the first FROM: only ARG may come before it",
+                        instruction.keyword
+                    ),
+                });
+            }
+            for (name, default) in arg_declarations(instruction, &global_args, dockerfile.escape)? {
+                let value = options.build_args.get(&name).cloned().or(default);
+                if let Some(value) = value {
+                    global_args.insert(name, value);
+                } else {
+                    global_args.remove(&name);
+                }
+            }
+        }
+        for (name, value) in platform_args() {
+            global_args.entry(name).or_insert(value);
+        }
+        let mut stages: Vec<Stage> = Vec::new();
+        let rest = &dockerfile.instructions[first_from..];
+        let mut starts: Vec<usize> = rest
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.keyword == "FROM")
+            .map(|(at, _)| at)
+            .collect();
+        starts.push(rest.len());
+        for pair in starts.windows(2) {
+            let from = &rest[pair[0]];
+            let words = from_words(from)?;
+            let name = match words.as_slice() {
+                [_] => None,
+                [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
+                    Some(name.to_ascii_lowercase())
+                }
+                _ => return Err(from.error("use FROM [--platform=PLATFORM] IMAGE [AS NAME]")),
+            };
+            stages.push(Stage {
+                name,
+                from,
+                steps: &rest[pair[0] + 1..pair[1]],
+            });
+        }
+        let target = match &options.target {
+            Some(target) => stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(&target.to_ascii_lowercase()))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("target stage \"{target}\" could not be found"))
+                })?,
+            None => stages.len() - 1,
+        };
+        // Each stage the target needs, with the stages it needs.
+        let graph = stage_graph(&stages, target, &global_args, dockerfile.escape)?;
+        Ok(Plan {
+            stages,
+            target,
+            global_args,
+            graph,
+        })
+    }
+}
+
+/// The images a build of `context` starts its needed stages from (not
+/// stages, not `scratch`): what `--pull` pulls first.
+pub fn base_images(context: &Context, options: &BuildOptions) -> Result<Vec<String>> {
+    let dockerfile = dockerfile::parse(&context.dockerfile)?;
+    let plan = Plan::of(&dockerfile, options)?;
+    let mut images = Vec::new();
+    for &index in plan.graph.keys() {
+        let from = plan.stages[index].from;
+        let name = from.word(&from_words(from)?[0], &plan.global_args, dockerfile.escape)?;
+        if name != "scratch"
+            && stage_index(&plan.stages, &name, index).is_none()
+            && !images.contains(&name)
+        {
+            images.push(name);
+        }
+    }
+    Ok(images)
+}
+
 /// Builds the image `context`'s Dockerfile describes from its files,
 /// hashing files with the help of `sums`; returns its id.
 pub fn build(
@@ -296,78 +409,12 @@ pub fn build(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Digest> {
     let dockerfile = dockerfile::parse(&context.dockerfile)?;
-    if let Some(syntax) = &dockerfile.syntax {
-        let frontend = syntax.trim_start_matches("docker.io/");
-        if !frontend.starts_with("docker/dockerfile:") && frontend != "docker/dockerfile" {
-            return Err(Error::InvalidArgument(format!(
-                "the frontend {syntax:?} of the syntax directive is not Keel's: Keel builds with its own Dockerfile frontend (docker/dockerfile:1); remove the directive or name docker/dockerfile"
-            )));
-        }
-    }
-    let first_from = dockerfile
-        .instructions
-        .iter()
-        .position(|i| i.keyword == "FROM")
-        .ok_or_else(|| Error::InvalidArgument("the Dockerfile has no FROM instruction".into()))?;
-    let mut global_args = Vars::new();
-    for instruction in &dockerfile.instructions[..first_from] {
-        if instruction.keyword != "ARG" {
-            return Err(Error::Dockerfile {
-                line: instruction.line,
-                message: format!(
-                    "{} before the first FROM: only ARG may come before it",
-                    instruction.keyword
-                ),
-            });
-        }
-        for (name, default) in arg_declarations(instruction, &global_args, dockerfile.escape)? {
-            let value = options.build_args.get(&name).cloned().or(default);
-            if let Some(value) = value {
-                global_args.insert(name, value);
-            } else {
-                global_args.remove(&name);
-            }
-        }
-    }
-    for (name, value) in platform_args() {
-        global_args.entry(name).or_insert(value);
-    }
-    let mut stages: Vec<Stage> = Vec::new();
-    let rest = &dockerfile.instructions[first_from..];
-    let mut starts: Vec<usize> = rest
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.keyword == "FROM")
-        .map(|(at, _)| at)
-        .collect();
-    starts.push(rest.len());
-    for pair in starts.windows(2) {
-        let from = &rest[pair[0]];
-        let words = from_words(from)?;
-        let name = match words.as_slice() {
-            [_] => None,
-            [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
-                Some(name.to_ascii_lowercase())
-            }
-            _ => return Err(from.error("use FROM [--platform=PLATFORM] IMAGE [AS NAME]")),
-        };
-        stages.push(Stage {
-            name,
-            from,
-            steps: &rest[pair[0] + 1..pair[1]],
-        });
-    }
-    let target = match &options.target {
-        Some(target) => stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(&target.to_ascii_lowercase()))
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("target stage \"{target}\" could not be found"))
-            })?,
-        None => stages.len() - 1,
-    };
-    // Each stage the target needs, with the stages it needs.
-    let graph = stage_graph(&stages, target, &global_args, dockerfile.escape)?;
+    let Plan {
+        stages,
+        target,
+        global_args,
+        graph,
+    } = Plan::of(&dockerfile, options)?;
     let needed: Vec<usize> = graph.keys().copied().collect();
     let mut first_step = BTreeMap::new();
     let mut total = 0;

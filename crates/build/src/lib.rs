@@ -19,7 +19,7 @@ mod sums;
 
 pub use builder::{
     BuildOptions, Executor, Job, JobMount, JobMountKind, JobNetwork, Progress, SOURCE_DATE_EPOCH,
-    STEP_SNAPSHOT_PREFIX, Secrets, build, check_platform,
+    STEP_SNAPSHOT_PREFIX, Secrets, base_images, build, check_platform,
 };
 pub use config::apply_changes;
 pub use error::{Error, Result};

@@ -93,6 +93,7 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
                 query.push(format!("platform={}", encode(&parser.value()?.string()?)))
             }
             Long("no-cache") => query.push("nocache=1".to_owned()),
+            Long("pull") => query.push("pull=1".to_owned()),
             Long("explain-cache") => query.push(format!("{EXPLAIN_CACHE}=1")),
             // As buildx: the epoch is a build arg the builder knows.
             Long("source-date-epoch") => {

@@ -1741,3 +1741,58 @@ fn each_metadata_instruction_lands_in_the_image_config_as_dockers_classic_builde
         "{history}"
     );
 }
+
+#[test]
+fn pull_fetches_the_base_images_first_even_those_already_here() {
+    let registry = Registry::start();
+    let daemon = TestDaemon::with_busybox();
+    let base = format!("{}/pull/base:1", registry.address);
+    // Two versions of the base, the second pushed after the first is here.
+    let push = |mark: &str| {
+        let dir = context(
+            &daemon,
+            &format!("pull-base-{mark}"),
+            &[(
+                "Dockerfile",
+                &format!("FROM {BUSYBOX}\nRUN echo {mark} > /mark\n"),
+            )],
+        );
+        daemon.keel_ok(&["build", "-q", "-t", &base, dir.to_str().unwrap()]);
+        daemon.keel_ok(&["push", &base]);
+    };
+    push("first");
+    let dir = context(
+        &daemon,
+        "pull-child",
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nCMD [\"cat\", \"/mark\"]\n"),
+        )],
+    );
+    let other = TestDaemon::start();
+    let (code, _, err) = other.keel(&["build", "-t", "keel-test/child", dir.to_str().unwrap()]);
+    assert_eq!(
+        code, 1,
+        "without --pull a base not here is not fetched: {err}"
+    );
+    let out = other.keel_ok(&[
+        "build",
+        "--pull",
+        "-t",
+        "keel-test/child",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.contains("Pulling from pull/base"), "{out}");
+    assert_eq!(
+        other.keel_ok(&["run", "--rm", "keel-test/child"]),
+        "first\n"
+    );
+    push("second");
+    // Through the docker CLI too (it sends X-Registry-Config).
+    let (code, out, err) = docker_build(&other, &["--pull", "-t", "keel-test/child"], &dir);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        other.keel_ok(&["run", "--rm", "keel-test/child"]),
+        "second\n"
+    );
+}

@@ -1,6 +1,8 @@
 //! Credentials as Docker passes them (`X-Registry-Auth`, the `auth` field
 //! of config.json) and the challenges registries answer with.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde::{Deserialize, Serialize};
@@ -42,18 +44,35 @@ impl AuthConfig {
     /// docker-py), standard base64 accepted too. An empty header or `{}`
     /// is no credentials.
     pub fn from_header(value: &str) -> Result<Option<Self>> {
-        let value = value.trim();
-        if value.is_empty() {
+        let Some(bytes) = decode_header(value)? else {
             return Ok(None);
-        }
-        let unpadded = value.trim_end_matches('=');
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(unpadded)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded))
-            .map_err(|e| Error::BadAuthHeader(format!("not base64: {e}")))?;
+        };
         let config: AuthConfig = serde_json::from_slice(&bytes)
             .map_err(|e| Error::BadAuthHeader(format!("not an auth config JSON object: {e}")))?;
         Ok(Some(config.normalized()?).filter(|c| !c.is_empty()))
+    }
+
+    /// The credentials of an `X-Registry-Config` header (`POST /build`'s):
+    /// a JSON object of auth configs by registry, in base64 as
+    /// `X-Registry-Auth`; each normalized, empty ones left out.
+    pub fn configs_from_header(value: &str) -> Result<BTreeMap<String, Self>> {
+        let Some(bytes) = decode_header(value)? else {
+            return Ok(BTreeMap::new());
+        };
+        let configs: BTreeMap<String, AuthConfig> =
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Error::BadAuthHeader(format!(
+                    "not a JSON object of auth configs by registry: {e}"
+                ))
+            })?;
+        let mut kept = BTreeMap::new();
+        for (server, config) in configs {
+            let config = config.normalized()?;
+            if !config.is_empty() {
+                kept.insert(server, config);
+            }
+        }
+        Ok(kept)
     }
 
     /// The `X-Registry-Auth` header value for these credentials.
@@ -87,6 +106,21 @@ impl AuthConfig {
 }
 
 /// Splits config.json's `auth` field into username and password.
+/// A registry header's JSON: base64, URL-safe as the docker CLI writes it
+/// or standard as docker-py does, padded or not; none when empty.
+fn decode_header(value: &str) -> Result<Option<Vec<u8>>> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let unpadded = value.trim_end_matches('=');
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(unpadded)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded))
+        .map(Some)
+        .map_err(|e| Error::BadAuthHeader(format!("not base64: {e}")))
+}
+
 pub fn decode_basic(auth: &str) -> Result<(String, String)> {
     let bad = |reason: String| Error::BadAuthHeader(format!("auth field {auth:?}: {reason}"));
     let bytes = STANDARD
@@ -179,6 +213,18 @@ mod tests {
             Some(Challenge::Basic)
         );
         assert_eq!(Challenge::parse("Negotiate"), None);
+    }
+
+    #[test]
+    fn registry_config_headers_give_each_registrys_credentials() {
+        let json = r#"{"127.0.0.1:5000":{"username":"u","password":"p"},"empty.io":{}}"#;
+        let header = URL_SAFE.encode(json);
+        let configs = AuthConfig::configs_from_header(&header).unwrap();
+        assert_eq!(configs.keys().collect::<Vec<_>>(), ["127.0.0.1:5000"]);
+        assert_eq!(configs["127.0.0.1:5000"].username, "u");
+        assert!(AuthConfig::configs_from_header("e30=").unwrap().is_empty());
+        let error = AuthConfig::configs_from_header(&URL_SAFE.encode("[1]")).unwrap_err();
+        assert!(error.to_string().contains("not a JSON object of auth configs"), "{error}");
     }
 
     #[test]
