@@ -135,9 +135,8 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         let json = serde_json::to_string(&ulimits).expect("JSON");
         query.push(format!("ulimits={}", encode(&json)));
     }
-    if let Some(dockerfile) = &dockerfile {
-        query.push(format!("dockerfile={}", encode(dockerfile)));
-    }
+    let (dockerfile, outside) = dockerfile_in_context(&context, dockerfile.as_deref())?;
+    query.push(format!("dockerfile={}", encode(&dockerfile)));
     for (name, map) in [("buildargs", &build_args), ("labels", &labels)] {
         if !map.is_empty() {
             let json = serde_json::to_string(map).expect("JSON");
@@ -145,7 +144,6 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         }
     }
     let path = format!("/build?{}", query.join("&"));
-    let dockerfile = dockerfile.unwrap_or_else(|| "Dockerfile".to_owned());
     let encoded = encode_secrets(&secrets);
     let headers = match secrets.is_empty() {
         true => vec![],
@@ -171,9 +169,15 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             encode(&dir.to_string_lossy()),
             encode(&context_id(&meta))
         );
-        match post(&in_place, Upload::None)? {
-            refused if refused.status == 412 => upload_context(&post, &path, &dir, &dockerfile)?,
-            response => response,
+        match outside {
+            // A Dockerfile from elsewhere goes in the tar.
+            Some(text) => upload_context(&post, &path, &dir, &dockerfile, Some(text))?,
+            None => match post(&in_place, Upload::None)? {
+                refused if refused.status == 412 => {
+                    upload_context(&post, &path, &dir, &dockerfile, None)?
+                }
+                response => response,
+            },
         }
     }
     .success()?;
@@ -264,11 +268,13 @@ fn upload_context(
     path: &str,
     dir: &Path,
     dockerfile: &str,
+    outside: Option<Vec<u8>>,
 ) -> Result<Response> {
     let (reader, writer) = std::io::pipe().context("a pipe for the context")?;
     let sent = dir.to_owned();
     let dockerfile = dockerfile.to_owned();
-    let sender = std::thread::spawn(move || send_context(&sent, &dockerfile, writer));
+    let sender =
+        std::thread::spawn(move || send_context(&sent, &dockerfile, outside.as_deref(), writer));
     let mut reader = reader;
     let response = post(path, Upload::Stream(&mut reader));
     sender
@@ -277,10 +283,59 @@ fn upload_context(
     response
 }
 
+/// Where the Dockerfile is in the context, as the docker CLI finds it:
+/// `-f` is relative to the current directory (with a directory context);
+/// one outside the context, or `-` (stdin), is read here and sent in the
+/// tar under a name of its own, as the docker CLI's
+/// AddDockerfileToBuildContext does.
+fn dockerfile_in_context(context: &str, given: Option<&str>) -> Result<(String, Option<Vec<u8>>)> {
+    let own_name = || {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!(".dockerfile.{:08x}{:08x}", nanos, std::process::id())
+    };
+    match given {
+        None => Ok(("Dockerfile".to_owned(), None)),
+        Some("-") if context == "-" => {
+            bail!("invalid argument: can't use stdin for both build context and dockerfile")
+        }
+        Some("-") => {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut text)
+                .context("cannot read the Dockerfile from stdin")?;
+            Ok((own_name(), Some(text)))
+        }
+        // In a tar on stdin, the path is the tar's.
+        Some(path) if context == "-" => Ok((path.to_owned(), None)),
+        Some(path) => {
+            let file = std::fs::canonicalize(path)
+                .with_context(|| format!("cannot locate Dockerfile: {path:?}"))?;
+            let dir = std::fs::canonicalize(context)
+                .with_context(|| format!("unable to prepare context: {context}"))?;
+            match file.strip_prefix(&dir) {
+                Ok(relative) => Ok((relative.to_string_lossy().into_owned(), None)),
+                Err(_) => {
+                    let text = std::fs::read(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    Ok((own_name(), Some(text)))
+                }
+            }
+        }
+    }
+}
+
 /// Writes the context directory as a tar (entries owned by root, as the
 /// docker CLI sends them), leaving out what its `.dockerignore` excludes
-/// but never the Dockerfile or the ignore file themselves.
-fn send_context(dir: &Path, dockerfile: &str, writer: impl std::io::Write) -> Result<()> {
+/// but never the Dockerfile or the ignore file themselves. A Dockerfile
+/// from outside (`outside`) is added as `dockerfile`, and the sent
+/// .dockerignore leaves it out of what COPY sees.
+fn send_context(
+    dir: &Path,
+    dockerfile: &str,
+    outside: Option<&[u8]>,
+    writer: impl std::io::Write,
+) -> Result<()> {
     let ignore = keel_build::Ignore::for_build(dir, dockerfile)
         .with_context(|| format!("cannot read the .dockerignore of {}", dir.display()))?;
     let kept = |relative: &str| {
@@ -302,13 +357,25 @@ fn send_context(dir: &Path, dockerfile: &str, writer: impl std::io::Write) -> Re
             let path = relative.join(entry.file_name());
             let name = path.to_string_lossy().into_owned();
             let is_dir = entry.file_type()?.is_dir();
-            if kept(&name) {
+            let replaced = outside.is_some() && name == ".dockerignore";
+            if kept(&name) && !replaced {
                 tar.append_path_with_name(dir.join(&path), &path)
                     .with_context(|| format!("cannot send {name}"))?;
             }
             if is_dir && (kept(&name) || ignore.may_include_below(&name)) {
                 todo.push(path);
             }
+        }
+    }
+    if let Some(text) = outside {
+        let mut ignored = std::fs::read(dir.join(".dockerignore")).unwrap_or_default();
+        ignored.extend_from_slice(format!("\n{dockerfile}\n").as_bytes());
+        for (name, content) in [(dockerfile, text), (".dockerignore", &ignored[..])] {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o600);
+            header.set_size(content.len() as u64);
+            tar.append_data(&mut header, name, content)
+                .with_context(|| format!("cannot send {name}"))?;
         }
     }
     tar.finish().context("cannot send the context")?;

@@ -1564,8 +1564,14 @@ fn run_steps_are_on_the_default_bridge_with_add_host_and_none_isolates_them() {
     );
     assert!(cat("/hosts").contains("10.1.2.3\tdb.internal\n"));
     assert_eq!(cat("/none"), "isolated\n");
-    // The steps' veths, namespaces and name files are gone.
-    assert_eq!(veths(), before);
+    // The steps' veths go with their namespaces, which the kernel frees
+    // in the background (as containers'); their namespaces and name files
+    // are gone.
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        veths() == before
+    });
+    assert!(gone, "a step's veth is still on the bridge");
     let leftover: Vec<_> = fs::read_dir(daemon.root().join("netns"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -1794,5 +1800,90 @@ fn pull_fetches_the_base_images_first_even_those_already_here() {
     assert_eq!(
         other.keel_ok(&["run", "--rm", "keel-test/child"]),
         "second\n"
+    );
+}
+
+#[test]
+fn a_dockerfile_outside_the_context_or_on_stdin_builds_and_is_not_in_the_context() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "outside-ctx",
+        &[
+            ("app.txt", "the app\n"),
+            ("secret.txt", "ignored\n"),
+            (".dockerignore", "secret.txt\n"),
+            (
+                "sub/Dockerfile.dev",
+                &format!("FROM {BUSYBOX}\nCOPY . /ctx/\nCMD [\"ls\", \"-A\", \"/ctx\"]\n"),
+            ),
+        ],
+    );
+    let elsewhere = daemon.path("elsewhere.Dockerfile");
+    fs::write(
+        &elsewhere,
+        format!("FROM {BUSYBOX}\nCOPY . /ctx/\nCMD [\"ls\", \"-A\", \"/ctx\"]\n"),
+    )
+    .unwrap();
+    let listed = |tag: &str| daemon.keel_ok(&["run", "--rm", tag]);
+    daemon.keel_ok(&[
+        "build",
+        "-f",
+        elsewhere.to_str().unwrap(),
+        "-t",
+        "keel-test/outside",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        listed("keel-test/outside"),
+        ".dockerignore\napp.txt\nsub\n",
+        "the Dockerfile's own copy is not in the context"
+    );
+    let mut stdin = daemon.keel_command(&[
+        "build",
+        "-f",
+        "-",
+        "-t",
+        "keel-test/stdin",
+        dir.to_str().unwrap(),
+    ]);
+    stdin.stdin(fs::File::open(&elsewhere).unwrap());
+    let out = stdin.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(listed("keel-test/stdin"), ".dockerignore\napp.txt\nsub\n");
+    // -f is relative to the current directory, as the docker CLI takes it.
+    let mut relative = daemon.keel_command(&[
+        "build",
+        "-f",
+        "outside-ctx/sub/Dockerfile.dev",
+        "-t",
+        "keel-test/relative",
+        "outside-ctx",
+    ]);
+    relative.current_dir(dir.parent().unwrap());
+    let out = relative.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        listed("keel-test/relative"),
+        ".dockerignore\napp.txt\nsub\n"
+    );
+    let (code, _, err) = daemon.keel(&[
+        "build",
+        "-f",
+        "/nonexistent/Dockerfile",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot locate Dockerfile: \"/nonexistent/Dockerfile\""),
+        "{err}"
     );
 }
