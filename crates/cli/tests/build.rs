@@ -1564,9 +1564,8 @@ fn run_steps_are_on_the_default_bridge_with_add_host_and_none_isolates_them() {
     );
     assert!(cat("/hosts").contains("10.1.2.3\tdb.internal\n"));
     assert_eq!(cat("/none"), "isolated\n");
-    // The steps' veths go with their namespaces, which the kernel frees
-    // in the background (as containers'); their namespaces and name files
-    // are gone.
+    // The steps' veths are deleted in the background, after the step;
+    // their namespaces and name files are gone.
     let gone = (0..100).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
         veths() == before
