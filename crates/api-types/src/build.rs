@@ -18,6 +18,8 @@ use base64::engine::general_purpose::STANDARD;
 pub const CONTEXT_DIR: &str = "contextdir";
 /// `keel build --explain-cache`: each step that misses the cache says why.
 pub const EXPLAIN_CACHE: &str = "explaincache";
+/// `keel build --no-cache-filter STAGE`, once per stage: its steps all run.
+pub const NO_CACHE_FILTER: &str = "nocachefilter";
 pub const CONTEXT_ID: &str = "contextid";
 
 /// The `contextid` of a directory whose metadata is `meta`.

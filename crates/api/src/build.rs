@@ -10,7 +10,8 @@ use hyper::Request;
 use hyper::StatusCode;
 use hyper::body::Incoming;
 use keel_api_types::build::{
-    CONTEXT_DIR, CONTEXT_ID, EXPLAIN_CACHE, SECRETS_HEADER, context_id, decode_secrets,
+    CONTEXT_DIR, CONTEXT_ID, EXPLAIN_CACHE, NO_CACHE_FILTER, SECRETS_HEADER, context_id,
+    decode_secrets,
 };
 use keel_build::context::Context;
 use keel_build::{BuildOptions, JobNetwork, Progress, Secrets};
@@ -95,6 +96,13 @@ fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
             build_args: map_parameter(query, "buildargs")?,
             labels: map_parameter(query, "labels")?,
             no_cache: query.flag("nocache"),
+            no_cache_filter: query
+                .all(NO_CACHE_FILTER)
+                .into_iter()
+                .flat_map(|stages| stages.split(','))
+                .filter(|stage| !stage.is_empty())
+                .map(str::to_owned)
+                .collect(),
             explain_cache: query.flag(EXPLAIN_CACHE),
             network,
             extra_hosts: query

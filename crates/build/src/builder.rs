@@ -114,6 +114,8 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `--no-cache`: every step runs.
     pub no_cache: bool,
+    /// `--no-cache-filter`: the stages (by name) whose steps all run.
+    pub no_cache_filter: Vec<String>,
     /// `--network` for RUN steps.
     pub network: JobNetwork,
     /// `--add-host`: `NAME:IP`s in the /etc/hosts of RUN steps.
@@ -253,6 +255,8 @@ struct Build<'a> {
     /// Snapshots named by the build's and the stage's id and a counter.
     build_id: String,
     snapshots: usize,
+    /// `--no-cache`, or the stage is in `--no-cache-filter`.
+    no_cache: bool,
     /// `SOURCE_DATE_EPOCH`: the time of every step and of the image, and
     /// the latest time of the files in its layers.
     epoch: Option<i64>,
@@ -470,6 +474,13 @@ pub fn build(
                         step,
                         total,
                         build_id: format!("{build_id}-{index}"),
+                        no_cache: options.no_cache
+                            || stages[index].name.as_ref().is_some_and(|name| {
+                                options
+                                    .no_cache_filter
+                                    .iter()
+                                    .any(|f| f.eq_ignore_ascii_case(name))
+                            }),
                         snapshots: 0,
                         epoch,
                     };
@@ -990,7 +1001,7 @@ impl<'a> Build<'a> {
             inputs[SOURCE_DATE_EPOCH] = json!(epoch);
         }
         let key = step_key(&inputs);
-        let cached = match self.options.no_cache {
+        let cached = match self.no_cache {
             true => None,
             false => self.store.cached_step(&key)?,
         };
@@ -1042,8 +1053,12 @@ impl<'a> Build<'a> {
 
     /// Why the step noted `note` under `note_key` missed the cache.
     fn why_missed(&self, state: &State, note_key: &Digest, note: &Note) -> Result<String> {
-        if self.options.no_cache {
-            return Ok("--no-cache".to_owned());
+        if self.no_cache {
+            let flag = match self.options.no_cache {
+                true => "--no-cache",
+                false => "--no-cache-filter",
+            };
+            return Ok(flag.to_owned());
         }
         if let Some(why) = &state.new_because {
             return Ok(why.clone());

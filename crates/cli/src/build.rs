@@ -10,7 +10,8 @@ use lexopt::prelude::*;
 use serde_json::{Map, Value};
 
 use keel_api_types::build::{
-    CONTEXT_DIR, CONTEXT_ID, EXPLAIN_CACHE, SECRETS_HEADER, context_id, encode_secrets,
+    CONTEXT_DIR, CONTEXT_ID, EXPLAIN_CACHE, NO_CACHE_FILTER, SECRETS_HEADER, context_id,
+    encode_secrets,
 };
 
 use crate::client::{Client, Response, Upload, encode};
@@ -94,6 +95,10 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
             }
             Long("no-cache") => query.push("nocache=1".to_owned()),
             Long("pull") => query.push("pull=1".to_owned()),
+            Long("no-cache-filter") => query.push(format!(
+                "{NO_CACHE_FILTER}={}",
+                encode(&parser.value()?.string()?)
+            )),
             Long("explain-cache") => query.push(format!("{EXPLAIN_CACHE}=1")),
             // As buildx: the epoch is a build arg the builder knows.
             Long("source-date-epoch") => {

@@ -1886,3 +1886,35 @@ fn a_dockerfile_outside_the_context_or_on_stdin_builds_and_is_not_in_the_context
         "{err}"
     );
 }
+
+#[test]
+fn no_cache_filter_runs_the_named_stages_steps_again_and_keeps_the_others_cached() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = context(
+        &daemon,
+        "filter",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM {BUSYBOX} AS builder\nRUN echo artifact > /out\n\
+                 FROM {BUSYBOX}\nCOPY --from=builder /out /out\nRUN cat /out > /seen\n"
+            ),
+        )],
+    );
+    let build = |args: &[&str]| {
+        let mut all = vec!["build", "--explain-cache"];
+        all.extend_from_slice(args);
+        all.push(dir.to_str().unwrap());
+        daemon.keel_ok(&all)
+    };
+    build(&[]);
+    let out = build(&["--no-cache-filter", "builder"]);
+    assert_eq!(
+        out.matches("Running in").count(),
+        1,
+        "only the builder's RUN ran: {out}"
+    );
+    assert!(out.contains(" ---> Cache miss: --no-cache-filter"), "{out}");
+    // The builder made the same bytes: what copies them stays cached.
+    assert_eq!(out.matches(" ---> Using cache").count(), 2, "{out}");
+}
