@@ -3,6 +3,7 @@
 //! its CLI (which reads them): neither writes a body by hand, and the two
 //! cannot drift apart. Also where a daemon is found ([`endpoint`]).
 
+pub mod archive;
 pub mod build;
 pub mod endpoint;
 pub mod system;

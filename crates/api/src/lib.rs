@@ -3,6 +3,7 @@
 //! Docker's JSON shapes, so that the docker CLI, docker-py and Keel's own
 //! CLI all drive Keel the same way.
 
+mod archive;
 mod attach;
 mod build;
 mod containers;
@@ -195,6 +196,11 @@ async fn dispatch(
             (&Method::GET, "json") => containers::inspect(daemon, name).await,
             (&Method::GET, "logs") => containers::logs(daemon, name, query).await,
             (&Method::GET, "export") => containers::export(daemon, name).await,
+            (&Method::HEAD, "archive") => archive::stat(daemon, name, query).await,
+            (&Method::GET, "archive") => archive::get(daemon, name, query).await,
+            (&Method::PUT, "archive") => {
+                archive::put(daemon, name, query, request.into_body()).await
+            }
             (&Method::DELETE, "") => containers::remove(daemon, name, query).await,
             _ => Err(not_found()),
         };

@@ -33,6 +33,8 @@ pub struct Response {
     pub status: u16,
     body: Box<dyn Read>,
     pub content_type: String,
+    /// Every header, as sent.
+    headers: Vec<(String, String)>,
     /// The connection's writing side, once upgraded.
     input: Option<UnixStream>,
 }
@@ -178,6 +180,14 @@ impl Response {
         Err(DaemonError(message).into())
     }
 
+    /// The value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn body(&mut self) -> &mut dyn Read {
         &mut self.body
     }
@@ -201,6 +211,7 @@ fn read_head(mut reader: BufReader<UnixStream>) -> Result<Response> {
     let mut length = None;
     let mut chunked = false;
     let mut content_type = String::new();
+    let mut headers = Vec::new();
     loop {
         line.clear();
         reader.read_line(&mut line)?;
@@ -210,6 +221,7 @@ fn read_head(mut reader: BufReader<UnixStream>) -> Result<Response> {
         }
         if let Some((name, value)) = header.split_once(':') {
             let value = value.trim();
+            headers.push((name.to_owned(), value.to_owned()));
             if name.eq_ignore_ascii_case("content-type") {
                 content_type = value.to_owned();
             } else if name.eq_ignore_ascii_case("content-length") {
@@ -236,6 +248,7 @@ fn read_head(mut reader: BufReader<UnixStream>) -> Result<Response> {
         status,
         body,
         content_type,
+        headers,
         input: None,
     })
 }

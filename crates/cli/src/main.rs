@@ -5,6 +5,7 @@
 mod build;
 mod client;
 mod containers;
+mod cp;
 mod daemon;
 mod events;
 mod format;
@@ -50,6 +51,7 @@ Commands:
   kill        Kill one or more running containers
   rm          Remove one or more containers
   export      Export a container's filesystem as a tar archive
+  cp          Copy files/folders between a container and the local filesystem
   commit      Create a new image from a container's changes
   port        List port mappings or a specific mapping for the container
   attach      Attach local standard input, output, and error streams to a running container
@@ -243,6 +245,7 @@ fn container_command(verb: &str) -> Option<Command> {
         "kill" => containers::kill,
         "rm" | "remove" => containers::rm,
         "export" => containers::export,
+        "cp" => cp::cp,
         "port" => containers::port,
         "commit" => images::commit,
         "pause" => containers::pause,

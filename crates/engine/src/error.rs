@@ -29,6 +29,8 @@ pub enum Error {
     NoSuchVolume(String),
     #[error("remove {name}: volume is in use - [{}]", .users.join(", "))]
     VolumeInUse { name: String, users: Vec<String> },
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath { path: String, container: String },
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
     #[error("No exec command specified")]
@@ -105,6 +107,7 @@ impl keel_errdefs::HasKind for Error {
             Error::NoSuchContainer(_)
             | Error::NoSuchExec(_)
             | Error::NoSuchVolume(_)
+            | Error::NoSuchPath { .. }
             | Error::NoSuchNetwork(_) => Kind::NotFound,
             Error::NameInUse { .. }
             | Error::RemoveRunning { .. }

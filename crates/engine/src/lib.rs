@@ -3,6 +3,7 @@
 //! and records its exit; waited on, stopped and removed as Docker does.
 //! The daemon's API is a thin translation of HTTP into these calls.
 
+mod archive;
 mod build;
 mod commit;
 mod container;
@@ -45,6 +46,7 @@ use keel_monitor_protocol::stream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use archive::{ExtractOptions, PathStat};
 pub use build::BuildRequest;
 pub use commit::CommitOptions;
 pub use container::{Config, Container, State, Status};

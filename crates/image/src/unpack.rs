@@ -169,6 +169,7 @@ pub fn unpack(
         reserve,
         cancel,
         true,
+        TreeOptions::default(),
     )
 }
 
@@ -182,6 +183,36 @@ pub fn unpack_tree(
     reserve: DiskReserve,
     cancel: &Cancel,
 ) -> Result<Unpacked> {
+    unpack_tree_with(
+        stream,
+        dir,
+        archive,
+        reserve,
+        cancel,
+        TreeOptions::default(),
+    )
+}
+
+/// How [`unpack_tree_with`] treats what is already there and whose the
+/// new files are (`docker cp`'s extraction options).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TreeOptions {
+    /// Refuse to replace a directory with a non-directory or the reverse
+    /// (Docker's `NoOverwriteDirNonDir`) rather than remove what is there.
+    pub keep_directories: bool,
+    /// Every entry's owner, whatever the tar says (Docker's `ChownOpts`).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// [`unpack_tree`] with `options`.
+pub fn unpack_tree_with(
+    stream: impl Read,
+    dir: BorrowedFd<'_>,
+    archive: &str,
+    reserve: DiskReserve,
+    cancel: &Cancel,
+    options: TreeOptions,
+) -> Result<Unpacked> {
     unpack_with(
         stream,
         dir,
@@ -189,6 +220,7 @@ pub fn unpack_tree(
         reserve,
         cancel,
         false,
+        options,
     )
 }
 
@@ -200,11 +232,13 @@ fn unpack_with(
     reserve: DiskReserve,
     cancel: &Cancel,
     whiteouts: bool,
+    options: TreeOptions,
 ) -> Result<Unpacked> {
     let reserve = Reserve::of(root, reserve, cancel).map_err(|failure| failure.of(what, ""))?;
     Unpacker {
         root,
         whiteouts,
+        options,
         what,
         parent_cache: HashMap::new(),
         directory_times: Vec::new(),
@@ -220,6 +254,7 @@ struct Unpacker<'a> {
     root: BorrowedFd<'a>,
     /// Whiteouts are a layer's (else files).
     whiteouts: bool,
+    options: TreeOptions,
     /// `layer DIGEST` or `archive NAME`, for errors.
     what: &'a str,
     /// Parent directories opened, by path: tar entries mostly come grouped
@@ -273,6 +308,10 @@ impl Unpacker<'_> {
         let path = clean(&entry.path_bytes())?;
         let (parent, file_name) = split_parent(&path);
         let Attributes { mode, owner, mtime } = Attributes::of(entry.header())?;
+        let owner = self
+            .options
+            .owner
+            .map_or(owner, |(uid, gid)| (Uid::from_raw(uid), Gid::from_raw(gid)));
         if file_name.is_empty() {
             // The layer's own root ("./"): only its metadata applies.
             self.creator
@@ -290,6 +329,11 @@ impl Unpacker<'_> {
                 let created = Mode::from_raw_mode(mode.bits() & 0o777);
                 let fresh = match mkdirat(&*parent_fd, name, created) {
                     Err(Errno::EXIST) if is_directory(&parent_fd, name) => false,
+                    Err(Errno::EXIST) if self.options.keep_directories => {
+                        return Err(Failure::Unsafe(
+                            "is a directory and would replace a non-directory",
+                        ));
+                    }
                     Err(Errno::EXIST) => {
                         self.remove(&parent_fd, name)?;
                         mkdirat(&*parent_fd, name, created)?;
@@ -500,6 +544,9 @@ impl Unpacker<'_> {
         // What goes may be a cached directory or hold one.
         self.parent_cache.clear();
         match unlinkat(parent, name, AtFlags::empty()) {
+            Err(Errno::ISDIR) if self.options.keep_directories => Err(Failure::Unsafe(
+                "is not a directory and would replace a directory",
+            )),
             Err(Errno::ISDIR) => {
                 remove_tree(parent, name)?;
                 Ok(())

@@ -224,7 +224,12 @@ mod tests {
         assert_eq!(configs["127.0.0.1:5000"].username, "u");
         assert!(AuthConfig::configs_from_header("e30=").unwrap().is_empty());
         let error = AuthConfig::configs_from_header(&URL_SAFE.encode("[1]")).unwrap_err();
-        assert!(error.to_string().contains("not a JSON object of auth configs"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("not a JSON object of auth configs"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,0 +1,512 @@
+//! `docker cp` and docker-py's `get_archive`/`put_archive` against
+//! `/containers/{id}/archive`, and the attacks a copy must not let out of
+//! the container: `..`, symlinks to host paths, tars that climb out.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::TestDaemon;
+
+const IMAGE: &str = common::BUSYBOX;
+
+/// Runs the docker CLI against the daemon with `input` (bytes) as stdin.
+fn docker_fed(daemon: &TestDaemon, args: &[&str], input: &[u8]) -> (i32, Vec<u8>, String) {
+    let mut child = daemon
+        .docker_command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The names and contents of a tar's entries, in order.
+fn entries(tar: &[u8]) -> Vec<(String, String)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            (name, text)
+        })
+        .collect()
+}
+
+fn python(daemon: &TestDaemon, body: &str) -> (i32, String, String) {
+    let script = format!(
+        "import docker, io, tarfile\nclient = docker.DockerClient(base_url=\"unix://{}\", version=\"auto\")\n{body}",
+        daemon.socket().display()
+    );
+    common::output(Command::new("python3").args(["-c", &script]))
+}
+
+#[test]
+fn docker_cp_copies_files_and_directories_both_ways_in_created_and_running_containers() {
+    let daemon = TestDaemon::with_busybox();
+    let host = daemon.path("host");
+    std::fs::create_dir_all(host.join("dir/sub")).unwrap();
+    std::fs::write(host.join("file"), "one file\n").unwrap();
+    std::fs::write(host.join("dir/sub/deep"), "deep\n").unwrap();
+    daemon.keel_ok(&["create", "--name", "made", IMAGE, "sleep", "600"]);
+    daemon.keel_ok(&["run", "-d", "--name", "live", IMAGE, "sleep", "600"]);
+    let file = host.join("file").display().to_string();
+    let dir = host.join("dir").display().to_string();
+    for name in ["made", "live"] {
+        let (code, _, err) = daemon.docker(&["cp", &file, &format!("{name}:/tmp/")]);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = daemon.docker(&["cp", &file, &format!("{name}:/tmp/renamed")]);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = daemon.docker(&["cp", &dir, &format!("{name}:/srv")]);
+        assert_eq!(code, 0, "{err}");
+        let back = daemon.path(&format!("back-{name}"));
+        std::fs::create_dir(&back).unwrap();
+        for (source, into) in [
+            ("/tmp/file", "file"),
+            ("/tmp/renamed", "renamed"),
+            ("/srv", "srv"),
+        ] {
+            let target = back.join(into).display().to_string();
+            let (code, _, err) = daemon.docker(&["cp", &format!("{name}:{source}"), &target]);
+            assert_eq!(code, 0, "{source}: {err}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(back.join("file")).unwrap(),
+            "one file\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(back.join("renamed")).unwrap(),
+            "one file\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(back.join("srv/sub/deep")).unwrap(),
+            "deep\n"
+        );
+    }
+    // What went into the created container is there when it runs.
+    daemon.keel_ok(&["start", "made"]);
+    let (code, out, err) = daemon.docker(&["exec", "made", "cat", "/tmp/file", "/srv/sub/deep"]);
+    assert_eq!((code, out.as_str()), (0, "one file\ndeep\n"), "{err}");
+    // A stopped container's files can be read too, and its root is not
+    // left mounted.
+    daemon.keel_ok(&["rm", "-f", "live"]);
+    daemon.keel_ok(&["create", "--name", "stopped", IMAGE, "true"]);
+    let (code, _, err) = daemon.docker(&["cp", &file, "stopped:/"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = daemon.docker(&["cp", "stopped:/file", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(entries(out.as_bytes()).len(), 1, "{out}");
+    let id = daemon.keel_ok(&["inspect", "-f", "{{.Id}}", "stopped"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id.trim()), "{mounts}");
+}
+
+#[test]
+fn docker_cp_streams_tars_through_stdin_and_stdout() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&["run", "-d", "--name", "box", IMAGE, "sleep", "600"]);
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o640);
+    header.set_uid(1234);
+    header.set_gid(5678);
+    tar.append_data(&mut header, "in/tarred", &b"tarred"[..])
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let (code, _, err) = docker_fed(&daemon, &["cp", "-", "box:/tmp"], &tar);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) =
+        daemon.docker(&["exec", "box", "stat", "-c", "%a %u %g", "/tmp/in/tarred"]);
+    assert_eq!((code, out.as_str()), (0, "640 1234 5678\n"), "{err}");
+    // A directory's entries are named after it; `/.` names them `./`.
+    let (code, out, err) = daemon.docker(&["cp", "box:/tmp/in", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        entries(out.as_bytes()),
+        [
+            ("in/".into(), String::new()),
+            ("in/tarred".into(), "tarred".into())
+        ]
+    );
+    let (code, out, err) = daemon.docker(&["cp", "box:/tmp/in/.", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        entries(out.as_bytes()),
+        [
+            ("./".into(), String::new()),
+            ("./tarred".into(), "tarred".into())
+        ]
+    );
+    // A tar into a file, or out of nothing, is refused.
+    let (code, _, err) = docker_fed(&daemon, &["cp", "-", "box:/tmp/in/tarred"], &tar);
+    assert_ne!(code, 0);
+    assert!(err.contains("must be a directory"), "{err}");
+    let (code, _, err) = daemon.docker(&["cp", "box:/no/such", "-"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Could not find the file /no/such in container box"),
+        "{err}"
+    );
+}
+
+#[test]
+fn docker_py_put_and_get_archive_carry_the_path_stat() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&["create", "--name", "py", IMAGE, "true"]);
+    let since = common::unix_now();
+    let (code, out, err) = python(
+        &daemon,
+        r#"
+c = client.containers.get("py")
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("hello.txt"); data = b"hello from py"; info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+print(c.put_archive("/tmp", buf.getvalue()))
+stream, stat = c.get_archive("/tmp/hello.txt")
+got = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
+print(stat["name"], stat["size"], oct(stat["mode"]), stat["linkTarget"] == "", stat["mtime"][:2])
+print(got.getnames(), got.extractfile("hello.txt").read().decode())
+_, stat = c.get_archive("/tmp")
+print(stat["name"], stat["mode"] & (1 << 31) != 0)
+try:
+    c.get_archive("/nowhere")
+except docker.errors.NotFound as e:
+    print("404", e.explanation)
+for into in ["/tmp/hello.txt", "/nowhere"]:
+    try:
+        c.put_archive(into, buf.getvalue())
+    except docker.errors.APIError as e:
+        print(e.status_code, e.explanation)
+"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "True\nhello.txt 13 0o644 True 19\n['hello.txt'] hello from py\ntmp True\n\
+         404 Could not find the file /nowhere in container py\n\
+         400 extraction point is not a directory\n\
+         404 Could not find the file /nowhere in container py\n"
+    );
+    // Each copy is an event, as in Docker; refused ones are not.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let until = common::unix_now();
+    let actions = daemon.events_of(&since, &until, "container", "{{.Action}}");
+    assert_eq!(
+        actions.lines().collect::<Vec<_>>(),
+        ["extract-to-dir", "archive-path", "archive-path"]
+    );
+}
+
+#[test]
+fn paths_and_symlinks_that_climb_out_stay_in_the_container() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo container-passwd > /etc/passwd; ln -s /etc /x; ln -s ../../../../../../etc/passwd /up; sleep 600",
+    ]);
+    // Wait for the shell to have made its files.
+    for _ in 0..100 {
+        if daemon.docker(&["exec", "box", "test", "-L", "/up"]).0 == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let got = daemon.path("got");
+    std::fs::create_dir(&got).unwrap();
+    for source in ["box:/../../etc/passwd", "box:/x/passwd", "box:/up"] {
+        let target = got.join("passwd");
+        let _ = std::fs::remove_file(&target);
+        let (code, _, err) = daemon.docker(&["cp", "-L", source, &target.display().to_string()]);
+        assert_eq!(code, 0, "{source}: {err}");
+        let copied = std::fs::read_to_string(&target).unwrap();
+        assert_eq!(copied, "container-passwd\n", "{source}");
+        assert_ne!(copied, host_passwd);
+    }
+    // A write through the container's /x -> /etc lands in its /etc.
+    let file = got.join("planted");
+    std::fs::write(&file, "planted\n").unwrap();
+    let (code, _, err) = daemon.docker(&["cp", &file.display().to_string(), "box:/x/"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = daemon.docker(&["exec", "box", "cat", "/etc/planted"]);
+    assert_eq!((code, out.as_str()), (0, "planted\n"), "{err}");
+    assert!(!std::path::Path::new("/etc/planted").exists());
+}
+
+#[test]
+fn tars_that_climb_out_are_refused_and_write_nothing_outside() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&["create", "--name", "box", IMAGE, "true"]);
+    let outside = daemon.path("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let (code, out, err) = python(
+        &daemon,
+        &format!(
+            r#"
+c = client.containers.get("box")
+def tar(*members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, link in members:
+            info = tarfile.TarInfo(name)
+            if link is None:
+                info.size = 4; t.addfile(info, io.BytesIO(b"evil"))
+            else:
+                info.type = tarfile.SYMTYPE; info.linkname = link; t.addfile(info)
+    return buf.getvalue()
+for members in [[("../evil", None)], [("/abs-evil", None)],
+                [("link", "{outside}"), ("link/through-evil", None)]]:
+    try:
+        c.put_archive("/", tar(*members))
+        print("accepted", members[-1][0])
+    except docker.errors.APIError as e:
+        print(e.status_code, e.explanation)
+"#,
+            outside = outside.display()
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("400 ") && lines[0].contains("../evil"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("400 ") && lines[1].contains("/abs-evil"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("400 ") && lines[2].contains("link/through-evil"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    let (code, out, _) = common::output(Command::new("find").args([
+        &daemon.dir.path().display().to_string(),
+        "-name",
+        "*evil",
+    ]));
+    assert_eq!((code, out.as_str()), (0, ""));
+    for host in ["/evil", "/abs-evil"] {
+        assert!(!std::path::Path::new(host).exists(), "{host}");
+    }
+}
+
+/// Every path under `dir` with a file's content, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                found.push(format!("{name}/"));
+                stack.push(path);
+            } else if meta.is_symlink() {
+                found.push(format!(
+                    "{name} -> {}",
+                    std::fs::read_link(&path).unwrap().display()
+                ));
+            } else {
+                found.push(format!(
+                    "{name}: {}",
+                    std::fs::read_to_string(&path).unwrap()
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn keel_cp_copies_as_docker_cp_does() {
+    let daemon = TestDaemon::with_busybox();
+    let host = daemon.path("host");
+    std::fs::create_dir_all(host.join("dir/sub")).unwrap();
+    std::fs::write(host.join("file"), "one\n").unwrap();
+    std::fs::write(host.join("dir/sub/deep"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("sub/deep", host.join("dir/link")).unwrap();
+    let at = |p: &str| host.join(p).display().to_string();
+    let mut trees = Vec::new();
+    for tool in ["docker", "keel"] {
+        let run = |args: &[&str]| match tool {
+            "docker" => daemon.docker(args),
+            _ => daemon.keel(args),
+        };
+        let name = format!("to-{tool}");
+        let out = daemon.path(&format!("out-{tool}"));
+        std::fs::create_dir(&out).unwrap();
+        let local = |p: &str| out.join(p).display().to_string();
+        daemon.keel_ok(&["create", "--name", &name, IMAGE, "sh", "-c", "true"]);
+        let c = |p: &str| format!("{name}:{p}");
+        for args in [
+            vec!["cp", &at("file"), &c("/tmp/")],
+            vec!["cp", &at("file"), &c("/tmp/renamed")],
+            vec!["cp", &at("dir"), &c("/new")],
+            vec!["cp", &at("dir"), &c("/tmp")],
+            vec!["cp", &at("dir/."), &c("/dot")],
+            vec!["cp", &at("dir/link"), &c("/tmp/link")],
+            vec!["cp", "-L", &at("dir/link"), &c("/tmp/followed")],
+        ] {
+            let (code, _, err) = run(&args);
+            assert_eq!(code, 0, "{tool} {args:?}: {err}");
+        }
+        for args in [
+            vec!["cp".to_owned(), c("/tmp"), local("tmp")],
+            vec!["cp".to_owned(), c("/new/."), local("fromdot")],
+            vec!["cp".to_owned(), c("/dot"), local("")],
+            vec!["cp".to_owned(), c("/tmp/renamed"), local("copy")],
+            vec![
+                "cp".to_owned(),
+                "-L".to_owned(),
+                c("/tmp/dir/link"),
+                local("deref"),
+            ],
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, _, err) = run(&args);
+            assert_eq!(code, 0, "{tool} {args:?}: {err}");
+        }
+        // Refusals, in docker's words.
+        for (args, words) in [
+            (
+                vec!["cp", &at("file"), &c("/nowhere/")],
+                "no such directory",
+            ),
+            (
+                vec!["cp", &at("dir"), &c("/tmp/renamed")],
+                "cannot copy directory",
+            ),
+            (
+                vec!["cp", &c("/a"), &c("/b")],
+                "copying between containers is not supported",
+            ),
+            (
+                vec!["cp", &at("file"), &at("file")],
+                "must specify at least one container source",
+            ),
+        ] {
+            let (code, _, err) = run(&args);
+            assert_ne!(code, 0, "{tool} {args:?}");
+            assert!(err.contains(words), "{tool} {args:?}: {err}");
+        }
+        trees.push(tree(&out));
+    }
+    assert_eq!(trees[0], trees[1]);
+    assert!(
+        trees[1].contains(&"tmp/dir/sub/deep: deep\n".to_owned()),
+        "{:?}",
+        trees[1]
+    );
+    assert!(
+        trees[1].contains(&"deref: deep\n".to_owned()),
+        "{:?}",
+        trees[1]
+    );
+    assert!(
+        trees[1].contains(&"fromdot/link -> sub/deep".to_owned()),
+        "{:?}",
+        trees[1]
+    );
+    // Tars on stdin and stdout.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "piped", &b"abc"[..]).unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut keel = daemon.keel_command(&["cp", "-", "to-keel:/tmp"]);
+    let mut child = keel
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&tar).unwrap();
+    }
+    let status = child.wait_with_output().unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let out = daemon
+        .keel_command(&["cp", "to-keel:/tmp/piped", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(entries(&out.stdout), [("piped".into(), "abc".into())]);
+}
+
+#[test]
+fn copies_into_out_of_or_around_a_volume_are_refused_naming_the_path() {
+    let daemon = TestDaemon::with_busybox();
+    daemon.keel_ok(&[
+        "run", "-d", "--name", "vol", "-v", "/data", IMAGE, "sleep", "600",
+    ]);
+    daemon.keel_ok(&["create", "--name", "made", "-v", "/data", IMAGE, "true"]);
+    let (code, out, err) = python(
+        &daemon,
+        r#"
+try:
+    client.containers.get("made").put_archive("/data/sub", b"")
+except docker.errors.APIError as e:
+    print(e.status_code, e.explanation)
+"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("400 copying /data/sub of container made") && out.contains("mount /data"),
+        "{out}"
+    );
+    let file = daemon.path("file");
+    std::fs::write(&file, "x\n").unwrap();
+    let file = file.display().to_string();
+    for (args, path) in [
+        (vec!["cp", file.as_str(), "vol:/data/"], "/data/"),
+        (vec!["cp", "vol:/data", "-"], "/data"),
+        (vec!["cp", "vol:/", "-"], "/"),
+    ] {
+        let (code, out, err) = daemon.docker(&args);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(
+            err.contains(&format!("copying {path} of container vol"))
+                && err.contains("mount /data")
+                && err.contains("not supported by Keel yet"),
+            "{args:?}: {err}"
+        );
+    }
+    // Elsewhere the copy goes on.
+    let (code, _, err) = daemon.docker(&["cp", &file, "vol:/tmp/"]);
+    assert_eq!(code, 0, "{err}");
+}
