@@ -12,21 +12,7 @@ const IMAGE: &str = common::BUSYBOX;
 
 /// Runs the docker CLI against the daemon with `input` (bytes) as stdin.
 fn docker_fed(daemon: &TestDaemon, args: &[&str], input: &[u8]) -> (i32, Vec<u8>, String) {
-    let mut child = daemon
-        .docker_command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let out = common::fed_bytes(&mut daemon.docker_command(args), input);
     (
         out.status.code().unwrap_or(-1),
         out.stdout,

@@ -486,17 +486,7 @@ impl<W: Write> Walker<'_, W> {
 /// a trailing `/` or `/.`, which `docker cp` gives meaning to (Docker's
 /// `PreserveTrailingDotOrSeparator(filepath.Join("/", path), path)`).
 fn clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    let mut cleaned = format!("/{}", parts.join("/"));
+    let mut cleaned = format!("/{}", keel_image::clean_path(path));
     if cleaned != "/" {
         if path.ends_with("/.") || path == "." {
             cleaned.push_str("/.");

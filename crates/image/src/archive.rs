@@ -368,8 +368,8 @@ fn append(
     tar.append_data(&mut header, path, data)
 }
 
-/// `./a//b` is `a/b`.
-fn clean_path(path: &str) -> String {
+/// `./a//b` is `a/b`; `..` goes up, never above the start.
+pub fn clean_path(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

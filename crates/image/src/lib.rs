@@ -21,7 +21,7 @@ mod store;
 pub mod unpack;
 mod write_behind;
 
-pub use archive::{Loaded, go_arch};
+pub use archive::{Loaded, clean_path, go_arch};
 pub use build_cache::{CacheUsage, CachedStep};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use commit::{Child, EMPTY_LAYER};

@@ -344,6 +344,11 @@ pub fn output(command: &mut Command) -> Output {
 
 /// Runs `command` with `input` as its stdin.
 pub fn fed(command: &mut Command, input: &str) -> Output {
+    decode(fed_bytes(command, input.as_bytes()))
+}
+
+/// Runs `command` with the bytes `input` as its stdin; its raw output.
+pub fn fed_bytes(command: &mut Command, input: &[u8]) -> std::process::Output {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -351,14 +356,14 @@ pub fn fed(command: &mut Command, input: &str) -> Output {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_owned();
+    let input = input.to_vec();
     let writer = std::thread::spawn(move || {
         use std::io::Write;
-        let _ = stdin.write_all(input.as_bytes());
+        let _ = stdin.write_all(&input);
     });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    decode(out)
+    out
 }
 
 fn decode(out: std::process::Output) -> Output {
