@@ -267,3 +267,42 @@ fn a_gzip_bomb_pull_whose_client_goes_away_stops_and_leaves_no_layer_blob_or_ima
     );
     leaving_mid_unpack_leaves_nothing(&daemon, request.as_bytes());
 }
+
+#[test]
+fn a_passwd_linked_to_a_host_file_names_no_user_of_the_host() {
+    let daemon = TestDaemon::with_busybox();
+    // A file of the host the image's /etc/passwd points at.
+    let host_file = daemon.path("host-passwd");
+    std::fs::write(&host_file, "hostuser:x:4242:4242::/:/bin/sh\n").unwrap();
+    let context = daemon.path("passwd-link");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN mkdir -p /etc && ln -sf {} /etc/passwd\n",
+            common::BUSYBOX,
+            host_file.display()
+        ),
+    )
+    .unwrap();
+    daemon.keel_ok(&[
+        "build",
+        "-t",
+        "keel-test/passwd-link",
+        context.to_str().unwrap(),
+    ]);
+    let (code, out, err) = daemon.keel(&[
+        "run",
+        "--rm",
+        "--user",
+        "hostuser",
+        "keel-test/passwd-link",
+        "id",
+        "-u",
+    ]);
+    assert_ne!(code, 0, "the host's user was found: {out}");
+    assert!(
+        err.contains("unable to find user hostuser: no matching entries in passwd file"),
+        "{err}"
+    );
+}

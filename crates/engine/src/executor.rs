@@ -176,15 +176,11 @@ impl NameFiles {
 
 /// The root's /etc, resolved inside the root.
 fn open_etc(rootfs: &std::path::Path) -> Option<std::os::fd::OwnedFd> {
-    let root = fs::File::open(rootfs).ok()?;
-    rustix::fs::openat2(
-        &root,
+    spec::open_in_root(
+        rootfs,
         "etc",
-        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY,
     )
-    .ok()
 }
 
 /// The runtime config of a job: a container's defaults and confinement,

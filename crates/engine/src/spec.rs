@@ -177,13 +177,37 @@ pub(crate) fn process_user(spec: &str, rootfs: &Path) -> Result<oci_spec::runtim
         .map_err(|e| Error::Unsupported(e.to_string()))
 }
 
+/// Opens `path` of the root `rootfs` as the container would see it: its
+/// links resolved inside the root, never to a host path.
+pub(crate) fn open_in_root(
+    rootfs: &Path,
+    path: &str,
+    flags: rustix::fs::OFlags,
+) -> Option<std::os::fd::OwnedFd> {
+    let root = std::fs::File::open(rootfs).ok()?;
+    rustix::fs::openat2(
+        &root,
+        path,
+        flags | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()
+}
+
+/// The text of `path` in the root `rootfs` (see [`open_in_root`]).
+fn read_in_root(rootfs: &Path, path: &str) -> Option<String> {
+    let file = open_in_root(rootfs, path, rustix::fs::OFlags::RDONLY)?;
+    std::io::read_to_string(std::fs::File::from(file)).ok()
+}
+
 fn user(spec: &str, rootfs: &Path) -> Result<(u32, u32, Vec<u32>)> {
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),
     };
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let groups = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let passwd = read_in_root(rootfs, "etc/passwd").unwrap_or_default();
+    let groups = read_in_root(rootfs, "etc/group").unwrap_or_default();
     let (uid, mut gid, name) = if user.is_empty() {
         (0, 0, "root".to_owned())
     } else if let Ok(uid) = user.parse::<u32>() {
