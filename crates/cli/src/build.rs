@@ -150,10 +150,16 @@ pub fn build(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     }
     let path = format!("/build?{}", query.join("&"));
     let encoded = encode_secrets(&secrets);
-    let headers = match secrets.is_empty() {
-        true => vec![],
-        false => vec![(SECRETS_HEADER, encoded.as_str())],
-    };
+    // The saved credentials go along, as the docker CLI sends them, for
+    // the bases a --pull fetches.
+    let credentials = keel_registry::ConfigFile::load()
+        .and_then(|config| config.all_credentials())
+        .context("cannot read the saved registry credentials")?;
+    let registry_config = keel_registry::AuthConfig::configs_header(&credentials);
+    let mut headers = vec![("X-Registry-Config", registry_config.as_str())];
+    if !secrets.is_empty() {
+        headers.push((SECRETS_HEADER, encoded.as_str()));
+    }
     let post = |path: &str, upload: Upload| client.request_with("POST", path, &headers, upload);
     let mut response = if context == "-" {
         let mut stdin = std::io::stdin().lock();

@@ -1918,3 +1918,44 @@ fn no_cache_filter_runs_the_named_stages_steps_again_and_keeps_the_others_cached
     // The builder made the same bytes: what copies them stays cached.
     assert_eq!(out.matches(" ---> Using cache").count(), 2, "{out}");
 }
+
+#[test]
+fn pull_of_a_private_base_takes_the_saved_login_in_x_registry_config() {
+    let registry = Registry::with_basic_auth("keel", "s3cret");
+    let daemon = TestDaemon::with_busybox();
+    let base = format!("{}/private/base:1", registry.address);
+    daemon.keel_ok(&["login", "-u", "keel", "-p", "s3cret", &registry.address]);
+    daemon.keel_ok(&["tag", BUSYBOX, &base]);
+    daemon.keel_ok(&["push", &base]);
+    let dir = context(
+        &daemon,
+        "private-base",
+        &[("Dockerfile", &format!("FROM {base}\nCMD [\"true\"]\n"))],
+    );
+    let out = daemon.keel_ok(&[
+        "build",
+        "--pull",
+        "-t",
+        "keel-test/private-child",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("Status: Image is up to date") || out.contains("Digest: sha256:"),
+        "{out}"
+    );
+    daemon.keel_ok(&["logout", &registry.address]);
+    let (code, _, err) = daemon.keel(&[
+        "build",
+        "--pull",
+        "-t",
+        "keel-test/private-child",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "without the login the pull is refused: {err}");
+    assert!(
+        err.contains("no basic auth credentials")
+            || err.contains("401")
+            || err.contains("unauthorized"),
+        "{err}"
+    );
+}

@@ -80,6 +80,11 @@ impl AuthConfig {
         URL_SAFE.encode(serde_json::to_vec(self).expect("an auth config serializes"))
     }
 
+    /// The `X-Registry-Config` header value for credentials by registry.
+    pub fn configs_header(configs: &BTreeMap<String, Self>) -> String {
+        URL_SAFE.encode(serde_json::to_vec(configs).expect("auth configs serialize"))
+    }
+
     /// Fills username and password from `auth` when only that is given.
     pub fn normalized(mut self) -> Result<Self> {
         if self.username.is_empty() && !self.auth.is_empty() {
@@ -222,6 +227,8 @@ mod tests {
         let configs = AuthConfig::configs_from_header(&header).unwrap();
         assert_eq!(configs.keys().collect::<Vec<_>>(), ["127.0.0.1:5000"]);
         assert_eq!(configs["127.0.0.1:5000"].username, "u");
+        let again = AuthConfig::configs_from_header(&AuthConfig::configs_header(&configs)).unwrap();
+        assert_eq!(again["127.0.0.1:5000"].password, "p");
         assert!(AuthConfig::configs_from_header("e30=").unwrap().is_empty());
         let error = AuthConfig::configs_from_header(&URL_SAFE.encode("[1]")).unwrap_err();
         assert!(

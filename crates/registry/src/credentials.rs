@@ -128,6 +128,23 @@ impl ConfigFile {
         Ok(Some(config).filter(|c| !c.is_empty()))
     }
 
+    /// The saved credentials of every registry the file names, by its key
+    /// there: what a build's `X-Registry-Config` carries, as the docker
+    /// CLI sends it.
+    pub fn all_credentials(&self) -> Result<std::collections::BTreeMap<String, AuthConfig>> {
+        let mut all = std::collections::BTreeMap::new();
+        for key in self
+            .auths()
+            .map(|auths| auths.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if let Some(config) = self.credentials(server_domain(&key))? {
+                all.insert(key, config);
+            }
+        }
+        Ok(all)
+    }
+
     /// Saves credentials (through the helper when one is configured).
     pub fn store(&mut self, domain: &str, auth: &AuthConfig) -> Result<()> {
         let key = server_key(domain);
