@@ -76,15 +76,10 @@ fn request(query: &Query, headers: &hyper::HeaderMap) -> Result<BuildRequest> {
         .all("t")
         .into_iter()
         .filter(|t| !t.is_empty())
+        // Reference::parse adds `latest` to a name without tag or digest.
         .map(|t| {
-            let reference = Reference::parse(t)
-                .map_err(|_| ApiError::bad_request(format!("invalid reference format: {t}")))?;
-            Ok(
-                match reference.tag().is_some() || reference.digest().is_some() {
-                    true => reference,
-                    false => reference.with_tag("latest")?,
-                },
-            )
+            Reference::parse(t)
+                .map_err(|_| ApiError::bad_request(format!("invalid reference format: {t}")))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(BuildRequest {

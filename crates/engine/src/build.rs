@@ -77,11 +77,8 @@ impl Engine {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<()> {
         for name in keel_build::base_images(context, &request.options)? {
+            // With `latest` when the name has no tag or digest.
             let reference = Reference::parse(&name)?;
-            let reference = match reference.tag().is_some() || reference.digest().is_some() {
-                true => reference,
-                false => reference.with_tag("latest")?,
-            };
             let auth = request
                 .auths
                 .iter()
