@@ -48,7 +48,7 @@ pub async fn get(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Repl
     // A missing or refused path is answered before the body starts.
     let stat = {
         let (daemon, name, path) = (Arc::clone(&daemon), name.clone(), path.clone());
-        blocking(move || Ok(daemon.engine.archive_stat(&name, &path)?)).await?
+        blocking(move || Ok(daemon.engine.begin_archive(&name, &path)?)).await?
     };
     let mut reply = crate::http::streamed("application/x-tar", move |out| {
         daemon

@@ -244,6 +244,16 @@ impl Engine {
         Ok(Self::archive_source(&container, &rootfs, path)?.0)
     }
 
+    /// [`Engine::archive_stat`] of a `GET`, whose copy then starts: its
+    /// event is told here, before any byte is sent, as dockerd tells it,
+    /// so that a client that reads none of the tar still made one.
+    pub fn begin_archive(&self, name: &str, path: &str) -> Result<PathStat> {
+        let stat = self.archive_stat(name, path)?;
+        let container = self.container(name)?;
+        self.container_event(&container, "archive-path", &[]);
+        Ok(stat)
+    }
+
     /// `path`'s stat, the directory holding it, its name there and its
     /// lstat, unless it is, holds or is in one of the container's mounts.
     fn archive_source(
@@ -268,9 +278,6 @@ impl Engine {
         let container = self.container(name)?;
         let rootfs = self.mount_rootfs(&container)?;
         let (found, dir, entry, lstat) = Self::archive_source(&container, &rootfs, path)?;
-        // Told as the copy starts, as dockerd does: a client that stops
-        // reading still made one.
-        self.container_event(&container, "archive-path", &[]);
         let base = match found.name.trim_start_matches('/') {
             "" => ".".to_owned(),
             name => name.to_owned(),
