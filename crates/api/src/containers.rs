@@ -132,7 +132,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?
         .to_bytes();
-    let request: CreateBody = serde_json::from_slice(&bytes)
+    let request: CreateBody = crate::http::decode_json(&bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
     let image = request
         .image

@@ -343,12 +343,72 @@ pub(crate) async fn read_json<T: for<'de> serde::Deserialize<'de> + Default>(
     if bytes.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    decode_json(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+/// A JSON body read as Docker's Go decoder reads it.
+pub(crate) fn decode_json<T: for<'de> serde::Deserialize<'de>>(
+    bytes: &[u8],
+) -> Result<T, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    drop_nulls(&mut value);
+    serde_json::from_value(value)
+}
+
+/// Removes every object member whose value is null: Go's decoder, which
+/// Docker's clients are written against, leaves a field at its zero value
+/// for a null as for a missing key (docker-py and compose v1 send
+/// `"Timeout": null`, `"Driver": null`).
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(members) => {
+            members.retain(|_, v| !v.is_null());
+            members.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_members_decode_as_missing_ones_at_any_depth() {
+        #[derive(Debug, Default, serde::Deserialize, PartialEq)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Health {
+            test: Vec<String>,
+            timeout: i64,
+        }
+        #[derive(Debug, Default, serde::Deserialize, PartialEq)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct Body {
+            driver: String,
+            healthcheck: Health,
+            list: Vec<Health>,
+        }
+        let mut value = serde_json::json!({
+            "Driver": null,
+            "Healthcheck": {"Test": ["CMD", "true"], "Timeout": null},
+            "List": [{"Timeout": null}],
+        });
+        drop_nulls(&mut value);
+        let body: Body = serde_json::from_value(value).unwrap();
+        let health = |test: &[&str]| Health {
+            test: test.iter().map(|t| t.to_string()).collect(),
+            timeout: 0,
+        };
+        assert_eq!(
+            body,
+            Body {
+                driver: String::new(),
+                healthcheck: health(&["CMD", "true"]),
+                list: vec![health(&[])],
+            }
+        );
+    }
 
     #[test]
     fn query_values_are_percent_decoded() {

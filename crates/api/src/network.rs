@@ -155,8 +155,12 @@ fn endpoint_json(container: &Container, endpoint: Option<&Endpoint>, network_id:
         "IPAMConfig": endpoint.map(|_| Value::Null),
         "Links": (!container.config.network.links.is_empty()).then(|| container.config.network.links.clone()),
         "Aliases": endpoint.map(|e| {
+            // Docker adds the short id, once: compose v1 gives it too.
             let mut aliases = e.aliases.clone();
-            aliases.push(container.id[..12].to_owned());
+            let short_id = &container.id[..12];
+            if !aliases.iter().any(|a| a == short_id) {
+                aliases.push(short_id.to_owned());
+            }
             aliases
         }),
         "NetworkID": network_id,
@@ -183,7 +187,7 @@ pub fn networks(daemon: &Daemon, container: &Container) -> Value {
         );
     }
     match container.config.network.mode() {
-        Mode::Network(name) if !networks.contains_key(&name) => {
+        Mode::Network(name) if !networks.contains_key(&name) && !container.state.left_primary => {
             let id = daemon
                 .engine
                 .network(&name)

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::Daemon;
 use crate::filters::{Filters, regex_match};
-use crate::http::{ApiError, Query, Reply, blocking, empty, json};
+use crate::http::{ApiError, Query, Reply, blocking, empty, json, read_json};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -55,15 +55,7 @@ struct CreateBody {
 
 /// POST /volumes/create
 pub async fn create(daemon: Arc<Daemon>, body: Incoming) -> Result<Reply> {
-    let bytes = http_body_util::BodyExt::collect(body)
-        .await
-        .map_err(|e| ApiError::bad_request(e.to_string()))?
-        .to_bytes();
-    let request: CreateBody = match bytes.is_empty() {
-        true => CreateBody::default(),
-        false => serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
-    };
+    let request: CreateBody = read_json(body).await?;
     if let Some(driver) = request.driver.filter(|d| !d.is_empty() && d != "local") {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -206,3 +206,108 @@ fn compose_projects_with_the_same_service_names_keep_to_their_own_containers() {
         "{err}"
     );
 }
+
+/// `docker-compose -p project args` (compose v1, Debian's package, which
+/// scripts/install-deps installs) in the project's directory.
+fn compose_v1(daemon: &TestDaemon, project: &str, args: &[&str]) -> common::Output {
+    let mut command = std::process::Command::new("docker-compose");
+    command
+        .args(["-p", project])
+        .args(args)
+        .current_dir(daemon.path(project))
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", daemon.socket().display()),
+        )
+        .env("DOCKER_CONFIG", daemon.path("docker-config"));
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("docker-compose: {e}: install compose v1 (scripts/install-deps)")
+    });
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn compose_v1_brings_up_lists_logs_and_takes_down_a_project_on_a_user_network() {
+    let daemon = TestDaemon::with_busybox();
+    let project = format!("keelv1{}", std::process::id());
+    let dir = daemon.path(&project);
+    fs::create_dir(&dir).unwrap();
+    // compose v1 creates each container on the user network, then
+    // disconnects it before its first start to connect it again with
+    // aliases; its healthcheck sends null for the times not given.
+    fs::write(
+        dir.join("docker-compose.yml"),
+        format!(
+            "version: \"3.8\"
+services:
+  api:
+    image: {BUSYBOX}
+    command: [\"sh\", \"-c\", \"echo api up; exec sleep 3600\"]
+    healthcheck:
+      test: [\"CMD\", \"true\"]
+      interval: 1s
+    networks: [back]
+    stop_grace_period: 1s
+  worker:
+    image: {BUSYBOX}
+    command: [\"sh\", \"-c\", \"echo worker up > /data/said; cat /data/said; exec sleep 3600\"]
+    volumes: [\"data:/data\"]
+    networks: [back]
+    stop_grace_period: 1s
+networks:
+  back:
+    ipam:
+      config:
+        - subnet: {}
+volumes:
+  data:
+",
+            daemon.user_subnet(0)
+        ),
+    )
+    .unwrap();
+
+    let (code, out, err) = compose_v1(&daemon, &project, &["up", "-d"]);
+    assert_eq!(code, 0, "{out}{err}\ndaemon log:\n{}", daemon.log());
+
+    // ps lists each container once.
+    let (code, out, err) = compose_v1(&daemon, &project, &["ps", "--services"]);
+    assert_eq!(code, 0, "{err}");
+    let mut services: Vec<&str> = out.lines().collect();
+    services.sort();
+    assert_eq!(services, ["api", "worker"], "{out}");
+    let (code, out, err) = compose_v1(&daemon, &project, &["ps"]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["api", "worker"] {
+        let rows = out
+            .lines()
+            .filter(|l| l.starts_with(&format!("{project}_{name}_1 ")))
+            .count();
+        assert_eq!(rows, 1, "{out}");
+    }
+
+    // The service names resolve on the user network.
+    let worker = format!("{project}_worker_1");
+    let (code, out, err) = daemon.docker(&["exec", &worker, "nslookup", "api"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let subnet = daemon.user_subnet(0);
+    assert!(out.contains(subnet.trim_end_matches("0/24")), "{out}");
+
+    let (code, out, err) = compose_v1(&daemon, &project, &["logs", "--no-color"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("api up"), "{out}");
+    assert!(out.contains("worker up"), "{out}");
+
+    let (code, out, err) = compose_v1(&daemon, &project, &["down", "-v"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, all, _) = daemon.docker(&["ps", "-aq"]);
+    assert_eq!(all, "");
+    let (_, networks, _) = daemon.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(networks, "bridge\nhost\nnone\n");
+    let (_, volumes, _) = daemon.docker(&["volume", "ls", "-q"]);
+    assert_eq!(volumes, "");
+}

@@ -565,6 +565,67 @@ print(client.containers.run("{BUSYBOX}", "nslookup api", network="dnet", remove=
 }
 
 #[test]
+fn a_created_container_left_its_network_before_starting_is_not_on_it_until_connected_again() {
+    let daemon = TestDaemon::with_busybox();
+    let subnet = daemon.user_subnet(0);
+    daemon.keel_ok(&["network", "create", "--subnet", &subnet, "net"]);
+    let networks = |name: &str| {
+        let (_, out, _) = daemon.docker(&[
+            "inspect",
+            "--format",
+            "{{range $n, $e := .NetworkSettings.Networks}}{{$n}}:{{join $e.Aliases \",\"}} {{end}}",
+            name,
+        ]);
+        out.trim().to_owned()
+    };
+    let interfaces = |name: &str| {
+        let (_, out, _) = daemon.docker(&["exec", name, "ls", "/sys/class/net"]);
+        out.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for name in ["left", "back"] {
+        let (code, _, err) = daemon.docker(&[
+            "create",
+            "--name",
+            name,
+            "--network",
+            "net",
+            BUSYBOX,
+            "sleep",
+            "60",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        // Created and never started, it is on its network without an
+        // address yet: leaving works, as in Docker (compose v1 does it).
+        let (code, _, err) = daemon.docker(&["network", "disconnect", "net", name]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(networks(name), "");
+    }
+    let (code, _, err) = daemon.docker(&["network", "disconnect", "net", "left"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not connected to network net"), "{err}");
+
+    let (code, _, err) = daemon.docker(&["network", "connect", "--alias", "api", "net", "back"]);
+    assert_eq!(code, 0, "{err}");
+    for name in ["left", "back"] {
+        let (code, _, err) = daemon.docker(&["start", name]);
+        assert_eq!(code, 0, "{err}");
+    }
+    assert_eq!(interfaces("left"), ["lo"]);
+    assert_eq!(networks("left"), "");
+    assert_eq!(interfaces("back"), ["eth0", "lo"]);
+    let id = daemon.keel_ok(&["inspect", "--format", "{{.Id}}", "back"]);
+    assert_eq!(networks("back"), format!("net:api,{}", &id[..12]));
+    // Restarted, each stays as it was left.
+    daemon.keel_ok(&["restart", "-t", "0", "left"]);
+    assert_eq!(interfaces("left"), ["lo"]);
+    for name in ["left", "back"] {
+        daemon.keel_ok(&["rm", "-f", name]);
+    }
+}
+
+#[test]
 fn bad_network_requests_are_refused_and_make_nothing() {
     let daemon = TestDaemon::with_busybox();
     let subnet = daemon.user_subnet(0);

@@ -111,6 +111,11 @@ pub struct State {
     /// connect) until it is removed (or disconnected).
     #[serde(default)]
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Disconnected by a user from the network its NetworkMode names: its
+    /// starts no longer join it (until a connect), as in Docker, where a
+    /// container is on the networks in its settings, not in its mode.
+    #[serde(default)]
+    pub left_primary: bool,
     /// Its published ports, while it runs.
     #[serde(default)]
     pub published: Vec<Published>,
@@ -137,6 +142,7 @@ impl State {
             restart_count: 0,
             manually_stopped: false,
             endpoints: BTreeMap::new(),
+            left_primary: false,
             published: Vec::new(),
             paused: false,
             health: None,

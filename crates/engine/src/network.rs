@@ -581,22 +581,31 @@ impl Engine {
                 let path = self.networks.fresh_netns(id)?;
                 wiring.netns = Some(path.clone());
                 let primary = self.networks.find(&primary)?;
-                let wanted = Wanted {
-                    ip: config.ip,
-                    aliases: &config.aliases,
-                    mac: config.mac_address.as_deref(),
-                };
-                self.endpoint(id, &primary, &wanted)?;
+                if !container.state.left_primary {
+                    let wanted = Wanted {
+                        ip: config.ip,
+                        aliases: &config.aliases,
+                        mac: config.mac_address.as_deref(),
+                    };
+                    self.endpoint(id, &primary, &wanted)?;
+                }
                 let endpoints = self.container(id)?.state.endpoints;
+                // The primary network's endpoint has the default route, the
+                // ports and the container's name in /etc/hosts; once the
+                // container left that network, its first other one.
+                let main = match endpoints.contains_key(&primary.name) {
+                    true => Some(primary.name.as_str()),
+                    false => endpoints.keys().next().map(String::as_str),
+                };
                 for (name, endpoint) in &endpoints {
                     let network = self.networks.find(name)?;
-                    self.attach_endpoint(id, &path, &network, endpoint, network.id == primary.id)?;
+                    self.attach_endpoint(id, &path, &network, endpoint, main == Some(name))?;
                     embedded_dns |= !network.is_default();
                 }
-                // /etc/hosts names the container by its primary address.
-                let endpoint = &endpoints[&primary.name];
-                own.push((endpoint.address.to_string(), hostname.clone()));
-                self.publish(id, &container, endpoint)?;
+                if let Some(endpoint) = main.map(|name| &endpoints[name]) {
+                    own.push((endpoint.address.to_string(), hostname.clone()));
+                    self.publish(id, &container, endpoint)?;
+                }
                 if embedded_dns {
                     self.serve_dns(id, &path)?;
                 }
@@ -1275,20 +1284,29 @@ impl Engine {
     pub fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
         let network = self.networks.find(network)?;
         let container = self.container(container)?;
-        let endpoint = container
-            .state
-            .endpoints
-            .get(&network.name)
-            .ok_or_else(|| {
-                Error::InvalidParameter(format!(
-                    "container {} is not connected to network {}",
-                    container.id, network.name
-                ))
-            })?;
-        if container.state.status == Status::Running {
+        let is_primary = match container.config.network.mode() {
+            Mode::Network(name) => self.networks.find(&name).is_ok_and(|n| n.id == network.id),
+            _ => false,
+        };
+        let endpoint = container.state.endpoints.get(&network.name);
+        // A container that has not started since it was created (or since
+        // it left) is on its primary network without an endpoint yet.
+        let pending = is_primary && !container.state.left_primary;
+        if endpoint.is_none() && !pending {
+            return Err(Error::InvalidParameter(format!(
+                "container {} is not connected to network {}",
+                container.id, network.name
+            )));
+        }
+        if let Some(endpoint) = endpoint
+            && container.state.status == Status::Running
+        {
             bridge::detach(&veth_name(&container.id, &endpoint.interface))?;
         }
-        self.forget_endpoint(&container.id, &network.name);
+        self.update(&container.id, |c| {
+            c.state.endpoints.remove(&network.name);
+            c.state.left_primary |= is_primary;
+        })?;
         self.network_event(&network, "disconnect", Some(&container.id));
         Ok(())
     }
