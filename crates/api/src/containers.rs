@@ -602,7 +602,6 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
             "Error": c.state.error,
             "StartedAt": if c.state.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.started_at },
             "FinishedAt": if c.state.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &c.state.finished_at },
-            "Health": c.state.health,
         },
         "Image": c.image_id,
         "LogPath": log_path,
@@ -657,6 +656,11 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
         network::host_config(&c),
     ) {
         host.extend(extra);
+    }
+    // Docker leaves Health out without a healthcheck; testcontainers-node
+    // reads a present one's Status.
+    if let Some(health) = &c.state.health {
+        inspected["State"]["Health"] = json!(health);
     }
     Ok(json(StatusCode::OK, &inspected))
 }

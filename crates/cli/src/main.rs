@@ -83,6 +83,7 @@ Commands:
   version     Show the Keel version information
   daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST;
               --bridge NAME, --bip ADDRESS/PREFIX for the default bridge;
+              --default-address-pool base=CIDR,size=PREFIX for user networks;
               --insecure-registry HOST[:PORT]; --init-path PATH for --init;
               --disk-reserve SIZE left free when unpacking, default 1g or 5%)
 ";

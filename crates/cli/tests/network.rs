@@ -565,6 +565,32 @@ print(client.containers.run("{BUSYBOX}", "nslookup api", network="dnet", remove=
 }
 
 #[test]
+fn networks_without_a_subnet_take_the_default_address_pools_in_order_until_they_run_out() {
+    // The test daemon's pool (--default-address-pool) is its user
+    // subnets 1 and 2.
+    let daemon = TestDaemon::start();
+    for (name, n) in [("first", 1), ("second", 2)] {
+        daemon.keel_ok(&["network", "create", name]);
+        let (_, subnet, _) = daemon.docker(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            name,
+        ]);
+        assert_eq!(subnet.trim(), daemon.user_subnet(n));
+    }
+    let (code, _, err) = daemon.docker(&["network", "create", "third"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("could not find an available, non-overlapping IPv4 address pool"),
+        "{err}"
+    );
+    let (_, networks, _) = daemon.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!networks.contains("third"), "{networks}");
+}
+
+#[test]
 fn a_created_container_left_its_network_before_starting_is_not_on_it_until_connected_again() {
     let daemon = TestDaemon::with_busybox();
     let subnet = daemon.user_subnet(0);

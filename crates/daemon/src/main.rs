@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use keel_api::Daemon;
 use lexopt::prelude::*;
 
-const SYNOPSIS: &str = "keel daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]... [--init-path PATH] [--disk-reserve SIZE]";
+const SYNOPSIS: &str = "keel daemon [--root DIR] [-H unix:///PATH] [--bridge NAME] [--bip ADDRESS/PREFIX] [--insecure-registry HOST[:PORT]]... [--default-address-pool base=CIDR,size=PREFIX]... [--init-path PATH] [--disk-reserve SIZE]";
 
 fn main() -> ExitCode {
     match parse().and_then(|(root, socket, options)| run(&root, &socket, options)) {
@@ -44,6 +44,10 @@ fn parse() -> Result<(PathBuf, PathBuf, keel_engine::Options)> {
             Short('b') | Long("bridge") => network.bridge = parser.value()?.string()?,
             Long("bip") => bip = Some(parser.value()?.string()?),
             Long("insecure-registry") => insecure_registries.push(parser.value()?.string()?),
+            Long("default-address-pool") => {
+                let text = parser.value()?.string()?;
+                network.address_pools.push(text.parse()?);
+            }
             Long("init-path") => init_path = Some(PathBuf::from(parser.value()?)),
             Long("disk-reserve") => {
                 let text = parser.value()?.string()?;
@@ -63,7 +67,8 @@ fn parse() -> Result<(PathBuf, PathBuf, keel_engine::Options)> {
     }
     let socket = keel_api_types::endpoint::socket(host).map_err(|e| anyhow!(e))?;
     if let Some(bip) = bip {
-        network = keel_engine::NetworkOptions::with_bip(&network.bridge, &bip)
+        network
+            .set_bip(&bip)
             .map_err(|e| anyhow!("invalid --bip {bip}: {e}"))?;
     }
     let options = keel_engine::Options {

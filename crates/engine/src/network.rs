@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use keel_network::bridge::{self, Link};
 use keel_network::files::{self, Resolver};
 use keel_network::nft::{Forward, Rules};
+use keel_network::ipam::AddressPool;
 use keel_network::{Binding, Port, Reservation, Subnet, dns, firewall, netns};
 use serde::{Deserialize, Serialize};
 
@@ -27,13 +28,16 @@ use crate::{Engine, Table};
 /// The default network's name, as Docker's.
 pub const BRIDGE: &str = "bridge";
 
-/// How the daemon sets up its default bridge (`--bridge`, `--bip`).
+/// How the daemon sets up its default bridge (`--bridge`, `--bip`) and
+/// where user networks' subnets come from (`--default-address-pool`).
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
     pub bridge: String,
     /// The bridge's address and subnet: `10.87.0.1/16`.
     pub gateway: Ipv4Addr,
     pub subnet: Subnet,
+    /// Docker's own pools when empty.
+    pub address_pools: Vec<AddressPool>,
 }
 
 impl Default for NetworkOptions {
@@ -44,24 +48,23 @@ impl Default for NetworkOptions {
             bridge: "keel0".to_owned(),
             gateway: Ipv4Addr::new(10, 87, 0, 1),
             subnet: "10.87.0.0/16".parse().expect("a valid subnet"),
+            address_pools: Vec::new(),
         }
     }
 }
 
 impl NetworkOptions {
-    /// From `--bip`'s `ADDRESS/PREFIX`: the bridge's address and subnet.
-    pub fn with_bip(bridge: &str, bip: &str) -> Result<Self> {
+    /// `--bip`'s `ADDRESS/PREFIX`: the bridge's address and subnet.
+    pub fn set_bip(&mut self, bip: &str) -> Result<()> {
         let subnet: Subnet = bip.parse()?;
         let gateway = bip
             .split_once('/')
             .and_then(|(address, _)| address.parse().ok())
             .ok_or_else(|| keel_network::Error::InvalidSubnet(bip.to_owned()))?;
         subnet.check_host(gateway)?;
-        Ok(NetworkOptions {
-            bridge: bridge.to_owned(),
-            gateway,
-            subnet,
-        })
+        self.gateway = gateway;
+        self.subnet = subnet;
+        Ok(())
     }
 }
 
@@ -223,6 +226,8 @@ pub struct Published {
 pub(crate) struct Networks {
     /// User networks' records.
     dir: PathBuf,
+    /// What user networks' subnets are cut from.
+    address_pools: Vec<AddressPool>,
     /// Where containers' namespaces are bound.
     netns_dir: PathBuf,
     /// Every bridge network by id, the default one included.
@@ -276,8 +281,13 @@ impl Networks {
                 list.insert(network.id.clone(), network);
             }
         }
+        let address_pools = match options.address_pools.is_empty() {
+            true => AddressPool::docker_defaults(),
+            false => options.address_pools,
+        };
         Ok(Networks {
             dir,
+            address_pools,
             netns_dir,
             list: Mutex::new(list),
             held: Mutex::new(BTreeMap::new()),
@@ -1124,7 +1134,11 @@ impl Engine {
                 }
                 subnet
             }
-            None => keel_network::ipam::default_pools()
+            None => self
+                .networks
+                .address_pools
+                .iter()
+                .flat_map(AddressPool::subnets)
                 .find(|pool| {
                     !list.values().any(|n| n.subnet.overlaps(pool)) && !host_routes_overlap(pool)
                 })

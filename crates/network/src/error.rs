@@ -27,6 +27,10 @@ pub enum Error {
         "invalid CIDR address: {0} (expected an IPv4 subnet such as 172.18.0.0/16, at most /30)"
     )]
     InvalidSubnet(String),
+    #[error(
+        "invalid default address pool {0:?}: expected base=CIDR,size=PREFIX with the size at least the base's prefix and at most 30, such as base=10.10.0.0/16,size=24"
+    )]
+    InvalidAddressPool(String),
     #[error("no available IPv4 addresses on this network's address pools: {0}")]
     SubnetFull(Subnet),
     #[error(
@@ -59,6 +63,7 @@ impl keel_errdefs::HasKind for Error {
         use keel_errdefs::Kind;
         match self {
             Error::InvalidSubnet(_)
+            | Error::InvalidAddressPool(_)
             | Error::AddressOutsideSubnet { .. }
             | Error::InvalidPort(_)
             | Error::InvalidMac(_) => Kind::InvalidArgument,

@@ -112,22 +112,109 @@ impl fmt::Display for Subnet {
     }
 }
 
-/// The pools Docker takes new networks' subnets from, in order.
-pub fn default_pools() -> impl Iterator<Item = Subnet> {
-    let wide = (17..=31).map(|b| Subnet {
-        network: Ipv4Addr::new(172, b, 0, 0),
-        prefix: 16,
-    });
-    let narrow = (0..16).map(|i| Subnet {
-        network: Ipv4Addr::new(192, 168, i * 16, 0),
-        prefix: 20,
-    });
-    wide.chain(narrow)
+/// A range new networks' subnets are cut from, as dockerd's
+/// `--default-address-pool base=10.10.0.0/16,size=24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPool {
+    base: Subnet,
+    /// The prefix length of each subnet cut from `base`.
+    size: u8,
+}
+
+impl AddressPool {
+    /// Docker's own pools, in its order: 172.17-31.0.0/16, then
+    /// 192.168.0.0/16 in /20s.
+    pub fn docker_defaults() -> Vec<AddressPool> {
+        let wide = (17..=31).map(|b| AddressPool {
+            base: Subnet {
+                network: Ipv4Addr::new(172, b, 0, 0),
+                prefix: 16,
+            },
+            size: 16,
+        });
+        let narrow = AddressPool {
+            base: Subnet {
+                network: Ipv4Addr::new(192, 168, 0, 0),
+                prefix: 16,
+            },
+            size: 20,
+        };
+        wide.chain([narrow]).collect()
+    }
+
+    /// The subnets of the pool, lowest first.
+    pub fn subnets(&self) -> impl Iterator<Item = Subnet> + use<> {
+        let first = u32::from(self.base.network);
+        let step = 1u64 << (32 - u32::from(self.size));
+        let count = 1u64 << (self.size - self.base.prefix);
+        let prefix = self.size;
+        (0..count).map(move |i| Subnet {
+            network: Ipv4Addr::from((u64::from(first) + i * step) as u32),
+            prefix,
+        })
+    }
+}
+
+impl FromStr for AddressPool {
+    type Err = Error;
+
+    /// `base=CIDR,size=PREFIX`, the fields in either order.
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || Error::InvalidAddressPool(text.to_owned());
+        let (mut base, mut size) = (None, None);
+        for field in text.split(',') {
+            match field.split_once('=').ok_or_else(invalid)? {
+                ("base", value) => base = Some(value.parse::<Subnet>().map_err(|_| invalid())?),
+                ("size", value) => size = Some(value.parse::<u8>().map_err(|_| invalid())?),
+                _ => return Err(invalid()),
+            }
+        }
+        let (Some(base), Some(size)) = (base, size) else {
+            return Err(invalid());
+        };
+        if size < base.prefix || size > 30 {
+            return Err(invalid());
+        }
+        Ok(AddressPool { base, size })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_pools_cut_their_base_into_subnets_of_their_size() {
+        let pool: AddressPool = "base=10.10.0.0/22,size=24".parse().unwrap();
+        let subnets: Vec<String> = pool.subnets().map(|s| s.to_string()).collect();
+        assert_eq!(
+            subnets,
+            [
+                "10.10.0.0/24",
+                "10.10.1.0/24",
+                "10.10.2.0/24",
+                "10.10.3.0/24"
+            ]
+        );
+        let whole: AddressPool = "size=16,base=172.20.0.0/16".parse().unwrap();
+        assert_eq!(whole.subnets().count(), 1);
+        let defaults = AddressPool::docker_defaults();
+        let first = defaults.iter().flat_map(AddressPool::subnets).next();
+        assert_eq!(first.unwrap().to_string(), "172.17.0.0/16");
+        let all = defaults.iter().flat_map(AddressPool::subnets).count();
+        assert_eq!(all, 15 + 16);
+        for bad in [
+            "10.10.0.0/16",
+            "base=10.10.0.0/16",
+            "base=10.10.0.0/24,size=16",
+            "base=10.10.0.0/16,size=31",
+            "base=x,size=24",
+            "base=10.10.0.0/16,size=24,color=red",
+        ] {
+            let error = bad.parse::<AddressPool>().unwrap_err().to_string();
+            assert!(error.contains(bad) && error.contains("base="), "{error}");
+        }
+    }
 
     #[test]
     fn subnets_parse_to_their_network_and_reject_bad_text() {

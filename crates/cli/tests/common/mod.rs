@@ -45,6 +45,14 @@ fn own_network() -> (String, String) {
     (format!("kt{pid}-{n}"), subnet)
 }
 
+/// `--default-address-pool` over the last two spare /24s of the /22 whose
+/// first /24 is `subnet` (`10.x.y`, y a multiple of 4): user subnets 1 and 2.
+fn spare_pool(subnet: &str) -> String {
+    let (prefix, third) = subnet.rsplit_once('.').unwrap();
+    let third: u32 = third.parse().unwrap();
+    format!("base={prefix}.{}.0/23,size=24", third + 2)
+}
+
 impl TestDaemon {
     pub fn start() -> TestDaemon {
         Self::start_in(None)
@@ -330,6 +338,10 @@ fn spawn_daemon(
         .arg("-H")
         .arg(format!("unix://{}", dir.join("keel.sock").display()))
         .args(["--bridge", bridge, "--bip", &format!("{subnet}.1/24")])
+        // User networks made without a subnet take the test's last two
+        // spare /24s, not Docker's pools, which other tests' daemons share.
+        .arg("--default-address-pool")
+        .arg(spare_pool(subnet))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
