@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use keel_network::bridge::{self, Link};
 use keel_network::files::{self, Resolver};
-use keel_network::nft::{Forward, Rules};
 use keel_network::ipam::AddressPool;
+use keel_network::nft::{Forward, Rules};
 use keel_network::{Binding, Port, Reservation, Subnet, dns, firewall, netns};
 use serde::{Deserialize, Serialize};
 
