@@ -5,8 +5,12 @@
 
 pub mod archive;
 pub mod build;
+pub mod changes;
+pub mod distribution;
 pub mod endpoint;
+pub mod stats;
 pub mod system;
+pub mod update;
 
 /// The newest Engine API version Keel speaks, and the oldest it accepts.
 pub const API_VERSION: &str = "1.47";

@@ -78,6 +78,7 @@ struct HostConfig {
     cpu_quota: i64,
     cpu_period: i64,
     cpuset_cpus: Option<String>,
+    cpuset_mems: Option<String>,
     pids_limit: Option<i64>,
     ulimits: Option<Vec<UlimitBody>>,
     mounts: Option<Vec<MountRequest>>,
@@ -199,6 +200,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
             cpu_quota: host.cpu_quota,
             cpu_period: host.cpu_period,
             cpuset_cpus: host.cpuset_cpus.unwrap_or_default(),
+            cpuset_mems: host.cpuset_mems.unwrap_or_default(),
             pids_limit: host.pids_limit.unwrap_or_default(),
             ulimits: host
                 .ulimits
@@ -206,6 +208,7 @@ pub async fn create(daemon: Arc<Daemon>, query: Query, body: Incoming) -> Result
                 .into_iter()
                 .map(Ulimit::from)
                 .collect(),
+            ..Resources::default()
         },
         stop_signal: request
             .stop_signal
@@ -619,8 +622,14 @@ pub async fn inspect(daemon: Arc<Daemon>, name: String) -> Result<Reply> {
             },
             "Memory": c.config.resources.memory,
             "MemorySwap": c.config.resources.memory_swap,
+            "MemoryReservation": c.config.resources.memory_reservation,
             "NanoCpus": c.config.resources.nano_cpus,
             "CpuShares": c.config.resources.cpu_shares,
+            "CpuPeriod": c.config.resources.cpu_period,
+            "CpuQuota": c.config.resources.cpu_quota,
+            "CpusetCpus": c.config.resources.cpuset_cpus,
+            "CpusetMems": c.config.resources.cpuset_mems,
+            "BlkioWeight": c.config.resources.blkio_weight,
             "PidsLimit": (c.config.resources.pids_limit > 0).then_some(c.config.resources.pids_limit),
             "Privileged": security.privileged,
             "ReadonlyRootfs": security.read_only,

@@ -1,15 +1,16 @@
 //! The Engine API's registry endpoints: pull (`POST /images/create` with
-//! `fromImage`), push, login (`POST /auth`) and search, with Docker's JSON
-//! progress stream.
+//! `fromImage`), push, login (`POST /auth`), search and distribution
+//! inspect, with Docker's JSON progress stream.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use hyper::StatusCode;
 use hyper::body::Incoming;
+use keel_api_types::distribution::{self as wire, DistributionInspect};
 use keel_engine::Progress;
 use keel_image::Reference;
-use keel_registry::{AuthConfig, Platform};
+use keel_registry::{AuthConfig, Manifest, Platform};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -299,6 +300,82 @@ pub async fn search(
             .filter(|r| automated.is_none_or(|a| r.is_automated == a))
             .collect();
         Ok(json(StatusCode::OK, &results))
+    })
+    .await
+}
+
+/// GET /distribution/{name}/json: the manifest or index a name resolves to
+/// in its registry and the platforms it serves, pulling nothing (moby's
+/// distribution router).
+pub async fn inspect(
+    daemon: Arc<Daemon>,
+    name: String,
+    headers: &hyper::HeaderMap,
+) -> Result<Reply> {
+    // As moby: a bad X-Registry-Auth is taken as none.
+    let auth = registry_auth(headers).ok().flatten();
+    let reference = Reference::parse(&name)?;
+    blocking(move || {
+        let registry = keel_registry::Registry::connect(
+            reference.domain(),
+            auth,
+            daemon.engine.insecure_registries(),
+        )?;
+        let path = reference.path();
+        let wanted = match (reference.digest(), reference.tag()) {
+            (Some(digest), _) => digest.to_string(),
+            (None, tag) => tag.unwrap_or("latest").to_owned(),
+        };
+        let (manifest, bytes, digest) =
+            registry
+                .manifest(path, &wanted)
+                .map_err(|error| match error {
+                    // moby answers with the registry's own error here ("name
+                    // unknown: …"), not a pull's "manifest for … not found".
+                    keel_registry::Error::Status {
+                        status: 404,
+                        message,
+                        ..
+                    } => ApiError::new(StatusCode::NOT_FOUND, message),
+                    other => other.into(),
+                })?;
+        let (media_type, platforms) = match manifest {
+            Manifest::Index(index) => {
+                let platforms = index
+                    .manifests
+                    .iter()
+                    .filter_map(|entry| entry.platform.as_ref())
+                    .map(|platform| wire::Platform {
+                        architecture: platform.architecture.clone(),
+                        os: platform.os.clone(),
+                        variant: platform.variant.clone().unwrap_or_default(),
+                        ..wire::Platform::default()
+                    })
+                    .collect();
+                (index.media_type, platforms)
+            }
+            // An image's platform is its config's, when the config names
+            // one (moby leaves it out otherwise).
+            Manifest::Image(image) => {
+                let platform = registry
+                    .small_blob(path, &image.config.digest)
+                    .ok()
+                    .and_then(|config| serde_json::from_slice::<wire::Platform>(&config).ok())
+                    .filter(|p| !p.os.is_empty() || !p.architecture.is_empty());
+                (image.media_type, platform.into_iter().collect())
+            }
+        };
+        Ok(json(
+            StatusCode::OK,
+            &DistributionInspect {
+                descriptor: wire::Descriptor {
+                    media_type,
+                    digest: digest.to_string(),
+                    size: bytes.len() as u64,
+                },
+                platforms,
+            },
+        ))
     })
     .await
 }

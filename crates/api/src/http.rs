@@ -1,10 +1,14 @@
 //! The plumbing between hyper and the handlers: response bodies (whole or
 //! streamed from a blocking writer), request bodies read as blocking
-//! readers, query strings, and Docker-shaped errors.
+//! readers, query strings, Docker-shaped errors, and the connection's
+//! socket, which reads what a client still sends after an early answer.
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -12,6 +16,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Response, StatusCode, header};
 use keel_errdefs::{HasKind, Kind};
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 
 /// A response body: whole bytes, or chunks sent from another thread;
@@ -213,6 +218,124 @@ impl Read for BodyReader {
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
         Ok(n)
+    }
+}
+
+/// How much of a request body nobody read is drained before the
+/// connection closes: enough for the uploads clients send whole before
+/// they read an answer (docker-py's `put_archive`, a `load`), and a bound
+/// on what a client can make the daemon read for nothing.
+const DRAIN_LIMIT: u64 = 64 << 20;
+/// A client that sends nothing for this long has sent all it will.
+const DRAIN_IDLE: Duration = Duration::from_secs(1);
+
+/// A connection's socket that, when hyper closes the connection, first
+/// reads and drops what the client still sends (up to [`DRAIN_LIMIT`]).
+/// An answer given before the request's body was read (a 404 for an
+/// unknown path or container, a 400 for a bad query) closes the
+/// connection with the rest of the body unread; without this, a client
+/// still sending it gets "broken pipe" instead of the answer. Once a
+/// request upgrades the connection (attach, exec), its end is the
+/// stream's own: [`Draining::upgraded`] turns the drain off.
+pub struct Draining<S> {
+    io: S,
+    upgraded: Arc<AtomicBool>,
+    drain: Drain,
+}
+
+enum Drain {
+    Open,
+    Reading {
+        left: u64,
+        idle: Pin<Box<tokio::time::Sleep>>,
+        scratch: Box<[u8]>,
+    },
+    Done,
+}
+
+impl<S> Draining<S> {
+    pub fn new(io: S) -> Self {
+        Self {
+            io,
+            upgraded: Arc::default(),
+            drain: Drain::Open,
+        }
+    }
+
+    /// Set once the connection is handed to an upgraded request.
+    pub fn upgraded(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.upgraded)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Draining<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Draining<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Ends the answer (the client reads its end), then drains until the
+    /// client closes, goes quiet or reaches the limit.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.drain {
+                Drain::Open => {
+                    ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+                    if this.upgraded.load(Ordering::Relaxed) {
+                        this.drain = Drain::Done;
+                        continue;
+                    }
+                    this.drain = Drain::Reading {
+                        left: DRAIN_LIMIT,
+                        idle: Box::pin(tokio::time::sleep(DRAIN_IDLE)),
+                        scratch: vec![0; 64 * 1024].into_boxed_slice(),
+                    };
+                }
+                Drain::Reading {
+                    left,
+                    idle,
+                    scratch,
+                } => {
+                    let mut buf = ReadBuf::new(scratch);
+                    match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                        Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                            *left = left.saturating_sub(buf.filled().len() as u64);
+                            if *left == 0 {
+                                this.drain = Drain::Done;
+                            } else {
+                                idle.as_mut()
+                                    .reset(tokio::time::Instant::now() + DRAIN_IDLE);
+                            }
+                        }
+                        // The client's end, or a broken connection.
+                        Poll::Ready(_) => this.drain = Drain::Done,
+                        Poll::Pending => {
+                            ready!(idle.as_mut().poll(cx));
+                            this.drain = Drain::Done;
+                        }
+                    }
+                }
+                Drain::Done => return Poll::Ready(Ok(())),
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 mod archive;
 mod attach;
 mod build;
+mod changes;
 mod containers;
 mod distribution;
 mod events;
@@ -16,8 +17,11 @@ mod images;
 mod network;
 mod networks;
 mod prune;
+mod stats;
+mod swarm;
 mod system;
 mod top;
+mod update;
 mod volumes;
 
 use std::convert::Infallible;
@@ -66,9 +70,18 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> std::io::Resu
         let (stream, _) = listener.accept().await?;
         let daemon = Arc::clone(&daemon);
         tokio::spawn(async move {
+            let stream = http::Draining::new(stream);
+            let upgraded = stream.upgraded();
             let service = service_fn(move |request| {
                 let daemon = Arc::clone(&daemon);
-                async move { Ok::<_, Infallible>(route(daemon, request).await) }
+                let upgraded = Arc::clone(&upgraded);
+                async move {
+                    let reply = route(daemon, request).await;
+                    if reply.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        upgraded.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok::<_, Infallible>(reply)
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -129,6 +142,16 @@ async fn dispatch(
     request: Request<Incoming>,
 ) -> Result<Reply, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "page not found");
+    if let Some(answer) = swarm::answer(&method, path) {
+        return answer;
+    }
+    if method == Method::GET
+        && let Some(name) = path
+            .strip_prefix("/distribution/")
+            .and_then(|rest| rest.strip_suffix("/json"))
+    {
+        return distribution::inspect(daemon, name.to_owned(), request.headers()).await;
+    }
     match (&method, path) {
         (&Method::GET, "/_ping") => return Ok(system::ping(false)),
         (&Method::HEAD, "/_ping") => return Ok(system::ping(true)),
@@ -190,6 +213,9 @@ async fn dispatch(
             (&Method::POST, "pause") => containers::pause(daemon, name, true).await,
             (&Method::POST, "unpause") => containers::pause(daemon, name, false).await,
             (&Method::GET, "top") => top::top(daemon, name, query).await,
+            (&Method::GET, "changes") => changes::changes(daemon, name).await,
+            (&Method::POST, "update") => update::update(daemon, name, request.into_body()).await,
+            (&Method::GET, "stats") => stats::stats(daemon, name, query).await,
             (&Method::POST, "attach") => containers::attach(daemon, name, query, request).await,
             (&Method::POST, "resize") => containers::resize(daemon, name, query).await,
             (&Method::POST, "exec") => exec::create(daemon, name, request.into_body()).await,

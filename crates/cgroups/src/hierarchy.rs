@@ -137,6 +137,25 @@ impl Hierarchies {
         }
     }
 
+    /// Where `controller` can be used, to see what this kernel supports:
+    /// the root of its v1 hierarchy, else the unified hierarchy's root if
+    /// it lists the controller in `cgroup.controllers`.
+    pub fn controller_root(&self, controller: &str) -> Option<&Path> {
+        if let Some(mount) = self
+            .v1
+            .iter()
+            .find(|m| m.controllers.iter().any(|c| c == controller))
+        {
+            return Some(&mount.mountpoint);
+        }
+        let unified = self.unified.as_ref()?;
+        let listed = fs::read_to_string(unified.mountpoint.join("cgroup.controllers")).ok()?;
+        listed
+            .split_whitespace()
+            .any(|c| c == controller)
+            .then_some(unified.mountpoint.as_path())
+    }
+
     /// The directory each hierarchy's copy of `path` goes under, with the
     /// hierarchy's controllers. Relative paths start at this process's own
     /// cgroup in that hierarchy.

@@ -11,6 +11,7 @@ mod error;
 mod hierarchy;
 mod path;
 mod resources;
+pub mod stats;
 
 use std::fs;
 use std::io::ErrorKind;

@@ -180,13 +180,7 @@ fn parse_create_flags(
                 flags.resources.insert("Memory".into(), json!(bytes));
             }
             Some(Long("memory-swap")) => {
-                let text: String = parser.value()?.string()?;
-                let bytes = match text.as_str() {
-                    "-1" => -1,
-                    _ => keel_units::ram_in_bytes(&text).with_context(|| {
-                        format!("invalid argument \"{text}\" for \"--memory-swap\" flag")
-                    })?,
-                };
+                let bytes = memory_swap_flag(parser)?;
                 flags.resources.insert("MemorySwap".into(), json!(bytes));
             }
             Some(Long("memory-reservation")) => {
@@ -196,13 +190,8 @@ fn parse_create_flags(
                     .insert("MemoryReservation".into(), json!(bytes));
             }
             Some(Long("cpus")) => {
-                let text: String = parser.value()?.string()?;
-                let cpus: f64 = text.parse().ok().filter(|c: &f64| c.is_finite()).with_context(|| {
-                    format!("invalid argument \"{text}\" for \"--cpus\" flag: failed to parse {text} as a rational number")
-                })?;
-                flags
-                    .resources
-                    .insert("NanoCpus".into(), json!((cpus * 1e9) as i64));
+                let nanos = cpus_flag(parser)?;
+                flags.resources.insert("NanoCpus".into(), json!(nanos));
             }
             Some(Short('c') | Long("cpu-shares")) => number_flag(
                 parser,
@@ -406,6 +395,33 @@ pub(crate) fn size_flag(parser: &mut lexopt::Parser, flag: &str) -> Result<i64> 
         .with_context(|| format!("invalid argument \"{text}\" for \"{flag}\" flag"))
 }
 
+/// `--memory-swap`: bytes, or -1 for unlimited swap.
+pub(crate) fn memory_swap_flag(parser: &mut lexopt::Parser) -> Result<i64> {
+    let text: String = parser.value()?.string()?;
+    match text.as_str() {
+        "-1" => Ok(-1),
+        _ => keel_units::ram_in_bytes(&text)
+            .with_context(|| format!("invalid argument \"{text}\" for \"--memory-swap\" flag")),
+    }
+}
+
+/// `--cpus 1.5` in billionths of a CPU, as the API's NanoCpus.
+pub(crate) fn cpus_flag(parser: &mut lexopt::Parser) -> Result<i64> {
+    let text: String = parser.value()?.string()?;
+    let cpus: f64 = text.parse().ok().filter(|c: &f64| c.is_finite()).with_context(|| {
+        format!("invalid argument \"{text}\" for \"--cpus\" flag: failed to parse {text} as a rational number")
+    })?;
+    Ok((cpus * 1e9) as i64)
+}
+
+/// An integer flag's value, or docker's error naming the flag.
+pub(crate) fn int_flag(parser: &mut lexopt::Parser, flag: &str) -> Result<i64> {
+    let text: String = parser.value()?.string()?;
+    text.parse().with_context(|| {
+        format!("invalid argument \"{text}\" for \"{flag}\" flag: strconv.ParseInt: parsing \"{text}\": invalid syntax")
+    })
+}
+
 /// An integer flag stored under its API name.
 fn number_flag(
     parser: &mut lexopt::Parser,
@@ -413,11 +429,7 @@ fn number_flag(
     key: &str,
     flag: &str,
 ) -> Result<()> {
-    let text: String = parser.value()?.string()?;
-    let number: i64 = text.parse().with_context(|| {
-        format!("invalid argument \"{text}\" for \"{flag}\" flag: strconv.ParseInt: parsing \"{text}\": invalid syntax")
-    })?;
-    into.insert(key.to_owned(), json!(number));
+    into.insert(key.to_owned(), json!(int_flag(parser, flag)?));
     Ok(())
 }
 
@@ -458,7 +470,7 @@ fn security_option(option: String) -> Result<String> {
 }
 
 /// `--restart on-failure:3` as the API's RestartPolicy.
-fn restart_policy(text: Option<&str>) -> Result<Value> {
+pub(crate) fn restart_policy(text: Option<&str>) -> Result<Value> {
     let text = text.unwrap_or("no");
     let (name, count) = text.split_once(':').unwrap_or((text, "0"));
     let count: u32 = count.parse().with_context(|| {
@@ -858,7 +870,7 @@ pub fn create(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 /// Names given after the options; at least one.
 /// `options` is given each flag (`-f`, `--force`) and takes its value
 /// from the parser; it says whether it knew the flag.
-fn names(
+pub(crate) fn names(
     parser: &mut lexopt::Parser,
     synopsis: &str,
     options: &mut dyn FnMut(&str, &mut lexopt::Parser) -> Result<bool>,
@@ -888,7 +900,10 @@ fn names(
 
 /// Runs `act` on every name, printing each name that succeeded, and
 /// failing at the end if any did not, as docker's plural commands do.
-fn each(names: &[String], mut act: impl FnMut(&str) -> Result<Option<String>>) -> Result<()> {
+pub(crate) fn each(
+    names: &[String],
+    mut act: impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<()> {
     let mut failures = Vec::new();
     for name in names {
         match act(name) {

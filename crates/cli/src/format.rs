@@ -52,7 +52,20 @@ pub fn human_size_with_precision(bytes: u64, digits: i32) -> String {
     format!("{}{}", significant(size, digits), UNITS[unit])
 }
 
-/// Go's `%.{digits}g` for numbers below 1000: significant digits, no
+/// go-units' BytesSize: binary units, 4 significant digits ("1.5MiB",
+/// "7.68GiB"), as `stats` shows memory.
+pub fn bytes_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{}{}", significant(size, 4), UNITS[unit])
+}
+
+/// Go's `%.{digits}g` for numbers below 10^digits: significant digits, no
 /// trailing zeros.
 fn significant(value: f64, digits: i32) -> String {
     if value == 0.0 {
@@ -196,6 +209,10 @@ mod tests {
         assert_eq!(human_size(4_000_000), "4MB");
         assert_eq!(human_size(1_500), "1.5kB");
         assert_eq!(human_size(0), "0B");
+        assert_eq!(bytes_size(1_572_864), "1.5MiB");
+        assert_eq!(bytes_size(64 << 20), "64MiB");
+        assert_eq!(bytes_size(8_246_337_208), "7.68GiB");
+        assert_eq!(bytes_size(1000), "1000B");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod client;
 mod containers;
 mod cp;
 mod daemon;
+mod diff;
 mod events;
 mod format;
 mod images;
@@ -14,7 +15,9 @@ mod networks;
 mod objects;
 mod registry;
 mod session;
+mod stats;
 mod times;
+mod update;
 mod volumes;
 
 use std::io::ErrorKind;
@@ -58,6 +61,9 @@ Commands:
   pause       Pause all processes within one or more containers
   unpause     Unpause all processes within one or more containers
   top         Display the running processes of a container
+  diff        Inspect changes to files or directories on a container's filesystem
+  update      Update configuration of one or more containers
+  stats       Display a live stream of container(s) resource usage statistics
   container   Manage containers (ls, run, create, start, logs, wait, stop, kill, rm, inspect, prune)
   build       Build an image from a Dockerfile
   builder     Manage the build cache (prune)
@@ -253,6 +259,9 @@ fn container_command(verb: &str) -> Option<Command> {
         "attach" => containers::attach,
         "unpause" => containers::unpause,
         "top" => containers::top,
+        "diff" => diff::diff,
+        "update" => update::update,
+        "stats" => stats::stats,
         "prune" => containers::prune,
         "inspect" => images::inspect,
         _ => return None,

@@ -86,6 +86,9 @@ fn testcontainers_node_starts_waits_execs_copies_and_networks_containers() {
     let script = format!(
         r#"
 const {{ GenericContainer, Network, Wait }} = require("testcontainers");
+// testcontainers unrefs its log stream's socket: this timer keeps Node.js
+// waiting for the lines (and fails the script if they never come).
+const guard = setTimeout(() => {{ console.error("timed out"); process.exit(2); }}, 30000);
 (async () => {{
   const network = await new Network().start();
   const server = await new GenericContainer("{BUSYBOX}")
@@ -114,6 +117,7 @@ const {{ GenericContainer, Network, Wait }} = require("testcontainers");
   await client.stop();
   await server.stop();
   await network.stop();
+  clearTimeout(guard);
 }})().catch((e) => {{ console.error(e); process.exit(1); }});
 "#
     );
@@ -131,4 +135,48 @@ const {{ GenericContainer, Network, Wait }} = require("testcontainers");
     assert_eq!(left, "");
     let (_, networks, _) = daemon.docker(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(networks, "bridge\nhost\nnone\n");
+}
+
+#[test]
+fn testcontainers_node_builds_an_image_from_a_dockerfile_and_runs_it() {
+    let daemon = TestDaemon::with_busybox();
+    let context = daemon.path("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {BUSYBOX}\nCOPY greeting /greeting\nCMD [\"sh\", \"-c\", \"cat /greeting; exec sleep 600\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(context.join("greeting"), "built by keel\n").unwrap();
+    let script = format!(
+        r#"
+const {{ GenericContainer, Wait }} = require("testcontainers");
+(async () => {{
+  const image = await GenericContainer.fromDockerfile("{context}").build("keel-test/tc-built:1", {{ deleteOnExit: false }});
+  const container = await image.withWaitStrategy(Wait.forLogMessage("built by keel")).start();
+  const r = await container.exec(["cat", "/greeting"]);
+  console.log(r.output.trim());
+  await container.stop();
+}})().catch((e) => {{ console.error(e); process.exit(1); }});
+"#,
+        context = context.display()
+    );
+    let mut command = Command::new("node");
+    command.args(["-e", &script]).env("NODE_PATH", NODE_MODULES);
+    client_env(&mut command, &daemon);
+    let (code, out, err) = common::output(&mut command);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "built by keel\n"),
+        "{err}\ndaemon log:\n{}",
+        daemon.log()
+    );
+    let (code, history, err) = daemon.docker(&[
+        "history",
+        "--format",
+        "{{.CreatedBy}}",
+        "keel-test/tc-built:1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(history.contains("COPY"), "{history}");
 }

@@ -40,6 +40,9 @@ pub enum Error {
     /// A flag or option Docker would refuse, in Docker's words.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A change `update` cannot make to this container, in Docker's words.
+    #[error("Cannot update container {id}: {reason}")]
+    CannotUpdate { id: String, reason: String },
     #[error("{0} is not supported by Keel yet")]
     Unsupported(String),
     /// The process could not be started: Docker's words, and the kind
@@ -116,6 +119,7 @@ impl keel_errdefs::HasKind for Error {
             | Error::Paused { .. }
             | Error::ExecStarted(_)
             | Error::VolumeInUse { .. }
+            | Error::CannotUpdate { .. }
             | Error::NetworkExists(_) => Kind::Conflict,
             Error::PredefinedNetwork(_) => Kind::NotPermitted,
             // A process that cannot start is the request's fault (its

@@ -5,6 +5,7 @@
 
 mod archive;
 mod build;
+mod changes;
 mod commit;
 mod container;
 mod distribution;
@@ -26,6 +27,8 @@ mod restart;
 mod security;
 mod signal;
 mod spec;
+mod stats;
+mod update;
 mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +68,8 @@ pub use resources::{Resources, Ulimit};
 pub use restart::RestartPolicy;
 pub use security::Security;
 pub use signal::Signal;
+pub use stats::{Interface, Sample, Stats};
+pub use update::Update;
 pub use volumes::Volume;
 
 use crate::container::{generated_name, is_valid_name};
@@ -326,6 +331,12 @@ impl Engine {
     /// (loopback ones are always).
     pub fn insecure_registries(&self) -> &[String] {
         &self.insecure_registries
+    }
+
+    /// The keel-monitor binary, which runs Keel's OCI runtime for each
+    /// container, and the init `--init-path` names (if it does).
+    pub fn runtime_binaries(&self) -> (&Path, Option<&Path>) {
+        (&self.monitor, self.init_path.as_deref())
     }
 
     /// The init `--init` runs as the container's pid 1: the configured

@@ -3,8 +3,8 @@
 //! Docker's rules and words, and set in the container's OCI config.
 
 use oci_spec::runtime::{
-    LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, PosixRlimitBuilder, PosixRlimitType,
-    Spec,
+    LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResources,
+    PosixRlimitBuilder, PosixRlimitType, Spec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,10 @@ pub struct Resources {
     pub cpu_quota: i64,
     pub cpu_period: i64,
     pub cpuset_cpus: String,
+    /// Memory nodes, as `cpuset_cpus` lists CPUs (`0-1,3`).
+    pub cpuset_mems: String,
+    /// 10 to 1000; 0 is the kernel's default.
+    pub blkio_weight: u16,
     /// 0 or -1: no limit.
     pub pids_limit: i64,
     pub ulimits: Vec<Ulimit>,
@@ -52,6 +56,16 @@ fn rlimit_type(name: &str) -> Option<PosixRlimitType> {
 impl Resources {
     /// Refuses what Docker refuses, in Docker's words.
     pub fn check(&self) -> Result<()> {
+        self.check_as(false)
+    }
+
+    /// [`Resources::check`] for the limits an update sets: a swap limit
+    /// may come alone, the container's memory limit staying.
+    pub(crate) fn check_update(&self) -> Result<()> {
+        self.check_as(true)
+    }
+
+    fn check_as(&self, update: bool) -> Result<()> {
         if self.memory != 0 && self.memory < MIN_MEMORY {
             return Err(invalid("Minimum memory limit allowed is 6MB"));
         }
@@ -60,7 +74,7 @@ impl Resources {
                 "Minimum memoryswap limit should be larger than memory limit, see usage",
             ));
         }
-        if self.memory == 0 && self.memory_swap > 0 {
+        if self.memory == 0 && self.memory_swap > 0 && !update {
             return Err(invalid(
                 "You should always set the Memory limit when using Memoryswap limit, see usage",
             ));
@@ -96,6 +110,21 @@ impl Resources {
                 "CPU cfs quota can not be less than 1ms (i.e. 1000)",
             ));
         }
+        check_cpuset(
+            &self.cpuset_cpus,
+            "cpus",
+            "CPUs",
+            "/sys/devices/system/cpu/online",
+        )?;
+        check_cpuset(
+            &self.cpuset_mems,
+            "mems",
+            "memory nodes",
+            "/sys/devices/system/node/online",
+        )?;
+        if self.blkio_weight > 0 && !(10..=1000).contains(&self.blkio_weight) {
+            return Err(invalid("Range of blkio weight is from 10 to 1000"));
+        }
         for ulimit in &self.ulimits {
             if rlimit_type(&ulimit.name).is_none() {
                 return Err(invalid(format!("invalid ulimit type: {}", ulimit.name)));
@@ -128,13 +157,18 @@ impl Resources {
         if let Some(process) = spec.process_mut() {
             process.set_rlimits((!rlimits.is_empty()).then_some(rlimits));
         }
-        let Some(resources) = spec
+        if let Some(resources) = spec
             .linux_mut()
             .as_mut()
             .and_then(|l| l.resources_mut().as_mut())
-        else {
-            return;
-        };
+        {
+            self.set_limits(resources);
+        }
+    }
+
+    /// Sets the cgroup limits in `resources`; what has no limit is left
+    /// unset.
+    pub(crate) fn set_limits(&self, resources: &mut LinuxResources) {
         let mut memory = LinuxMemoryBuilder::default();
         if self.memory > 0 {
             memory = memory.limit(self.memory);
@@ -172,6 +206,10 @@ impl Resources {
             cpu = cpu.cpus(self.cpuset_cpus.clone());
             any_cpu = true;
         }
+        if !self.cpuset_mems.is_empty() {
+            cpu = cpu.mems(self.cpuset_mems.clone());
+            any_cpu = true;
+        }
         if any_cpu {
             resources.set_cpu(cpu.build().ok());
         }
@@ -183,7 +221,58 @@ impl Resources {
                     .ok(),
             );
         }
+        if self.blkio_weight > 0 {
+            resources.set_block_io(
+                LinuxBlockIoBuilder::default()
+                    .weight(self.blkio_weight)
+                    .build()
+                    .ok(),
+            );
+        }
     }
+}
+
+/// Refuses a `--cpuset-cpus` or `--cpuset-mems` list that does not parse
+/// or names what the machine does not have (listed in `online`), in
+/// Docker's words.
+fn check_cpuset(list: &str, field: &str, what: &str, online: &str) -> Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    let requested = parse_cpuset(list).ok_or_else(|| {
+        invalid(format!(
+            "Invalid value {list} for cpuset {field}: invalid format: {list}"
+        ))
+    })?;
+    // A machine that does not list them (no NUMA in sysfs) has node 0.
+    let available = std::fs::read_to_string(online).unwrap_or_else(|_| "0".to_owned());
+    let available = available.trim();
+    let have = parse_cpuset(available).unwrap_or_default();
+    let is_available = |n: u32| {
+        have.iter()
+            .any(|(first, last)| (*first..=*last).contains(&n))
+    };
+    // Stops at the first number missing: a huge range costs nothing.
+    if !requested
+        .iter()
+        .all(|(first, last)| (*first..=*last).all(is_available))
+    {
+        return Err(invalid(format!(
+            "Requested {what} are not available - requested {list}, available: {available}"
+        )));
+    }
+    Ok(())
+}
+
+/// `0-2,5` as its ranges; None if it is not such a list.
+fn parse_cpuset(list: &str) -> Option<Vec<(u32, u32)>> {
+    list.split(',')
+        .map(|part| {
+            let (first, last) = part.split_once('-').unwrap_or((part, part));
+            let (first, last): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
+            (first <= last).then_some((first, last))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -237,5 +326,45 @@ mod tests {
             "ulimit soft limit must be less than or equal to hard limit: 20 > 10"
         );
         assert!(ulimit("nofile", 10, 20).check().is_ok());
+    }
+
+    #[test]
+    fn cpusets_and_blkio_weights_docker_refuses_are_refused_in_its_words() {
+        let error = |r: Resources| r.check().unwrap_err().to_string();
+        assert_eq!(
+            error(Resources {
+                cpuset_cpus: "1-x".into(),
+                ..Resources::default()
+            }),
+            "Invalid value 1-x for cpuset cpus: invalid format: 1-x"
+        );
+        assert!(
+            error(Resources {
+                cpuset_cpus: "0-4000000000".into(),
+                ..Resources::default()
+            })
+            .starts_with("Requested CPUs are not available - requested 0-4000000000, available: 0")
+        );
+        assert!(
+            Resources {
+                cpuset_cpus: "0".into(),
+                cpuset_mems: "0".into(),
+                ..Resources::default()
+            }
+            .check()
+            .is_ok()
+        );
+        assert_eq!(
+            error(Resources {
+                blkio_weight: 5,
+                ..Resources::default()
+            }),
+            "Range of blkio weight is from 10 to 1000"
+        );
+        let swap_alone = Resources {
+            memory_swap: 128 << 20,
+            ..Resources::default()
+        };
+        assert!(swap_alone.check().is_err() && swap_alone.check_update().is_ok());
     }
 }

@@ -156,12 +156,17 @@ pub(crate) fn place(spec: &mut Spec, rootfs: &Path, id: &str, host_network: bool
             .map_err(|e| Error::Unsupported(e.to_string()))?,
     ));
     if let Some(linux) = spec.linux_mut() {
-        linux.set_cgroups_path(Some(format!("/keel/{id}").into()));
+        linux.set_cgroups_path(Some(cgroups_path(id).into()));
         if let Some(namespaces) = linux.namespaces_mut() {
             namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network || !host_network);
         }
     }
     Ok(())
+}
+
+/// The cgroup of the container (or job) `id`, below each hierarchy's root.
+pub(crate) fn cgroups_path(id: &str) -> String {
+    format!("/keel/{id}")
 }
 
 /// `user[:group]`, by number or by name from the image's /etc/passwd and

@@ -254,24 +254,50 @@ impl io::Read for BuiltLayerTar {
     }
 }
 
-/// Writes the overlay upper directory `upper` as a layer tar: parents
-/// before children, names sorted, hard links kept as links. Returns the
-/// bytes of its regular files (the layer's size as Docker counts it).
-pub(crate) fn write_layer(upper: &Path, out: &mut dyn Write) -> io::Result<u64> {
-    let mut tar = tar::Builder::new(out);
-    let mut links = HashMap::new();
-    let mut size = 0;
-    append_children(&mut tar, upper, Path::new(""), &mut links, &mut size)?;
-    tar.finish()?;
-    Ok(size)
+/// One entry of an overlay upper directory, as [`walk_upper`] meets it.
+pub(crate) struct UpperEntry<'a> {
+    /// Where it is on the host.
+    pub path: &'a Path,
+    /// Its path in the layer, relative (`etc/passwd`).
+    pub name: &'a Path,
+    pub meta: &'a fs::Metadata,
+    pub kind: UpperKind,
 }
 
-fn append_children(
-    tar: &mut tar::Builder<&mut dyn Write>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpperKind {
+    /// A 0/0 character device: the lower entry of its name was deleted.
+    Whiteout,
+    /// A directory; an opaque one hides every lower entry beneath it.
+    Dir { opaque: bool },
+    /// Anything else the container wrote.
+    Other,
+}
+
+/// Whether `meta` is an overlay whiteout.
+pub(crate) fn is_whiteout(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// Whether the directory `path` is marked opaque.
+pub(crate) fn is_opaque(path: &Path) -> bool {
+    xattr(path, OPAQUE_XATTR).is_some_and(|value| value == b"y")
+}
+
+/// Visits every entry below the overlay upper directory `upper`: parents
+/// before children, names sorted. What a commit writes and what a diff
+/// lists both come from this walk.
+pub(crate) fn walk_upper(
+    upper: &Path,
+    visit: &mut dyn FnMut(&UpperEntry) -> io::Result<()>,
+) -> io::Result<()> {
+    walk_dir(upper, Path::new(""), visit)
+}
+
+fn walk_dir(
     dir: &Path,
     name: &Path,
-    links: &mut HashMap<(u64, u64), PathBuf>,
-    size: &mut u64,
+    visit: &mut dyn FnMut(&UpperEntry) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
     entries.sort_by_key(|entry| entry.file_name());
@@ -279,60 +305,100 @@ fn append_children(
         let path = entry.path();
         let entry_name = name.join(entry.file_name());
         let meta = fs::symlink_metadata(&path)?;
-        let kind = meta.file_type();
-        if kind.is_char_device() && meta.rdev() == 0 {
-            let mut whiteout = b".wh.".to_vec();
-            whiteout.extend_from_slice(entry.file_name().as_bytes());
-            let whiteout = name.join(std::ffi::OsStr::from_bytes(&whiteout));
-            append_empty(tar, &whiteout, &meta)?;
-            continue;
-        }
-        if kind.is_socket() {
-            // A socket cannot be archived; Docker's layers leave them out too.
-            continue;
-        }
-        append_xattrs(tar, &path)?;
-        let mut header = header_of(&meta);
-        if kind.is_dir() {
-            header.set_entry_type(tar::EntryType::Directory);
-            tar.append_data(&mut header, &entry_name, io::empty())?;
-            if xattr(&path, OPAQUE_XATTR).is_some_and(|value| value == b"y") {
-                append_empty(tar, &entry_name.join(".wh..wh..opq"), &meta)?;
+        let kind = if is_whiteout(&meta) {
+            UpperKind::Whiteout
+        } else if meta.is_dir() {
+            UpperKind::Dir {
+                opaque: is_opaque(&path),
             }
-            append_children(tar, &path, &entry_name, links, size)?;
-        } else if kind.is_symlink() {
-            header.set_entry_type(tar::EntryType::Symlink);
-            tar.append_link(&mut header, &entry_name, fs::read_link(&path)?)?;
-        } else if kind.is_file() {
-            let inode = (meta.dev(), meta.ino());
-            if meta.nlink() > 1
-                && let Some(first) = links.get(&inode)
-            {
-                header.set_entry_type(tar::EntryType::Link);
-                header.set_size(0);
-                tar.append_link(&mut header, &entry_name, first)?;
-                continue;
-            }
-            if meta.nlink() > 1 {
-                links.insert(inode, entry_name.clone());
-            }
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(meta.len());
-            *size += meta.len();
-            tar.append_data(&mut header, &entry_name, fs::File::open(&path)?)?;
         } else {
-            header.set_entry_type(if kind.is_char_device() {
-                tar::EntryType::Char
-            } else if kind.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            });
-            let rdev = meta.rdev();
-            header.set_device_major(rustix::fs::major(rdev))?;
-            header.set_device_minor(rustix::fs::minor(rdev))?;
-            tar.append_data(&mut header, &entry_name, io::empty())?;
+            UpperKind::Other
+        };
+        visit(&UpperEntry {
+            path: &path,
+            name: &entry_name,
+            meta: &meta,
+            kind,
+        })?;
+        if let UpperKind::Dir { .. } = kind {
+            walk_dir(&path, &entry_name, visit)?;
         }
+    }
+    Ok(())
+}
+
+/// Writes the overlay upper directory `upper` as a layer tar: parents
+/// before children, names sorted, hard links kept as links. Returns the
+/// bytes of its regular files (the layer's size as Docker counts it).
+pub(crate) fn write_layer(upper: &Path, out: &mut dyn Write) -> io::Result<u64> {
+    let mut tar = tar::Builder::new(out);
+    let mut links = HashMap::new();
+    let mut size = 0;
+    walk_upper(upper, &mut |entry| {
+        append_entry(&mut tar, entry, &mut links, &mut size)
+    })?;
+    tar.finish()?;
+    Ok(size)
+}
+
+fn append_entry(
+    tar: &mut tar::Builder<&mut dyn Write>,
+    entry: &UpperEntry,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+    size: &mut u64,
+) -> io::Result<()> {
+    let (path, entry_name, meta) = (entry.path, entry.name, entry.meta);
+    let kind = meta.file_type();
+    match entry.kind {
+        UpperKind::Whiteout => {
+            let mut whiteout = b".wh.".to_vec();
+            whiteout.extend_from_slice(entry_name.file_name().unwrap_or_default().as_bytes());
+            let whiteout = entry_name.with_file_name(std::ffi::OsStr::from_bytes(&whiteout));
+            return append_empty(tar, &whiteout, meta);
+        }
+        // A socket cannot be archived; Docker's layers leave them out too.
+        UpperKind::Other if kind.is_socket() => return Ok(()),
+        _ => {}
+    }
+    append_xattrs(tar, path)?;
+    let mut header = header_of(meta);
+    if let UpperKind::Dir { opaque } = entry.kind {
+        header.set_entry_type(tar::EntryType::Directory);
+        tar.append_data(&mut header, entry_name, io::empty())?;
+        if opaque {
+            append_empty(tar, &entry_name.join(".wh..wh..opq"), meta)?;
+        }
+    } else if kind.is_symlink() {
+        header.set_entry_type(tar::EntryType::Symlink);
+        tar.append_link(&mut header, entry_name, fs::read_link(path)?)?;
+    } else if kind.is_file() {
+        let inode = (meta.dev(), meta.ino());
+        if meta.nlink() > 1
+            && let Some(first) = links.get(&inode)
+        {
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            return tar.append_link(&mut header, entry_name, first);
+        }
+        if meta.nlink() > 1 {
+            links.insert(inode, entry_name.to_owned());
+        }
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(meta.len());
+        *size += meta.len();
+        tar.append_data(&mut header, entry_name, fs::File::open(path)?)?;
+    } else {
+        header.set_entry_type(if kind.is_char_device() {
+            tar::EntryType::Char
+        } else if kind.is_block_device() {
+            tar::EntryType::Block
+        } else {
+            tar::EntryType::Fifo
+        });
+        let rdev = meta.rdev();
+        header.set_device_major(rustix::fs::major(rdev))?;
+        header.set_device_minor(rustix::fs::minor(rdev))?;
+        tar.append_data(&mut header, entry_name, io::empty())?;
     }
     Ok(())
 }
@@ -384,7 +450,7 @@ fn append_xattrs(tar: &mut tar::Builder<&mut dyn Write>, path: &Path) -> io::Res
     tar.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
 }
 
-fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let mut value = vec![0u8; 4096];
     let length = rustix::fs::lgetxattr(path, name, &mut value).ok()?;
     value.truncate(length);

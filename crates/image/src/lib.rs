@@ -7,6 +7,7 @@
 mod archive;
 mod build_cache;
 mod cancel;
+mod changes;
 mod commit;
 mod content;
 pub mod digest;
@@ -24,6 +25,7 @@ mod write_behind;
 pub use archive::{Loaded, clean_path, go_arch};
 pub use build_cache::{CacheUsage, CachedStep};
 pub use cancel::{Cancel, CancelOnDrop};
+pub use changes::{Change, ChangeKind};
 pub use commit::{Child, EMPTY_LAYER};
 pub use content::ContentStore;
 pub use digest::Digest;

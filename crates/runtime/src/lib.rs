@@ -190,6 +190,21 @@ impl Runtime {
         Ok(record.cgroup.set_frozen(false)?)
     }
 
+    /// Sets new limits on the cgroup of a container that has not stopped
+    /// (runc's `update`); returns those this kernel cannot set.
+    pub fn update(
+        &self,
+        id: &str,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<Vec<keel_cgroups::Skipped>> {
+        let (dir, record) = self.load(id)?;
+        let status = record.status(&dir);
+        if status == Status::Stopped {
+            return Err(wrong_state(id, "update", status, ""));
+        }
+        Ok(record.cgroup.apply(resources)?)
+    }
+
     /// The pids of the container's processes, as the runtime sees them.
     pub fn processes(&self, id: &str) -> Result<Vec<i32>> {
         let (_, record) = self.load(id)?;
