@@ -392,26 +392,3 @@ fn send_context(
     tar.finish().context("cannot send the context")?;
     Ok(())
 }
-
-/// `keel builder prune [-a] [-f]`: forgets the build cache.
-pub fn builder(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    const USAGE: &str = "builder prune [-a] [-f]";
-    match parser.next()? {
-        Some(Value(sub)) if sub == "prune" => {}
-        _ => bail!("Usage:  keel {USAGE}"),
-    }
-    while let Some(arg) = parser.next()? {
-        match arg {
-            // The cache is one kind: all of it goes either way, asked or not.
-            Short('a') | Long("all") | Short('f') | Long("force") => {}
-            other => return Err(usage(other.unexpected(), USAGE)),
-        }
-    }
-    let answer = client.json("POST", "/build/prune", Upload::None)?;
-    let reclaimed = answer["SpaceReclaimed"].as_u64().unwrap_or(0);
-    println!(
-        "Total reclaimed space: {}",
-        crate::format::human_size(reclaimed)
-    );
-    Ok(())
-}

@@ -1127,17 +1127,6 @@ pub fn top(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     Ok(())
 }
 
-/// `keel container prune [-f] [--filter until=T|label=K[=V]|label!=K[=V]]`
-pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let flags = crate::objects::PruneFlags::parse(parser, "container prune [OPTIONS]", false)?;
-    if !flags.force && !crate::confirm("WARNING! This will remove all stopped containers.")? {
-        return Ok(());
-    }
-    let result = flags.request(client, "/containers/prune")?;
-    crate::objects::print_pruned(&result, "ContainersDeleted", "Deleted Containers:");
-    Ok(())
-}
-
 /// `keel wait NAME...`: prints each exit code.
 pub fn wait(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let names = names(parser, "wait CONTAINER [CONTAINER...]", &mut |_, _| {

@@ -582,47 +582,6 @@ pub fn commit(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     Ok(())
 }
 
-/// `keel image prune [-a] [-f] [--filter until=T|label=K[=V]|label!=K[=V]]`
-pub fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let mut flags = crate::objects::PruneFlags::parse(parser, "image prune [OPTIONS]", true)?;
-    if !flags.force {
-        let warning = if flags.all {
-            "WARNING! This will remove all images without at least one container associated to them."
-        } else {
-            "WARNING! This will remove all dangling images."
-        };
-        if !crate::confirm(warning)? {
-            return Ok(());
-        }
-    }
-    let dangling = if flags.all { "false" } else { "true" };
-    flags
-        .filters
-        .insert("dangling".into(), vec![dangling.into()]);
-    let result = flags.request(client, "/images/prune")?;
-    let deleted = result["ImagesDeleted"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("Deleted Images:");
-        for item in &deleted {
-            if let Some(name) = item["Untagged"].as_str() {
-                println!("untagged: {name}");
-            }
-            if let Some(digest) = item["Deleted"].as_str() {
-                println!("deleted: {digest}");
-            }
-        }
-        println!();
-    }
-    println!(
-        "Total reclaimed space: {}",
-        human_size(result["SpaceReclaimed"].as_u64().unwrap_or(0))
-    );
-    Ok(())
-}
-
 /// `keel system df`: what images (and, once Keel runs them, containers,
 /// volumes and build cache) take on disk.
 pub fn system_df(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {

@@ -13,6 +13,7 @@ mod format;
 mod images;
 mod networks;
 mod objects;
+mod prune;
 mod registry;
 mod session;
 mod stats;
@@ -86,6 +87,7 @@ Commands:
   info        Display system-wide information
   events      Get real time events from the server
   system df   Show disk usage
+  system prune Remove unused data (-a, --volumes, -f, --filter)
   version     Show the Keel version information
   daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST;
               --bridge NAME, --bip ADDRESS/PREFIX for the default bridge;
@@ -151,7 +153,7 @@ fn run() -> Result<()> {
     let short_form = match verb.as_str() {
         "images" => Some(images::images as Command),
         "build" => Some(build::build as Command),
-        "builder" => Some(build::builder as Command),
+        "builder" => Some(prune::builder as Command),
         "rmi" => Some(images::rmi as Command),
         "inspect" => Some(images::inspect as Command),
         "tag" | "history" | "load" | "save" | "import" => image_command(&verb),
@@ -210,7 +212,8 @@ fn run() -> Result<()> {
         "system" => match parser.next()? {
             Some(Value(sub)) if sub == "df" => images::system_df(&client, parser),
             Some(Value(sub)) if sub == "events" => events::events(&client, parser),
-            _ => bail!("Usage:  keel system COMMAND\n\nCommands: df, events"),
+            Some(Value(sub)) if sub == "prune" => prune::system(&client, parser),
+            _ => bail!("Usage:  keel system COMMAND\n\nCommands: df, events, prune"),
         },
         "events" => events::events(&client, parser),
         "pull" => registry::pull(&client, parser),
@@ -262,7 +265,7 @@ fn container_command(verb: &str) -> Option<Command> {
         "diff" => diff::diff,
         "update" => update::update,
         "stats" => stats::stats,
-        "prune" => containers::prune,
+        "prune" => prune::containers,
         "inspect" => images::inspect,
         _ => return None,
     })
@@ -280,7 +283,7 @@ fn image_command(verb: &str) -> Option<Command> {
         "save" => images::save,
         "import" => images::import,
         "build" => build::build,
-        "prune" => images::prune,
+        "prune" => prune::images,
         "pull" => registry::pull,
         "push" => registry::push,
         _ => return None,

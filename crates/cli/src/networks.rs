@@ -8,7 +8,7 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Upload, encode};
-use crate::{confirm, usage};
+use crate::usage;
 
 /// `keel network VERB`.
 pub fn command(verb: &str) -> Option<fn(&Client, &mut lexopt::Parser) -> Result<()>> {
@@ -19,7 +19,7 @@ pub fn command(verb: &str) -> Option<fn(&Client, &mut lexopt::Parser) -> Result<
         "rm" | "remove" => remove,
         "connect" => connect,
         "disconnect" => disconnect,
-        "prune" => prune,
+        "prune" => crate::prune::networks,
         _ => return None,
     })
 }
@@ -191,19 +191,4 @@ fn disconnect(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
     let body = json!({"Container": container});
     let path = format!("/networks/{}/disconnect", encode(network));
     client.json("POST", &path, Upload::Json(&body)).map(drop)
-}
-
-/// `keel network prune [-f]`
-fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let flags = crate::objects::PruneFlags::parse(parser, "network prune [OPTIONS]", false)?;
-    if !flags.force
-        && !confirm(
-            "WARNING! This will remove all custom networks not used by at least one container.",
-        )?
-    {
-        return Ok(());
-    }
-    let result = flags.request(client, "/networks/prune")?;
-    crate::objects::print_pruned(&result, "NetworksDeleted", "Deleted Networks:");
-    Ok(())
 }

@@ -1,5 +1,5 @@
 //! What the verbs of containers, images, volumes and networks share:
-//! `--filter`, lists (`-q` or a table), prune reports, and
+//! `--filter`, lists (`-q` or a table), and
 //! inspect and rm with one request per name, errors printed as they come
 //! and exit 1 if any failed.
 
@@ -20,62 +20,6 @@ pub fn add_filter(filters: &mut BTreeMap<String, Vec<String>>, filter: &str) -> 
         .or_default()
         .push(value.to_owned());
     Ok(())
-}
-
-/// What a prune command takes: `-f`, `-a` (where `all` is allowed) and
-/// `--filter KEY=VALUE` (until, label, label!, …).
-#[derive(Debug, Default)]
-pub struct PruneFlags {
-    pub force: bool,
-    pub all: bool,
-    pub filters: BTreeMap<String, Vec<String>>,
-}
-
-impl PruneFlags {
-    pub fn parse(parser: &mut lexopt::Parser, synopsis: &str, takes_all: bool) -> Result<Self> {
-        use lexopt::prelude::*;
-        let mut flags = PruneFlags::default();
-        while let Some(arg) = parser.next()? {
-            match arg {
-                Short('f') | Long("force") => flags.force = true,
-                Short('a') | Long("all") if takes_all => flags.all = true,
-                Long("filter") => add_filter(&mut flags.filters, &parser.value()?.string()?)?,
-                other => return Err(crate::usage(other.unexpected(), synopsis)),
-            }
-        }
-        Ok(flags)
-    }
-
-    /// POSTs the prune to `path` with the filters; the daemon's answer.
-    pub fn request(&self, client: &Client, path: &str) -> Result<serde_json::Value> {
-        let filters = serde_json::json!(self.filters).to_string();
-        client.json(
-            "POST",
-            &format!("{path}?filters={}", encode(&filters)),
-            Upload::None,
-        )
-    }
-}
-
-/// A prune's answer as docker prints it: what `key` lists under
-/// `heading`, then the space reclaimed when the answer has it.
-pub fn print_pruned(result: &serde_json::Value, key: &str, heading: &str) {
-    let deleted = result[key].as_array().cloned().unwrap_or_default();
-    if !deleted.is_empty() {
-        println!("{heading}");
-        for item in &deleted {
-            println!("{}", item.as_str().unwrap_or_default());
-        }
-    }
-    if let Some(bytes) = result["SpaceReclaimed"].as_u64() {
-        if !deleted.is_empty() {
-            println!();
-        }
-        println!(
-            "Total reclaimed space: {}",
-            crate::format::human_size(bytes)
-        );
-    }
 }
 
 /// A list as docker prints it: with `-q` only each row's `quiet_field`,

@@ -7,7 +7,7 @@ use lexopt::prelude::*;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Upload, encode};
-use crate::{confirm, usage};
+use crate::usage;
 
 /// `keel volume VERB`.
 pub fn command(verb: &str) -> Option<fn(&Client, &mut lexopt::Parser) -> Result<()>> {
@@ -16,7 +16,7 @@ pub fn command(verb: &str) -> Option<fn(&Client, &mut lexopt::Parser) -> Result<
         "ls" | "list" => list,
         "inspect" => inspect,
         "rm" | "remove" => remove,
-        "prune" => prune,
+        "prune" => crate::prune::volumes,
         _ => return None,
     })
 }
@@ -132,24 +132,4 @@ fn remove(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
         );
     }
     crate::objects::remove_all(client, "/volumes", &names)
-}
-
-/// `keel volume prune [-a] [-f]`
-fn prune(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
-    let mut flags = crate::objects::PruneFlags::parse(parser, "volume prune [OPTIONS]", true)?;
-    let warning = match flags.all {
-        true => "WARNING! This will remove all local volumes not used by at least one container.",
-        false => {
-            "WARNING! This will remove anonymous local volumes not used by at least one container."
-        }
-    };
-    if !flags.force && !confirm(warning)? {
-        return Ok(());
-    }
-    if flags.all {
-        flags.filters.insert("all".into(), vec!["true".into()]);
-    }
-    let result = flags.request(client, "/volumes/prune")?;
-    crate::objects::print_pruned(&result, "VolumesDeleted", "Deleted Volumes:");
-    Ok(())
 }
