@@ -8,6 +8,7 @@
 //!   keel-bench pull [--iterations N]
 //!   keel-bench busy [--iterations N]
 //!   keel-bench build [--iterations N]
+//!   keel-bench stats-cp [--iterations N]
 //!   keel-bench image PATH   (writes the load and pull image, as keel-busybox-bundle writes a bundle)
 //!
 //! `runtime` times OCI runtimes (keel-runtime, crun, runc) running `true`
@@ -34,6 +35,10 @@
 //! `build` times a layered multi-stage build, cold, unchanged and after
 //! one class changed: Keel against BuildKit, Docker's classic builder and
 //! Podman (see build.rs).
+//!
+//! `stats-cp` times `docker stats --no-stream` of 50 containers and `docker
+//! cp` of a 100 MB tree, through one docker CLI at Keel's socket and at
+//! dockerd's (see stats_cp.rs).
 
 mod build;
 mod busy;
@@ -41,6 +46,7 @@ mod engine;
 mod load;
 mod network;
 mod pull;
+mod stats_cp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -103,6 +109,7 @@ fn main() -> Result<()> {
         "pull" => pull::pull_bench(iterations),
         "busy" => busy::busy_bench(iterations),
         "build" => build::build_bench(iterations),
+        "stats-cp" => stats_cp::stats_cp_bench(iterations),
         other => {
             bail!(
                 "unknown benchmark {other:?}: try runtime, load, engine, network, pull, busy or build"
