@@ -117,7 +117,15 @@ pub fn stats_cp_bench(iterations: usize) -> Result<()> {
             let name = format!("bench-{i}");
             let (code, _, err) = output(&mut daemon.cli(
                 true,
-                &["run", "-d", "--name", &name, "keel-busybox", "sleep", "3600"],
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    &name,
+                    "keel-busybox",
+                    "sleep",
+                    "3600",
+                ],
             ));
             ensure!(code == 0, "{}: run {name}: {err}", daemon.name);
         }
