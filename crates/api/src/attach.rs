@@ -2,7 +2,8 @@
 //! client's connection is taken over (HTTP 101) and joined to the
 //! monitor's socket. Output goes to the client in Docker's multiplexed
 //! frames, or raw for a terminal; the client's input goes in until it ends
-//! or types the detach keys.
+//! or types the detach keys. A WebSocket (`attach/ws`) carries the same
+//! streams, raw, in binary messages.
 
 use std::os::unix::net::UnixStream;
 
@@ -82,6 +83,105 @@ pub fn hijack<B>(
         .header(header::CONTENT_TYPE, content_type)
         .body(Body::Full(None))
         .expect("a valid response")
+}
+
+/// Takes the connection over as a WebSocket (RFC 6455), as dockerd's
+/// `attach/ws`: output unframed in binary messages (API 1.28 and later),
+/// input from the client's messages, a close ending both.
+pub fn websocket<B>(
+    request: Request<B>,
+    mut streams: Streams,
+    connect: impl FnOnce() -> Result<UnixStream, String> + Send + 'static,
+    finish: impl FnOnce() + Send + 'static,
+) -> Result<Reply, ApiError> {
+    let headers = request.headers();
+    let names = |name: header::HeaderName, value: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(value))
+            })
+        })
+    };
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, true, Some(key)) = (
+        names(header::UPGRADE, "websocket"),
+        names(header::SEC_WEBSOCKET_VERSION, "13"),
+        key,
+    ) else {
+        return Err(ApiError::bad_request(
+            "not a WebSocket handshake: attach/ws needs Upgrade: websocket, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key",
+        ));
+    };
+    // WebSocket messages keep the streams apart for the client: no frames.
+    streams.tty = true;
+    let upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(carry_messages(socket, far));
+        let (input, output) = tokio::io::split(near);
+        serve(input, output, streams, connect, finish).await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(
+            header::SEC_WEBSOCKET_ACCEPT,
+            tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes()),
+        )
+        .body(Body::Full(None))
+        .expect("a valid response"))
+}
+
+/// Moves bytes between a WebSocket and the byte stream `serve` relays:
+/// each chunk of output becomes a binary message, each message's payload
+/// input. The output's end closes the WebSocket; the client's close (a
+/// WebSocket has no end of input short of it) ends the attachment.
+async fn carry_messages<S>(
+    socket: tokio_tungstenite::WebSocketStream<S>,
+    relay: tokio::io::DuplexStream,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut to_client, mut from_client) = socket.split();
+    let (mut from_relay, mut to_relay) = tokio::io::split(relay);
+    let output = async {
+        let mut buffer = vec![0u8; 32 * 1024];
+        while let Ok(n @ 1..) = from_relay.read(&mut buffer).await {
+            let message = Message::binary(Bytes::copy_from_slice(&buffer[..n]));
+            if to_client.send(message).await.is_err() {
+                return;
+            }
+        }
+        let _ = to_client.close().await;
+    };
+    let input = async {
+        while let Some(Ok(message)) = from_client.next().await {
+            let payload = match message {
+                Message::Binary(bytes) => bytes,
+                Message::Text(text) => Bytes::from(text.as_str().to_owned()),
+                Message::Close(_) => return,
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            if to_relay.write_all(&payload).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = output => {}
+        () = input => {}
+    }
 }
 
 async fn serve(

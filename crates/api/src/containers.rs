@@ -765,6 +765,38 @@ pub async fn attach(
     Ok(attach::hijack(request, streams, connect, || {}))
 }
 
+/// GET /containers/{id}/attach/ws: the attachment over a WebSocket. As
+/// dockerd, the streams default to all three before API 1.42.
+pub async fn attach_websocket(
+    daemon: Arc<Daemon>,
+    name: String,
+    query: Query,
+    request: Request<Incoming>,
+) -> Result<Reply> {
+    let container = daemon.engine.container(&name)?;
+    let asked = |key: &str| match crate::api_version(request.uri().path()) {
+        Some((1, minor)) if minor < 42 => true,
+        _ => query.flag(key),
+    };
+    let streams = Streams {
+        stdin: asked("stdin") && container.config.open_stdin,
+        stdout: asked("stdout"),
+        stderr: asked("stderr"),
+        tty: container.config.tty,
+        detach_keys: attach::detach_keys(query.get("detachKeys"))?,
+    };
+    let attachment = match query.flag("stream") {
+        true => Some(daemon.engine.attach(&container.id)?),
+        false => None,
+    };
+    let connect = move || {
+        attachment
+            .and_then(keel_engine::Attachment::connection)
+            .ok_or_else(String::new)
+    };
+    attach::websocket(request, streams, connect, || {})
+}
+
 /// POST /containers/{id}/resize?h=&w=
 pub async fn resize(daemon: Arc<Daemon>, name: String, query: Query) -> Result<Reply> {
     let (rows, cols) = terminal_size(&query)?;

@@ -91,24 +91,26 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> std::io::Resu
     }
 }
 
+/// `1.47` as (1, 47).
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// The API version a request's path names (`/v1.47/…`), if it names one.
+pub(crate) fn api_version(path: &str) -> Option<(u32, u32)> {
+    parse_version(path.strip_prefix("/v")?.split_once('/')?.0)
+}
+
 /// The path without its API version prefix (`/v1.47/images/json`), and
 /// whether that version is one Keel speaks.
 fn strip_version(path: &str) -> Result<&str, ApiError> {
-    let Some(rest) = path.strip_prefix("/v") else {
+    let Some(asked) = api_version(path) else {
         return Ok(path);
     };
-    let Some((version, tail)) = rest.split_once('/') else {
-        return Ok(path);
-    };
-    let parse = |v: &str| -> Option<(u32, u32)> {
-        let (major, minor) = v.split_once('.')?;
-        Some((major.parse().ok()?, minor.parse().ok()?))
-    };
-    let Some(asked) = parse(version) else {
-        return Ok(path);
-    };
-    let min = parse(MIN_API_VERSION).expect("a valid version");
-    let max = parse(API_VERSION).expect("a valid version");
+    let (version, tail) = path[2..].split_once('/').expect("a versioned path");
+    let min = parse_version(MIN_API_VERSION).expect("a valid version");
+    let max = parse_version(API_VERSION).expect("a valid version");
     if asked < min {
         return Err(ApiError::bad_request(format!(
             "client version {version} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
@@ -217,6 +219,9 @@ async fn dispatch(
             (&Method::POST, "update") => update::update(daemon, name, request.into_body()).await,
             (&Method::GET, "stats") => stats::stats(daemon, name, query).await,
             (&Method::POST, "attach") => containers::attach(daemon, name, query, request).await,
+            (&Method::GET, "attach/ws") => {
+                containers::attach_websocket(daemon, name, query, request).await
+            }
             (&Method::POST, "resize") => containers::resize(daemon, name, query).await,
             (&Method::POST, "exec") => exec::create(daemon, name, request.into_body()).await,
             (&Method::GET, "json") => containers::inspect(daemon, name).await,
