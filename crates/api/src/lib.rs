@@ -245,7 +245,11 @@ async fn dispatch(
         };
     }
     if let Some(rest) = path.strip_prefix("/networks/") {
-        let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+        // A network's name may hold any character, '/' too, as Docker's.
+        let (name, action) = match rest.rsplit_once('/') {
+            Some((name, action @ ("connect" | "disconnect"))) => (name, action),
+            _ => (rest, ""),
+        };
         let name = name.to_owned();
         return match (&method, action) {
             (&Method::GET, "") => networks::inspect(daemon, name).await,

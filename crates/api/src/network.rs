@@ -44,7 +44,7 @@ pub struct EndpointBody {
     aliases: Option<Vec<String>>,
     #[serde(rename = "IPAMConfig")]
     ipam_config: Option<IpamBody>,
-    mac_address: Option<String>,
+    pub mac_address: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -235,11 +235,13 @@ struct ConnectBody {
 /// POST /networks/{id}/connect
 pub async fn connect(daemon: Arc<Daemon>, name: String, request: Incoming) -> Result<Reply> {
     let request: ConnectBody = read_json(request).await?;
-    let (aliases, ip) = request.endpoint_config.unwrap_or_default().settings()?;
+    let endpoint = request.endpoint_config.unwrap_or_default();
+    let mac = endpoint.mac_address.clone().filter(|m| !m.is_empty());
+    let (aliases, ip) = endpoint.settings()?;
     blocking(move || {
         daemon
             .engine
-            .connect_network(&name, &request.container, &aliases, ip)?;
+            .connect_network(&name, &request.container, &aliases, ip, mac.as_deref())?;
         Ok(empty(StatusCode::OK))
     })
     .await

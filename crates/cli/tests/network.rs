@@ -565,6 +565,62 @@ print(client.containers.run("{BUSYBOX}", "nslookup api", network="dnet", remove=
 }
 
 #[test]
+fn networks_may_have_any_name_and_connect_takes_docker_pys_aliases_address_and_mac() {
+    let daemon = TestDaemon::with_busybox();
+    let subnet = daemon.user_subnet(0);
+    // Docker refuses only an empty name (and the predefined ones).
+    let name = "team/Front End:v2@prod";
+    let (code, _, err) = daemon.docker(&["network", "create", "--subnet", &subnet, name]);
+    assert_eq!(code, 0, "{err}");
+    let (code, shown, err) = daemon.docker(&["network", "inspect", "--format", "{{.Name}}", name]);
+    assert_eq!((code, shown.trim()), (0, name), "{err}");
+    daemon.keel_ok(&["run", "-d", "--name", "box", BUSYBOX, "sleep", "600"]);
+    let address = subnet.replace(".0/24", ".50");
+    let script = format!(
+        r#"
+import docker
+client = docker.APIClient(base_url="unix://{socket}")
+client.connect_container_to_network("box", "{name}", aliases=["front"], ipv4_address="{address}", mac_address="02:42:0a:0b:0c:0d")
+print(client.inspect_container("box")["NetworkSettings"]["Networks"]["{name}"]["MacAddress"])
+"#,
+        socket = daemon.socket().display()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "02:42:0a:0b:0c:0d\n");
+    let (_, seen, _) = daemon.docker(&["exec", "box", "cat", "/sys/class/net/eth1/address"]);
+    assert_eq!(seen.trim(), "02:42:0a:0b:0c:0d");
+    let (_, seen, _) = daemon.docker(&["exec", "box", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(seen.contains(&format!("{address}/24")), "{seen}");
+    let (code, _, err) = daemon.docker(&["network", "disconnect", name, "box"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = daemon.docker(&["network", "rm", name]);
+    assert_eq!(code, 0, "{err}");
+    // An empty name is refused with Docker's words.
+    let (code, out, _) = common::output(Command::new("curl").args([
+        "-s",
+        "--unix-socket",
+        daemon.socket().to_str().unwrap(),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"Name": ""}"#,
+        "http://localhost/v1.47/networks/create",
+    ]));
+    assert_eq!(code, 0);
+    assert!(out.contains("invalid name: name is empty"), "{out}");
+    daemon.keel_ok(&["rm", "-f", "box"]);
+}
+
+#[test]
 fn networks_without_a_subnet_take_the_default_address_pools_in_order_until_they_run_out() {
     // The test daemon's pool (--default-address-pool) is its user
     // subnets 1 and 2.

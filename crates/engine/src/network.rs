@@ -21,7 +21,7 @@ use keel_network::nft::{Forward, Rules};
 use keel_network::{Binding, Port, Reservation, Subnet, dns, firewall, netns};
 use serde::{Deserialize, Serialize};
 
-use crate::container::{Container, Status, is_valid_name};
+use crate::container::{Container, Status};
 use crate::error::{Context, Error, Result};
 use crate::{Engine, Table};
 
@@ -1107,11 +1107,11 @@ impl Engine {
 
     /// Creates a user network, as `docker network create`.
     pub fn create_network(&self, request: NetworkRequest) -> Result<Network> {
-        if !is_valid_name(&request.name) && request.name.len() != 1 {
-            return Err(Error::InvalidParameter(format!(
-                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-                request.name
-            )));
+        // Docker takes any name but an empty one.
+        if request.name.is_empty() {
+            return Err(Error::InvalidParameter(
+                "invalid name: name is empty: give the network a name".to_owned(),
+            ));
         }
         if ["host", "none", "default", BRIDGE].contains(&request.name.as_str()) {
             return Err(Error::InvalidParameter(format!(
@@ -1251,6 +1251,7 @@ impl Engine {
         container: &str,
         aliases: &[String],
         ip: Option<Ipv4Addr>,
+        mac: Option<&str>,
     ) -> Result<()> {
         let network = self.networks.find(network)?;
         let container = self.container(container)?;
@@ -1270,11 +1271,10 @@ impl Engine {
         if let Some(ip) = ip {
             network.subnet.check_host(ip)?;
         }
-        let wanted = Wanted {
-            ip,
-            aliases,
-            mac: None,
-        };
+        if let Some(mac) = mac {
+            bridge::parse_mac(mac)?;
+        }
+        let wanted = Wanted { ip, aliases, mac };
         let endpoint = self.endpoint(&container.id, &network, &wanted)?;
         if container.state.status == Status::Running {
             let netns = self.networks.netns_path(&container.id);
