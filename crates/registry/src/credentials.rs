@@ -128,16 +128,32 @@ impl ConfigFile {
         Ok(Some(config).filter(|c| !c.is_empty()))
     }
 
-    /// The saved credentials of every registry the file names, by its key
-    /// there: what a build's `X-Registry-Config` carries, as the docker
-    /// CLI sends it.
+    /// The saved credentials of every registry, by its key: what a build's
+    /// `X-Registry-Config` carries, as the docker CLI's GetAllCredentials
+    /// gathers them: those of the default store (the file's `auths`, or
+    /// every server `credsStore`'s helper lists), then each `credHelpers`
+    /// registry's, which win.
     pub fn all_credentials(&self) -> Result<std::collections::BTreeMap<String, AuthConfig>> {
         let mut all = std::collections::BTreeMap::new();
-        for key in self
-            .auths()
-            .map(|auths| auths.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
+        let store = self
+            .value
+            .get("credsStore")
+            .and_then(Value::as_str)
+            .filter(|h| !h.is_empty());
+        let stored: Vec<String> = match store {
+            Some(helper) => helper_list(helper)?,
+            None => self
+                .auths()
+                .map(|auths| auths.keys().cloned().collect())
+                .unwrap_or_default(),
+        };
+        let specific: Vec<String> = self
+            .value
+            .get("credHelpers")
+            .and_then(Value::as_object)
+            .map(|helpers| helpers.keys().cloned().collect())
+            .unwrap_or_default();
+        for key in stored.into_iter().chain(specific) {
             if let Some(config) = self.credentials(server_domain(&key))? {
                 all.insert(key, config);
             }
@@ -254,6 +270,17 @@ fn helper_get(helper: &str, key: &str) -> Result<Option<AuthConfig>> {
         config.password = secret;
     }
     Ok(Some(config).filter(|c| !c.is_empty()))
+}
+
+/// `docker-credential-HELPER list`: the servers it keeps credentials for.
+fn helper_list(helper: &str) -> Result<Vec<String>> {
+    let output = run_helper(helper, "list", "")?;
+    let servers: serde_json::Map<String, Value> =
+        serde_json::from_str(&output).map_err(|e| Error::CredentialHelper {
+            helper: helper.to_owned(),
+            reason: format!("answered list with something not a JSON object: {e}"),
+        })?;
+    Ok(servers.into_iter().map(|(server, _)| server).collect())
 }
 
 /// Runs `docker-credential-HELPER ACTION` with `input` on stdin.

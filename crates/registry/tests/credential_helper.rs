@@ -14,6 +14,7 @@ case "$1" in
        if [ -f "$store" ]; then cat "$store"; else echo "credentials not found in native keychain"; exit 1; fi ;;
   store) cat > "$store" ;;
   erase) read server; rm -f "$store" ;;
+  list) if [ -f "$store" ]; then echo '{"registry.example:5000":"me"}'; else echo '{}'; fi ;;
 esac
 "#;
 
@@ -63,6 +64,27 @@ fn a_configured_helper_stores_finds_and_erases_credentials() {
         (found.username.as_str(), found.password.as_str()),
         ("me", "secret")
     );
+    // What a build sends in X-Registry-Config: every server the store
+    // lists, as the docker CLI gathers them.
+    let all = config.all_credentials().unwrap();
+    assert_eq!(all.keys().collect::<Vec<_>>(), ["registry.example:5000"]);
+    assert_eq!(all["registry.example:5000"].password, "secret");
+    // A registry's own helper adds it, beside the file's auths.
+    let other_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        other_dir.path().join("config.json"),
+        r#"{"auths":{"plain.example":{"auth":"dTpw"}},"credHelpers":{"other.example:5000":"keeltest"}}"#,
+    )
+    .unwrap();
+    let other = ConfigFile::load_from(other_dir.path()).unwrap();
+    let all = other.all_credentials().unwrap();
+    assert_eq!(
+        all.keys().collect::<Vec<_>>(),
+        ["other.example:5000", "plain.example"]
+    );
+    assert_eq!(all["other.example:5000"].password, "secret");
+    assert_eq!(all["plain.example"].password, "p");
     assert!(config.erase("registry.example:5000").unwrap());
     assert!(!bin.path().join("stored").exists());
+    assert!(config.all_credentials().unwrap().is_empty());
 }
