@@ -8,6 +8,7 @@ pub mod build;
 pub mod changes;
 pub mod distribution;
 pub mod endpoint;
+pub mod objects;
 pub mod stats;
 pub mod system;
 pub mod update;

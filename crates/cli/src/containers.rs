@@ -1305,7 +1305,7 @@ pub fn port(client: &Client, parser: &mut lexopt::Parser) -> Result<()> {
 }
 
 /// `docker ps`'s PORTS: `0.0.0.0:8080->80/tcp, 443/tcp`.
-fn ports_column(ports: &Value) -> String {
+pub(crate) fn ports_column(ports: &Value) -> String {
     let mut shown: Vec<String> = ports
         .as_array()
         .into_iter()

@@ -4,6 +4,7 @@
 
 mod build;
 mod client;
+mod compose;
 mod containers;
 mod cp;
 mod daemon;
@@ -88,6 +89,7 @@ Commands:
   events      Get real time events from the server
   system df   Show disk usage
   system prune Remove unused data (-a, --volumes, -f, --filter)
+  compose     Define and run multi-container applications (up, down, ps, logs, exec, config, ...)
   version     Show the Keel version information
   daemon      Run the Keel daemon (--root DIR, -H unix:///PATH; $KEEL_ROOT, $KEEL_HOST;
               --bridge NAME, --bip ADDRESS/PREFIX for the default bridge;
@@ -216,6 +218,7 @@ fn run() -> Result<()> {
             _ => bail!("Usage:  keel system COMMAND\n\nCommands: df, events, prune"),
         },
         "events" => events::events(&client, parser),
+        "compose" => compose::compose(&client, parser),
         "pull" => registry::pull(&client, parser),
         "push" => registry::push(&client, parser),
         "login" => registry::login(&client, parser),
