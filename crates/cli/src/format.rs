@@ -1,11 +1,12 @@
 //! Output as the docker CLI prints it: aligned tables (Go's tabwriter with
-//! docker's settings), human sizes and ages, and `--format` templates with
-//! the common `{{.Field}}` and `{{json .}}` forms.
+//! docker's settings), human sizes and ages, and `--format` templates.
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::Value;
+
+use crate::template::GoTemplate;
 
 /// docker's table writer: minimum cell width 10, padding 3, spaces.
 pub fn table(rows: &[Vec<String>]) -> String {
@@ -81,19 +82,13 @@ fn significant(value: f64, digits: i32) -> String {
     }
 }
 
-/// A `--format` template: `table` prefix for a header row, `{{.Field}}`
-/// placeholders, `{{json .}}` for the whole row, `\t` and `\n` escapes.
+/// A `--format` template: Go's text/template (see [`crate::template`]),
+/// with docker's `table` prefix for a header row and columns aligned at
+/// its `\t`s, and the `\t` and `\n` escapes.
 #[derive(Debug)]
 pub struct Template {
     table: bool,
-    parts: Vec<Part>,
-}
-
-#[derive(Debug)]
-enum Part {
-    Text(String),
-    Field(String),
-    Json,
+    body: GoTemplate,
 }
 
 impl Template {
@@ -103,73 +98,23 @@ impl Template {
             None => (false, text),
         };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
-        let mut parts = Vec::new();
-        let mut rest = body.as_str();
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Text(rest[..start].to_owned()));
-            }
-            let Some(end) = rest[start..].find("}}") else {
-                bail!("template parsing error: unclosed action in {text:?}");
-            };
-            let action = rest[start + 2..start + end].trim();
-            parts.push(match action {
-                "json ." => Part::Json,
-                field
-                    if field.starts_with('.')
-                        && field[1..].split('.').all(|name| {
-                            !name.is_empty()
-                                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        }) =>
-                {
-                    Part::Field(field[1..].to_owned())
-                }
-                other => bail!(
-                    "template parsing error: {other:?} is not supported: use {{{{.Field}}}} or {{{{json .}}}}"
-                ),
-            });
-            rest = &rest[start + end + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
-        }
-        Ok(Self { table, parts })
+        Ok(Self {
+            table,
+            body: GoTemplate::parse(&body)?,
+        })
     }
 
     /// Renders every row (a JSON object); `headers` names each field's
     /// column, as docker's table formats do.
     pub fn render(&self, rows: &[Value], headers: &BTreeMap<&str, &str>) -> Result<String> {
-        for part in &self.parts {
-            if let Part::Field(field) = part
-                && rows.first().is_some_and(|row| lookup(row, field).is_none())
-            {
-                bail!("template: can't evaluate field {field}");
-            }
-        }
-        let line =
-            |cell: &dyn Fn(&Part) -> String| -> String { self.parts.iter().map(cell).collect() };
         let mut lines: Vec<String> = Vec::new();
         if self.table {
-            lines.push(line(&|part| match part {
-                Part::Text(t) => t.clone(),
-                Part::Field(f) => headers
-                    .get(f.as_str())
-                    .copied()
-                    .unwrap_or(f.as_str())
-                    .to_owned(),
-                Part::Json => String::new(),
-            }));
+            let name = |field: &str| headers.get(field).copied().unwrap_or(field).to_owned();
+            let dot = rows.first().cloned().unwrap_or(Value::Null);
+            lines.push(self.body.execute(&dot, Some(&name))?);
         }
         for row in rows {
-            lines.push(line(&|part| match part {
-                Part::Text(t) => t.clone(),
-                Part::Field(f) => match lookup(row, f) {
-                    Some(Value::String(text)) => text.clone(),
-                    Some(other) => other.to_string(),
-                    None => String::new(),
-                },
-                Part::Json => row.to_string(),
-            }));
+            lines.push(self.body.execute(row, None)?);
         }
         if self.table {
             let cells: Vec<Vec<String>> = lines
@@ -180,22 +125,6 @@ impl Template {
         }
         Ok(lines.iter().map(|l| format!("{l}\n")).collect())
     }
-}
-
-/// A field by its dotted path: `NetworkSettings.IPAddress`.
-/// A field by its path; a name differing only in case stands for a JSON
-/// key, as a Go template's struct field does (`.Status` for an event's
-/// `status`, `.TimeNano` for `timeNano`).
-fn lookup<'a>(row: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(row, |value, name| {
-        value.get(name).or_else(|| {
-            value
-                .as_object()?
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .map(|(_, value)| value)
-        })
-    })
 }
 
 #[cfg(test)]
@@ -228,16 +157,22 @@ mod tests {
     }
 
     #[test]
-    fn templates_fill_fields_and_reject_what_they_cannot() {
-        let row = serde_json::json!({"Repository": "busybox", "Tag": "1"});
-        let template = Template::parse("{{.Repository}}:{{.Tag}}").unwrap();
+    fn templates_fill_fields_tables_and_reject_what_they_cannot() {
+        let row = serde_json::json!({"Repository": "busybox", "Tag": "1", "Labels": {"a": "b"}});
+        let template = Template::parse("{{.Repository}}:{{.Tag}} {{index .Labels \"a\"}}").unwrap();
         assert_eq!(
             template
                 .render(std::slice::from_ref(&row), &BTreeMap::new())
                 .unwrap(),
-            "busybox:1\n"
+            "busybox:1 b\n"
         );
-        assert!(Template::parse("{{.Repository | upper}}").is_err());
+        let headers = BTreeMap::from([("Repository", "REPOSITORY"), ("Tag", "TAG")]);
+        let table = Template::parse("table {{.Repository}}\\t{{.Tag | upper}}").unwrap();
+        assert_eq!(
+            table.render(std::slice::from_ref(&row), &headers).unwrap(),
+            "REPOSITORY   TAG\nbusybox      1\n"
+        );
+        assert!(Template::parse("{{.Repository | nope}}").is_ok());
         let error = Template::parse("{{.Nope}}")
             .unwrap()
             .render(&[row], &BTreeMap::new())

@@ -18,6 +18,7 @@ mod prune;
 mod registry;
 mod session;
 mod stats;
+mod template;
 mod times;
 mod update;
 mod volumes;

@@ -1424,3 +1424,37 @@ fn a_container_whose_monitor_is_killed_is_killed_too_and_leaves_no_cgroup() {
     );
     daemon.keel_ok(&["rm", "orphan"]);
 }
+
+#[test]
+fn an_id_prefix_of_several_containers_is_refused_as_docker_refuses_it() {
+    let daemon = TestDaemon::with_busybox();
+    // 40 containers: some first hex digit is shared (pigeonhole: 16 digits).
+    for i in 0..40 {
+        daemon.keel_ok(&[
+            "create",
+            "--name",
+            &format!("c{i}"),
+            common::BUSYBOX,
+            "true",
+        ]);
+    }
+    let ids = daemon.keel_ok(&["ps", "-aq", "--no-trunc"]);
+    let digit = ('0'..='9')
+        .chain('a'..='f')
+        .find(|d| ids.lines().filter(|id| id.starts_with(*d)).count() > 1)
+        .unwrap()
+        .to_string();
+    for tool in ["docker", "keel"] {
+        let (code, _, err) = match tool {
+            "docker" => daemon.docker(&["rm", &digit]),
+            _ => daemon.keel(&["rm", &digit]),
+        };
+        assert_ne!(code, 0, "{tool}");
+        assert!(
+            err.contains(&format!("multiple IDs found with provided prefix: {digit}")),
+            "{tool}: {err}"
+        );
+    }
+    let after = daemon.keel_ok(&["ps", "-aq", "--no-trunc"]);
+    assert_eq!(after.lines().count(), 40);
+}

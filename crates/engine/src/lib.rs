@@ -496,7 +496,11 @@ impl Engine {
             .collect();
         match matches.as_slice() {
             [id] => Ok((*id).clone()),
-            _ => Err(Error::NoSuchContainer(name.to_owned())),
+            [] => Err(Error::NoSuchContainer(name.to_owned())),
+            // Docker's words (and 400) for a prefix of several ids.
+            _ => Err(Error::InvalidParameter(format!(
+                "multiple IDs found with provided prefix: {name}"
+            ))),
         }
     }
 
