@@ -456,46 +456,563 @@ fn keel_cp_copies_as_docker_cp_does() {
     assert_eq!(entries(&out.stdout), [("piped".into(), "abc".into())]);
 }
 
+/// Waits until `test args` succeeds in running container `name`.
+fn exec_until(daemon: &TestDaemon, name: &str, args: &[&str]) {
+    let mut command = vec!["exec", name, "test"];
+    command.extend_from_slice(args);
+    for _ in 0..100 {
+        if daemon.docker(&command).0 == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{command:?} never held");
+}
+
+/// Whether any mount of the host's namespace comes from under `dir`.
+fn host_mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains(&dir))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
-fn copies_into_out_of_or_around_a_volume_are_refused_naming_the_path() {
+fn docker_cp_copies_into_and_out_of_a_named_volume_of_created_and_running_containers() {
     let daemon = TestDaemon::with_busybox();
+    let file = daemon.path("file");
+    std::fs::write(&file, "in the volume\n").unwrap();
+    let file = file.display().to_string();
+    let back = daemon.path("back");
+    std::fs::create_dir(&back).unwrap();
+    let at = |name: &str| back.join(name).display().to_string();
+    // /data is not in the image: its mount point is made, as at start.
     daemon.keel_ok(&[
-        "run", "-d", "--name", "vol", "-v", "/data", IMAGE, "sleep", "600",
+        "create",
+        "--name",
+        "made",
+        "-v",
+        "shared:/data",
+        IMAGE,
+        "true",
     ]);
-    daemon.keel_ok(&["create", "--name", "made", "-v", "/data", IMAGE, "true"]);
+    let (code, _, err) = daemon.docker(&["cp", &file, "made:/data/"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = daemon.docker(&["cp", "made:/data/file", &at("from-made")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(back.join("from-made")).unwrap(),
+        "in the volume\n"
+    );
+    // It went into the volume, not the container's layer: another
+    // container mounting it elsewhere reads it.
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "-v",
+        "shared:/srv",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let (code, out, err) = daemon.docker(&["exec", "live", "cat", "/srv/file"]);
+    assert_eq!((code, out.as_str()), (0, "in the volume\n"), "{err}");
+    let (code, _, err) = daemon.docker(&["cp", &file, "live:/srv/second"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = daemon.docker(&["exec", "live", "cat", "/srv/second"]);
+    assert_eq!((code, out.as_str()), (0, "in the volume\n"), "{err}");
+    let (code, out, err) = daemon.docker(&["cp", "live:/srv", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        entries(out.as_bytes()),
+        [
+            ("srv/".into(), String::new()),
+            ("srv/file".into(), "in the volume\n".into()),
+            ("srv/second".into(), "in the volume\n".into()),
+        ]
+    );
+    // The root's archive goes into the volume too, as the container sees it.
+    let root = daemon
+        .docker_command(&["cp", "made:/", "-"])
+        .output()
+        .unwrap();
+    assert!(root.status.success());
+    let mut archive = tar::Archive::new(&root.stdout[..]);
+    let second = archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|entry| entry.path().unwrap() == std::path::Path::new("./data/second"));
+    let text = std::io::read_to_string(second.expect("./data/second in the root's tar")).unwrap();
+    assert_eq!(text, "in the volume\n");
+    // What the copy mounted is gone with it; the host never saw it.
+    assert_eq!(
+        host_mounts_under(&daemon.root().join("volumes")),
+        Vec::<String>::new()
+    );
+    daemon.keel_ok(&["rm", "-f", "live"]);
+    daemon.keel_ok(&["rm", "-f", "made"]);
+}
+
+#[test]
+fn docker_cp_into_a_bind_writes_the_host_directory_through_the_mount() {
+    let daemon = TestDaemon::with_busybox();
+    let bound = daemon.path("bound");
+    std::fs::create_dir(&bound).unwrap();
+    std::fs::write(bound.join("from-host"), "host side\n").unwrap();
+    let file = daemon.path("file");
+    std::fs::write(&file, "copied in\n").unwrap();
+    let file = file.display().to_string();
+    let bind = |target: &str| format!("{}:{target}", bound.display());
+    daemon.keel_ok(&[
+        "create",
+        "--name",
+        "made",
+        "-v",
+        &bind("/srv/bound"),
+        IMAGE,
+        "true",
+    ]);
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "-v",
+        &bind("/mnt/b"),
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    for (target, name) in [("made:/srv/bound/", "file"), ("live:/mnt/b/live", "live")] {
+        let (code, _, err) = daemon.docker(&["cp", &file, target]);
+        assert_eq!(code, 0, "{target}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(bound.join(name)).unwrap(),
+            "copied in\n",
+            "{target}"
+        );
+    }
+    let (code, out, err) = daemon.docker(&["exec", "live", "cat", "/mnt/b/file"]);
+    assert_eq!((code, out.as_str()), (0, "copied in\n"), "{err}");
+    for source in ["made:/srv/bound/from-host", "live:/mnt/b/from-host"] {
+        let (code, out, err) = daemon.docker(&["cp", source, "-"]);
+        assert_eq!(code, 0, "{source}: {err}");
+        assert_eq!(
+            entries(out.as_bytes()),
+            [("from-host".into(), "host side\n".into())],
+            "{source}"
+        );
+    }
+    // Its name files are the ones it runs with, as in Docker.
+    let id = daemon.keel_ok(&["inspect", "-f", "{{.Id}}", "live"]);
+    let (code, out, err) = daemon.docker(&["cp", "live:/etc/hostname", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        entries(out.as_bytes()),
+        [("hostname".into(), format!("{}\n", &id[..12]))]
+    );
+    assert_eq!(host_mounts_under(&bound), Vec::<String>::new());
+    daemon.keel_ok(&["rm", "-f", "live"]);
+    daemon.keel_ok(&["rm", "-f", "made"]);
+}
+
+#[test]
+fn docker_cp_reaches_the_tmpfs_of_a_running_container_and_beneath_it_once_stopped() {
+    let daemon = TestDaemon::with_busybox();
+    let file = daemon.path("file");
+    std::fs::write(&file, "into the tmpfs\n").unwrap();
+    let file = file.display().to_string();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--tmpfs",
+        "/scratch",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo made-inside > /scratch/inside; sleep 600",
+    ]);
+    exec_until(&daemon, "live", &["-f", "/scratch/inside"]);
+    let (code, _, err) = daemon.docker(&["cp", &file, "live:/scratch/"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = daemon.docker(&["exec", "live", "cat", "/scratch/file"]);
+    assert_eq!((code, out.as_str()), (0, "into the tmpfs\n"), "{err}");
+    let (code, out, err) = daemon.docker(&["cp", "live:/scratch", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        entries(out.as_bytes()),
+        [
+            ("scratch/".into(), String::new()),
+            ("scratch/file".into(), "into the tmpfs\n".into()),
+            ("scratch/inside".into(), "made-inside\n".into()),
+        ]
+    );
+    // Stopped, its tmpfs is gone, and a copy sees the directory beneath,
+    // as Docker's does.
+    daemon.keel_ok(&["kill", "live"]);
+    let (code, out, err) = daemon.docker(&["cp", "live:/scratch", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        entries(out.as_bytes()),
+        [("scratch/".into(), String::new())]
+    );
+    daemon.keel_ok(&["rm", "-f", "live"]);
+}
+
+#[test]
+fn writes_into_read_only_volumes_binds_and_roots_are_refused_in_dockers_words() {
+    let daemon = TestDaemon::with_busybox();
+    let bound = daemon.path("bound");
+    std::fs::create_dir(&bound).unwrap();
+    std::fs::write(bound.join("kept"), "kept\n").unwrap();
+    let file = daemon.path("file");
+    std::fs::write(&file, "x\n").unwrap();
+    let file = file.display().to_string();
+    let ro_bind = format!("{}:/bound:ro", bound.display());
+    let mounts = ["-v", "data:/ro:ro", "-v", ro_bind.as_str()];
+    daemon.keel_ok(&[&["create", "--name", "made"], &mounts[..], &[IMAGE, "true"]].concat());
+    daemon.keel_ok(
+        &[
+            &["run", "-d", "--name", "live"],
+            &mounts[..],
+            &[IMAGE, "sleep", "600"],
+        ]
+        .concat(),
+    );
+    daemon.keel_ok(&[
+        "create",
+        "--name",
+        "rofs",
+        "--read-only",
+        "-v",
+        "rw:/rw",
+        IMAGE,
+        "true",
+    ]);
+    for (target, words) in [
+        ("made:/ro/", "mounted volume is marked read-only"),
+        ("made:/bound", "mounted volume is marked read-only"),
+        ("live:/ro/", "mounted volume is marked read-only"),
+        ("live:/bound/", "mounted volume is marked read-only"),
+        ("rofs:/tmp/", "container rootfs is marked read-only"),
+    ] {
+        let (code, _, err) = daemon.docker(&["cp", &file, target]);
+        assert_ne!(code, 0, "{target}");
+        assert!(
+            err.contains(&format!("Error response from daemon: {words}")),
+            "{target}: {err}"
+        );
+    }
+    // A read-write volume of a read-only container takes writes; the
+    // read-only ones can still be read.
+    let (code, _, err) = daemon.docker(&["cp", &file, "rofs:/rw/"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = daemon.docker(&["cp", "live:/bound/kept", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(entries(out.as_bytes()), [("kept".into(), "kept\n".into())]);
+    // A tar unpacked above a read-only mount cannot write into it either.
     let (code, out, err) = python(
         &daemon,
         r#"
 try:
-    client.containers.get("made").put_archive("/data/sub", b"")
+    client.containers.get("live").put_archive("/ro", b"")
 except docker.errors.APIError as e:
     print(e.status_code, e.explanation)
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("bound/evil"); info.size = 4
+    t.addfile(info, io.BytesIO(b"evil"))
+for name in ["made", "live"]:
+    try:
+        client.containers.get(name).put_archive("/", buf.getvalue())
+        print("accepted")
+    except docker.errors.APIError as e:
+        print(e.status_code, "Read-only file system" in e.explanation)
+"#,
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "400 mounted volume is marked read-only\n500 True\n500 True\n"
+        ),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&bound)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["kept"]);
+    for name in ["live", "made", "rofs"] {
+        daemon.keel_ok(&["rm", "-f", name]);
+    }
+}
+
+#[test]
+fn symlinks_in_volumes_and_binds_to_etc_lead_to_the_containers_etc_not_the_hosts() {
+    let daemon = TestDaemon::with_busybox();
+    // On the host, the bind's links lead to the host's /etc and to a
+    // host directory the container does not have.
+    let bound = daemon.path("bound");
+    std::fs::create_dir(&bound).unwrap();
+    std::os::unix::fs::symlink("/etc", bound.join("escape")).unwrap();
+    let host_only = daemon.path("host-only");
+    std::fs::create_dir(&host_only).unwrap();
+    std::fs::write(host_only.join("secret"), "host secret\n").unwrap();
+    std::os::unix::fs::symlink(&host_only, bound.join("away")).unwrap();
+    let bind = format!("{}:/bound", bound.display());
+    let make_links = "echo container-marker > /etc/keel-marker; ln -s /etc /data/link; sleep 600";
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-v",
+        "data:/data",
+        "-v",
+        &bind,
+        IMAGE,
+        "sh",
+        "-c",
+        make_links,
+    ]);
+    exec_until(&daemon, "box", &["-L", "/data/link"]);
+    // The same links, in a container that never ran: its root, seen with
+    // its mounts.
+    daemon.keel_ok(&[
+        "create",
+        "--name",
+        "made",
+        "-v",
+        "data:/data",
+        "-v",
+        &bind,
+        IMAGE,
+        "true",
+    ]);
+    let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let busybox_passwd = "root:x:0:0:root:/root:/bin/sh\n";
+    let got = daemon.path("got");
+    for (source, starts) in [
+        ("box:/data/link/keel-marker", "container-marker\n"),
+        ("box:/bound/escape/keel-marker", "container-marker\n"),
+        ("box:/data/link/passwd", busybox_passwd),
+        ("made:/data/link/passwd", busybox_passwd),
+        ("made:/bound/escape/passwd", busybox_passwd),
+    ] {
+        let _ = std::fs::remove_file(&got);
+        let (code, _, err) = daemon.docker(&["cp", "-L", source, &got.display().to_string()]);
+        assert_eq!(code, 0, "{source}: {err}");
+        let copied = std::fs::read_to_string(&got).unwrap();
+        assert!(copied.starts_with(starts), "{source}: {copied}");
+        assert_ne!(copied, host_passwd, "{source}");
+    }
+    // Writes through them land in the container's /etc.
+    let planted = daemon.path("planted-by-keel-cp-test");
+    std::fs::write(&planted, "planted\n").unwrap();
+    let planted = planted.display().to_string();
+    for target in ["box:/bound/escape/", "box:/data/link/"] {
+        let (code, _, err) = daemon.docker(&["cp", &planted, target]);
+        assert_eq!(code, 0, "{target}: {err}");
+    }
+    let (code, out, err) = daemon.docker(&["exec", "box", "cat", "/etc/planted-by-keel-cp-test"]);
+    assert_eq!((code, out.as_str()), (0, "planted\n"), "{err}");
+    assert!(!std::path::Path::new("/etc/planted-by-keel-cp-test").exists());
+    assert!(!std::path::Path::new("/etc/keel-marker").exists());
+    // A link to a host directory leads nowhere in the container.
+    for name in ["box", "made"] {
+        let (code, _, err) = daemon.docker(&["cp", &format!("{name}:/bound/away/secret"), "-"]);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains(&format!(
+                "Could not find the file /bound/away/secret in container {name}"
+            )),
+            "{err}"
+        );
+        let (code, _, _) = daemon.docker(&["cp", &planted, &format!("{name}:/bound/away/")]);
+        assert_ne!(code, 0);
+    }
+    let left: Vec<_> = std::fs::read_dir(&host_only)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["secret"]);
+    // Where a link leads is told as the container sees it.
+    let (code, out, err) = python(
+        &daemon,
+        r#"
+_, stat = client.containers.get("box").get_archive("/data/link")
+print(stat["linkTarget"])
+"#,
+    );
+    assert_eq!((code, out.as_str()), (0, "/etc\n"), "{err}");
+    daemon.keel_ok(&["rm", "-f", "box"]);
+    daemon.keel_ok(&["rm", "-f", "made"]);
+}
+
+/// The owners of a tar's entries: (name, uid, gid).
+fn owners(tar: &[u8]) -> Vec<(String, u64, u64)> {
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let header = entry.header();
+            (
+                entry.path().unwrap().display().to_string(),
+                header.uid().unwrap(),
+                header.gid().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cp_a_owns_the_files_as_the_containers_user_from_its_passwd() {
+    let daemon = TestDaemon::with_busybox();
+    let dir = daemon.path("dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("file"), "owned\n").unwrap();
+    std::os::unix::fs::chown(&dir, Some(42), Some(43)).unwrap();
+    std::os::unix::fs::chown(dir.join("file"), Some(42), Some(43)).unwrap();
+    let dir = dir.display().to_string();
+    for (name, user) in [
+        ("number", "1234"),
+        ("name", "user"),
+        ("pair", "1234:nogroup"),
+        ("ghost", "ghost"),
+        ("nobody-set", ""),
+    ] {
+        let mut args = vec!["create", "--name", name];
+        if !user.is_empty() {
+            args.extend(["--user", user]);
+        }
+        args.extend([IMAGE, "true"]);
+        daemon.keel_ok(&args);
+    }
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--user",
+        "1234",
+        "-v",
+        "data:/data",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    for (tool, target, owner) in [
+        ("docker", "number:/tmp", (1234, 0)),
+        ("keel", "number:/root", (1234, 0)),
+        ("docker", "name:/tmp", (1000, 1000)),
+        ("docker", "pair:/tmp", (1234, 65534)),
+        // Without a user, the archive's owners stay.
+        ("docker", "nobody-set:/tmp", (42, 43)),
+        // Into a volume of a running container, too.
+        ("docker", "live:/data", (1234, 0)),
+    ] {
+        let args = ["cp", "-a", dir.as_str(), target];
+        let (code, _, err) = match tool {
+            "docker" => daemon.docker(&args),
+            _ => daemon.keel(&args),
+        };
+        assert_eq!(code, 0, "{tool} {target}: {err}");
+        let (code, out, err) = daemon.docker(&["cp", &format!("{target}/dir"), "-"]);
+        assert_eq!(code, 0, "{target}: {err}");
+        let (uid, gid) = owner;
+        assert_eq!(
+            owners(out.as_bytes()),
+            [("dir/".into(), uid, gid), ("dir/file".into(), uid, gid)],
+            "{tool} {target}"
+        );
+    }
+    // Without -a, the archive's owners, whoever the container runs as.
+    let (code, _, err) = daemon.docker(&["cp", &dir, "number:/home"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = daemon.docker(&["cp", "number:/home/dir/file", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(owners(out.as_bytes()), [("file".into(), 42, 43)]);
+    // A user its /etc/passwd lacks is refused, and nothing is written.
+    let (code, _, err) = daemon.docker(&["cp", "-a", &dir, "ghost:/tmp"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("failed to look up user \"ghost\" in container"),
+        "{err}"
+    );
+    let (code, _, _) = daemon.docker(&["cp", "ghost:/tmp/dir", "-"]);
+    assert_ne!(code, 0);
+    for name in ["live", "number", "name", "pair", "ghost", "nobody-set"] {
+        daemon.keel_ok(&["rm", "-f", name]);
+    }
+}
+
+#[test]
+fn docker_py_put_and_get_archive_reach_volumes_binds_and_tmpfs() {
+    let daemon = TestDaemon::with_busybox();
+    let bound = daemon.path("bound");
+    std::fs::create_dir(&bound).unwrap();
+    daemon.keel_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-v",
+        "data:/data",
+        "-v",
+        &format!("{}:/bound", bound.display()),
+        "--tmpfs",
+        "/scratch",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let (code, out, err) = python(
+        &daemon,
+        r#"
+c = client.containers.get("box")
+for into in ["/data", "/bound", "/scratch"]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = ("into " + into).encode()
+        info = tarfile.TarInfo("hello.txt"); info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    c.put_archive(into, buf.getvalue())
+    stream, stat = c.get_archive(into + "/hello.txt")
+    got = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
+    print(stat["name"], stat["size"], got.extractfile("hello.txt").read().decode())
 "#,
     );
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.starts_with("400 copying /data/sub of container made") && out.contains("mount /data"),
-        "{out}"
+    assert_eq!(
+        out,
+        "hello.txt 10 into /data\nhello.txt 11 into /bound\nhello.txt 13 into /scratch\n"
     );
-    let file = daemon.path("file");
-    std::fs::write(&file, "x\n").unwrap();
-    let file = file.display().to_string();
-    for (args, path) in [
-        (vec!["cp", file.as_str(), "vol:/data/"], "/data/"),
-        (vec!["cp", "vol:/data", "-"], "/data"),
-        (vec!["cp", "vol:/", "-"], "/"),
-    ] {
-        let (code, out, err) = daemon.docker(&args);
-        assert_ne!(code, 0, "{args:?}");
-        assert!(out.is_empty(), "{args:?}: {out}");
-        assert!(
-            err.contains(&format!("copying {path} of container vol"))
-                && err.contains("mount /data")
-                && err.contains("not supported by Keel yet"),
-            "{args:?}: {err}"
-        );
-    }
-    // Elsewhere the copy goes on.
-    let (code, _, err) = daemon.docker(&["cp", &file, "vol:/tmp/"]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(bound.join("hello.txt")).unwrap(),
+        "into /bound"
+    );
+    let (code, out, err) = daemon.docker(&[
+        "exec",
+        "box",
+        "cat",
+        "/data/hello.txt",
+        "/scratch/hello.txt",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "into /datainto /scratch"),
+        "{err}"
+    );
+    daemon.keel_ok(&["rm", "-f", "box"]);
 }

@@ -2,27 +2,27 @@
 //! tar, unpack a tar into a directory, as Docker's `ContainerStatPath`,
 //! `ContainerArchivePath` and `ContainerExtractToDir` do.
 //!
-//! Every container path is resolved beneath the container's root with
-//! `RESOLVE_IN_ROOT`, and the tree is walked by directory fds without
-//! following symlinks, so a symlink in the container (`/x -> /etc`,
-//! `../../..`) leads to the container's files, never the host's.
+//! Every container path is resolved beneath the container's root, through
+//! its volumes, binds and tmpfs mounts as it sees them (see
+//! [`crate::container_fs`]), with `RESOLVE_IN_ROOT`, and the tree is walked
+//! by directory fds without following symlinks, so a symlink in the
+//! container (`/x -> /etc`, `../../..`) leads to the container's files,
+//! never the host's.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 
 use keel_image::{Cancel, Snapshot};
-use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, fstat, openat, openat2, readlinkat, statat,
-};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, fstat, openat, readlinkat, statat};
 use rustix::io::Errno;
 
 use crate::Engine;
 use crate::container::{Container, Status};
+use crate::container_fs::View;
 use crate::error::{Context, Error, Result};
 
 /// What Docker's `X-Docker-Container-Path-Stat` header tells of a path.
@@ -43,24 +43,30 @@ pub struct PathStat {
 pub struct ExtractOptions {
     /// Refuse to replace a directory with a file or the reverse.
     pub no_overwrite_dir_non_dir: bool,
-    /// Own the files as the container's user (`docker cp -a`); a
-    /// container without one keeps the tar's owners either way.
+    /// Own the files as the container's user (`docker cp -a`), looked up
+    /// in its /etc/passwd and /etc/group; a container without one keeps
+    /// the tar's owners either way.
     pub copy_uid_gid: bool,
+}
+
+/// A container's files as it sees them, for the copy. The view goes
+/// before the root filesystem is unmounted.
+struct Rootfs<'a> {
+    view: View,
+    _mounted: Mounted<'a>,
 }
 
 /// A container's root filesystem, mounted for the copy: unmounted again
 /// when dropped if it was not mounted before and the container has not
 /// started since.
-struct Rootfs<'a> {
+struct Mounted<'a> {
     engine: &'a Engine,
     id: String,
     snapshot: Snapshot,
-    merged: PathBuf,
-    root: OwnedFd,
     unmount: bool,
 }
 
-impl Drop for Rootfs<'_> {
+impl Drop for Mounted<'_> {
     fn drop(&mut self) {
         let started = self
             .engine
@@ -76,27 +82,12 @@ impl Rootfs<'_> {
     /// Opens `path` (absolute in the container) following symlinks inside
     /// the container only.
     fn open(&self, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
-        let path = if path.trim_start_matches('/').is_empty() {
-            "."
-        } else {
-            path.trim_start_matches('/')
-        };
-        Ok(openat2(
-            &self.root,
-            path,
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )?)
+        self.view.open_path(path, flags)
     }
 
     /// Where an open fd is, as a path in the container.
     fn container_path(&self, fd: &OwnedFd) -> io::Result<String> {
-        let host = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-        let inner = host.strip_prefix(&self.merged).map_err(|_| {
-            io::Error::other(format!("{} is outside the container", host.display()))
-        })?;
-        Ok(format!("/{}", inner.display()))
+        self.view.path_of(fd)
     }
 
     /// The directory holding `path`'s last part, that part's name (`.`
@@ -160,58 +151,65 @@ impl Engine {
         let snapshot = self.images.snapshot(&container.id)?;
         let was_mounted = snapshot.is_mounted();
         let merged = self.images.mount_snapshot(&snapshot)?;
-        let root = rustix::fs::open(
-            &merged,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io::Error::from)
-        // The kernel's name for it, which open fds' names start with.
-        .and_then(|root| {
-            Ok((
-                std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()))?,
-                root,
-            ))
-        });
-        match root {
-            Ok((merged, root)) => Ok(Rootfs {
-                engine: self,
-                id: container.id.clone(),
-                snapshot,
-                merged,
-                root,
-                unmount: !was_mounted,
-            }),
-            Err(source) => {
-                if !was_mounted {
-                    snapshot.unmount().ok();
-                }
-                Err(Error::Io {
-                    what: format!("cannot open the root of container {}", container.id),
-                    source,
-                })
+        let mounted = Mounted {
+            engine: self,
+            id: container.id.clone(),
+            snapshot,
+            unmount: !was_mounted,
+        };
+        let files_dir = self.dir(&container.id);
+        let view = View::open(container, &merged, &self.volumes, &files_dir).map_err(|source| {
+            Error::Io {
+                what: format!(
+                    "cannot open the files of container {} with its mounts",
+                    container.name
+                ),
+                source,
             }
+        })?;
+        Ok(Rootfs {
+            view,
+            _mounted: mounted,
+        })
+    }
+
+    /// Refuses a write to `resolved` where the container cannot write, in
+    /// Docker's words (its `checkWritablePath`): the mount holding the
+    /// path decides, else the root filesystem.
+    fn check_writable(container: &Container, rootfs: &Rootfs<'_>, resolved: &str) -> Result<()> {
+        let resolved = clean(resolved);
+        let resolved = resolved.trim_end_matches("/.").trim_end_matches('/');
+        let holder = container
+            .config
+            .mounts
+            .iter()
+            .filter(|mount| rootfs.view.has(mount))
+            .map(|mount| (clean(&mount.target), mount.read_only))
+            .filter(|(target, _)| resolved == target || resolved.starts_with(&format!("{target}/")))
+            .max_by_key(|(target, _)| target.len());
+        match holder {
+            Some((_, true)) => Err(Error::InvalidParameter(
+                "mounted volume is marked read-only".into(),
+            )),
+            Some((_, false)) => Ok(()),
+            None if container.config.security.read_only => Err(Error::InvalidParameter(
+                "container rootfs is marked read-only".into(),
+            )),
+            None => Ok(()),
         }
     }
 
-    /// Refuses a copy of, into or around one of the container's mounts:
-    /// their files are not in its root filesystem, and Keel does not reach
-    /// them yet.
-    fn clear_of_mounts(container: &Container, resolved: &str, path: &str) -> Result<()> {
-        let resolved = resolved.trim_end_matches("/.").trim_end_matches('/');
-        for mount in &container.config.mounts {
-            let target = mount.target.trim_end_matches('/');
-            let under = |outer: &str, inner: &str| {
-                outer == inner || inner.starts_with(&format!("{outer}/"))
-            };
-            if under(target, resolved) || under(resolved, target) {
-                return Err(Error::Unsupported(format!(
-                    "copying {path} of container {}, which holds or is in its mount {target},",
-                    container.name
-                )));
-            }
+    /// The uid and gid of `user` (`user[:group]`, by name or number) in
+    /// the container's /etc/passwd and /etc/group, as copyUIDGID owns
+    /// files (Docker's `getUIDGID`).
+    fn owner_in(rootfs: &Rootfs<'_>, user: &str) -> Result<(u32, u32)> {
+        match crate::spec::process_user(user, &rootfs.view.root_path()) {
+            Ok(found) => Ok((found.uid(), found.gid())),
+            Err(Error::NoSuchUser { user }) => Err(Error::InvalidParameter(format!(
+                "failed to look up user {user:?} in container: no matching entries in passwd file"
+            ))),
+            Err(other) => Err(other),
         }
-        Ok(())
     }
 
     fn not_found(container: &Container, path: &str) -> impl Fn(io::Error) -> Error {
@@ -255,19 +253,15 @@ impl Engine {
     }
 
     /// `path`'s stat, the directory holding it, its name there and its
-    /// lstat, unless it is, holds or is in one of the container's mounts.
+    /// lstat.
     fn archive_source(
         container: &Container,
         rootfs: &Rootfs<'_>,
         path: &str,
     ) -> Result<(PathStat, OwnedFd, Vec<u8>, Stat)> {
-        // As named, and as resolved: a mount point need not be there yet.
-        Self::clear_of_mounts(container, &clean(path), path)?;
         let missing = Self::not_found(container, path);
         let found = rootfs.stat(path).map_err(&missing)?;
         let (dir, entry, lstat) = rootfs.locate(path).map_err(&missing)?;
-        let parent = rootfs.container_path(&dir).map_err(&missing)?;
-        Self::clear_of_mounts(container, &join(&parent, &entry), path)?;
         Ok((found, dir, entry, lstat))
     }
 
@@ -304,20 +298,6 @@ impl Engine {
         content: impl Read,
     ) -> Result<()> {
         let container = self.container(name)?;
-        if options.copy_uid_gid
-            && container
-                .config
-                .user
-                .as_ref()
-                .is_some_and(|u| !u.is_empty())
-        {
-            return Err(Error::Unsupported(format!(
-                "copyUIDGID into container {}, which runs as user {:?},",
-                container.name,
-                container.config.user.as_deref().unwrap_or_default()
-            )));
-        }
-        Self::clear_of_mounts(&container, &clean(path), path)?;
         let rootfs = self.mount_rootfs(&container)?;
         let missing = Self::not_found(&container, path);
         let dir = rootfs.open(&clean(path), OFlags::PATH).map_err(&missing)?;
@@ -333,15 +313,21 @@ impl Engine {
             ));
         }
         let resolved = rootfs.container_path(&dir).map_err(&missing)?;
-        Self::clear_of_mounts(&container, &resolved, path)?;
-        if container.config.security.read_only {
-            return Err(Error::InvalidParameter(
-                "container rootfs is marked read-only".into(),
-            ));
-        }
-        let dir = rootfs
-            .open(&resolved, OFlags::RDONLY | OFlags::DIRECTORY)
-            .map_err(&missing)?;
+        Self::check_writable(&container, &rootfs, &resolved)?;
+        let owner = match container.config.user.as_deref() {
+            Some(user) if options.copy_uid_gid && !user.is_empty() => {
+                Some(Self::owner_in(&rootfs, user)?)
+            }
+            _ => None,
+        };
+        let dir = openat(
+            &dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)
+        .map_err(&missing)?;
         let stream = keel_image::unpack::decompress(content)
             .context(|| format!("cannot read the archive for {path}"))?;
         keel_image::unpack::unpack_tree_with(
@@ -352,9 +338,7 @@ impl Engine {
             &Cancel::default(),
             keel_image::unpack::TreeOptions {
                 keep_directories: options.no_overwrite_dir_non_dir,
-                // The tar's owners: what copyUIDGID also keeps for a
-                // container without a user, as Docker does.
-                owner: None,
+                owner,
             },
         )?;
         self.container_event(&container, "extract-to-dir", &[]);

@@ -8,6 +8,7 @@ mod build;
 mod changes;
 mod commit;
 mod container;
+mod container_fs;
 mod distribution;
 mod error;
 mod events;
