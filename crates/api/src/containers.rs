@@ -744,11 +744,41 @@ pub async fn attach(
     query: Query,
     request: Request<Incoming>,
 ) -> Result<Reply> {
-    let container = daemon.engine.container(&name)?;
+    let (streams, connect) = attachment(&daemon, &name, &query, &|key| query.flag(key))?;
+    Ok(attach::hijack(request, streams, connect, || {}))
+}
+
+/// GET /containers/{id}/attach/ws: the attachment over a WebSocket. As
+/// dockerd, the streams default to all three before API 1.42.
+pub async fn attach_websocket(
+    daemon: Arc<Daemon>,
+    name: String,
+    query: Query,
+    request: Request<Incoming>,
+) -> Result<Reply> {
+    let before_1_42 = crate::api_version(request.uri().path()).is_some_and(|v| v < (1, 42));
+    let (streams, connect) = attachment(&daemon, &name, &query, &|key| {
+        before_1_42 || query.flag(key)
+    })?;
+    attach::websocket(request, streams, connect, || {})
+}
+
+/// The streams container `name`'s attachment takes (`asked` says which of
+/// stdin, stdout and stderr the client wants) and how it connects.
+fn attachment(
+    daemon: &Daemon,
+    name: &str,
+    query: &Query,
+    asked: &dyn Fn(&str) -> bool,
+) -> Result<(
+    Streams,
+    impl FnOnce() -> std::result::Result<std::os::unix::net::UnixStream, String> + Send + 'static,
+)> {
+    let container = daemon.engine.container(name)?;
     let streams = Streams {
-        stdin: query.flag("stdin") && container.config.open_stdin,
-        stdout: query.flag("stdout"),
-        stderr: query.flag("stderr"),
+        stdin: asked("stdin") && container.config.open_stdin,
+        stdout: asked("stdout"),
+        stderr: asked("stderr"),
         tty: container.config.tty,
         detach_keys: attach::detach_keys(query.get("detachKeys"))?,
     };
@@ -762,39 +792,7 @@ pub async fn attach(
             .and_then(keel_engine::Attachment::connection)
             .ok_or_else(String::new)
     };
-    Ok(attach::hijack(request, streams, connect, || {}))
-}
-
-/// GET /containers/{id}/attach/ws: the attachment over a WebSocket. As
-/// dockerd, the streams default to all three before API 1.42.
-pub async fn attach_websocket(
-    daemon: Arc<Daemon>,
-    name: String,
-    query: Query,
-    request: Request<Incoming>,
-) -> Result<Reply> {
-    let container = daemon.engine.container(&name)?;
-    let asked = |key: &str| match crate::api_version(request.uri().path()) {
-        Some((1, minor)) if minor < 42 => true,
-        _ => query.flag(key),
-    };
-    let streams = Streams {
-        stdin: asked("stdin") && container.config.open_stdin,
-        stdout: asked("stdout"),
-        stderr: asked("stderr"),
-        tty: container.config.tty,
-        detach_keys: attach::detach_keys(query.get("detachKeys"))?,
-    };
-    let attachment = match query.flag("stream") {
-        true => Some(daemon.engine.attach(&container.id)?),
-        false => None,
-    };
-    let connect = move || {
-        attachment
-            .and_then(keel_engine::Attachment::connection)
-            .ok_or_else(String::new)
-    };
-    attach::websocket(request, streams, connect, || {})
+    Ok((streams, connect))
 }
 
 /// POST /containers/{id}/resize?h=&w=
